@@ -1,0 +1,283 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sluice-dev/sluice/config"
+)
+
+// Exit codes shared by every command (SPEC §1).
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitChanges = 2 // plan -detailed-exitcode; check: some checks fail
+	exitFormat  = 3 // fmt -check: some file is not formatted
+)
+
+// env is what a command runs in; tests build one in-process.
+type env struct {
+	dir    string // the configuration directory (-chdir)
+	color  bool
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// command is one sluice subcommand.
+type command struct {
+	name     string
+	synopsis string
+	usage    string // flags and arguments, after "sluice NAME"
+	run      func(e *env, args []string) int
+}
+
+// commands lists every command of SPEC §1, in the order help shows them.
+// Commands whose capability is not built yet say so and exit 1.
+var commands []*command
+
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("sluice", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	chdir := global.String("chdir", "", "")
+	noColor := global.Bool("no-color", false, "")
+	showVersion := global.Bool("version", false, "")
+	showHelp := global.Bool("help", false, "")
+	global.BoolVar(showHelp, "h", false, "")
+	if err := global.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "Error: %s\n\n", err)
+		writeHelp(stderr)
+		return exitError
+	}
+	e := &env{
+		dir:    ".",
+		stdin:  stdin,
+		stdout: stdout,
+		stderr: stderr,
+		color:  !*noColor && os.Getenv("NO_COLOR") == "" && isTerminal(stderr),
+	}
+	if *chdir != "" {
+		fi, err := os.Stat(*chdir)
+		if err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "Error: -chdir=%s: not a directory\n", *chdir)
+			return exitError
+		}
+		e.dir = *chdir
+	}
+	rest := global.Args()
+	switch {
+	case *showVersion:
+		return runVersion(e, nil)
+	case *showHelp || len(rest) == 0:
+		writeHelp(stdout)
+		if len(rest) == 0 && !*showHelp {
+			return exitError
+		}
+		return exitOK
+	}
+	c := findCommand(rest[0])
+	if c == nil {
+		names := make([]string, len(commands))
+		for i, c := range commands {
+			names[i] = c.name
+		}
+		fmt.Fprintf(stderr, "Error: unknown command %q.%s Run `sluice help` for the list.\n", rest[0], closest(rest[0], names))
+		return exitError
+	}
+	return c.run(e, rest[1:])
+}
+
+func closest(given string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(given, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// newFlags makes a command's flag set; -h prints its usage.
+func newFlags(e *env, c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments ("inspect postgres.prod -json"), which the standard
+// flag package alone does not allow.
+func parseArgs(e *env, c *command, fs *flag.FlagSet, args []string) ([]string, bool) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				writeCommandHelp(e.stdout, c, fs)
+				return nil, false
+			}
+			fmt.Fprintf(e.stderr, "Error: %s\n\n", err)
+			writeCommandHelp(e.stderr, c, fs)
+			return nil, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, true
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// stringsFlag collects a repeatable flag (-var, -var-file, -target).
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// varFlags are the -var and -var-file flags of commands that load values.
+type varFlags struct {
+	vars, files stringsFlag
+}
+
+func (v *varFlags) register(fs *flag.FlagSet) {
+	fs.Var(&v.vars, "var", "set a variable: -var=NAME=VALUE (repeatable)")
+	fs.Var(&v.files, "var-file", "read variables from a file (repeatable)")
+}
+
+// loadConfig loads the configuration with the command's variables and
+// prints the diagnostics for people. The returned diagnostics are for
+// callers that render JSON instead (print=false).
+func (e *env) loadConfig(v *varFlags, print bool) (*config.Config, hcl.Diagnostics) {
+	var opts config.Options
+	if v != nil {
+		opts.Vars = v.vars
+		for _, f := range v.files {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(e.dir, f)
+			}
+			opts.VarFiles = append(opts.VarFiles, f)
+		}
+	}
+	cfg, diags := config.Load(e.dir, opts)
+	if print {
+		e.printDiagnostics(diags, cfg.Files)
+	}
+	return cfg, diags
+}
+
+func (e *env) printDiagnostics(diags hcl.Diagnostics, files map[string]*hcl.File) {
+	if len(diags) == 0 {
+		return
+	}
+	dw := &config.DiagnosticWriter{W: e.stderr, Files: files, Color: e.color}
+	_ = dw.WriteDiagnostics(sortDiagnostics(diags))
+}
+
+// sortDiagnostics orders diagnostics by file and position, errors before
+// warnings at the same place, so that output is stable and reads top-down.
+func sortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+	out := append(hcl.Diagnostics(nil), diags...)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Subject, out[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		case a.Start.Byte != b.Start.Byte:
+			return a.Start.Byte < b.Start.Byte
+		}
+		return out[i].Severity < out[j].Severity
+	})
+	return out
+}
+
+func writeHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: sluice [-chdir=DIR] [-no-color] COMMAND [flags] [args]
+
+sluice manages data-warehouse sources as code: sources, tables, sync types,
+prefixes and webhooks described in *.hcl files, planned and applied like
+infrastructure, synced by a daemon.
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.synopsis)
+	}
+	fmt.Fprint(w, `
+Global flags:
+  -chdir=DIR    read the configuration in DIR instead of the current directory
+  -no-color     do not color the output
+  -version      print the version
+
+Run "sluice COMMAND -h" for a command's flags.
+`)
+}
+
+func writeCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: sluice %s %s\n\n  %s\n", c.name, c.usage, c.synopsis)
+	if fs == nil {
+		return
+	}
+	var lines []string
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		flagText := "-" + f.Name
+		if name != "" {
+			flagText += "=" + name
+		}
+		lines = append(lines, fmt.Sprintf("  %-22s %s", flagText, usage))
+	})
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nFlags:\n%s\n", strings.Join(lines, "\n"))
+	}
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+)
+
+// functions returns the functions available in configuration: the cty
+// standard library's string, collection, numeric and encoding functions
+// under Terraform's names, plus env() and file().
+func functions(dir string, lookupEnv func(string) (string, bool)) map[string]function.Function {
+	return map[string]function.Function{
+		"env":  envFunc(lookupEnv),
+		"file": fileFunc(dir),
+
+		// strings
+		"chomp":         stdlib.ChompFunc,
+		"format":        stdlib.FormatFunc,
+		"formatlist":    stdlib.FormatListFunc,
+		"indent":        stdlib.IndentFunc,
+		"join":          stdlib.JoinFunc,
+		"lower":         stdlib.LowerFunc,
+		"regex":         stdlib.RegexFunc,
+		"regexall":      stdlib.RegexAllFunc,
+		"regex_replace": stdlib.RegexReplaceFunc,
+		"replace":       stdlib.ReplaceFunc,
+		"split":         stdlib.SplitFunc,
+		"strlen":        stdlib.StrlenFunc,
+		"strrev":        stdlib.ReverseFunc,
+		"substr":        stdlib.SubstrFunc,
+		"title":         stdlib.TitleFunc,
+		"trim":          stdlib.TrimFunc,
+		"trimprefix":    stdlib.TrimPrefixFunc,
+		"trimspace":     stdlib.TrimSpaceFunc,
+		"trimsuffix":    stdlib.TrimSuffixFunc,
+		"upper":         stdlib.UpperFunc,
+
+		// collections
+		"chunklist":       stdlib.ChunklistFunc,
+		"coalesce":        stdlib.CoalesceFunc,
+		"coalescelist":    stdlib.CoalesceListFunc,
+		"compact":         stdlib.CompactFunc,
+		"concat":          stdlib.ConcatFunc,
+		"contains":        stdlib.ContainsFunc,
+		"distinct":        stdlib.DistinctFunc,
+		"element":         stdlib.ElementFunc,
+		"flatten":         stdlib.FlattenFunc,
+		"index":           stdlib.IndexFunc,
+		"keys":            stdlib.KeysFunc,
+		"length":          stdlib.LengthFunc,
+		"lookup":          stdlib.LookupFunc,
+		"merge":           stdlib.MergeFunc,
+		"range":           stdlib.RangeFunc,
+		"reverse":         stdlib.ReverseListFunc,
+		"setintersection": stdlib.SetIntersectionFunc,
+		"setproduct":      stdlib.SetProductFunc,
+		"setsubtract":     stdlib.SetSubtractFunc,
+		"setunion":        stdlib.SetUnionFunc,
+		"slice":           stdlib.SliceFunc,
+		"sort":            stdlib.SortFunc,
+		"values":          stdlib.ValuesFunc,
+		"zipmap":          stdlib.ZipmapFunc,
+
+		// numbers
+		"abs":      stdlib.AbsoluteFunc,
+		"ceil":     stdlib.CeilFunc,
+		"floor":    stdlib.FloorFunc,
+		"max":      stdlib.MaxFunc,
+		"min":      stdlib.MinFunc,
+		"parseint": stdlib.ParseIntFunc,
+
+		// encoding
+		"base64decode": base64DecodeFunc,
+		"base64encode": base64EncodeFunc,
+		"csvdecode":    stdlib.CSVDecodeFunc,
+		"jsondecode":   stdlib.JSONDecodeFunc,
+		"jsonencode":   stdlib.JSONEncodeFunc,
+		"urlencode":    urlEncodeFunc,
+	}
+}
+
+// envFunc reads an environment variable. An unset variable is an error
+// rather than "", so that a missing secret is caught before it reaches a
+// server; env("X", "default") gives a fallback.
+func envFunc(lookup func(string) (string, bool)) function.Function {
+	return function.New(&function.Spec{
+		Description: "Returns the value of an environment variable.",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam:    &function.Parameter{Name: "default", Type: cty.String},
+		Type:        function.StaticReturnType(cty.String),
+		RefineResult: func(b *cty.RefinementBuilder) *cty.RefinementBuilder {
+			return b.NotNull()
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			name := args[0].AsString()
+			if len(args) > 2 {
+				return cty.NilVal, function.NewArgErrorf(2, "env takes a name and at most one default")
+			}
+			if v, ok := lookup(name); ok {
+				return cty.StringVal(v), nil
+			}
+			if len(args) == 2 {
+				return args[1], nil
+			}
+			return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set; export it, or give a default: env(%q, \"...\")", name, name)
+		},
+	})
+}
+
+// fileFunc reads a file relative to the configuration directory, with "~"
+// expanded, so that keys and certificates can live outside the config.
+func fileFunc(dir string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Reads the contents of a file as a UTF-8 string.",
+		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			p, err := ResolvePath(dir, args[0].AsString())
+			if err != nil {
+				return cty.NilVal, function.NewArgError(0, err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return cty.NilVal, function.NewArgErrorf(0, "cannot read %s: %s", p, describeFSError(err))
+			}
+			if !utf8.Valid(b) {
+				return cty.NilVal, function.NewArgErrorf(0, "%s is not UTF-8 text; use base64 for binary content", p)
+			}
+			return cty.StringVal(string(b)), nil
+		},
+	})
+}
+
+func describeFSError(err error) string {
+	switch {
+	case os.IsNotExist(err):
+		return "no such file"
+	case os.IsPermission(err):
+		return "permission denied"
+	}
+	return err.Error()
+}
+
+// ResolvePath expands a leading "~" and makes a relative path relative to
+// dir, the configuration directory.
+func ResolvePath(dir, p string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot expand ~ in %q: %w", p, err)
+		}
+		p = filepath.Join(home, p[1:])
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	return p, nil
+}
+
+var base64EncodeFunc = function.New(&function.Spec{
+	Description: "Encodes a string with standard base64.",
+	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		return cty.StringVal(base64.StdEncoding.EncodeToString([]byte(args[0].AsString()))), nil
+	},
+})
+
+var base64DecodeFunc = function.New(&function.Spec{
+	Description: "Decodes a standard base64 string holding UTF-8 text.",
+	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		b, err := base64.StdEncoding.DecodeString(args[0].AsString())
+		if err != nil {
+			return cty.NilVal, function.NewArgErrorf(0, "not valid base64: %s", err)
+		}
+		if !utf8.Valid(b) {
+			return cty.NilVal, function.NewArgErrorf(0, "the decoded bytes are not UTF-8 text")
+		}
+		return cty.StringVal(string(b)), nil
+	},
+})
+
+var urlEncodeFunc = function.New(&function.Spec{
+	Description: "Escapes a string for use in a URL query.",
+	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		return cty.StringVal(url.QueryEscape(args[0].AsString())), nil
+	},
+})

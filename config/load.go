@@ -1,0 +1,318 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Options are the inputs of Load besides the files.
+type Options struct {
+	// Vars are -var arguments, "NAME=VALUE", in command-line order.
+	Vars []string
+	// VarFiles are -var-file paths; relative ones are read relative to the
+	// process's working directory (the CLI resolves them against -chdir).
+	VarFiles []string
+	// LookupEnv reads the environment; os.LookupEnv when nil. It serves
+	// env() and SLUICE_VAR_<name>.
+	LookupEnv func(string) (string, bool)
+}
+
+// maxDiagnosticsPerFile bounds what one unreadable file can print: a file
+// of garbage would otherwise give an error per line.
+const maxDiagnosticsPerFile = 20
+
+// MaxFileSize bounds a configuration file. Real configurations, even ones
+// generated for thousands of tables, are a few hundred KiB; a larger file
+// in the directory is almost certainly there by mistake.
+const MaxFileSize = 8 << 20
+
+// Load reads every *.hcl file directly in dir and returns the configuration
+// with every diagnostic found, errors and warnings, in one pass. The
+// configuration is usable only when the diagnostics hold no error; it is
+// returned anyway (with Files set) so that diagnostics can be rendered with
+// snippets.
+func Load(dir string, opts Options) (*Config, hcl.Diagnostics) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	cfg := &Config{
+		Dir:       dir,
+		Files:     map[string]*hcl.File{},
+		Variables: map[string]*Variable{},
+		Locals:    map[string]cty.Value{},
+	}
+	names, err := configFiles(dir)
+	if err != nil {
+		return cfg, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read the configuration directory",
+			Detail:   fmt.Sprintf("%s. Run sluice in the directory that holds your *.hcl files, or pass -chdir=DIR.", err),
+		}}
+	}
+	if len(names) == 0 {
+		return cfg, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No configuration files",
+			Detail:   fmt.Sprintf("The directory %s has no *.hcl files. Write one (see examples/quickstart), generate one with `sluice init`, or pass -chdir=DIR.", displayDir(dir)),
+		}}
+	}
+	var diags hcl.Diagnostics
+	var bodies []hcl.Body
+	for _, name := range names {
+		f, fd := parseFile(filepath.Join(dir, name), name)
+		diags = append(diags, fd...)
+		if f != nil {
+			cfg.Files[name] = f
+			bodies = append(bodies, f.Body)
+		}
+	}
+	if diags.HasErrors() {
+		// Decoding a file that did not parse would pile confusing errors on
+		// top of the syntax errors that explain them.
+		return cfg, diags
+	}
+	l := &loader{cfg: cfg, opts: opts}
+	l.load(bodies)
+	return cfg, append(diags, l.e.diags...)
+}
+
+func displayDir(dir string) string {
+	if dir == "" || dir == "." {
+		return "the current directory"
+	}
+	return dir
+}
+
+// configFiles lists the *.hcl files directly in dir, sorted, so that
+// diagnostics come out in a stable order.
+func configFiles(dir string) ([]string, error) {
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %s", dir, describeFSError(err))
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsDir() || !strings.HasSuffix(e.Name(), ".hcl") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// parseFile reads and parses one file, refusing binary or oversized input
+// with a single clear diagnostic rather than one error per garbage line.
+func parseFile(path, name string) (*hcl.File, hcl.Diagnostics) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration file", Detail: fmt.Sprintf("%s: %s.", name, describeFSError(err))}}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Configuration file too large",
+			Detail:   fmt.Sprintf("%s is %s; the limit is %s. Every *.hcl file in the directory is read as configuration: move other files elsewhere.", name, FormatSize(fi.Size()), FormatSize(MaxFileSize)),
+			Subject:  &hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration file", Detail: fmt.Sprintf("%s: %s.", name, describeFSError(err))}}
+	}
+	return ParseSource(src, name)
+}
+
+// ParseSource parses the text of one configuration file.
+func ParseSource(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
+	if pos, bad := firstNonText(src); bad {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Configuration file is not text",
+			Detail:   fmt.Sprintf("%s holds bytes that are not UTF-8 text (line %d, column %d). Configuration files are UTF-8 HCL; move other files out of the configuration directory.", name, pos.Line, pos.Column),
+			Subject:  &hcl.Range{Filename: name, Start: pos, End: pos},
+		}}
+	}
+	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	if errs := countErrors(diags); errs > maxDiagnosticsPerFile {
+		kept := diags[:0:0]
+		for _, d := range diags {
+			if len(kept) < maxDiagnosticsPerFile {
+				kept = append(kept, d)
+			}
+		}
+		kept = append(kept, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Too many errors",
+			Detail:   fmt.Sprintf("%d more errors in %s are not shown; is it an HCL file?", errs-maxDiagnosticsPerFile, name),
+		})
+		diags = kept
+	}
+	return f, diags
+}
+
+func countErrors(diags hcl.Diagnostics) int {
+	n := 0
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			n++
+		}
+	}
+	return n
+}
+
+// firstNonText finds the first NUL byte or invalid UTF-8 sequence.
+func firstNonText(src []byte) (hcl.Pos, bool) {
+	i := bytes.IndexByte(src, 0)
+	if i < 0 {
+		if utf8.Valid(src) {
+			return hcl.Pos{}, false
+		}
+		for j := 0; j < len(src); {
+			r, size := utf8.DecodeRune(src[j:])
+			if r == utf8.RuneError && size <= 1 {
+				i = j
+				break
+			}
+			j += size
+		}
+	}
+	line := 1 + bytes.Count(src[:i], []byte("\n"))
+	col := i - bytes.LastIndexByte(src[:i], '\n')
+	return hcl.Pos{Line: line, Column: col, Byte: i}, true
+}
+
+// loader holds the state of one Load.
+type loader struct {
+	cfg  *Config
+	opts Options
+	e    evaluator
+}
+
+func (l *loader) load(bodies []hcl.Body) {
+	var blocks hcl.Blocks
+	for _, b := range bodies {
+		content, diags := b.Content(rootSchema)
+		l.e.diags = append(l.e.diags, diags...)
+		blocks = append(blocks, content.Blocks...)
+	}
+	byType := map[string]hcl.Blocks{}
+	for _, b := range blocks {
+		byType[b.Type] = append(byType[b.Type], b)
+	}
+
+	l.e.variables = l.cfg.Variables
+	l.e.locals = map[string]bool{}
+	l.decodeVariables(byType["variable"])
+	l.assignVariables()
+	l.e.ctx = &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": l.varObject()},
+		Functions: functions(l.cfg.Dir, l.opts.LookupEnv),
+	}
+	l.decodeLocals(byType["locals"])
+
+	l.decodeState(single(&l.e, byType["state"]))
+	l.decodeWarehouse(single(&l.e, byType["warehouse"]))
+	l.decodeRunner(single(&l.e, byType["runner"]))
+	for _, b := range byType["source"] {
+		if s := l.decodeSource(b); s != nil {
+			l.cfg.Sources = append(l.cfg.Sources, s)
+		}
+	}
+	l.checkSources()
+}
+
+// single returns the one block of a kind that may appear once, reporting
+// any repeat.
+func single(e *evaluator, blocks hcl.Blocks) *hcl.Block {
+	for _, b := range blocks[min(1, len(blocks)):] {
+		e.diags = append(e.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Duplicate %s block", b.Type),
+			Detail:   fmt.Sprintf("Only one %s block is allowed; the first is at %s.", b.Type, blocks[0].DefRange),
+			Subject:  b.DefRange.Ptr(),
+		})
+	}
+	if len(blocks) == 0 {
+		return nil
+	}
+	return blocks[0]
+}
+
+func (l *loader) content(b *hcl.Block, schema *hcl.BodySchema) hcl.Attributes {
+	c, diags := b.Body.Content(schema)
+	l.e.diags = append(l.e.diags, diags...)
+	return c.Attributes
+}
+
+func (l *loader) decodeState(b *hcl.Block) {
+	st := &l.cfg.State
+	st.Backend, st.Path = "local", ".sluice/state.json"
+	if b == nil {
+		return
+	}
+	st.DeclRange = b.DefRange
+	sens := map[string]bool{}
+	a := &attrs{e: &l.e, m: l.content(b, stateSchema), sensitive: sens}
+	if a.str("backend", &st.Backend) {
+		a.oneOf("backend", st.Backend, []string{"local", "postgres"})
+	}
+	a.str("path", &st.Path)
+	a.str("url", &st.URL)
+	st.URLSensitive = sens["url"]
+	if st.Backend == "postgres" && !a.has("url") {
+		l.e.diags = append(l.e.diags, errorAt(b.DefRange, "Missing state URL",
+			`The postgres state backend needs url, such as url = env("SLUICE_STATE_URL").`))
+	}
+}
+
+func (l *loader) decodeWarehouse(b *hcl.Block) {
+	w := &l.cfg.Warehouse
+	w.Backend, w.Path, w.Schema = "parquet", "warehouse", "public"
+	if b == nil {
+		return
+	}
+	w.DeclRange = b.DefRange
+	sens := map[string]bool{}
+	a := &attrs{e: &l.e, m: l.content(b, warehouseSchema), sensitive: sens}
+	if a.str("backend", &w.Backend) {
+		a.oneOf("backend", w.Backend, []string{"parquet", "postgres"})
+	}
+	a.str("path", &w.Path)
+	a.str("url", &w.URL)
+	a.str("schema", &w.Schema)
+	a.boolean("drop_cascade", &w.DropCascade)
+	w.URLSensitive = sens["url"]
+	if w.Backend == "postgres" && !a.has("url") {
+		l.e.diags = append(l.e.diags, errorAt(b.DefRange, "Missing warehouse URL",
+			`The postgres warehouse backend needs url, such as url = env("SLUICE_WAREHOUSE_URL").`))
+	}
+}
+
+func (l *loader) decodeRunner(b *hcl.Block) {
+	r := &l.cfg.Runner
+	r.Listen, r.Concurrency = "127.0.0.1:8080", 4
+	if b == nil {
+		return
+	}
+	r.DeclRange = b.DefRange
+	a := &attrs{e: &l.e, m: l.content(b, runnerSchema)}
+	if a.str("listen", &r.Listen) {
+		if _, port, ok := strings.Cut(r.Listen, ":"); !ok || port == "" {
+			a.errorf("listen", "Invalid listen address", "listen must be HOST:PORT, such as 127.0.0.1:8080 or :8080.")
+		}
+	}
+	a.integer("concurrency", 1, 1024, &r.Concurrency)
+}

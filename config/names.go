@@ -1,0 +1,110 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// prefixPattern is what a prefix must look like: it starts every warehouse
+// table name, which must be a plain lowercase identifier everywhere.
+var prefixPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// slotPattern is PostgreSQL's own rule for replication slot names.
+var slotPattern = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// maxIdentifierBytes is PostgreSQL's NAMEDATALEN-1.
+const maxIdentifierBytes = 63
+
+// ParseTableName splits a table label into schema and table. A dot separates
+// schema from table; double quotes protect dots and quotes inside a part
+// ("a""b" is a"b), as in SQL. Unquoted parts are taken exactly as written:
+// sluice never folds case, so "Orders" names the table Orders.
+func ParseTableName(s string) (schema, table string, err error) {
+	var parts []string
+	var cur strings.Builder
+	quoted, inQuotes, i := false, false, 0
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case inQuotes && c == '"' && i+1 < len(s) && s[i+1] == '"':
+			cur.WriteByte('"')
+			i++
+		case c == '"' && (inQuotes || cur.Len() == 0):
+			inQuotes = !inQuotes
+			quoted = true
+		case c == '"':
+			return "", "", fmt.Errorf("table name %q has a stray double quote; quote a whole part, as in \"sales\".\"Order Items\"", s)
+		case c == '.' && !inQuotes:
+			parts = append(parts, cur.String())
+			cur.Reset()
+			quoted = false
+		default:
+			if quoted && !inQuotes {
+				return "", "", fmt.Errorf("table name %q has text after a closing quote", s)
+			}
+			cur.WriteByte(c)
+		}
+		i++
+	}
+	if inQuotes {
+		return "", "", fmt.Errorf("table name %q has an unterminated double quote", s)
+	}
+	parts = append(parts, cur.String())
+	for _, p := range parts {
+		if p == "" {
+			return "", "", fmt.Errorf("table name %q has an empty part; write \"table\" or \"schema.table\"", s)
+		}
+		if len(p) > maxIdentifierBytes {
+			return "", "", fmt.Errorf("%q is longer than PostgreSQL's limit of %d bytes", p, maxIdentifierBytes)
+		}
+	}
+	switch len(parts) {
+	case 1:
+		return "", parts[0], nil
+	case 2:
+		return parts[0], parts[1], nil
+	}
+	return "", "", fmt.Errorf("table name %q has more than two parts; write \"table\" or \"schema.table\" (quote a part that contains a dot)", s)
+}
+
+// WarehouseName is the name of the warehouse table a source table lands in:
+// <prefix>_<table> for tables in the source's schema, and
+// <prefix>_<schema>_<table> otherwise, lowercased with every character
+// outside [a-z0-9_] replaced by "_".
+func WarehouseName(prefix, sourceSchema, schema, table string) string {
+	name := prefix + "_"
+	if schema != "" && schema != sourceSchema {
+		name += schema + "_"
+	}
+	return sanitizeName(name + table)
+}
+
+// WarehouseName is the warehouse table this table lands in.
+func (t *Table) WarehouseName(s *Source) string {
+	schema := ""
+	if s.Postgres != nil {
+		schema = s.Postgres.Schema
+	}
+	return WarehouseName(s.Prefix, schema, t.Schema, t.Table)
+}
+
+func sanitizeName(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// defaultResourceName makes a publication or slot name from a source name,
+// which may hold characters PostgreSQL's slot names do not allow.
+func defaultResourceName(prefix, sourceName string) string {
+	n := sanitizeName(prefix + sourceName)
+	if len(n) > maxIdentifierBytes {
+		n = n[:maxIdentifierBytes]
+	}
+	return n
+}

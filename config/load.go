@@ -66,23 +66,32 @@ func Load(dir string, opts Options) (*Config, hcl.Diagnostics) {
 		}}
 	}
 	var diags hcl.Diagnostics
-	var bodies []hcl.Body
+	var files []*hcl.File
 	for _, name := range names {
 		f, fd := parseFile(filepath.Join(dir, name), name)
 		diags = append(diags, fd...)
 		if f != nil {
-			cfg.Files[name] = f
-			bodies = append(bodies, f.Body)
+			files = append(files, f)
 		}
 	}
-	if diags.HasErrors() {
-		// Decoding a file that did not parse would pile confusing errors on
-		// top of the syntax errors that explain them.
-		return cfg, diags
+	return cfg, append(diags, decode(cfg, names, files, diags.HasErrors(), opts)...)
+}
+
+// decode decodes parsed files into cfg. Files that did not parse are not
+// decoded: that would pile confusing errors on top of the syntax errors
+// that explain them.
+func decode(cfg *Config, names []string, files []*hcl.File, parseFailed bool, opts Options) hcl.Diagnostics {
+	var bodies []hcl.Body
+	for i, f := range files {
+		cfg.Files[names[i]] = f
+		bodies = append(bodies, f.Body)
+	}
+	if parseFailed {
+		return nil
 	}
 	l := &loader{cfg: cfg, opts: opts}
 	l.load(bodies)
-	return cfg, append(diags, l.e.diags...)
+	return l.e.diags
 }
 
 func displayDir(dir string) string {

@@ -69,6 +69,8 @@ func (l *loader) decodeVariables(blocks hcl.Blocks) {
 // order, -var flags in order.
 func (l *loader) assignVariables() {
 	vals := map[string]cty.Value{}
+	// A variable given an invalid value is not also reported as missing.
+	invalid := func(name string) { vals[name] = cty.UnknownVal(l.cfg.Variables[name].Type) }
 	for name, v := range l.cfg.Variables {
 		if v.Default != cty.NilVal {
 			vals[name] = v.Default
@@ -76,6 +78,7 @@ func (l *loader) assignVariables() {
 		if raw, ok := l.opts.LookupEnv(EnvVarPrefix + name); ok {
 			if val, diags := parseRawValue(v, raw, "environment variable "+EnvVarPrefix+name); diags.HasErrors() {
 				l.e.diags = append(l.e.diags, diags...)
+				invalid(name)
 			} else {
 				vals[name] = val
 			}
@@ -99,6 +102,7 @@ func (l *loader) assignVariables() {
 		}
 		if val, diags := parseRawValue(v, raw, "-var option "+name); diags.HasErrors() {
 			l.e.diags = append(l.e.diags, diags...)
+			invalid(name)
 		} else {
 			vals[name] = val
 		}
@@ -173,10 +177,12 @@ func (l *loader) readVarFile(path string, vals map[string]cty.Value) {
 		}
 		val, _, ok := fe.value(attr.Expr)
 		if !ok {
+			vals[name] = cty.UnknownVal(v.Type)
 			continue
 		}
 		cv, err := convert.Convert(val, v.Type)
 		if err != nil {
+			vals[name] = cty.UnknownVal(v.Type)
 			l.e.diags = append(l.e.diags, errorAt(attr.Expr.Range(), "Invalid value for variable",
 				"The value does not fit variable %q (%s): %s.", name, typeexpr.TypeString(v.Type), err))
 			continue

@@ -76,15 +76,15 @@ func TestStaticErrors(t *testing.T) {
 		detail string // a substring of the first diagnostic's detail
 	}{
 		{
-			name: "unknown attribute with suggestion",
-			src:  pgHead + "  pasword = \"x\"\n}\n",
-			want: []diag{{"error", "Unsupported argument", 3}},
+			name:   "unknown attribute with suggestion",
+			src:    pgHead + "  pasword = \"x\"\n}\n",
+			want:   []diag{{"error", "Unsupported argument", 3}},
 			detail: `Did you mean "password"?`,
 		},
 		{
-			name: "unknown block with suggestion",
-			src:  pgHead + "  tabel \"orders\" {\n    sync = \"full_refresh\"\n  }\n}\n",
-			want: []diag{{"error", "Unsupported block type", 3}},
+			name:   "unknown block with suggestion",
+			src:    pgHead + "  tabel \"orders\" {\n    sync = \"full_refresh\"\n  }\n}\n",
+			want:   []diag{{"error", "Unsupported block type", 3}},
 			detail: `Did you mean "table"?`,
 		},
 		{

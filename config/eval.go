@@ -66,7 +66,7 @@ func (e *evaluator) checkReferences(expr hcl.Expression) bool {
 				e.diags = append(e.diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
 					Summary:  "Reference to undeclared input variable",
-					Detail:   fmt.Sprintf("An input variable with the name %q has not been declared.%s Declare it with a variable %q {} block.", step.Name, suggest(step.Name, keysOf(e.variables)), step.Name),
+					Detail:   undeclaredDetail("An input variable", step.Name, keysOf(e.variables), fmt.Sprintf(" Declare it with a variable %q {} block.", step.Name)),
 					Subject:  tr.SourceRange().Ptr(),
 				})
 				ok = false
@@ -76,7 +76,7 @@ func (e *evaluator) checkReferences(expr hcl.Expression) bool {
 				e.diags = append(e.diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
 					Summary:  "Reference to undeclared local value",
-					Detail:   fmt.Sprintf("A local value with the name %q has not been declared.%s", step.Name, suggest(step.Name, keysOf(e.locals))),
+					Detail:   undeclaredDetail("A local value", step.Name, keysOf(e.locals), " Define it in a locals block."),
 					Subject:  tr.SourceRange().Ptr(),
 				})
 				ok = false
@@ -84,6 +84,16 @@ func (e *evaluator) checkReferences(expr hcl.Expression) bool {
 		}
 	}
 	return ok
+}
+
+// undeclaredDetail suggests the closest declared name, or how to declare
+// the name when nothing is close.
+func undeclaredDetail(what, name string, declared []string, howToDeclare string) string {
+	msg := fmt.Sprintf("%s with the name %q has not been declared.", what, name)
+	if s := suggest(name, declared); s != "" {
+		return msg + s
+	}
+	return msg + howToDeclare
 }
 
 // attrs decodes the attributes of one block into typed fields, recording

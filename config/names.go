@@ -90,13 +90,15 @@ func (t *Table) WarehouseName(s *Source) string {
 }
 
 func sanitizeName(s string) string {
-	b := []byte(strings.ToLower(s))
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			b[i] = '_'
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
 		}
-	}
-	return string(b)
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // defaultResourceName makes a publication or slot name from a source name,

@@ -153,24 +153,28 @@ func newFlags(e *env, c *command) *flag.FlagSet {
 	return fs
 }
 
+// proceed is parseArgs's answer when the command should go on.
+const proceed = -1
+
 // parseArgs parses flags that may come before, between or after the
 // positional arguments ("inspect postgres.prod -json"), which the standard
-// flag package alone does not allow.
-func parseArgs(e *env, c *command, fs *flag.FlagSet, args []string) ([]string, bool) {
+// flag package alone does not allow. It returns the exit code to stop with
+// (after -h, or a bad flag), or proceed.
+func parseArgs(e *env, c *command, fs *flag.FlagSet, args []string) ([]string, int) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				writeCommandHelp(e.stdout, c, fs)
-				return nil, false
+				return nil, exitOK
 			}
 			fmt.Fprintf(e.stderr, "Error: %s\n\n", err)
 			writeCommandHelp(e.stderr, c, fs)
-			return nil, false
+			return nil, exitError
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return positional, true
+			return positional, proceed
 		}
 		positional = append(positional, args[0])
 		args = args[1:]
@@ -189,8 +193,8 @@ type varFlags struct {
 }
 
 func (v *varFlags) register(fs *flag.FlagSet) {
-	fs.Var(&v.vars, "var", "set a variable: -var=NAME=VALUE (repeatable)")
-	fs.Var(&v.files, "var-file", "read variables from a file (repeatable)")
+	fs.Var(&v.vars, "var", "set a variable: `NAME=VALUE` (repeatable)")
+	fs.Var(&v.files, "var-file", "read variables from a `FILE` of NAME = VALUE lines (repeatable)")
 }
 
 // loadConfig loads the configuration with the command's variables and

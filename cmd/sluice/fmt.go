@@ -21,9 +21,9 @@ func runFmt(e *env, args []string) int {
 	check := fs.Bool("check", false, "change nothing; exit 3 if any file is not formatted")
 	diff := fs.Bool("diff", false, "print the changes as a unified diff")
 	list := fs.Bool("list", true, "print the names of files whose formatting differs")
-	paths, ok := parseArgs(e, c, fs, args)
-	if !ok {
-		return exitError
+	paths, code := parseArgs(e, c, fs, args)
+	if code != proceed {
+		return code
 	}
 	if len(paths) == 0 {
 		paths = []string{e.dir}

@@ -22,9 +22,9 @@ func runValidate(e *env, args []string) int {
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	var vf varFlags
 	vf.register(fs)
-	pos, ok := parseArgs(e, c, fs, args)
-	if !ok {
-		return exitError
+	pos, code := parseArgs(e, c, fs, args)
+	if code != proceed {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(e.stderr, "Error: validate takes no arguments; use -chdir=%s to validate another directory.\n", pos[0])

@@ -1,0 +1,35 @@
+# sluice developer tasks. `make test` is what CI runs (.ci/run); it installs
+# the PostgreSQL 15 server the integration tests start when it is missing.
+
+GO ?= go
+
+.PHONY: build test demo bench lint fuzz clean ensure-postgres
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+ensure-postgres:
+	bash scripts/ensure-postgres.sh
+
+# go test output is left as is: CI reads its closing lines.
+test: ensure-postgres
+	$(GO) mod download
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+demo: ensure-postgres build
+	$(GO) run ./cmd/sluice-demo
+
+bench: ensure-postgres
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -fuzz=FuzzLoad -fuzztime=60s ./config
+
+clean:
+	rm -rf bin .demo

@@ -38,11 +38,9 @@ type command struct {
 	synopsis string
 	usage    string // flags and arguments, after "sluice NAME"
 	run      func(e *env, args []string) int
+	// notYet names the capability a command arrives with while run is nil.
+	notYet string
 }
-
-// commands lists every command of SPEC §1, in the order help shows them.
-// Commands whose capability is not built yet say so and exit 1.
-var commands []*command
 
 func findCommand(name string) *command {
 	for _, c := range commands {
@@ -101,7 +99,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: unknown command %q.%s Run `sluice help` for the list.\n", rest[0], closest(rest[0], names))
 		return exitError
 	}
-	return c.run(e, rest[1:])
+	return c.exec(e, rest[1:])
+}
+
+func (c *command) exec(e *env, args []string) int {
+	if c.run == nil {
+		return runNotBuilt(e, c, args)
+	}
+	return c.run(e, args)
 }
 
 func closest(given string, names []string) string {

@@ -15,6 +15,8 @@ import (
 	"github.com/sluice-dev/sluice/config"
 )
 
+func init() { implement("fmt", runFmt) }
+
 func runFmt(e *env, args []string) int {
 	c := findCommand("fmt")
 	fs := newFlags(e, c)

@@ -16,6 +16,8 @@ type validateJSON struct {
 	Diagnostics   []config.JSONDiagnostic `json:"diagnostics"`
 }
 
+func init() { implement("validate", runValidate) }
+
 func runValidate(e *env, args []string) int {
 	c := findCommand("validate")
 	fs := newFlags(e, c)

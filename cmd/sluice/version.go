@@ -9,6 +9,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "v0.1.0-dev"
 
+func init() { implement("version", runVersion) }
+
 func runVersion(e *env, args []string) int {
 	v := version
 	if bi, ok := debug.ReadBuildInfo(); ok && version == "v0.1.0-dev" {

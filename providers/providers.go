@@ -1,0 +1,209 @@
+// Package providers defines what sluice needs from a source type, as small
+// capability interfaces that each source type implements as far as it can,
+// and the model of what one introspection pass observes.
+//
+// The planner consumes Observed values and never talks to a source itself,
+// so everything it needs to decide must be here.
+package providers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/sluice-dev/sluice/config"
+)
+
+// Inspector introspects a live source in one pass (a constant number of
+// catalog queries, whatever the number of tables).
+type Inspector interface {
+	Inspect(ctx context.Context) (*Observed, error)
+}
+
+// Source is a configured source of any type. Other capabilities
+// (ResourceManager, SnapshotReader, ChangeStream, WebhookSource) are
+// discovered with type assertions.
+type Source interface {
+	Inspector
+	// Close releases connections and tunnels.
+	Close() error
+}
+
+// Factory opens a source from its configuration. It may connect lazily.
+type Factory func(ctx context.Context, src *config.Source) (Source, error)
+
+var (
+	mu       sync.Mutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a source type available; provider packages call it from
+// init.
+func Register(sourceType string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	registry[sourceType] = f
+}
+
+// Open opens the configured source with its type's factory.
+func Open(ctx context.Context, src *config.Source) (Source, error) {
+	mu.Lock()
+	f, ok := registry[src.Type]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("source type %q is not available in this build of sluice", src.Type)
+	}
+	return f(ctx, src)
+}
+
+// Types lists the registered source types.
+func Types() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Observed is what one introspection pass saw of a live source.
+type Observed struct {
+	// Source is the source's address, "postgres.prod".
+	Source string `json:"source"`
+	// ServerVersion is the server's version number (PostgreSQL's
+	// server_version_num, e.g. 150004); 0 for non-database sources.
+	ServerVersion int `json:"server_version,omitempty"`
+	// WALPosition is pg_current_wal_lsn() at the time of the pass, as text.
+	WALPosition string  `json:"wal_position,omitempty"`
+	Tables      []Table `json:"tables"`
+	// Publication is the source's publication, nil when it does not exist.
+	Publication *Publication `json:"publication,omitempty"`
+	// Slot is the source's replication slot, nil when it does not exist.
+	Slot *Slot `json:"slot,omitempty"`
+	// Checks are the CDC prerequisites, filled when the source has cdc
+	// tables (or when asked by `sluice check`).
+	Checks []Check `json:"checks,omitempty"`
+	// Webhook is the registered webhook endpoint, nil when none matches.
+	Webhook *WebhookEndpoint `json:"webhook,omitempty"`
+}
+
+// Table finds a table by schema and name (exact, case-sensitive), or nil.
+func (o *Observed) Table(schema, name string) *Table {
+	for i := range o.Tables {
+		if o.Tables[i].Schema == schema && o.Tables[i].Name == name {
+			return &o.Tables[i]
+		}
+	}
+	return nil
+}
+
+// Table kinds.
+const (
+	KindTable            = "table"
+	KindPartitionedTable = "partitioned table"
+	KindView             = "view"
+	KindMaterializedView = "materialized view"
+	KindObject           = "object" // API objects (Stripe)
+)
+
+// Table is a live table (or view, or API object type) of a source.
+type Table struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	// EstimatedRows comes from statistics (reltuples), never COUNT(*);
+	// nil when the table was never analyzed.
+	EstimatedRows *int64 `json:"estimated_rows"`
+	// PrimaryKey lists the key's columns in key order; empty without one.
+	PrimaryKey        []string           `json:"primary_key"`
+	Columns           []Column           `json:"columns"`
+	IncrementalFields []IncrementalField `json:"incremental_fields"`
+	SyncTypes         []string           `json:"sync_types"`
+	RecommendedSync   string             `json:"recommended_sync"`
+	Warnings          []string           `json:"warnings"`
+	// ReplicaIdentity is "default", "nothing", "full" or "index".
+	ReplicaIdentity string `json:"replica_identity,omitempty"`
+	// SupportsWebhook reports whether changes to the object are pushed as
+	// webhook events (Stripe objects).
+	SupportsWebhook bool `json:"supports_webhook,omitempty"`
+}
+
+// Column finds a column by exact name, or nil.
+func (t *Table) Column(name string) *Column {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
+
+// Column is a live column.
+type Column struct {
+	Name string `json:"name"`
+	// Type is the type as format_type() shows it ("numeric(12,2)").
+	Type        string `json:"type"`
+	Nullable    bool   `json:"nullable"`
+	ParquetType string `json:"parquet_type"`
+}
+
+// IncrementalField is a column usable as a cursor.
+type IncrementalField struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Nullable bool   `json:"nullable"`
+	// Indexed reports whether an index leads on the column, which makes
+	// `WHERE cursor > $1 ORDER BY cursor` cheap.
+	Indexed bool `json:"indexed"`
+}
+
+// Publication is a PostgreSQL publication.
+type Publication struct {
+	Name string `json:"name"`
+	// Tables lists the published tables as "schema.table", sorted.
+	Tables                   []string `json:"tables"`
+	AllTables                bool     `json:"all_tables,omitempty"`
+	PublishViaPartitionRoot  bool     `json:"publish_via_partition_root"`
+	PublishInsert            bool     `json:"publish_insert"`
+	PublishUpdate            bool     `json:"publish_update"`
+	PublishDelete            bool     `json:"publish_delete"`
+	PublishTruncate          bool     `json:"publish_truncate"`
+	Owner                    string   `json:"owner,omitempty"`
+}
+
+// Slot is a replication slot.
+type Slot struct {
+	Name     string `json:"name"`
+	Plugin   string `json:"plugin"`
+	Database string `json:"database"`
+	Active   bool   `json:"active"`
+	// WALStatus is pg_replication_slots.wal_status: reserved, extended,
+	// unreserved or lost.
+	WALStatus         string `json:"wal_status"`
+	ConfirmedFlushLSN string `json:"confirmed_flush_lsn"`
+	RestartLSN        string `json:"restart_lsn"`
+	// LagBytes is pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn).
+	LagBytes int64 `json:"lag_bytes"`
+}
+
+// Check is one CDC prerequisite (SPEC §7 `check -json`).
+type Check struct {
+	Check   string `json:"check"`
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+	// Warning marks a check that does not block CDC but deserves attention;
+	// a failed warning does not make the source invalid.
+	Warning bool `json:"warning,omitempty"`
+}
+
+// WebhookEndpoint is a webhook registration at a push source.
+type WebhookEndpoint struct {
+	ID      string   `json:"id"`
+	URL     string   `json:"url"`
+	Enabled bool     `json:"enabled"`
+	Events  []string `json:"events"`
+}

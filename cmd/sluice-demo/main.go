@@ -1,0 +1,196 @@
+// Command sluice-demo is what `make demo` runs: it starts a throwaway
+// PostgreSQL 15, loads a small sample shop into it, and runs the built
+// bin/sluice against the quickstart configuration (examples/quickstart),
+// copied into .demo/ at the repository root. The server and its data are
+// removed at the end; .demo/ stays for a look at what sluice wrote.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/internal/pgtest"
+)
+
+// step is one sluice command of the demo.
+type step struct {
+	title string   // shown in the step's header: "==> sluice validate"
+	args  []string // sluice's arguments, after -chdir=.demo
+}
+
+// steps run in order; the first to fail ends the demo.
+var steps = []step{
+	{title: "sluice validate", args: []string{"validate"}},
+}
+
+const (
+	workDirName = ".demo"
+	exampleDir  = "examples/quickstart"
+	database    = "shop"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sluice-demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole demo. The server is stopped and removed whatever
+// happens, ^C included.
+func run(ctx context.Context, out io.Writer) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(root, "bin", "sluice")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("bin/sluice is missing (%w); build it with `make build`, or run `make demo`, which builds it first", err)
+	}
+
+	fmt.Fprintln(out, "==> starting a throwaway PostgreSQL 15")
+	c, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "    listening on 127.0.0.1:%d, data in %s\n", c.Port(), c.Dir())
+	err = runSteps(ctx, out, c, root, bin)
+	if ctx.Err() != nil {
+		err = errors.New("interrupted") // what failed then is only a consequence
+	}
+	if stopErr := c.Stop(); stopErr != nil {
+		return errors.Join(err, fmt.Errorf("stop PostgreSQL: %w", stopErr))
+	}
+	if err != nil {
+		fmt.Fprintf(out, "==> stopped PostgreSQL and removed its data (%s)\n", c.Dir())
+		return err
+	}
+	fmt.Fprintf(out, `==> done
+    A throwaway PostgreSQL 15 ran on 127.0.0.1:%d with the sample database %q.
+    The configuration is in %s/ (a copy of %s); what sluice wrote is there too.
+    PostgreSQL has been stopped and the database removed with its data directory.
+`, c.Port(), database, workDirName, exampleDir)
+	return nil
+}
+
+// runSteps loads the sample database, prepares the work directory and runs
+// the steps.
+func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin string) error {
+	fmt.Fprintf(out, "==> loading the sample database %q\n", database)
+	url, err := loadShop(ctx, out, c)
+	if err != nil {
+		return err
+	}
+	work := filepath.Join(root, workDirName)
+	files, err := prepareWorkDir(work, filepath.Join(root, exampleDir))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "==> configuration: %s copied from %s into %s/\n", strings.Join(files, ", "), exampleDir, workDirName)
+
+	env := append(os.Environ(), "SLUICE_VAR_pg_url="+url)
+	for _, s := range steps {
+		fmt.Fprintf(out, "\n==> %s\n", s.title)
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-chdir=" + workDirName}, s.args...)...)
+		cmd.Dir = root
+		cmd.Env = env
+		cmd.Stdout = out
+		cmd.Stderr = os.Stderr
+		// On ^C sluice gets SIGINT from the terminal itself; on SIGTERM to
+		// the demo alone, pass it on and give sluice time to finish.
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", s.title, err)
+		}
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+// loadShop creates and fills the sample database and returns its URL.
+func loadShop(ctx context.Context, out io.Writer, c *pgtest.Cluster) (string, error) {
+	url, err := c.CreateDatabase(ctx, database)
+	if err != nil {
+		return "", err
+	}
+	if err := c.Exec(ctx, database, shopSQL); err != nil {
+		return "", fmt.Errorf("load the sample data: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", database, err)
+	}
+	defer conn.Close(context.Background())
+	var customers, orders, events int64
+	err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM events)`).
+		Scan(&customers, &orders, &events)
+	if err != nil {
+		return "", fmt.Errorf("count the sample rows: %w", err)
+	}
+	fmt.Fprintf(out, "    %d customers, %d orders, %d events\n    SLUICE_VAR_pg_url=%s\n", customers, orders, events, url)
+	return url, nil
+}
+
+// prepareWorkDir replaces work with a directory holding the *.hcl files of
+// example, and returns their names.
+func prepareWorkDir(work, example string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(example, "*.hcl"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", example, err)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no *.hcl files in %s", example)
+	}
+	if err := os.RemoveAll(work); err != nil {
+		return nil, fmt.Errorf("remove the old work directory: %w", err)
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, fmt.Errorf("create the work directory: %w", err)
+	}
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read example: %w", err)
+		}
+		names[i] = filepath.Base(p)
+		if err := os.WriteFile(filepath.Join(work, names[i]), b, 0o644); err != nil {
+			return nil, fmt.Errorf("copy example: %w", err)
+		}
+	}
+	return names, nil
+}
+
+// repoRoot is the nearest directory from the working directory up that
+// holds go.mod: `make demo` and `go run ./cmd/sluice-demo` run at the root.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the sluice repository (no go.mod above the working directory); run `make demo` there")
+		}
+		dir = parent
+	}
+}

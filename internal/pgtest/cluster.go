@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -109,8 +110,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := checkConfLines(opts.HBA); err != nil {
 		return nil, fmt.Errorf("pgtest: Options.HBA: %w", err)
 	}
-	if err := checkConfLines([]string{opts.Password}); err != nil {
-		return nil, fmt.Errorf("pgtest: Options.Password: %w", err)
+	if strings.ContainsAny(opts.Password, "\n\r\x00") {
+		// initdb reads the first line of the password file only. The
+		// message does not quote the password.
+		return nil, errors.New("pgtest: Options.Password contains a line break or NUL")
 	}
 	cred, err := serverCredential()
 	if err != nil {
@@ -155,7 +158,7 @@ func (c *Cluster) create(ctx context.Context, opts Options) error {
 	}
 	const attempts = 5
 	for i := 1; ; i++ {
-		port, err := freePort()
+		port, err := pickPort()
 		if err != nil {
 			return err
 		}

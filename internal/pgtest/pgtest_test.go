@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,11 @@ func TestStartRefusesBadOptions(t *testing.T) {
 			want: "pgtest: Options.Settings: port is chosen by pgtest and cannot be set",
 		},
 		{
+			name: "password",
+			opts: Options{Password: "secret\nmore"},
+			want: "pgtest: Options.Password contains a line break or NUL",
+		},
+		{
 			name: "hba line",
 			opts: Options{HBA: []string{"local all all trust\nhost all all 0.0.0.0/0 trust"}},
 			want: `pgtest: Options.HBA: "local all all trust\nhost all all 0.0.0.0/0 trust" contains a line break or NUL`,
@@ -123,6 +129,33 @@ func TestStartFailureShowsServerLog(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not contain %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestStartRetriesTakenPort checks that a port taken between its choice and
+// the server's bind costs a retry on another port, not a failure.
+func TestStartRetriesTakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	pickPort = func() (int, error) {
+		calls++
+		if calls == 1 {
+			return takenPort, nil
+		}
+		return freePort()
+	}
+	t.Cleanup(func() { pickPort = freePort })
+	c := startCluster(t, Options{})
+	if calls != 2 || c.Port() == takenPort {
+		t.Errorf("port %d after %d choices, want a second choice other than %d", c.Port(), calls, takenPort)
+	}
+	if err := c.Exec(t.Context(), "postgres", "SELECT 1"); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -208,6 +208,9 @@ func (c *Cluster) writeConf() error {
 	return nil
 }
 
+// pickPort chooses the port of a new cluster; tests replace it.
+var pickPort = freePort
+
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 // Another process may take it before the server binds it; create retries.
 func freePort() (int, error) {

@@ -81,6 +81,9 @@ func startWatchdog(dir string) (*watchdog, error) {
 // close ends the watchdog: it reads EOF, finds the directory removed (or
 // removes what is left) and exits.
 func (wd *watchdog) close() error {
+	if wd == nil { // a Cluster not made by Start
+		return nil
+	}
 	if err := wd.pipe.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("pgtest: close watchdog pipe: %w", err)
 	}

@@ -1,0 +1,221 @@
+package planner
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/state"
+)
+
+// sourceValues lists every setting of a source that apply records, secrets
+// included, by attribute name. Empty values are left out, so that an unset
+// attribute and an empty one compare equal.
+func sourceValues(src *config.Source) map[string]string {
+	v := map[string]string{
+		"prefix":    src.Prefix,
+		"frequency": src.Frequency.String(),
+	}
+	if pg := src.Postgres; pg != nil {
+		v["connection_string"] = pg.ConnectionString
+		v["host"] = pg.Host
+		if pg.Port != 0 {
+			v["port"] = strconv.Itoa(pg.Port)
+		}
+		v["database"] = pg.Database
+		v["user"] = pg.User
+		v["password"] = pg.Password
+		v["schema"] = pg.Schema
+		v["sslmode"] = pg.SSLMode
+		v["sslrootcert"] = pg.SSLRootCert
+		v["sslcert"] = pg.SSLCert
+		v["sslkey"] = pg.SSLKey
+		v["connect_timeout"] = pg.ConnectTimeout.String()
+		if t := pg.SSHTunnel; t != nil {
+			v["ssh_tunnel.host"] = t.Host
+			v["ssh_tunnel.port"] = strconv.Itoa(t.Port)
+			v["ssh_tunnel.user"] = t.User
+			v["ssh_tunnel.private_key"] = t.PrivateKey
+			v["ssh_tunnel.password"] = t.Password
+			v["ssh_tunnel.passphrase"] = t.Passphrase
+			v["ssh_tunnel.known_hosts"] = t.KnownHosts
+			v["ssh_tunnel.require_tls"] = strconv.FormatBool(t.RequireTLS)
+			v["ssh_tunnel.insecure_ignore_host_key"] = strconv.FormatBool(t.InsecureIgnoreHostKey)
+		}
+		c := pg.CDC
+		v["cdc.management"] = c.Management
+		v["cdc.publication"] = c.Publication
+		v["cdc.slot"] = c.Slot
+		v["cdc.lag_warning"] = config.FormatSize(c.LagWarning)
+		v["cdc.lag_critical"] = config.FormatSize(c.LagCritical)
+		v["cdc.auto_drop_slot"] = strconv.FormatBool(c.AutoDropSlot)
+	}
+	if st := src.Stripe; st != nil {
+		v["api_key"] = st.APIKey
+		v["api_base"] = st.APIBase
+		if w := st.Webhook; w != nil {
+			v["webhook.url"] = w.URL
+			v["webhook.signing_secret"] = w.SigningSecret
+		}
+	}
+	for k, val := range v {
+		if val == "" {
+			delete(v, k)
+		}
+	}
+	return v
+}
+
+// isSensitive reports whether a source attribute must never be shown or
+// stored: secret by nature, or derived from a sensitive variable.
+func isSensitive(src *config.Source, attr string) bool {
+	return src.Sensitive[attr] || secretAttribute(attr)
+}
+
+func secretAttribute(attr string) bool {
+	switch attr {
+	case "connection_string", "password", "api_key", "ssh_tunnel.private_key",
+		"ssh_tunnel.password", "ssh_tunnel.passphrase", "webhook.signing_secret":
+		return true
+	}
+	return false
+}
+
+// DesiredSource is the state apply records for a source once it has done
+// its work: settings, fingerprints of secrets and tables. Resources are
+// left empty: apply fills them as it creates them. key is the state
+// backend's fingerprint key; obs may be nil (no refresh).
+func DesiredSource(src *config.Source, obs *providers.Observed, key []byte) *state.Source {
+	ds := &state.Source{
+		Address:      src.Address(),
+		Type:         src.Type,
+		Name:         src.Name,
+		Prefix:       src.Prefix,
+		Settings:     map[string]string{},
+		Fingerprints: map[string]string{},
+		Tables:       map[string]*state.Table{},
+	}
+	for attr, val := range sourceValues(src) {
+		if isSensitive(src, attr) {
+			ds.Fingerprints[attr] = state.Fingerprint(key, attr, val)
+		} else {
+			ds.Settings[attr] = val
+		}
+	}
+	for _, t := range src.Tables {
+		ds.Tables[t.Name] = DesiredTable(src, t, obs)
+	}
+	return ds
+}
+
+// DesiredTable is the state apply records for a table.
+func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) *state.Table {
+	schema := resolvedSchema(src, t)
+	dt := &state.Table{
+		Name:             t.Name,
+		Schema:           schema,
+		Table:            t.Table,
+		WarehouseTable:   t.WarehouseName(src),
+		Sync:             string(t.Sync),
+		IncrementalField: t.IncrementalField,
+		PrimaryKey:       t.PrimaryKey,
+		Columns:          t.Columns,
+		NewColumns:       t.NewColumns,
+		CDCOutput:        t.CDCOutput,
+		Frequency:        t.Frequency.String(),
+		Enabled:          t.Enabled,
+	}
+	if obs != nil {
+		if ot := obs.Table(schema, t.Table); ot != nil {
+			if len(dt.PrimaryKey) == 0 {
+				// Record the live key, so that a key changed at the source
+				// shows up as a change (and a resync) in a later plan.
+				dt.PrimaryKey = append([]string(nil), ot.PrimaryKey...)
+			}
+			for _, c := range ot.Columns {
+				dt.SourceColumns = append(dt.SourceColumns, state.ColumnState{Name: c.Name, Type: c.Type})
+			}
+		}
+	}
+	return dt
+}
+
+// resolvedSchema is the schema a table label resolves to.
+func resolvedSchema(src *config.Source, t *config.Table) string {
+	if t.Schema != "" {
+		return t.Schema
+	}
+	if src.Postgres != nil {
+		if src.Postgres.Schema == "" {
+			return config.DefaultSchema
+		}
+		return src.Postgres.Schema
+	}
+	return ""
+}
+
+// qualified is a table's "schema.table" name as publications list them.
+func qualified(schema, table string) string {
+	if schema == "" {
+		return table
+	}
+	return schema + "." + table
+}
+
+// cdcTables lists the "schema.table" names of the enabled cdc tables of a
+// source, sorted: what the source's publication must hold.
+func cdcTables(src *config.Source) []string {
+	var out []string
+	for _, t := range src.Tables {
+		if t.Enabled && t.Sync == config.SyncCDC {
+			out = append(out, qualified(resolvedSchema(src, t), t.Table))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// recordedCDCTables lists the cdc tables recorded in state, sorted.
+func recordedCDCTables(rs *state.Source) []string {
+	var out []string
+	for _, t := range rs.Tables {
+		if t.Enabled && t.Sync == string(config.SyncCDC) {
+			out = append(out, qualified(t.Schema, t.Table))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// diffLists returns what b adds to a and what it drops from it.
+func diffLists(a, b []string) (added, removed []string) {
+	in := func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	}
+	for _, s := range b {
+		if !in(a, s) {
+			added = append(added, s)
+		}
+	}
+	for _, s := range a {
+		if !in(b, s) {
+			removed = append(removed, s)
+		}
+	}
+	return added, removed
+}
+
+func quoteList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}

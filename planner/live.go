@@ -1,0 +1,179 @@
+package planner
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/providers"
+)
+
+// Cost warnings: a table this large refreshed this often is expensive.
+const (
+	largeTableRows   = 10_000_000
+	largeTableMinGap = time.Hour
+)
+
+// checkLive reports what the configuration asks of the live source that it
+// cannot give, each error with the range of the offending line. sluice
+// never invents tables: a table must exist to be planned.
+func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
+	d := &pl.plan.Diagnostics
+	errorf := func(r hcl.Range, summary, format string, args ...any) {
+		*d = append(*d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: r.Ptr()})
+	}
+	warnf := func(r hcl.Range, summary, format string, args ...any) {
+		*d = append(*d, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: r.Ptr()})
+	}
+	hasCDC := false
+	for _, t := range src.Tables {
+		schema := resolvedSchema(src, t)
+		ot := obs.Table(schema, t.Table)
+		if ot == nil {
+			errorf(t.DeclRange, "Table does not exist",
+				"%s has no table %s.%s %s`sluice inspect %s` lists the tables it has.",
+				src.Address(), describeName(schema, t.Table), suggestTable(obs, schema, t.Table), caseHint(obs, schema, t.Table), src.Address())
+			continue
+		}
+		for _, list := range []struct {
+			attr  string
+			names []string
+		}{{"primary_key", t.PrimaryKey}, {"columns", t.Columns}} {
+			for _, n := range list.names {
+				if ot.Column(n) == nil {
+					errorf(t.Range(list.attr), "Column does not exist",
+						"%s names column %q, which %s does not have.%s", list.attr, n, qualified(schema, t.Table), suggestColumn(ot, n))
+				}
+			}
+		}
+		if t.Sync == "" {
+			continue
+		}
+		if t.Enabled && t.Sync == config.SyncCDC {
+			hasCDC = true
+		}
+		switch {
+		case t.Sync == config.SyncCDC && len(ot.PrimaryKey) == 0 && ot.Kind != providers.KindView && ot.Kind != providers.KindMaterializedView:
+			errorf(t.Range("sync"), "CDC needs a primary key",
+				"%s has no primary key, so changes cannot be merged by key. Add one (ALTER TABLE %s ADD PRIMARY KEY (...)), or sync it with full_refresh or incremental.", qualified(schema, t.Table), qualified(schema, t.Table))
+		case t.Sync == config.SyncWebhook && !ot.SupportsWebhook:
+			errorf(t.Range("sync"), "Webhooks not supported for this table",
+				"%s does not send webhook events for %s. Use incremental or full_refresh.", src.Type, t.Name)
+		case len(ot.SyncTypes) > 0 && !slices.Contains(ot.SyncTypes, string(t.Sync)):
+			errorf(t.Range("sync"), "Sync type not available for this table",
+				"%s (%s) cannot sync with %s; it supports: %s.", qualified(schema, t.Table), ot.Kind, t.Sync, strings.Join(ot.SyncTypes, ", "))
+		}
+		if t.Sync.NeedsCursor() && t.IncrementalField != "" {
+			pl.checkCursor(src, t, ot, errorf, warnf)
+		}
+		if ot.EstimatedRows != nil && *ot.EstimatedRows > largeTableRows && !t.Frequency.Daily &&
+			t.Frequency.Interval < largeTableMinGap && t.Sync != config.SyncCDC && t.Sync != config.SyncWebhook && t.Enabled {
+			warnf(t.Range("frequency"), "Large table synced often",
+				"%s has about %d rows and syncs every %s with %s; each sync reads the table. Consider a longer frequency, or sync = \"cdc\".",
+				qualified(schema, t.Table), *ot.EstimatedRows, t.Frequency, t.Sync)
+		}
+	}
+	if hasCDC {
+		var failed []string
+		for _, c := range obs.Checks {
+			if !c.OK && !c.Warning {
+				msg := c.Check + ": " + c.Message
+				if c.Fix != "" {
+					msg += " (fix: " + c.Fix + ")"
+				}
+				failed = append(failed, msg)
+			}
+		}
+		if len(failed) > 0 {
+			errorf(src.DeclRange, "CDC prerequisites not met",
+				"%s has cdc tables, but these checks fail:\n  - %s\nRun `sluice check %s` for details.", src.Address(), strings.Join(failed, "\n  - "), src.Address())
+		}
+	}
+}
+
+func (pl *planner) checkCursor(src *config.Source, t *config.Table, ot *providers.Table,
+	errorf, warnf func(hcl.Range, string, string, ...any)) {
+	r := t.Range("incremental_field")
+	col := ot.Column(t.IncrementalField)
+	if col == nil {
+		errorf(r, "Column does not exist",
+			"incremental_field names %q, which %s does not have.%s", t.IncrementalField, qualified(ot.Schema, ot.Name), suggestColumn(ot, t.IncrementalField))
+		return
+	}
+	var field *providers.IncrementalField
+	for i := range ot.IncrementalFields {
+		if ot.IncrementalFields[i].Name == col.Name {
+			field = &ot.IncrementalFields[i]
+		}
+	}
+	if field == nil {
+		var names []string
+		for _, f := range ot.IncrementalFields {
+			names = append(names, f.Name)
+		}
+		hint := "It has no column of a cursor type; use full_refresh, or cdc."
+		if len(names) > 0 {
+			hint = "Candidates: " + strings.Join(names, ", ") + "."
+		}
+		errorf(r, "Not a cursor column",
+			"%q is %s; an incremental_field must be a timestamp, timestamptz, date, smallint, integer, bigint or numeric with scale 0. %s", col.Name, col.Type, hint)
+		return
+	}
+	if !field.Indexed && src.Postgres != nil {
+		warnf(r, "Cursor column without an index",
+			"No index leads on %q, so every sync scans %s. Consider CREATE INDEX CONCURRENTLY ON %s (%s).", field.Name, qualified(ot.Schema, ot.Name), qualified(ot.Schema, ot.Name), field.Name)
+	}
+	if field.Nullable {
+		warnf(r, "Nullable cursor column",
+			"%q allows NULL. Rows whose cursor is NULL are never read by %s syncs; make the column NOT NULL, or expect them only after a resync.", field.Name, t.Sync)
+	}
+}
+
+func describeName(schema, table string) string {
+	if schema == "" {
+		return fmt.Sprintf("%q", table)
+	}
+	return fmt.Sprintf("%q in schema %q", table, schema)
+}
+
+func suggestTable(obs *providers.Observed, schema, name string) string {
+	best, bestDist := "", 4
+	for _, t := range obs.Tables {
+		if d := levenshtein.Distance(strings.ToLower(name), strings.ToLower(t.Name), nil); d < bestDist && (t.Schema == schema || bestDist > 1) {
+			best, bestDist = qualified(t.Schema, t.Name), d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// caseHint explains the common mistake of writing a mixed-case name in a
+// different case: sluice never folds case.
+func caseHint(obs *providers.Observed, schema, name string) string {
+	for _, t := range obs.Tables {
+		if t.Schema == schema && t.Name != name && strings.EqualFold(t.Name, name) {
+			return fmt.Sprintf("Names are case-sensitive: the table is %q. ", t.Name)
+		}
+	}
+	return ""
+}
+
+func suggestColumn(t *providers.Table, name string) string {
+	best, bestDist := "", 3
+	for _, c := range t.Columns {
+		if d := levenshtein.Distance(name, c.Name, nil); d < bestDist {
+			best, bestDist = c.Name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}

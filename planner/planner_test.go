@@ -305,8 +305,10 @@ func TestChanges(t *testing.T) {
 		},
 		{
 			name: "frequency change",
-			edit: func(s string) string { return strings.Replace(s, `database = "app"`, `database = "app"
-  frequency = "1h"`, 1) },
+			edit: func(s string) string {
+				return strings.Replace(s, `database = "app"`, `database = "app"
+  frequency = "1h"`, 1)
+			},
 			want: []string{
 				`update source postgres.prod: frequency changes from "6h" to "1h"`,
 				"update table postgres.prod/customers: frequency changes from 6h to 1h",
@@ -455,9 +457,9 @@ func TestLiveErrors(t *testing.T) {
 // apply recorded it.
 func TestDrift(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(*providers.Observed)
-		want  []string
+		want   []string
 	}{
 		{
 			name:   "table missing from the publication",
@@ -530,9 +532,11 @@ func TestDrift(t *testing.T) {
 			},
 		},
 		{
-			name:   "column added at the source",
-			break_: func(o *providers.Observed) { o.Tables[2].Columns = append(o.Tables[2].Columns, col("phone", "text", true)) },
-			want:   []string{`update table postgres.prod/customers: new column "phone" at the source: synced from now on (new_columns = sync_forward)`},
+			name: "column added at the source",
+			break_: func(o *providers.Observed) {
+				o.Tables[2].Columns = append(o.Tables[2].Columns, col("phone", "text", true))
+			},
+			want: []string{`update table postgres.prod/customers: new column "phone" at the source: synced from now on (new_columns = sync_forward)`},
 		},
 		{
 			name:   "table dropped at the source",

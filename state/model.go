@@ -1,7 +1,3 @@
-// Package state is what sluice has applied: the sources, their resources
-// (publications, slots, webhook endpoints) and the tables, as they were
-// when apply last ran. Secrets are never stored, only keyed fingerprints
-// that reveal whether a secret changed.
 package state
 
 import (
@@ -146,6 +142,11 @@ type LockInfo struct {
 	Operation string    `json:"operation"` // "apply", "plan", "destroy", ...
 	Who       string    `json:"who"`       // user@host
 	Created   time.Time `json:"created"`
+	// PID is the holder's process ID, for people looking for it.
+	PID int `json:"pid,omitempty"`
+	// BackendPID is the PostgreSQL backend holding the advisory lock
+	// (postgres backend), which force-unlock terminates.
+	BackendPID int `json:"backend_pid,omitempty"`
 }
 
 func (l *LockInfo) String() string {

@@ -110,3 +110,19 @@ func defaultResourceName(prefix, sourceName string) string {
 	}
 	return n
 }
+
+// QualifiedName renders schema and table as "schema.table", the form
+// publications are recorded in, double-quoting a part that holds a dot or a
+// double quote so that ParseTableName splits it back exactly.
+func QualifiedName(schema, table string) string {
+	q := func(s string) string {
+		if strings.ContainsAny(s, `."`) {
+			return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+		}
+		return s
+	}
+	if schema == "" {
+		return q(table)
+	}
+	return q(schema) + "." + q(table)
+}

@@ -155,3 +155,13 @@ func TestWarehouseName(t *testing.T) {
 		}
 	}
 }
+
+func TestQualifiedNameRoundTrips(t *testing.T) {
+	for _, pair := range [][2]string{{"public", "orders"}, {"Sales", "Order.Items"}, {"a.b", `c"d`}, {"", "t"}, {"s", `"`}} {
+		q := QualifiedName(pair[0], pair[1])
+		schema, table, err := ParseTableName(q)
+		if err != nil || schema != pair[0] || table != pair[1] {
+			t.Errorf("QualifiedName(%q, %q) = %q, parses back as %q, %q, %v", pair[0], pair[1], q, schema, table, err)
+		}
+	}
+}

@@ -157,12 +157,7 @@ func resolvedSchema(src *config.Source, t *config.Table) string {
 }
 
 // qualified is a table's "schema.table" name as publications list them.
-func qualified(schema, table string) string {
-	if schema == "" {
-		return table
-	}
-	return schema + "." + table
-}
+func qualified(schema, table string) string { return config.QualifiedName(schema, table) }
 
 // cdcTables lists the "schema.table" names of the enabled cdc tables of a
 // source, sorted: what the source's publication must hold.

@@ -30,6 +30,26 @@ type Source interface {
 	Close() error
 }
 
+// ResourceManager creates, verifies and removes the objects a source needs
+// for CDC: a publication and a replication slot. Every method checks before
+// it acts, so that apply can be re-run after a failure part-way.
+type ResourceManager interface {
+	// EnsurePublication makes the publication exist and hold exactly tables
+	// ("schema.table" as config.QualifiedName writes them).
+	EnsurePublication(ctx context.Context, name string, tables []string) error
+	// PublicationTables lists the tables a publication holds, and whether
+	// it exists.
+	PublicationTables(ctx context.Context, name string) (tables []string, exists bool, err error)
+	// DropPublication drops the publication if it exists.
+	DropPublication(ctx context.Context, name string) error
+	// CreateSlot creates a logical replication slot with pgoutput, or adopts
+	// an existing one of that name, and returns its consistent point.
+	CreateSlot(ctx context.Context, name string) (lsn string, err error)
+	// DropSlot drops the slot if it exists.
+	DropSlot(ctx context.Context, name string) error
+	Close() error
+}
+
 // Factory opens a source from its configuration. It may connect lazily.
 type Factory func(ctx context.Context, src *config.Source) (Source, error)
 

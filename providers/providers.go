@@ -184,14 +184,14 @@ type IncrementalField struct {
 type Publication struct {
 	Name string `json:"name"`
 	// Tables lists the published tables as "schema.table", sorted.
-	Tables                   []string `json:"tables"`
-	AllTables                bool     `json:"all_tables,omitempty"`
-	PublishViaPartitionRoot  bool     `json:"publish_via_partition_root"`
-	PublishInsert            bool     `json:"publish_insert"`
-	PublishUpdate            bool     `json:"publish_update"`
-	PublishDelete            bool     `json:"publish_delete"`
-	PublishTruncate          bool     `json:"publish_truncate"`
-	Owner                    string   `json:"owner,omitempty"`
+	Tables                  []string `json:"tables"`
+	AllTables               bool     `json:"all_tables,omitempty"`
+	PublishViaPartitionRoot bool     `json:"publish_via_partition_root"`
+	PublishInsert           bool     `json:"publish_insert"`
+	PublishUpdate           bool     `json:"publish_update"`
+	PublishDelete           bool     `json:"publish_delete"`
+	PublishTruncate         bool     `json:"publish_truncate"`
+	Owner                   string   `json:"owner,omitempty"`
 }
 
 // Slot is a replication slot.

@@ -165,7 +165,7 @@ func (e *LockedError) Error() string {
 	if e.Holder == nil {
 		return "state is locked by another sluice process"
 	}
-	return fmt.Sprintf("state is locked (%s); wait for it to finish, or if it died, run `sluice force-unlock %s`", e.Holder, e.Holder.ID)
+	return fmt.Sprintf("state is locked (%s); wait for it to finish (-lock-timeout waits), or if it is stuck, stop it or run `sluice force-unlock %s`", e.Holder, e.Holder.ID)
 }
 
 func (e *LockedError) Unwrap() error { return ErrLocked }

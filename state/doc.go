@@ -1,0 +1,103 @@
+// Package state is what sluice has applied: the sources, their resources
+// (publications, slots, webhook endpoints) and the tables, as they were
+// when apply last ran. Secrets are never stored, only keyed fingerprints
+// that reveal whether a secret changed.
+//
+// # The state document
+//
+// A state is one JSON document (Encode, Decode): the fields of State,
+// indented by two spaces, object keys in a fixed order (struct fields in
+// declaration order, map keys sorted), ending in a newline, so that equal
+// states encode to equal bytes:
+//
+//	{
+//	  "format_version": 1,
+//	  "lineage": "6f1c...",
+//	  "serial": 3,
+//	  "sources": {
+//	    "postgres.prod": {"address": "postgres.prod", "type": "postgres", ..., "tables": {"orders": {...}}}
+//	  }
+//	}
+//
+// format_version is FormatVersion; a reader refuses a newer one
+// (ErrNewerFormat: upgrade sluice) rather than drop what it does not know.
+// lineage names one history of the state and never changes; serial grows
+// by one with every write. A saved plan records both, and apply refuses it
+// when they have moved on. Write refuses a state whose lineage differs from
+// the stored one, or whose serial is behind it (ErrStateChanged): another
+// process wrote in between. A document that cannot be read is an error
+// (ErrCorrupt, with the line and column); sluice never replaces it with an
+// empty state, which would forget the slots and webhooks it created.
+//
+// # Backend local
+//
+// The state file (default .sluice/state.json, relative to the
+// configuration's directory) has these beside it, all of mode 0600 in a
+// directory created 0700:
+//
+//	state.json         the current version
+//	state.json.backup  the version before the last write
+//	state.json.lock    while locked: the holder's LockInfo as JSON
+//	state.json.key     the fingerprint key, 64 hex digits
+//
+// A write goes to a temporary file in the same directory, which is synced,
+// renamed over the state file, and then the directory is synced: a crash
+// leaves the old or the new version, never a mix. Reading a missing file
+// gives New() and writes nothing.
+//
+// The lock is flock(2) (LOCK_EX|LOCK_NB) on the open lock file, held for
+// the whole operation; the file's content only says who holds it. Locks
+// belong to open file descriptions, so two Lock calls in one process
+// exclude each other as two processes do. The kernel releases the flock
+// when the holder exits in any way, including SIGKILL or a power cut: a
+// lock file left behind by a process that died does not lock anything, and
+// the next Lock takes it over. So force-unlock is for a holder that is
+// alive but stuck: it removes the lock file (only when its ID matches),
+// after which the next Lock creates a new file and takes the lock while
+// the stuck process still believes it holds the old one; that process's
+// next Write then fails, since its lock file is gone. Unlock removes the
+// lock file before releasing the flock; a waiter that opened the old file
+// notices it was replaced and starts again.
+//
+// # Backend postgres
+//
+// Everything lives in schema "sluice", created (with its tables) on first
+// use when missing:
+//
+//	sluice.state_versions (lineage, serial, state jsonb, written_at, written_by)  every version, primary key (lineage, serial)
+//	sluice.state_lock     (id, info jsonb, created_at)                            the lock holder's LockInfo
+//	sluice.keys           (name, key bytea)                                       the fingerprint key, row "fingerprint"
+//
+// Read returns the version with the highest serial; there is one lineage
+// per database. Write checks the latest version and inserts the next one in
+// a transaction serialized by a transaction-level advisory lock, so two
+// writers cannot both succeed; a unique violation is reported as
+// ErrStateChanged too.
+//
+// The lock is a session-level advisory lock (pg_try_advisory_lock, retried
+// until the timeout) on a connection of its own that stays open until
+// unlock, plus a row in sluice.state_lock with the LockInfo, including the
+// session's backend PID, so that a waiter can name the holder. A session's
+// advisory locks die with it, so a holder that crashes releases the lock
+// as soon as the server notices the connection closed; its row is stale
+// and the next holder deletes it. While a backend holds the lock, its reads
+// and writes use the lock's session. ForceUnlock ID deletes the row and,
+// when the session holding the advisory lock is the one recorded for ID,
+// terminates it with pg_terminate_backend (which needs the same role or
+// membership in pg_signal_backend): the lock is released, and the stuck
+// process's next statement fails instead of writing without the lock.
+//
+// The advisory lock keys are 0x736c75696365 ("sluice") followed by 0001
+// (the state lock), 0002 (writes) and 0003 (creating the tables).
+//
+// # The fingerprint key
+//
+// FingerprintKey returns a 32-byte random key created on first use and
+// stored beside the state, never in it: in the key file (local) or in
+// sluice.keys (postgres), protected by the file's mode or the database's
+// permissions. Whoever can read the key and the state can test guesses of
+// a secret against its fingerprint, so keep the key as private as the
+// state's secrets deserve. Losing the key loses no data: every sensitive
+// setting then shows as changed in the next plan, and the next apply
+// records fingerprints under the new key.
+package state

@@ -159,9 +159,9 @@ func resolvedSchema(src *config.Source, t *config.Table) string {
 // qualified is a table's "schema.table" name as publications list them.
 func qualified(schema, table string) string { return config.QualifiedName(schema, table) }
 
-// cdcTables lists the "schema.table" names of the enabled cdc tables of a
+// CDCTables lists the "schema.table" names of the enabled cdc tables of a
 // source, sorted: what the source's publication must hold.
-func cdcTables(src *config.Source) []string {
+func CDCTables(src *config.Source) []string {
 	var out []string
 	for _, t := range src.Tables {
 		if t.Enabled && t.Sync == config.SyncCDC {

@@ -182,7 +182,7 @@ func (pl *planner) sourceUpdate(src *config.Source, rs *state.Source, desired *s
 func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *providers.Observed) (lost bool) {
 	cdc := src.Postgres.CDC
 	addr := src.Address()
-	want := cdcTables(src)
+	want := CDCTables(src)
 	managed := cdc.Management == "managed"
 	var recPub *state.PublicationState
 	var recSlot *state.SlotState

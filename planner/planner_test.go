@@ -106,7 +106,7 @@ func recorded(t *testing.T, cfg *config.Config, obs *providers.Observed) *state.
 		ds := DesiredSource(src, obs, testKey)
 		if src.Postgres != nil {
 			ds.Resources.Management = src.Postgres.CDC.Management
-			if want := cdcTables(src); len(want) > 0 {
+			if want := CDCTables(src); len(want) > 0 {
 				ds.Resources.Publication = &state.PublicationState{Name: src.Postgres.CDC.Publication, Tables: want}
 				ds.Resources.Slot = &state.SlotState{Name: src.Postgres.CDC.Slot, Plugin: "pgoutput", CreatedLSN: "0/1"}
 			}

@@ -290,3 +290,12 @@ func writeCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "\nFlags:\n%s\n", strings.Join(lines, "\n"))
 	}
 }
+
+// path resolves a path given on the command line against -chdir, as
+// Terraform does: -chdir switches directory before anything else.
+func (e *env) path(p string) string {
+	if filepath.IsAbs(p) || p == "-" {
+		return p
+	}
+	return filepath.Join(e.dir, p)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/planner"
+	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/providers/postgres"
+	"github.com/sluice-dev/sluice/state"
+)
+
+// planFlags are the flags plan, apply and destroy share.
+type planFlags struct {
+	vars        varFlags
+	targets     stringsFlag
+	refresh     bool
+	lock        bool
+	lockTimeout time.Duration
+}
+
+func (f *planFlags) register(fs *flag.FlagSet) {
+	f.vars.register(fs)
+	fs.Var(&f.targets, "target", "limit to this `ADDR` (a source, or SOURCE/TABLE; repeatable)")
+	fs.BoolVar(&f.refresh, "refresh", true, "introspect the live sources (false: compare files and state only)")
+	fs.BoolVar(&f.lock, "lock", true, "hold the state lock while working (false for read-only drift checks)")
+	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for the state lock (e.g. 30s)")
+}
+
+// session is a loaded configuration with its state backend, locked when
+// asked: the common start of plan, apply, show and destroy.
+type session struct {
+	cfg     *config.Config
+	backend state.Backend
+	st      *state.State
+	key     []byte
+	unlock  func() error
+}
+
+func (s *session) close() {
+	if s.unlock != nil {
+		_ = s.unlock()
+	}
+	if s.backend != nil {
+		_ = s.backend.Close()
+	}
+}
+
+// open loads the configuration, opens the state backend and, when lock is
+// set, takes the lock for operation. It returns a nil session when it
+// cannot go on: with error diagnostics of the configuration (printed when
+// printDiags is set), or with err from the state backend.
+func (e *env) open(ctx context.Context, f *planFlags, operation string, printDiags bool) (*session, hcl.Diagnostics, error) {
+	cfg, diags := e.loadConfig(&f.vars, printDiags)
+	if diags.HasErrors() {
+		return nil, diags, nil
+	}
+	s := &session{cfg: cfg}
+	fail := func(what string, err error) (*session, hcl.Diagnostics, error) {
+		s.close()
+		return nil, diags, fmt.Errorf("%s: %w", what, err)
+	}
+	var err error
+	if s.backend, err = state.Open(ctx, cfg.State, cfg.Dir); err != nil {
+		return fail("cannot open the state", err)
+	}
+	if f.lock {
+		info := state.LockInfo{ID: state.NewLockID(), Operation: operation, Who: whoAmI(), Created: time.Now().UTC()}
+		if s.unlock, err = s.backend.Lock(ctx, info, f.lockTimeout); err != nil {
+			return fail("cannot lock the state", err)
+		}
+	}
+	if s.st, err = s.backend.Read(ctx); err != nil {
+		return fail("cannot read the state", err)
+	}
+	if s.key, err = s.backend.FingerprintKey(ctx); err != nil {
+		return fail("cannot read the fingerprint key", err)
+	}
+	return s, diags, nil
+}
+
+// openFailed reports why open returned no session, as JSON when asked.
+func (e *env) openFailed(diags hcl.Diagnostics, err error, jsonOut bool) int {
+	if jsonOut {
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "State unavailable", Detail: err.Error()})
+		}
+		_ = planner.WriteJSON(e.stdout, &planner.Plan{Diagnostics: diags}, nil)
+	} else if err != nil {
+		fmt.Fprintf(e.stderr, "Error: %s\n", err)
+	}
+	return exitError
+}
+
+func whoAmI() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+// observe introspects every configured source that the targets touch,
+// one pass each. A source that cannot be reached is an error diagnostic on
+// its block; the others are still planned.
+func observe(ctx context.Context, cfg *config.Config, targets []string) (map[string]*providers.Observed, hcl.Diagnostics) {
+	out := map[string]*providers.Observed{}
+	var diags hcl.Diagnostics
+	for _, src := range cfg.Sources {
+		if !targeted(src.Address(), targets) {
+			continue
+		}
+		obs, err := inspectSource(ctx, src)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot inspect " + src.Address(),
+				Detail:   err.Error(),
+				Subject:  src.DeclRange.Ptr(),
+			})
+			continue
+		}
+		out[src.Address()] = obs
+	}
+	return out, diags
+}
+
+// checker is implemented by sources that can check their CDC
+// prerequisites.
+type checker interface {
+	Check(ctx context.Context) ([]providers.Check, error)
+}
+
+func inspectSource(ctx context.Context, src *config.Source) (*providers.Observed, error) {
+	p, err := providers.Open(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	obs, err := p.Inspect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := p.(checker); ok && len(planner.CDCTables(src)) > 0 && obs.Checks == nil {
+		if obs.Checks, err = c.Check(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return obs, nil
+}
+
+func targeted(addr string, targets []string) bool {
+	if len(targets) == 0 {
+		return true
+	}
+	for _, t := range targets {
+		src, _, _ := strings.Cut(t, "/")
+		if src == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// openResources opens the resource manager of a source for apply.
+func openResources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
+	switch src.Type {
+	case "postgres":
+		return postgres.OpenResources(ctx, src)
+	}
+	return nil, fmt.Errorf("%s sources have no publication or slot to manage", src.Type)
+}
+
+// makePlan computes a plan for the session.
+func (s *session) makePlan(ctx context.Context, f *planFlags, cfg *config.Config) (*planner.Plan, map[string]*providers.Observed) {
+	var obs map[string]*providers.Observed
+	var diags hcl.Diagnostics
+	if f.refresh {
+		obs, diags = observe(ctx, s.cfg, f.targets)
+	}
+	p := planner.Make(planner.Input{Config: cfg, State: s.st, Observed: obs, FingerprintKey: s.key, Targets: f.targets})
+	p.Diagnostics = append(diags, p.Diagnostics...)
+	return p, obs
+}
+
+// stdinIsTerminal reports whether a person can answer a prompt.
+func (e *env) stdinIsTerminal() bool {
+	f, ok := e.stdin.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// confirm asks for "yes"; anything else declines.
+func (e *env) confirm(question string) (bool, error) {
+	if !e.stdinIsTerminal() {
+		return false, errors.New("refusing to ask for approval: standard input is not a terminal; pass -auto-approve, or apply a saved plan (sluice plan -out=FILE, then sluice apply FILE)")
+	}
+	fmt.Fprintf(e.stdout, "%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", question)
+	var answer string
+	_, _ = fmt.Fscanln(e.stdin, &answer)
+	return strings.TrimSpace(answer) == "yes", nil
+}

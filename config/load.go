@@ -24,6 +24,10 @@ type Options struct {
 	// LookupEnv reads the environment; os.LookupEnv when nil. It serves
 	// env() and SLUICE_VAR_<name>.
 	LookupEnv func(string) (string, bool)
+	// AllowMissingVariables leaves required variables without a value
+	// unknown instead of reporting them: commands that only need the state
+	// block (show, state, force-unlock) work without the source secrets.
+	AllowMissingVariables bool
 }
 
 // maxDiagnosticsPerFile bounds what one unreadable file can print: a file

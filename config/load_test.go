@@ -707,3 +707,13 @@ func TestExamplesAreValid(t *testing.T) {
 		})
 	}
 }
+
+func TestAllowMissingVariables(t *testing.T) {
+	cfg, diags := load(t, "variable \"pw\" {}\nstate {\n  path = \"s.json\"\n}\nsource \"postgres\" \"p\" {\n  password = var.pw\n}\n", Options{AllowMissingVariables: true})
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	if cfg.State.Path != "s.json" {
+		t.Errorf("state path = %q", cfg.State.Path)
+	}
+}

@@ -110,7 +110,9 @@ func (l *loader) assignVariables() {
 	for _, name := range keysOf(l.cfg.Variables) {
 		v := l.cfg.Variables[name]
 		val, ok := vals[name]
-		if !ok {
+		if !ok && l.opts.AllowMissingVariables {
+			val = cty.UnknownVal(v.Type)
+		} else if !ok {
 			l.e.diags = append(l.e.diags, errorAt(v.DeclRange, "No value for required variable",
 				"The variable %q has no default and no value was given. Set it with -var=%s=VALUE, a -var-file, or the environment variable %s%s.", name, name, EnvVarPrefix, name))
 			// Unknown lets the rest of the configuration be checked without

@@ -257,8 +257,14 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 			if !managed {
 				reasons = append(reasons, "self_managed: the DBA must run the SQL that apply prints; sluice never alters the publication")
 			}
+			// Before is what the publication holds now, so that the rendered
+			// diff shows what apply will really change.
+			before := map[string]any{"name": recPub.Name, "tables": current}
+			if current == nil {
+				before = nil
+			}
 			pl.add(Change{Address: addr, Kind: KindPublication, Action: action, Reasons: reasons,
-				Before: map[string]any{"name": recPub.Name, "tables": recPub.Tables},
+				Before: before,
 				After:  map[string]any{"name": cdc.Publication, "tables": want}})
 		}
 	}

@@ -206,7 +206,16 @@ func (v *varFlags) register(fs *flag.FlagSet) {
 // prints the diagnostics for people. The returned diagnostics are for
 // callers that render JSON instead (print=false).
 func (e *env) loadConfig(v *varFlags, print bool) (*config.Config, hcl.Diagnostics) {
-	var opts config.Options
+	return e.loadConfigWith(v, print, config.Options{})
+}
+
+// loadStateConfig loads the configuration for commands that need only its
+// state block: variables without a value are no error there.
+func (e *env) loadStateConfig(v *varFlags) (*config.Config, hcl.Diagnostics) {
+	return e.loadConfigWith(v, true, config.Options{AllowMissingVariables: true})
+}
+
+func (e *env) loadConfigWith(v *varFlags, print bool, opts config.Options) (*config.Config, hcl.Diagnostics) {
 	if v != nil {
 		opts.Vars = v.vars
 		for _, f := range v.files {

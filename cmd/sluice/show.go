@@ -49,7 +49,7 @@ func runShow(e *env, args []string) int {
 		return exitOK
 	}
 	ctx := context.Background()
-	cfg, diags := e.loadConfig(&vf, true)
+	cfg, diags := e.loadStateConfig(&vf)
 	if diags.HasErrors() {
 		return exitError
 	}

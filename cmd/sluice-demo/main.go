@@ -32,6 +32,10 @@ type step struct {
 // steps run in order; the first to fail ends the demo.
 var steps = []step{
 	{title: "sluice validate", args: []string{"validate"}},
+	{title: "sluice plan (what apply would do)", args: []string{"plan"}},
+	{title: "sluice apply -auto-approve", args: []string{"apply", "-auto-approve"}},
+	{title: "sluice plan -detailed-exitcode (right after apply: nothing to do, exit 0)", args: []string{"plan", "-detailed-exitcode"}},
+	{title: "sluice show (the recorded state)", args: []string{"show"}},
 }
 
 const (

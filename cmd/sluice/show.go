@@ -85,14 +85,19 @@ func writeState(e *env, st *state.State) {
 		s := st.Sources[addr]
 		typ, name, _ := strings.Cut(addr, ".")
 		fmt.Fprintf(w, "\nsource %q %q {\n", typ, name)
-		fmt.Fprintf(w, "  prefix     = %q\n", s.Prefix)
-		for _, k := range sortedMapKeys(s.Settings) {
-			if k != "prefix" {
-				fmt.Fprintf(w, "  %-10s = %q\n", k, s.Settings[k])
-			}
+		attrs := map[string]string{"prefix": fmt.Sprintf("%q", s.Prefix)}
+		for k, v := range s.Settings {
+			attrs[k] = fmt.Sprintf("%q", v)
 		}
-		for _, k := range sortedMapKeys(s.Fingerprints) {
-			fmt.Fprintf(w, "  %-10s = (sensitive)\n", k)
+		for k := range s.Fingerprints {
+			attrs[k] = "(sensitive)"
+		}
+		width := 0
+		for k := range attrs {
+			width = max(width, len(k))
+		}
+		for _, k := range sortedMapKeys(attrs) {
+			fmt.Fprintf(w, "  %-*s = %s\n", width, k, attrs[k])
 		}
 		if p := s.Resources.Publication; p != nil {
 			fmt.Fprintf(w, "  # publication %s (%s): %s\n", p.Name, s.Resources.Management, strings.Join(p.Tables, ", "))

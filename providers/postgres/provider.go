@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/providers"
+)
+
+func init() {
+	providers.Register("postgres", func(ctx context.Context, src *config.Source) (providers.Source, error) {
+		return New(src)
+	})
+}
+
+// providerCloseTimeout bounds the goodbye to the server when closing.
+const providerCloseTimeout = 5 * time.Second
+
+// Provider is a configured PostgreSQL source. It connects on first use and
+// keeps one connection until Close; its methods may be called from several
+// goroutines, one at a time on the connection.
+type Provider struct {
+	src  *config.Source
+	opts []Option
+
+	mu   sync.Mutex
+	conn *pgx.Conn
+}
+
+// New returns the provider of a PostgreSQL source without connecting. opts
+// are passed to Connect (WithConfigDir makes relative certificate paths
+// relative to the configuration).
+func New(src *config.Source, opts ...Option) (*Provider, error) {
+	if src == nil || src.Postgres == nil {
+		addr := "<nil>"
+		if src != nil {
+			addr = src.Address()
+		}
+		return nil, fmt.Errorf("%s is not a PostgreSQL source", addr)
+	}
+	return &Provider{src: src, opts: opts}, nil
+}
+
+// Source is the configuration the provider was opened with.
+func (p *Provider) Source() *config.Source { return p.src }
+
+// withConn runs fn on the provider's connection, connecting first when
+// there is none or the previous one broke.
+func (p *Provider) withConn(ctx context.Context, fn func(conn *pgx.Conn) error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == nil || p.conn.IsClosed() {
+		conn, err := Connect(ctx, p.src, p.opts...)
+		if err != nil {
+			return err
+		}
+		p.conn = conn
+	}
+	return fn(p.conn)
+}
+
+// Close closes the connection, if one was opened.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), providerCloseTimeout)
+	defer cancel()
+	err := p.conn.Close(ctx)
+	p.conn = nil
+	return err
+}

@@ -1,0 +1,424 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// This file is the one place where PostgreSQL types become Parquet types
+// (SPEC §5). Inspect shows the mapping, and the snapshot, cursor and CDC
+// readers and the Parquet writer build their schemas from it, so that a row
+// gets the same values whichever path it arrives by.
+
+// Physical is a Parquet physical type.
+type Physical string
+
+// The Parquet physical types sluice writes. PhysicalGroup stands for the
+// nested group of a LIST.
+const (
+	PhysicalBoolean           Physical = "BOOLEAN"
+	PhysicalInt32             Physical = "INT32"
+	PhysicalInt64             Physical = "INT64"
+	PhysicalFloat             Physical = "FLOAT"
+	PhysicalDouble            Physical = "DOUBLE"
+	PhysicalByteArray         Physical = "BYTE_ARRAY"
+	PhysicalFixedLenByteArray Physical = "FIXED_LEN_BYTE_ARRAY"
+	PhysicalGroup             Physical = "GROUP"
+)
+
+// Logical is a Parquet logical type annotation.
+type Logical string
+
+// The Parquet logical types sluice writes; LogicalNone is a plain physical
+// value (booleans, 32- and 64-bit integers, floats, bytea).
+const (
+	LogicalNone      Logical = ""
+	LogicalInt16     Logical = "INT16" // INT(16, signed) over INT32
+	LogicalDecimal   Logical = "DECIMAL"
+	LogicalString    Logical = "STRING"
+	LogicalJSON      Logical = "JSON"
+	LogicalDate      Logical = "DATE"
+	LogicalTime      Logical = "TIME"      // MICROS, not adjusted to UTC
+	LogicalTimestamp Logical = "TIMESTAMP" // MICROS; AdjustedToUTC tells which kind
+	LogicalList      Logical = "LIST"
+)
+
+// ParquetType describes the Parquet column a PostgreSQL type is written as.
+//
+// Every STRING and JSON column holds PostgreSQL's text output of the value
+// (uuid in canonical form, json/jsonb as the server prints them, numeric
+// without a usable precision as its exact digits, anything without a
+// Parquet equivalent as its text form), so a reader can always get the
+// value by casting the column to text (to text[] for a LIST of STRING).
+type ParquetType struct {
+	Physical Physical
+	Logical  Logical
+	// Precision and Scale are set for DECIMAL.
+	Precision, Scale int
+	// Length is the byte width of a FIXED_LEN_BYTE_ARRAY (DECIMAL of more
+	// than 18 digits).
+	Length int
+	// AdjustedToUTC is set for TIMESTAMP from timestamptz.
+	AdjustedToUTC bool
+	// Element is the element type of a LIST.
+	Element *ParquetType
+	// Name is the type as inspect shows it: "INT64", "DECIMAL(12,2)",
+	// "STRING", "LIST<STRING>", "TIMESTAMP(MICROS,UTC)", "JSON".
+	Name string
+}
+
+// PGType is a PostgreSQL type as the catalog describes it, resolved far
+// enough to be mapped without another query: domains carry their base type
+// and arrays their element type.
+type PGType struct {
+	OID    uint32
+	Schema string // pg_type's schema, "pg_catalog" for built-in types
+	Name   string // pg_type.typname, "int4", "_text", "citext"
+	// Type is pg_type.typtype: 'b' base, 'c' composite, 'd' domain,
+	// 'e' enum, 'p' pseudo, 'r' range, 'm' multirange.
+	Type byte
+	// Category is pg_type.typcategory ('A' for arrays, 'S' for strings...).
+	Category byte
+	// Typmod is the type modifier in force (atttypmod of a column, typtypmod
+	// for a domain's base type): numeric precision and scale, varchar
+	// length; -1 when none.
+	Typmod int32
+	// Dims is the declared number of array dimensions (attndims, or the
+	// domain's typndims), 0 when not declared. PostgreSQL does not enforce
+	// it, so a reader must still be ready for a value of another shape.
+	Dims int
+	// Base is the base type of a domain.
+	Base *PGType
+	// Elem is the element type of an array.
+	Elem *PGType
+}
+
+// Types the mapping recognizes that pgtype does not name: two built-in
+// OIDs, and citext, an extension type whose OID differs per database.
+const (
+	oidInt2Vector  = 22
+	oidOIDVector   = 30
+	citextTypeName = "citext"
+)
+
+// maxDecimalPrecision is the largest precision a Parquet DECIMAL column is
+// written with; wider numerics are written as exact strings.
+const maxDecimalPrecision = 38
+
+// maxResolveDepth bounds the domain and array chains followed, in case the
+// catalog is inconsistent: PostgreSQL itself never nests this deep.
+const maxResolveDepth = 32
+
+// builtinArrays maps the built-in array types to their element types, so
+// that the mapping works without a catalog for them (CDC relation messages
+// carry only OIDs).
+var builtinArrays = map[uint32]uint32{
+	pgtype.BoolArrayOID:        pgtype.BoolOID,
+	pgtype.ByteaArrayOID:       pgtype.ByteaOID,
+	pgtype.NameArrayOID:        pgtype.NameOID,
+	pgtype.Int2ArrayOID:        pgtype.Int2OID,
+	pgtype.Int4ArrayOID:        pgtype.Int4OID,
+	pgtype.Int8ArrayOID:        pgtype.Int8OID,
+	pgtype.TextArrayOID:        pgtype.TextOID,
+	pgtype.BPCharArrayOID:      pgtype.BPCharOID,
+	pgtype.VarcharArrayOID:     pgtype.VarcharOID,
+	pgtype.Float4ArrayOID:      pgtype.Float4OID,
+	pgtype.Float8ArrayOID:      pgtype.Float8OID,
+	pgtype.NumericArrayOID:     pgtype.NumericOID,
+	pgtype.DateArrayOID:        pgtype.DateOID,
+	pgtype.TimeArrayOID:        pgtype.TimeOID,
+	pgtype.TimestampArrayOID:   pgtype.TimestampOID,
+	pgtype.TimestamptzArrayOID: pgtype.TimestamptzOID,
+	pgtype.IntervalArrayOID:    pgtype.IntervalOID,
+	pgtype.UUIDArrayOID:        pgtype.UUIDOID,
+	pgtype.JSONArrayOID:        pgtype.JSONOID,
+	pgtype.JSONBArrayOID:       pgtype.JSONBOID,
+	pgtype.InetArrayOID:        pgtype.InetOID,
+	pgtype.CIDRArrayOID:        pgtype.CIDROID,
+	pgtype.MacaddrArrayOID:     pgtype.MacaddrOID,
+	pgtype.TimetzArrayOID:      pgtype.TimetzOID,
+	pgtype.OIDArrayOID:         pgtype.OIDOID,
+}
+
+// Parquet types without parameters, shared by MapType's results.
+var (
+	parquetBoolean     = ParquetType{Physical: PhysicalBoolean, Name: "BOOLEAN"}
+	parquetInt16       = ParquetType{Physical: PhysicalInt32, Logical: LogicalInt16, Name: "INT16"}
+	parquetInt32       = ParquetType{Physical: PhysicalInt32, Name: "INT32"}
+	parquetInt64       = ParquetType{Physical: PhysicalInt64, Name: "INT64"}
+	parquetFloat       = ParquetType{Physical: PhysicalFloat, Name: "FLOAT"}
+	parquetDouble      = ParquetType{Physical: PhysicalDouble, Name: "DOUBLE"}
+	parquetString      = ParquetType{Physical: PhysicalByteArray, Logical: LogicalString, Name: "STRING"}
+	parquetJSON        = ParquetType{Physical: PhysicalByteArray, Logical: LogicalJSON, Name: "JSON"}
+	parquetBytes       = ParquetType{Physical: PhysicalByteArray, Name: "BYTE_ARRAY"}
+	parquetDate        = ParquetType{Physical: PhysicalInt32, Logical: LogicalDate, Name: "DATE"}
+	parquetTime        = ParquetType{Physical: PhysicalInt64, Logical: LogicalTime, Name: "TIME(MICROS)"}
+	parquetTimestamp   = ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp, Name: "TIMESTAMP(MICROS)"}
+	parquetTimestampTZ = ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp, AdjustedToUTC: true, Name: "TIMESTAMP(MICROS,UTC)"}
+)
+
+// MapType returns the Parquet type of a PostgreSQL type (SPEC §5). Domains
+// map as their base type, one-dimensional arrays as a LIST of their element
+// type, and every type Parquet has no equivalent for as STRING.
+func MapType(t *PGType) ParquetType {
+	return mapType(t, 0)
+}
+
+func mapType(t *PGType, depth int) ParquetType {
+	if t == nil || depth > maxResolveDepth {
+		return parquetString
+	}
+	if t.Type == 'd' && t.Base != nil {
+		return mapType(t.Base, depth+1)
+	}
+	if elem := arrayElem(t); elem != nil {
+		if t.Dims > 1 {
+			// Parquet LISTs of LISTs would need the dimensions fixed per
+			// column; PostgreSQL fixes them per value.
+			return parquetString
+		}
+		e := mapType(elem, depth+1)
+		return ParquetType{Physical: PhysicalGroup, Logical: LogicalList, Element: &e, Name: "LIST<" + e.Name + ">"}
+	}
+	switch t.OID {
+	case pgtype.BoolOID:
+		return parquetBoolean
+	case pgtype.Int2OID:
+		return parquetInt16
+	case pgtype.Int4OID:
+		return parquetInt32
+	case pgtype.Int8OID:
+		return parquetInt64
+	case pgtype.Float4OID:
+		return parquetFloat
+	case pgtype.Float8OID:
+		return parquetDouble
+	case pgtype.NumericOID:
+		if p, s, ok := numericTypmod(t.Typmod); ok {
+			return decimalType(p, s)
+		}
+		return parquetString
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.QCharOID:
+		return parquetString
+	case pgtype.DateOID:
+		return parquetDate
+	case pgtype.TimestampOID:
+		return parquetTimestamp
+	case pgtype.TimestamptzOID:
+		return parquetTimestampTZ
+	case pgtype.TimeOID:
+		return parquetTime
+	case pgtype.UUIDOID:
+		return parquetString
+	case pgtype.JSONOID, pgtype.JSONBOID:
+		return parquetJSON
+	case pgtype.ByteaOID:
+		return parquetBytes
+	}
+	switch {
+	case t.Type == 'e', t.Type == 'b' && t.Name == citextTypeName:
+		// Enums and citext (an extension type, so without a fixed OID)
+		// are text.
+		return parquetString
+	}
+	// interval, inet, cidr, macaddr, timetz, money, bit, xml, tsvector,
+	// geometric, oid types, ranges, multiranges, composite types...
+	return parquetString
+}
+
+// arrayElem returns the element type of an array type, nil for other
+// types. int2vector and oidvector have an element type but their own text
+// form, so they are not treated as arrays.
+func arrayElem(t *PGType) *PGType {
+	if t.OID == oidInt2Vector || t.OID == oidOIDVector {
+		return nil
+	}
+	if t.Elem != nil && t.Category == 'A' {
+		return t.Elem
+	}
+	if e, ok := builtinArrays[t.OID]; ok && t.Elem == nil {
+		return &PGType{OID: e, Type: 'b', Typmod: t.Typmod}
+	}
+	return nil
+}
+
+// numericTypmod decodes numeric's type modifier: ((precision << 16) |
+// (scale & 0x7ff)) + 4, the scale being an 11-bit signed number since
+// PostgreSQL 15 allows negative scales and scales above the precision.
+func numericTypmod(typmod int32) (precision, scale int, ok bool) {
+	if typmod < 4 {
+		return 0, 0, false
+	}
+	t := typmod - 4
+	precision = int(t>>16) & 0xffff
+	scale = (int(t&0x7ff) ^ 1024) - 1024
+	return precision, scale, true
+}
+
+// decimalType maps numeric(p,s). A negative scale (numeric(5,-2) holds
+// multiples of 100 up to 9999900) needs p-s integer digits; a scale above
+// the precision (numeric(2,5) holds 0.00099 at most) needs s fractional
+// digits; Parquet requires 0 <= scale <= precision.
+func decimalType(p, s int) ParquetType {
+	switch {
+	case s < 0:
+		p, s = p-s, 0
+	case s > p:
+		p = s
+	}
+	if p < 1 || p > maxDecimalPrecision {
+		return parquetString
+	}
+	pt := ParquetType{Logical: LogicalDecimal, Precision: p, Scale: s, Name: fmt.Sprintf("DECIMAL(%d,%d)", p, s)}
+	// The smallest physical type that holds p digits, as the Parquet
+	// format recommends.
+	switch {
+	case p <= 9:
+		pt.Physical = PhysicalInt32
+	case p <= 18:
+		pt.Physical = PhysicalInt64
+	default:
+		pt.Physical = PhysicalFixedLenByteArray
+		pt.Length = decimalBytes(p)
+	}
+	return pt
+}
+
+// decimalBytes is the smallest two's-complement width holding p digits.
+func decimalBytes(p int) int {
+	for n := 1; ; n++ {
+		if float64(8*n-1)*math.Log10(2) >= float64(p) {
+			return n
+		}
+	}
+}
+
+// TypeCatalog holds pg_type rows by OID, as loaded by LoadTypes or by
+// inspect, to resolve column types into PGType values.
+type TypeCatalog map[uint32]typeRow
+
+type typeRow struct {
+	oid        uint32
+	schema     string
+	name       string
+	typtype    byte
+	category   byte
+	baseType   uint32
+	baseTypmod int32
+	ndims      int
+	elem       uint32
+}
+
+// typeColumns is the select list scanned by scanTypeRows, over pg_type ty
+// and pg_namespace n.
+const typeColumns = `ty.oid, n.nspname, ty.typname, ty.typtype::text, ty.typcategory::text,
+	ty.typbasetype, ty.typtypmod, ty.typndims, ty.typelem`
+
+// typeClosureSQL loads the types in the seed CTE and, transitively, the
+// base types of domains and element types of arrays they refer to.
+// seedCTEs must define seed(oid).
+func typeClosureSQL(seedCTEs string) string {
+	return `WITH RECURSIVE ` + seedCTEs + `,
+closure(oid) AS (
+	SELECT oid FROM seed
+	UNION
+	SELECT x.oid
+	FROM closure c
+	JOIN pg_catalog.pg_type ty ON ty.oid = c.oid
+	CROSS JOIN LATERAL (VALUES (ty.typbasetype), (ty.typelem)) AS x(oid)
+	WHERE x.oid <> 0
+)
+SELECT ` + typeColumns + `
+FROM closure c
+JOIN pg_catalog.pg_type ty ON ty.oid = c.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = ty.typnamespace`
+}
+
+func (c TypeCatalog) scan(rows pgx.Rows) error {
+	for rows.Next() {
+		var r typeRow
+		var typtype, category string
+		if err := rows.Scan(&r.oid, &r.schema, &r.name, &typtype, &category,
+			&r.baseType, &r.baseTypmod, &r.ndims, &r.elem); err != nil {
+			return err
+		}
+		if typtype != "" {
+			r.typtype = typtype[0]
+		}
+		if category != "" {
+			r.category = category[0]
+		}
+		c[r.oid] = r
+	}
+	return rows.Err()
+}
+
+// LoadTypes reads the catalog rows of the given types and of the types they
+// refer to (domain bases, array elements), in one query.
+func LoadTypes(ctx context.Context, conn *pgx.Conn, oids []uint32) (TypeCatalog, error) {
+	c := TypeCatalog{}
+	rows, err := conn.Query(ctx, typeClosureSQL(`seed(oid) AS (SELECT unnest($1::oid[]))`), oids)
+	if err != nil {
+		return nil, fmt.Errorf("reading pg_type: %w", err)
+	}
+	defer rows.Close()
+	if err := c.scan(rows); err != nil {
+		return nil, fmt.Errorf("reading pg_type: %w", err)
+	}
+	return c, nil
+}
+
+// Resolve builds the PGType of a column of type oid with modifier typmod and
+// dims declared array dimensions. Types missing from the catalog (or a nil
+// catalog) resolve as far as the built-in OIDs allow.
+func (c TypeCatalog) Resolve(oid uint32, typmod int32, dims int) *PGType {
+	return c.resolve(oid, typmod, dims, 0)
+}
+
+func (c TypeCatalog) resolve(oid uint32, typmod int32, dims, depth int) *PGType {
+	t := &PGType{OID: oid, Typmod: typmod, Dims: dims}
+	r, ok := c[oid]
+	if !ok {
+		return t
+	}
+	t.Schema, t.Name, t.Type, t.Category = r.schema, r.name, r.typtype, r.category
+	if depth >= maxResolveDepth {
+		return t
+	}
+	switch {
+	case r.typtype == 'd' && r.baseType != 0:
+		// A domain's own modifier and dimensions are those of its
+		// definition (CREATE DOMAIN d AS numeric(10,2)); a column cannot
+		// add its own.
+		t.Base = c.resolve(r.baseType, r.baseTypmod, r.ndims, depth+1)
+	case r.category == 'A' && r.elem != 0:
+		// A column's modifier applies to the elements: numeric(10,2)[].
+		t.Elem = c.resolve(r.elem, typmod, 0, depth+1)
+	}
+	return t
+}
+
+// String shows a type for messages and test failures.
+func (t *PGType) String() string {
+	if t == nil {
+		return "<nil>"
+	}
+	name := t.Name
+	if name == "" {
+		name = "oid " + strconv.FormatUint(uint64(t.OID), 10)
+	}
+	return name
+}
+
+// baseType follows a domain chain to the underlying type.
+func baseType(t *PGType) *PGType {
+	for i := 0; t != nil && t.Type == 'd' && t.Base != nil && i < maxResolveDepth; i++ {
+		t = t.Base
+	}
+	return t
+}

@@ -245,3 +245,53 @@ func TestPlanErrorsPointAtTheLine(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
 	}
 }
+
+// TestSelfManagedPublication: plan names the SQL a DBA must run for a
+// self-managed publication; sluice never creates, alters or drops it.
+func TestSelfManagedPublication(t *testing.T) {
+	s := newShop(t)
+	s.write(strings.Replace(shopConfig, `  prefix            = "shop"`, `  prefix            = "shop"
+  cdc {
+    management  = "self_managed"
+    publication = "dba_pub"
+  }`, 1))
+	code, _, errOut := s.run("apply", "-auto-approve")
+	if code != 1 || !strings.Contains(errOut, `CREATE PUBLICATION "dba_pub"`) {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if n := s.query(`SELECT count(*)::text FROM pg_publication`); n != "0" {
+		t.Fatal("sluice created a self-managed publication")
+	}
+	s.exec(`CREATE PUBLICATION dba_pub FOR TABLE "Audit Log", events, orders`)
+	s.must(0, "apply", "-auto-approve")
+	s.must(0, "plan", "-detailed-exitcode")
+	if got := s.query(`SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'dba_pub'`); got != "Audit Log,events,orders" {
+		t.Errorf("publication tables = %q", got)
+	}
+	s.must(0, "destroy", "-auto-approve")
+	if n := s.query(`SELECT count(*)::text FROM pg_publication`); n != "1" {
+		t.Error("destroy dropped the self-managed publication")
+	}
+	if n := s.query(`SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
+		t.Error("destroy left the slot")
+	}
+}
+
+// TestApplyResumesAfterFailure: a step fails part-way (a foreign slot holds
+// the slot's name); what was done before is recorded, and once the cause
+// is gone apply finishes the job and the next plan is empty.
+func TestApplyResumesAfterFailure(t *testing.T) {
+	s := newShop(t)
+	s.exec(`SELECT pg_create_logical_replication_slot('sluice_shop', 'test_decoding')`)
+	code, _, errOut := s.run("apply", "-auto-approve")
+	if code != 1 || !strings.Contains(errOut, `replication slot sluice_shop already exists with plugin "test_decoding"`) {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	out := s.must(2, "plan", "-detailed-exitcode")
+	if strings.Contains(out, "publication sluice_pub_shop will be created") || !strings.Contains(out, "slot sluice_shop will be created") {
+		t.Errorf("after the failure, plan does not start where apply stopped:\n%s", out)
+	}
+	s.exec(`SELECT pg_drop_replication_slot('sluice_shop')`)
+	s.must(0, "apply", "-auto-approve")
+	s.must(0, "plan", "-detailed-exitcode")
+}

@@ -346,15 +346,19 @@ func TestLocalLockOtherProcess(t *testing.T) {
 
 	// A holder that exits normally releases: a waiter gets the lock.
 	h = startHolder(t, "local", path)
+	released := make(chan error, 1)
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		h.release(t)
+		released <- h.release()
 	}()
 	unlock, err = b.Lock(ctx, NewLockInfo("plan"), 10*time.Second)
 	if err != nil {
 		t.Fatalf("Lock waiting for a holder that exits: %v", err)
 	}
 	unlock()
+	if err := <-released; err != nil {
+		t.Error(err)
+	}
 }
 
 func TestLocalForceUnlock(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,14 @@ type holder struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	id    string
+
+	once    sync.Once
+	waitErr error
+}
+
+func (h *holder) wait() error {
+	h.once.Do(func() { h.waitErr = h.cmd.Wait() })
+	return h.waitErr
 }
 
 // startHolder starts a process that holds the lock of the backend (kind
@@ -109,20 +118,18 @@ func startHolder(t *testing.T, kind, target string) *holder {
 }
 
 // release makes the holder unlock and exit.
-func (h *holder) release(t *testing.T) {
-	t.Helper()
+func (h *holder) release() error {
 	h.stdin.Close()
-	if err := h.cmd.Wait(); err != nil {
-		t.Fatalf("holder: %v", err)
+	if err := h.wait(); err != nil {
+		return fmt.Errorf("holder: %w", err)
 	}
+	return nil
 }
 
 // kill ends the holder with SIGKILL, as a crash would: it runs no code.
 func (h *holder) kill() {
-	if h.cmd.ProcessState == nil {
-		h.cmd.Process.Kill()
-		h.cmd.Wait()
-	}
+	h.cmd.Process.Kill()
+	h.wait()
 }
 
 func testState() *State {

@@ -233,15 +233,17 @@ func TestPostgresLock(t *testing.T) {
 		t.Errorf("gave up after %s, want the 150ms timeout", waited)
 	}
 
+	released := make(chan error, 1)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		if err := unlockA(); err != nil {
-			t.Error(err)
-		}
+		released <- unlockA()
 	}()
 	unlockB, err := b.Lock(ctx, NewLockInfo("plan"), 10*time.Second)
 	if err != nil {
 		t.Fatalf("Lock with a timeout, released meanwhile: %v", err)
+	}
+	if err := <-released; err != nil {
+		t.Errorf("unlock: %v", err)
 	}
 	if n := query[int64](t, url, `SELECT count(*) FROM sluice.state_lock`); n != 1 {
 		t.Errorf("%d lock rows while locked, want 1", n)

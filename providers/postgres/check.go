@@ -116,7 +116,8 @@ func checkTablesSQL(major int) string {
 	        WHERE p.pubname = $3 AND (p.puballtables
 	           OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr
 	                      WHERE pr.prpubid = p.oid
-	                        AND pr.prrelid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(c.oid) a))` + inSchema + `))
+	                        AND (pr.prrelid = c.oid
+	                             OR pr.prrelid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(c.oid) a)))` + inSchema + `))
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(schema, name, ord)
 JOIN pg_catalog.pg_class c ON c.relname = w.name AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -312,12 +313,12 @@ func (f *checkFacts) judge(src *config.Source) []providers.Check {
 	return out
 }
 
-// found returns the cdc tables found exactly once, the check failures of
-// the others having been reported by tableChecks.
+// found returns the cdc tables found exactly once and that are tables, the
+// others being reported by tableChecks.
 func (f *checkFacts) found() []*tableFacts {
 	var out []*tableFacts
 	for _, t := range f.tables {
-		if len(t.matches) == 1 {
+		if len(t.matches) == 1 && (t.matches[0].relkind == "r" || t.matches[0].relkind == "p") {
 			out = append(out, &t.matches[0])
 		}
 	}
@@ -393,7 +394,7 @@ func (f *checkFacts) tableChecks(role string) []providers.Check {
 	keys := providers.Check{Check: CheckPrimaryKeys, OK: true}
 	var keyless []string
 	for _, m := range found {
-		if !m.hasKey && (m.relkind == "r" || m.relkind == "p") {
+		if !m.hasKey {
 			keyless = append(keyless, m.ident())
 		}
 	}

@@ -397,7 +397,7 @@ func TestInspectAsUnprivilegedUser(t *testing.T) {
 		got[tb.Schema+"."+tb.Name] = tb.Warnings
 	}
 	want := map[string][]string{
-		"hidden.t": {fmt.Sprintf(`the user cannot use schema "hidden": GRANT USAGE ON SCHEMA "hidden" TO "%s";`, role)},
+		"hidden.t":      {fmt.Sprintf(`the user cannot use schema "hidden": GRANT USAGE ON SCHEMA "hidden" TO "%s";`, role)},
 		"public.open_t": {},
 		"public.policed_t": {
 			"row-level security applies to the user: sluice reads only the rows its policies let it see",

@@ -42,8 +42,12 @@
 //
 // A write goes to a temporary file in the same directory, which is synced,
 // renamed over the state file, and then the directory is synced: a crash
-// leaves the old or the new version, never a mix. Reading a missing file
-// gives New() and writes nothing.
+// leaves the old or the new version, never a mix. Writers hold a short
+// flock on the directory while they check the stored version and rename
+// the next, so two writers of one version cannot both succeed even without
+// the state lock. Reading a missing file gives New() and writes nothing;
+// each such read has a fresh lineage, so a plan made before the first
+// write can only be matched by serial 0.
 //
 // The lock is flock(2) (LOCK_EX|LOCK_NB) on the open lock file, held for
 // the whole operation; the file's content only says who holds it. Locks

@@ -84,6 +84,22 @@ func (b *Local) Write(ctx context.Context, st *State) error {
 	if err := b.checkLocks(); err != nil {
 		return err
 	}
+	// The check of the stored version and the rename of the next one are
+	// one step for writers of this directory, even for writers that do not
+	// hold the state lock: a short flock on the directory itself, which
+	// needs no other file.
+	dir := filepath.Dir(b.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the state directory: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer d.Close()
+	if err := flock(d, syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("write state: lock %s: %w", dir, err)
+	}
 	old, err := os.ReadFile(b.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

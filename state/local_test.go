@@ -149,6 +149,34 @@ func TestLocalWriteConflicts(t *testing.T) {
 			t.Errorf("second writer: %v", err)
 		}
 	})
+	t.Run("racing writers of one version", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "state.json")
+		base := testState()
+		if err := NewLocal(path).Write(ctx, base); err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 8)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				st := *base
+				errs[i] = NewLocal(path).Write(ctx, &st)
+			})
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrStateChanged):
+				t.Errorf("losing writer: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d writers won, want 1", won)
+		}
+	})
 	t.Run("no lineage", func(t *testing.T) {
 		b := NewLocal(filepath.Join(t.TempDir(), "state.json"))
 		if err := b.Write(ctx, &State{}); err == nil {
@@ -260,11 +288,18 @@ func TestLocalLock(t *testing.T) {
 	if _, err := os.Stat(a.LockPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock file left after unlock: %v", err)
 	}
-	unlockB, err := b.Lock(ctx, NewLockInfo("plan"), 0)
-	if err != nil {
+	if _, err := b.Lock(ctx, NewLockInfo("plan"), 0); err != nil {
 		t.Fatalf("Lock after unlock: %v", err)
 	}
-	unlockB()
+	// Close releases what the backend holds.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unlockA, err = a.Lock(ctx, NewLockInfo("plan"), 0)
+	if err != nil {
+		t.Fatalf("Lock after Close of the holder: %v", err)
+	}
+	unlockA()
 }
 
 func TestLocalLockTimeout(t *testing.T) {

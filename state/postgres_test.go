@@ -254,6 +254,19 @@ func TestPostgresLock(t *testing.T) {
 	if n := query[int64](t, url, `SELECT count(*) FROM sluice.state_lock`); n != 0 {
 		t.Errorf("%d lock rows after unlock", n)
 	}
+
+	// Close releases what the backend holds.
+	if _, err := b.Lock(ctx, NewLockInfo("plan"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unlockA, err = a.Lock(ctx, NewLockInfo("plan"), 0)
+	if err != nil {
+		t.Fatalf("Lock after Close of the holder: %v", err)
+	}
+	unlockA()
 }
 
 func TestPostgresKilledHolder(t *testing.T) {

@@ -29,6 +29,11 @@
 // (ErrCorrupt, with the line and column); sluice never replaces it with an
 // empty state, which would forget the slots and webhooks it created.
 //
+// Before the first write there is nothing stored, and Read returns New():
+// serial 0 and a fresh lineage on every read. Serial 0 therefore means
+// "nothing recorded", whatever the lineage; a saved plan made from it is
+// stale only if the serial has moved since.
+//
 // # Backend local
 //
 // The state file (default .sluice/state.json, relative to the
@@ -45,9 +50,7 @@
 // leaves the old or the new version, never a mix. Writers hold a short
 // flock on the directory while they check the stored version and rename
 // the next, so two writers of one version cannot both succeed even without
-// the state lock. Reading a missing file gives New() and writes nothing;
-// each such read has a fresh lineage, so a plan made before the first
-// write can only be matched by serial 0.
+// the state lock. Reading a missing file gives New() and writes nothing.
 //
 // The lock is flock(2) (LOCK_EX|LOCK_NB) on the open lock file, held for
 // the whole operation; the file's content only says who holds it. Locks

@@ -29,7 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +37,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/sluice-dev/sluice/config"
 )
@@ -148,7 +147,7 @@ func (d *Dialer) ConnConfig() (*pgx.ConnConfig, error) {
 	if t := pg.SSHTunnel; t != nil {
 		if t.RequireTLS {
 			if mode := plaintextMode(&cc.Config); mode != "" {
-				return nil, fmt.Errorf("%s: ssh_tunnel.require_tls is set, but sslmode %s lets the connection through the tunnel go without TLS; set sslmode = \"require\", \"verify-ca\" or \"verify-full\"", src.Address(), mode)
+				return nil, fmt.Errorf("%s: ssh_tunnel.require_tls is set, but %s; set sslmode = \"require\", \"verify-ca\" or \"verify-full\"", src.Address(), mode)
 			}
 		}
 		// The database's host name means something on the bastion's side
@@ -337,25 +336,32 @@ func kvQuote(s string) string {
 	return "'" + s + "'"
 }
 
-// connStringKeys returns the keywords a connection string sets (URL query
-// parameters or keyword=value pairs), canonical names as libpq spells
-// them. It is only used to tell whether a keyword is present, so malformed
-// input simply yields fewer keys: ParseConfig reports the error.
-func connStringKeys(s string) map[string]bool {
-	keys := map[string]bool{}
+// connStringSettings returns the keywords a connection string sets (URL
+// query parameters or keyword=value pairs) with their values. It is only
+// used to tell whether a keyword is present and to find a service, so
+// malformed input simply yields fewer keys: ParseConfig reports the error.
+func connStringSettings(s string) map[string]string {
+	settings := map[string]string{}
 	if isURL(s) {
 		i := strings.IndexByte(s, '?')
 		if i < 0 {
-			return keys
+			return settings
 		}
 		for _, pair := range strings.Split(s[i+1:], "&") {
-			k, _, _ := strings.Cut(pair, "=")
-			keys[k] = true
+			k, v, _ := strings.Cut(pair, "=")
+			// libpq's URI decoding leaves '+' alone, as PathUnescape does.
+			if dk, err := url.PathUnescape(k); err == nil {
+				k = dk
+			}
+			if dv, err := url.PathUnescape(v); err == nil {
+				v = dv
+			}
+			settings[k] = v
 		}
-		return keys
+		return settings
 	}
-	// keyword = value, value either bare (up to whitespace) or single-quoted
-	// with backslash escapes.
+	// keyword = value, the value either bare (up to whitespace) or
+	// single-quoted, with backslash escapes in both.
 	for i := 0; i < len(s); {
 		for i < len(s) && isSpace(s[i]) {
 			i++
@@ -369,35 +375,42 @@ func connStringKeys(s string) map[string]bool {
 			i++
 		}
 		if i >= len(s) || s[i] != '=' {
-			return keys
+			return settings
 		}
 		i++
 		for i < len(s) && isSpace(s[i]) {
 			i++
 		}
-		if i < len(s) && s[i] == '\'' {
-			for i++; i < len(s) && s[i] != '\''; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
+		var v strings.Builder
+		quoted := i < len(s) && s[i] == '\''
+		if quoted {
 			i++
-		} else {
-			for i < len(s) && !isSpace(s[i]) {
-				if s[i] == '\\' {
-					i++
-				}
+		}
+		for ; i < len(s); i++ {
+			c := s[i]
+			if quoted && c == '\'' {
 				i++
+				break
 			}
+			if !quoted && isSpace(c) {
+				break
+			}
+			if c == '\\' && i+1 < len(s) {
+				i++
+				c = s[i]
+			}
+			v.WriteByte(c)
 		}
 		if key != "" {
-			keys[key] = true
+			settings[key] = v.String()
 		}
 	}
-	return keys
+	return settings
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
 
 // resolvePath resolves a file path of the source: "~" is the home
 // directory, a relative path is relative to dir.
@@ -535,10 +548,3 @@ func (c *releaseConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
-
-// sshClientConfig exists so that ssh.go and the tests agree on the type.
-var _ = ssh.ClientConfig{}
-
-// environ is os.Getenv, a variable for nothing but readability at the call
-// sites that consult libpq's variables.
-var environ = os.Getenv

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
 )
 
 // Inspector introspects a live source in one pass (a constant number of
@@ -48,6 +49,41 @@ type ResourceManager interface {
 	// DropSlot drops the slot if it exists.
 	DropSlot(ctx context.Context, name string) error
 	Close() error
+}
+
+// ReadRequest says what to read of one table.
+type ReadRequest struct {
+	// Schema and Table name the source table exactly.
+	Schema, Table string
+	// Columns to read; nil reads every column. The key and the cursor are
+	// always read, even when not listed.
+	Columns    []string
+	PrimaryKey []string
+	// Cursor is the incremental_field of incremental and append syncs.
+	Cursor string
+	// From is the committed position; the zero Position reads from the
+	// start.
+	From records.Position
+	// BatchRows bounds the rows of one batch (memory is bounded by it).
+	BatchRows int
+	// Parallel is how many connections a snapshot of a large table may
+	// use; 0 or 1 reads with one.
+	Parallel int
+}
+
+// SnapshotReader reads a whole table, consistently (full_refresh, and
+// the first sync of any table). emit is called with each batch, from one
+// goroutine at a time; the batch is reused after emit returns.
+type SnapshotReader interface {
+	Schema(ctx context.Context, req ReadRequest) (*records.Schema, error)
+	ReadSnapshot(ctx context.Context, req ReadRequest, emit func(*records.Batch) error) (records.Position, error)
+}
+
+// CursorReader reads the rows past a committed position: incremental and
+// append (by cursor column) and xmin syncs.
+type CursorReader interface {
+	ReadIncremental(ctx context.Context, req ReadRequest, emit func(*records.Batch) error) (records.Position, error)
+	ReadXmin(ctx context.Context, req ReadRequest, emit func(*records.Batch) error) (records.Position, error)
 }
 
 // Factory opens a source from its configuration. It may connect lazily.

@@ -179,7 +179,10 @@ type Table struct {
 	IncrementalFields []IncrementalField `json:"incremental_fields"`
 	SyncTypes         []string           `json:"sync_types"`
 	RecommendedSync   string             `json:"recommended_sync"`
-	Warnings          []string           `json:"warnings"`
+	// RecommendedIncrementalField is the cursor recommended with an
+	// incremental or append RecommendedSync.
+	RecommendedIncrementalField string   `json:"recommended_incremental_field,omitempty"`
+	Warnings                    []string `json:"warnings"`
 	// ReplicaIdentity is "default", "nothing", "full" or "index".
 	ReplicaIdentity string `json:"replica_identity,omitempty"`
 	// SupportsWebhook reports whether changes to the object are pushed as

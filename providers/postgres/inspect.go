@@ -64,9 +64,6 @@ type relation struct {
 	relkind byte
 	table   providers.Table
 	columns []*column
-	// cursor is the recommended incremental field of incremental and
-	// append tables.
-	cursor string
 
 	rls, canSelect, schemaUsage bool
 	replident                   byte
@@ -176,26 +173,24 @@ const serverSQL = `SELECT current_setting('server_version_num')::int, current_us
 
 // publicationSQL reads a publication and the tables it names: those added
 // with FOR TABLE and, from PostgreSQL 15, those of the schemas added with
-// FOR TABLES IN SCHEMA.
+// FOR TABLES IN SCHEMA, as [schema, table] pairs.
 func publicationSQL(major int) string {
 	inSchema := ""
 	if major >= 15 {
 		inSchema = `
 		UNION
-		SELECT n.nspname || '.' || c.relname
+		SELECT c.oid
 		FROM pg_catalog.pg_publication_namespace pn
 		JOIN pg_catalog.pg_class c ON c.relnamespace = pn.pnnspid AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE pn.pnpubid = p.oid`
 	}
 	return `SELECT p.pubname::text, p.puballtables, p.pubviaroot, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
 	pg_catalog.pg_get_userbyid(p.pubowner)::text,
-	ARRAY(
-		SELECT n.nspname || '.' || c.relname
-		FROM pg_catalog.pg_publication_rel pr
-		JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE pr.prpubid = p.oid` + inSchema + `)
+	(SELECT coalesce(json_agg(json_build_array(n.nspname, c.relname)), '[]')
+	 FROM pg_catalog.pg_class c
+	 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	 WHERE c.oid IN (
+		SELECT pr.prrelid FROM pg_catalog.pg_publication_rel pr WHERE pr.prpubid = p.oid` + inSchema + `))
 FROM pg_catalog.pg_publication p
 WHERE p.pubname = $1`
 }
@@ -304,10 +299,16 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*inspecti
 	})
 	b.Queue(publicationSQL(serverMajor(conn)), src.Postgres.CDC.Publication).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			p := &providers.Publication{}
+			p := &providers.Publication{Tables: []string{}}
+			var tables [][2]string
 			if err := rows.Scan(&p.Name, &p.AllTables, &p.PublishViaPartitionRoot, &p.PublishInsert,
-				&p.PublishUpdate, &p.PublishDelete, &p.PublishTruncate, &p.Owner, &p.Tables); err != nil {
+				&p.PublishUpdate, &p.PublishDelete, &p.PublishTruncate, &p.Owner, &tables); err != nil {
 				return fmt.Errorf("reading publication %q: %w", src.Postgres.CDC.Publication, err)
+			}
+			// As recorded in state, so that the planner compares like with
+			// like.
+			for _, t := range tables {
+				p.Tables = append(p.Tables, config.QualifiedName(t[0], t[1]))
 			}
 			sort.Strings(p.Tables)
 			obs.Publication = p
@@ -385,7 +386,7 @@ func (r *relation) describe(user string) {
 		t.SyncTypes = append(t.SyncTypes, string(config.SyncXmin))
 	}
 	sync, cursor := r.recommend()
-	t.RecommendedSync, r.cursor = string(sync), cursor
+	t.RecommendedSync, t.RecommendedIncrementalField = string(sync), cursor
 	t.Warnings = r.warnings(user, cdcCapable)
 }
 

@@ -167,7 +167,7 @@ CREATE TABLE "LONGNAME" (id int PRIMARY KEY, "Weird ""Name""" text);
 ANALYZE;
 
 CREATE TABLE never_analyzed (id serial PRIMARY KEY);
-CREATE PUBLICATION sluice_pub_test FOR TABLE orders, sales.customers WITH (publish_via_partition_root = true, publish = 'insert, update');
+CREATE PUBLICATION sluice_pub_test FOR TABLE orders, sales.customers, "Order.Items" WITH (publish_via_partition_root = true, publish = 'insert, update');
 `
 
 // longName is 63 bytes, PostgreSQL's limit, in two-byte characters.
@@ -325,7 +325,7 @@ func TestInspect(t *testing.T) {
 		},
 		Publication: &providers.Publication{
 			Name:                    "sluice_pub_test",
-			Tables:                  []string{"public.orders", "sales.customers"},
+			Tables:                  []string{`public."Order.Items"`, "public.orders", "sales.customers"},
 			PublishViaPartitionRoot: true,
 			PublishInsert:           true,
 			PublishUpdate:           true,

@@ -662,3 +662,20 @@ func TestRender(t *testing.T) {
 		}
 	}
 }
+
+func TestSavedPlanOnAnEmptyStateIsNotStale(t *testing.T) {
+	cfg := loadConfig(t, baseConfig)
+	first := plan(t, cfg, state.New(), observed())
+	again := plan(t, cfg, state.New(), observed())
+	if first.StateLineage == again.StateLineage {
+		t.Fatal("test needs two fresh lineages")
+	}
+	if why := (&Saved{Plan: first}).Stale(again); why != "" {
+		t.Errorf("stale: %s", why)
+	}
+	st := state.New()
+	st.Serial = 3
+	if why := (&Saved{Plan: first}).Stale(plan(t, cfg, st, observed())); why == "" {
+		t.Error("a plan of an empty state applied to a written one is not stale")
+	}
+}

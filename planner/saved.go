@@ -44,8 +44,11 @@ func ReadSaved(r io.Reader) (*Saved, error) {
 // now from the same inputs, or returns "" when it still does.
 func (s *Saved) Stale(fresh *Plan) string {
 	old := s.Plan
+	// An empty state has a fresh lineage at every read until its first
+	// write, so two empty states are the same history.
+	bothEmpty := old.StateSerial == 0 && fresh.StateSerial == 0
 	switch {
-	case old.StateLineage != fresh.StateLineage:
+	case old.StateLineage != fresh.StateLineage && !bothEmpty:
 		return fmt.Sprintf("the state is another history (lineage %s, the plan was made for %s)", fresh.StateLineage, old.StateLineage)
 	case old.StateSerial != fresh.StateSerial:
 		return fmt.Sprintf("the state changed since the plan was made (serial %d, the plan was made at %d)", fresh.StateSerial, old.StateSerial)

@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/user"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/planner"
@@ -74,8 +74,7 @@ func (e *env) open(ctx context.Context, f *planFlags, operation string, printDia
 		return fail("cannot open the state", err)
 	}
 	if f.lock {
-		info := state.LockInfo{ID: state.NewLockID(), Operation: operation, Who: whoAmI(), Created: time.Now().UTC()}
-		if s.unlock, err = s.backend.Lock(ctx, info, f.lockTimeout); err != nil {
+		if s.unlock, err = s.backend.Lock(ctx, state.NewLockInfo(operation), f.lockTimeout); err != nil {
 			return fail("cannot lock the state", err)
 		}
 	}
@@ -99,15 +98,6 @@ func (e *env) openFailed(diags hcl.Diagnostics, err error, jsonOut bool) int {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 	}
 	return exitError
-}
-
-func whoAmI() string {
-	name := "unknown"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	host, _ := os.Hostname()
-	return name + "@" + host
 }
 
 // observe introspects every configured source that the targets touch,
@@ -195,12 +185,9 @@ func (s *session) makePlan(ctx context.Context, f *planFlags, cfg *config.Config
 
 // stdinIsTerminal reports whether a person can answer a prompt.
 func (e *env) stdinIsTerminal() bool {
+	// /dev/null is a character device too: ask the terminal driver.
 	f, ok := e.stdin.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // confirm asks for "yes"; anything else declines.

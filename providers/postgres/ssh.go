@@ -240,8 +240,8 @@ type hostKeyChecker struct {
 	insecure bool
 	callback ssh.HostKeyCallback
 	// algorithms are the host key algorithms of the keys known for the
-	// bastion: without them the client would negotiate its own preference
-	// (ECDSA before Ed25519) and then find that key unknown.
+	// bastion: with its own preference (ECDSA before Ed25519) the client
+	// could negotiate a key of another type and then find it unknown.
 	algorithms []string
 	err        error
 }
@@ -288,7 +288,20 @@ func newHostKeyChecker(st *config.SSHTunnel, dir, bastion string) (*hostKeyCheck
 			}
 		}
 	}
+	if len(hk.algorithms) == 0 {
+		hk.algorithms = unknownHostAlgorithms
+	}
 	return hk, nil
+}
+
+// unknownHostAlgorithms is the preference for a bastion with no known key:
+// OpenSSH's, so that the key an unknown-key error shows (and asks to add)
+// is the one `ssh` and `ssh-keyscan` show first.
+var unknownHostAlgorithms = []string{
+	ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
+	ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
 }
 
 // algorithmsFor lists the host key algorithms that use keys of a type.

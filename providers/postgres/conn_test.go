@@ -553,8 +553,10 @@ func startCluster(t *testing.T, opts pgtest.Options, setup func(context.Context,
 }
 
 // testPKI is a certificate authority for tests, with a server certificate
-// for "localhost" (and no IP address, so that 127.0.0.1 is a wrong name)
-// and a client certificate for certRole, written as files into dir.
+// for "localhost" (and no IP address, so that 127.0.0.1 is a wrong name).
+// Its files in dir: ca.pem; client.pem and .key, for certRole; wrong-cn.pem
+// and .key, for authRole; other-ca.pem, another CA, and other-client.pem and
+// .key, for certRole but issued by the other CA.
 type testPKI struct {
 	dir        string
 	ca         *x509.Certificate
@@ -583,9 +585,25 @@ func newPKI(t *testing.T) *testPKI {
 		NotAfter:    now.Add(24 * time.Hour),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	_, _, otherPEM := newCA(t, "some other CA")
+	wrongCN := p.issue(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: authRole},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	other := &testPKI{}
+	other.ca, other.caKey, other.caPEM = newCA(t, "some other CA")
+	otherClient := other.issue(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: certRole},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
 	for name, data := range map[string][]byte{
-		"ca.pem": p.caPEM, "other-ca.pem": otherPEM, "client.pem": client.cert, "client.key": client.key,
+		"ca.pem": p.caPEM, "other-ca.pem": other.caPEM,
+		"client.pem": client.cert, "client.key": client.key,
+		"wrong-cn.pem": wrongCN.cert, "wrong-cn.key": wrongCN.key,
+		"other-client.pem": otherClient.cert, "other-client.key": otherClient.key,
 	} {
 		if err := os.WriteFile(filepath.Join(p.dir, name), data, 0o600); err != nil {
 			t.Fatal(err)

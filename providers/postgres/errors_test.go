@@ -131,6 +131,20 @@ above any line that would match first, then reload the configuration (SELECT pg_
 			wantHint: `pg_hba.conf asks for a client certificate (cert authentication or clientcert=verify-*): set sslcert and sslkey of source postgres.test to a certificate signed by the CA in the server's ssl_ca_file, and its key.`,
 		},
 		{
+			name:     "client certificate for another role",
+			pg:       config.Postgres{Host: "127.0.0.1", Port: port, User: certRole, Database: "postgres", SSLCert: "wrong-cn.pem", SSLKey: "wrong-cn.key"},
+			wantMsg:  `FATAL: certificate authentication failed for user "certuser" (SQLSTATE 28000)`,
+			wantHint: `The client certificate's common name (CN) must be the role name "certuser", or be mapped to it in pg_ident.conf: issue a certificate for CN=certuser, or set user to the certificate's CN.`,
+		},
+		{
+			name:     "client certificate from an unknown authority",
+			pg:       config.Postgres{Host: "127.0.0.1", Port: port, User: certRole, Database: "postgres", SSLCert: "other-client.pem", SSLKey: "other-client.key"},
+			// Go sends a client certificate only when it is issued by an
+			// authority the server names, so the server sees none.
+			wantMsg:  `FATAL: connection requires a valid client certificate (SQLSTATE 28000)`,
+			wantHint: `pg_hba.conf asks for a client certificate (cert authentication or clientcert=verify-*): set sslcert and sslkey of source postgres.test to a certificate signed by the CA in the server's ssl_ca_file, and its key.`,
+		},
+		{
 			name:     "connection refused",
 			pg:       config.Postgres{Host: closedHost, Port: closedP, User: authRole, Password: authPassword},
 			wantMsg:  "connect: connection refused",

@@ -282,7 +282,7 @@ func (l *logBuffer) String() string {
 // each way of authenticating and of checking the host key, and checks the
 // failures a user can meet.
 func TestSSHTunnel(t *testing.T) {
-	isolateEnv(t)
+	home := isolateEnv(t)
 	sshd := startSSHD(t)
 	db := urlSource(t, pgtest.NewDB(t)).Postgres
 	goodLine := knownhosts.Line([]string{sshd.addr}, sshd.hostKey)
@@ -295,6 +295,12 @@ func TestSSHTunnel(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := knownHosts(t, "# the bastion", goodLine)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte(goodLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wrong := knownHosts(t, knownhosts.Line([]string{sshd.addr}, otherKey))
 	empty := knownHosts(t)
 	host, portStr, _ := net.SplitHostPort(sshd.addr)
@@ -329,6 +335,8 @@ func TestSSHTunnel(t *testing.T) {
 		{name: "password", st: tunnel(func(st *config.SSHTunnel) {
 			st.User, st.PrivateKey, st.Password = sshd.passwordUser, "", sshPasswordPw
 		})},
+		{name: "known_hosts under ~", st: tunnel(func(st *config.SSHTunnel) { st.KnownHosts = "~/.ssh/known_hosts" })},
+		{name: "known_hosts by default ~/.ssh/known_hosts", st: tunnel(func(st *config.SSHTunnel) { st.KnownHosts = "" })},
 		{name: "known_hosts relative to the config directory and hashed", st: tunnel(func(st *config.SSHTunnel) {
 			st.KnownHosts = "hashed_known_hosts"
 		})},

@@ -137,8 +137,8 @@ above any line that would match first, then reload the configuration (SELECT pg_
 			wantHint: `The client certificate's common name (CN) must be the role name "certuser", or be mapped to it in pg_ident.conf: issue a certificate for CN=certuser, or set user to the certificate's CN.`,
 		},
 		{
-			name:     "client certificate from an unknown authority",
-			pg:       config.Postgres{Host: "127.0.0.1", Port: port, User: certRole, Database: "postgres", SSLCert: "other-client.pem", SSLKey: "other-client.key"},
+			name: "client certificate from an unknown authority",
+			pg:   config.Postgres{Host: "127.0.0.1", Port: port, User: certRole, Database: "postgres", SSLCert: "other-client.pem", SSLKey: "other-client.key"},
 			// Go sends a client certificate only when it is issued by an
 			// authority the server names, so the server sees none.
 			wantMsg:  `FATAL: connection requires a valid client certificate (SQLSTATE 28000)`,

@@ -330,7 +330,7 @@ func (ex *executor) table(c planner.Change) error {
 				dt.PrimaryKey = old.PrimaryKey
 			}
 		}
-		dt.ResyncRequested = old.ResyncRequested
+		dt.ResyncRequestedAt = old.ResyncRequestedAt
 		if old.WarehouseTable != dt.WarehouseTable {
 			if err := renameWarehouseTable(ex.opt.Config, old.WarehouseTable, dt.WarehouseTable); err != nil {
 				return err
@@ -338,7 +338,7 @@ func (ex *executor) table(c planner.Change) error {
 		}
 	}
 	if c.Action == planner.Resync {
-		dt.ResyncRequested = true
+		dt.ResyncRequestedAt = ex.opt.Now().UTC()
 	}
 	dt.AppliedAt = ex.opt.Now().UTC()
 	rs.Tables[name] = dt

@@ -124,9 +124,10 @@ type Table struct {
 	// SourceColumns are the live columns (name and format_type) when the
 	// table was applied, so that plan can tell a dropped or retyped column.
 	SourceColumns []ColumnState `json:"source_columns,omitempty"`
-	// ResyncRequested is set by `sluice resync` and by applies whose plan
-	// says resync; the runner clears it when the full reload commits.
-	ResyncRequested bool      `json:"resync_requested,omitempty"`
+	// ResyncRequestedAt is set by `sluice resync` and by applies whose
+	// plan says resync. The runner never writes state: a table is due for
+	// a full reload while this is later than its status's LastFullSyncAt.
+	ResyncRequestedAt time.Time `json:"resync_requested_at,omitzero"`
 	AppliedAt       time.Time `json:"applied_at"`
 }
 

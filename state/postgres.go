@@ -32,6 +32,7 @@ var (
 	pgVersionsTable = pgx.Identifier{"sluice", "state_versions"}.Sanitize()
 	pgLockTable     = pgx.Identifier{"sluice", "state_lock"}.Sanitize()
 	pgKeysTable     = pgx.Identifier{"sluice", "keys"}.Sanitize()
+	pgStatusTable   = pgx.Identifier{"sluice", "status"}.Sanitize()
 	pgVersionsIndex = pgx.Identifier{"state_versions_serial"}.Sanitize()
 )
 
@@ -145,8 +146,8 @@ func setupSchema(ctx context.Context, conn *pgx.Conn) error {
 	// Usually everything exists, and a role without CREATE privileges can
 	// then use a schema an administrator prepared.
 	var ready bool
-	err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL`,
-		pgVersionsTable, pgLockTable, pgKeysTable).Scan(&ready)
+	err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL`,
+		pgVersionsTable, pgLockTable, pgKeysTable, pgStatusTable).Scan(&ready)
 	if err != nil {
 		return fmt.Errorf("state backend postgres: look for the state tables: %w", err)
 	}
@@ -174,6 +175,12 @@ func setupSchema(ctx context.Context, conn *pgx.Conn) error {
 			`CREATE TABLE IF NOT EXISTS ` + pgKeysTable + ` (
 				name text  PRIMARY KEY,
 				key  bytea NOT NULL)`,
+			`CREATE TABLE IF NOT EXISTS ` + pgStatusTable + ` (
+				kind       text        NOT NULL,
+				address    text        NOT NULL,
+				record     jsonb       NOT NULL,
+				updated_at timestamptz NOT NULL DEFAULT now(),
+				PRIMARY KEY (kind, address))`,
 		} {
 			if _, err := tx.Exec(ctx, ddl); err != nil {
 				return err

@@ -117,7 +117,7 @@ func writeState(e *env, st *state.State) {
 			if !t.Enabled {
 				extra += ", disabled"
 			}
-			if t.ResyncRequested {
+			if !t.ResyncRequestedAt.IsZero() {
 				extra += ", resync requested"
 			}
 			fmt.Fprintf(w, "  table %q -> %s: %s%s every %s\n", tn, t.WarehouseTable, t.Sync, extra, t.Frequency)

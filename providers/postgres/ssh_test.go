@@ -37,10 +37,10 @@ const (
 	sshPasswordPw  = "ssh-Password-93ad0e"
 	sshWrongPhrase = "not-the-Passphrase-77"
 	sshWrongPw     = "not-the-Password-5512"
-	// sshTestUser is the throwaway OS user for password authentication:
-	// sshd checks passwords against /etc/shadow, and root's password is
-	// not ours to change.
-	sshTestUser = "sluice-sshtest"
+	// sshUserPrefix and the test process's pid name the throwaway OS user
+	// for password authentication: sshd checks passwords against
+	// /etc/shadow, and root's password is not ours to change.
+	sshUserPrefix = "sluicetest"
 )
 
 // testSSHD is a throwaway OpenSSH server on a loopback port, with host
@@ -205,27 +205,51 @@ func waitListening(addr string, exited <-chan struct{}) bool {
 }
 
 // createSSHUser creates the throwaway OS user of password authentication,
-// removed when the test ends. A user left behind by a killed test run is
-// reused.
+// removed when the test ends. Its name has the process's pid, so that test
+// runs side by side do not remove each other's user; users left behind by
+// killed runs (whose pid is gone) are removed first.
 func createSSHUser(t *testing.T) string {
 	t.Helper()
-	if _, err := user.Lookup(sshTestUser); err != nil {
-		out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", sshTestUser).CombinedOutput()
+	removeStaleSSHUsers(t)
+	name := sshUserPrefix + strconv.Itoa(os.Getpid())
+	if _, err := user.Lookup(name); err != nil {
+		out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", name).CombinedOutput()
 		if err != nil {
 			t.Fatalf("useradd: %v\n%s", err, out)
 		}
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", sshTestUser).CombinedOutput(); err != nil {
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
 			t.Errorf("userdel: %v\n%s", err, out)
 		}
 	})
 	cmd := exec.Command("chpasswd")
-	cmd.Stdin = strings.NewReader(sshTestUser + ":" + sshPasswordPw + "\n")
+	cmd.Stdin = strings.NewReader(name + ":" + sshPasswordPw + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chpasswd: %v\n%s", err, out)
 	}
-	return sshTestUser
+	return name
+}
+
+func removeStaleSSHUsers(t *testing.T) {
+	t.Helper()
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(passwd), "\n") {
+		name, _, _ := strings.Cut(line, ":")
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, sshUserPrefix))
+		if !strings.HasPrefix(name, sshUserPrefix) || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // that test run is still going
+		}
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+			t.Logf("removing stale test user %s: %v\n%s", name, err, out)
+		}
+	}
 }
 
 func marshalKey(t *testing.T, key crypto.PrivateKey, passphrase string) []byte {
@@ -324,7 +348,8 @@ func TestSSHTunnel(t *testing.T) {
 		timeout time.Duration
 		// wantErr and wantHint are the error's text and hint ("" when the
 		// connection must work); ADDR stands for the bastion's address, DB
-		// for the database's, FP for the host key's fingerprint.
+		// for the database's, FP for the host key's fingerprint, USER for
+		// the password user.
 		wantErr, wantHint string
 		wantLog           string
 	}{
@@ -393,8 +418,8 @@ func TestSSHTunnel(t *testing.T) {
 			st: tunnel(func(st *config.SSHTunnel) {
 				st.User, st.PrivateKey, st.Password = sshd.passwordUser, "", sshWrongPw
 			}),
-			wantErr:  `dial error: ssh_tunnel: bastion ADDR refused user "sluice-sshtest": ssh: handshake failed: ssh: unable to authenticate, attempted methods [none password], no supported methods remain`,
-			wantHint: "Check ssh_tunnel.user and ssh_tunnel.password. For a key, its public half must be in ~sluice-sshtest/.ssh/authorized_keys on the bastion; for a password, the bastion must allow password authentication (PasswordAuthentication yes in sshd_config).",
+			wantErr:  `dial error: ssh_tunnel: bastion ADDR refused user "USER": ssh: handshake failed: ssh: unable to authenticate, attempted methods [none password], no supported methods remain`,
+			wantHint: "Check ssh_tunnel.user and ssh_tunnel.password. For a key, its public half must be in ~USER/.ssh/authorized_keys on the bastion; for a password, the bastion must allow password authentication (PasswordAuthentication yes in sshd_config).",
 		},
 		{
 			name:     "bastion refuses connections",
@@ -446,7 +471,7 @@ func TestSSHTunnel(t *testing.T) {
 			conn, err := Connect(ctx, src, WithConfigDir(cfgDir), WithLogger(logger))
 			dbAddr := net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))
 			expand := func(s string) string {
-				return strings.NewReplacer("ADDR", sshd.addr, "DB", dbAddr, "FP", fp).Replace(s)
+				return strings.NewReplacer("ADDR", sshd.addr, "DB", dbAddr, "FP", fp, "USER", sshd.passwordUser).Replace(s)
 			}
 			if tt.wantErr == "" {
 				if err != nil {

@@ -194,8 +194,9 @@ func (d *Dialer) ConnectReplication(ctx context.Context) (*pgconn.PgConn, error)
 
 // ConnConfig builds the connection settings of a source; see the package
 // documentation for the order of precedence. When the source has an
-// ssh_tunnel, each connection made with the result opens its own SSH
-// connection, closed with it; use a Dialer to share one.
+// ssh_tunnel, connections made with the result open an SSH connection to
+// the bastion, closed with the last of them; a Dialer keeps one open for
+// as long as it lives.
 func ConnConfig(src *config.Source, opts ...Option) (*pgx.ConnConfig, error) {
 	d := NewDialer(src, opts...)
 	d.autoClose = true

@@ -640,3 +640,54 @@ func TestSSHTunnelTLS(t *testing.T) {
 		t.Error("the connection through the tunnel does not use TLS")
 	}
 }
+
+// TestConnectClosesItsTunnel checks that the one-shot Connect's SSH
+// connection ends with the database connection.
+func TestConnectClosesItsTunnel(t *testing.T) {
+	isolateEnv(t)
+	sshd := startSSHD(t)
+	db := urlSource(t, pgtest.NewDB(t)).Postgres
+	host, portStr, _ := net.SplitHostPort(sshd.addr)
+	port, _ := strconv.Atoi(portStr)
+	pg := *db
+	pg.SSHTunnel = &config.SSHTunnel{
+		Host: host, Port: port, User: sshd.keyUser, PrivateKey: string(sshd.clientKey),
+		KnownHosts: knownHosts(t, knownhosts.Line([]string{sshd.addr}, sshd.hostKey)),
+	}
+	ctx := context.Background()
+	conn, err := Connect(ctx, pgSource(&pg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := establishedTo(t, port); n != 1 {
+		t.Errorf("%d SSH connections while connected, want 1", n)
+	}
+	conn.Close(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for establishedTo(t, port) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the SSH connection outlived the database connection")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// establishedTo counts the established TCP connections to a port of
+// 127.0.0.1 made from this machine (the client's side of each).
+func establishedTo(t *testing.T, port int) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("0100007F:%04X", port)
+	n := 0
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		// local address, remote address, state (01: established)
+		if len(f) > 3 && f[2] == want && f[3] == "01" {
+			n++
+		}
+	}
+	return n
+}

@@ -544,7 +544,8 @@ func TestSSHTunnelFollowHint(t *testing.T) {
 
 // TestDialerSharesTunnel opens several connections through one Dialer: one
 // SSH connection carries them all, replication included; queries are
-// cancelled through the tunnel; Close ends it.
+// cancelled through the tunnel; a dropped SSH connection is replaced; Close
+// ends it.
 func TestDialerSharesTunnel(t *testing.T) {
 	isolateEnv(t)
 	sshd := startSSHD(t)
@@ -597,10 +598,23 @@ func TestDialerSharesTunnel(t *testing.T) {
 		t.Fatalf("pg_sleep(30) with a 300ms context: %v after %s", err, time.Since(start))
 	}
 
+	// The bastion drops the SSH connection: the next connection opens
+	// another.
+	first.client.Close()
+	<-first.done
+	c3, err := d.Connect(ctx)
+	if err != nil {
+		t.Fatalf("Connect after the SSH connection dropped: %v", err)
+	}
+	defer c3.Close(ctx)
+	if d.tunnel == first || d.tunnel == nil {
+		t.Error("the dropped SSH connection was not replaced")
+	}
+
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c1.Ping(ctx); err == nil {
+	if err := c3.Ping(ctx); err == nil {
 		t.Error("a connection through the closed tunnel still works")
 	}
 	if _, err := d.Connect(ctx); err == nil || !strings.Contains(err.Error(), "the dialer is closed") {

@@ -246,7 +246,7 @@ func commandContext() (context.Context, context.CancelFunc) {
 // state backend. It returns proceed, or the exit code after printing why
 // not.
 func (e *env) openState(ctx context.Context, vf *varFlags) (state.Backend, int) {
-	cfg, diags := e.loadConfig(vf, true)
+	cfg, diags := e.loadStateConfig(vf)
 	if errs, _ := config.Counts(diags); errs > 0 {
 		fmt.Fprintln(e.stderr, "Error: the configuration is invalid, and sluice needs it to find the state (its state block); fix the errors above.")
 		return nil, exitError

@@ -1,0 +1,214 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/state"
+)
+
+// errNotYet marks sync types whose engine is not in this build: the table
+// stays pending rather than failing.
+var errNotYet = errors.New("not available yet")
+
+// runJob syncs one table, retrying transient failures, and records the
+// outcome in status and metrics.
+func (r *Runner) runJob(ctx context.Context, j job) error {
+	log := r.opt.Logger.With("table", j.addr)
+	start := r.opt.Now()
+	r.mu.Lock()
+	ts := r.tableStatus(j)
+	ts.State = state.StateRunning
+	ts.LastAttemptAt = start.UTC()
+	full := resyncDue(j.table, ts)
+	running := *ts
+	r.mu.Unlock()
+	_ = r.opt.Status.PutTableStatus(ctx, &running)
+
+	var res result
+	var err error
+	for attempt := 1; ; attempt++ {
+		res, err = r.syncTable(ctx, j, full)
+		if err == nil || ctx.Err() != nil || !Transient(err) || attempt >= r.opt.Retry.Attempts {
+			break
+		}
+		wait := r.opt.Retry.backoff(attempt)
+		log.Warn("transient failure; retrying", "attempt", attempt, "in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	end := r.opt.Now()
+	r.mu.Lock()
+	ts = r.tableStatus(j)
+	switch {
+	case errors.Is(err, errNotYet):
+		ts.State = state.StatePending
+		ts.LastError = err.Error()
+		ts.LastAttemptAt = time.Time{}
+		log.Warn("skipped", "reason", err)
+		err = nil
+	case err != nil:
+		ts.State = state.StateFailed
+		ts.LastError = errorText(err)
+		r.opt.Metrics.failures.WithLabelValues(j.addr).Inc()
+		log.Error("sync failed", "error", err)
+	default:
+		ts.State = state.StateCompleted
+		ts.LastError = ""
+		ts.LastSyncAt = end.UTC()
+		ts.RowsSynced = res.tableRows
+		ts.LastRunRows = res.rowsRead
+		ts.Warnings += res.warnings
+		if res.full {
+			ts.LastFullSyncAt = end.UTC()
+		}
+		r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(res.rowsRead))
+		r.opt.Metrics.bytes.WithLabelValues(j.addr).Add(float64(res.bytes))
+		r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(end.Unix()))
+		log.Info("synced", "mode", res.mode, "rows", res.rowsRead, "table_rows", res.tableRows, "seconds", end.Sub(start).Seconds())
+		if res.warnings > 0 {
+			log.Warn("values the Parquet type cannot hold were written as NULL", "count", res.warnings)
+		}
+	}
+	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(end.Sub(start).Seconds())
+	sched, perr := config.ParseSchedule(j.table.Frequency)
+	if perr == nil {
+		ts.NextSyncAt = sched.Next(end).UTC()
+	}
+	done := *ts
+	r.mu.Unlock()
+	// Status is written with a fresh context: a sync abandoned at shutdown
+	// still records that it did not complete.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := r.opt.Status.PutTableStatus(sctx, &done); serr != nil {
+		log.Warn("cannot record status", "error", serr)
+	}
+	return err
+}
+
+// result is what one sync did.
+type result struct {
+	mode      Mode
+	full      bool
+	rowsRead  int64
+	bytes     int64
+	tableRows int64
+	warnings  int64
+}
+
+// syncTable reads from the source and commits into the warehouse: the
+// data and the new position in one commit (DESIGN invariant 1).
+func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error) {
+	t := j.table
+	switch config.SyncType(t.Sync) {
+	case config.SyncCDC:
+		return result{}, fmt.Errorf("cdc streaming: %w in this build of sluice (the table stays pending)", errNotYet)
+	case config.SyncWebhook:
+		return result{}, fmt.Errorf("webhook syncs: %w in this build of sluice (the table stays pending)", errNotYet)
+	}
+	src, err := r.opt.Open(ctx, j.src)
+	if err != nil {
+		return result{}, err
+	}
+	defer src.Close()
+	wt, err := r.opt.Warehouse.Table(t.WarehouseTable)
+	if err != nil {
+		return result{}, err
+	}
+	from, committed := wt.Position()
+	req := providers.ReadRequest{
+		Schema:     t.Schema,
+		Table:      t.Table,
+		Columns:    t.Columns,
+		PrimaryKey: t.PrimaryKey,
+		Cursor:     t.IncrementalField,
+		From:       from,
+		BatchRows:  r.opt.BatchRows,
+		Parallel:   r.opt.Parallel,
+	}
+	res := result{full: full || !committed}
+	if res.full {
+		req.From = records.Position{}
+	}
+	sr, ok := src.(providers.SnapshotReader)
+	if !ok {
+		return res, fmt.Errorf("%s sources cannot be read by sluice run yet", j.src.Type)
+	}
+	schema, err := sr.Schema(ctx, req)
+	if err != nil {
+		return res, err
+	}
+	var read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)
+	switch config.SyncType(t.Sync) {
+	case config.SyncFullRefresh:
+		res.mode, res.full, read = Replace, true, sr.ReadSnapshot
+	case config.SyncIncremental, config.SyncAppend, config.SyncXmin:
+		cr, ok := src.(providers.CursorReader)
+		if !ok {
+			return res, fmt.Errorf("%s sources cannot do %s syncs", j.src.Type, t.Sync)
+		}
+		read = cr.ReadIncremental
+		if t.Sync == string(config.SyncXmin) {
+			read = cr.ReadXmin
+		}
+		switch {
+		case res.full:
+			res.mode = Replace
+		case t.Sync == string(config.SyncAppend):
+			res.mode = Append
+		default:
+			res.mode = Merge
+		}
+	default:
+		return res, fmt.Errorf("unknown sync type %q", t.Sync)
+	}
+	res, err = r.commit(ctx, j, wt, schema, req, res, read)
+	if errors.Is(err, ErrSchemaChanged) && !res.full {
+		r.opt.Logger.Warn("a column changed type at the source: reloading the whole table", "table", j.addr)
+		req.From = records.Position{}
+		res = result{mode: Replace, full: true}
+		return r.commit(ctx, j, wt, schema, req, res, read)
+	}
+	return res, err
+}
+
+func (r *Runner) commit(ctx context.Context, j job, wt Table, schema *records.Schema, req providers.ReadRequest, res result,
+	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
+	tx, err := wt.Begin(res.mode, schema)
+	if err != nil {
+		return res, err
+	}
+	progress := r.newProgress(j.addr)
+	pos, err := read(ctx, req, func(b *records.Batch) error {
+		res.rowsRead += int64(b.N)
+		for i := range b.Cols {
+			res.warnings += int64(b.Cols[i].Nulled)
+			res.bytes += int64(len(b.Cols[i].Data))
+		}
+		progress.add(int64(b.N))
+		return tx.Write(b)
+	})
+	progress.done()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = tx.Abort()
+		return res, err
+	}
+	rows, err := tx.Commit(pos)
+	if err != nil {
+		_ = tx.Abort()
+		return res, err
+	}
+	res.tableRows = rows
+	return res, nil
+}

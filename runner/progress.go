@@ -1,0 +1,48 @@
+package runner
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// progress prints a line now and then for a long sync, on a terminal: rows
+// so far and the rate. It stays quiet for syncs shorter than a few seconds.
+type progress struct {
+	r     *Runner
+	addr  string
+	start time.Time
+	mu    sync.Mutex
+	rows  int64
+	last  time.Time
+}
+
+func (r *Runner) newProgress(addr string) *progress {
+	now := time.Now()
+	return &progress{r: r, addr: addr, start: now, last: now}
+}
+
+const progressEvery = 5 * time.Second
+
+func (p *progress) add(n int64) {
+	if p.r.opt.Progress == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rows += n
+	now := time.Now()
+	if now.Sub(p.last) < progressEvery {
+		return
+	}
+	p.last = now
+	rate := float64(p.rows) / now.Sub(p.start).Seconds()
+	fmt.Fprintf(p.r.opt.Progress, "%s: %d rows, %.0f rows/s, %s elapsed\n", p.addr, p.rows, rate, now.Sub(p.start).Round(time.Second))
+}
+
+func (p *progress) done() {
+	if p.r.opt.Progress == nil || time.Since(p.start) < progressEvery {
+		return
+	}
+	fmt.Fprintf(p.r.opt.Progress, "%s: %d rows in %s\n", p.addr, p.rows, time.Since(p.start).Round(time.Second))
+}

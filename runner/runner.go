@@ -1,0 +1,390 @@
+// Package runner is the sync daemon behind `sluice run`: it schedules the
+// tables apply recorded, runs their syncs with bounded concurrency, retries
+// transient failures, records status beside the state, and serves
+// /healthz and /metrics.
+//
+// The runner syncs what apply recorded, not what the files say: a table
+// added to the configuration is synced once it has been applied. It reads
+// the configuration only for what state never holds: connection secrets.
+// It never writes state; its own records are status records.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/state"
+)
+
+// Mode is how a commit combines new rows with the table.
+type Mode int
+
+// Commit modes.
+const (
+	Replace Mode = iota // the rows read are the whole table (full_refresh, resync)
+	Merge               // one row per primary key, incoming rows win (incremental, xmin)
+	Append              // rows are added (append)
+)
+
+func (m Mode) String() string {
+	return [...]string{"replace", "merge", "append"}[m]
+}
+
+// Warehouse is the destination as the runner uses it.
+type Warehouse interface {
+	Table(name string) (Table, error)
+}
+
+// Table is one warehouse table.
+type Table interface {
+	// Position is the committed sync position; committed is false for a
+	// table never written.
+	Position() (pos records.Position, committed bool)
+	Begin(mode Mode, schema *records.Schema) (Tx, error)
+}
+
+// Tx is one commit in progress.
+type Tx interface {
+	Write(b *records.Batch) error
+	// Commit atomically makes the written rows and pos the table's current
+	// version and returns the rows the table holds now.
+	Commit(pos records.Position) (rows int64, err error)
+	Abort() error
+}
+
+// ErrSchemaChanged is returned (wrapped) by a warehouse when a column's
+// type changed: the table must be reloaded.
+var ErrSchemaChanged = errors.New("the table's schema changed incompatibly")
+
+// Options configure a Runner.
+type Options struct {
+	Config    *config.Config
+	Backend   state.Backend
+	Status    state.StatusStore
+	Warehouse Warehouse
+	// Open opens a configured source; providers.Open when nil.
+	Open func(ctx context.Context, src *config.Source) (providers.Source, error)
+	// Concurrency bounds the syncs running at once.
+	Concurrency int
+	Logger      hclog.Logger
+	Metrics     *Metrics
+	// Progress, when set, gets a progress line for long syncs (a terminal).
+	Progress io.Writer
+	// BatchRows and Parallel are passed to the readers.
+	BatchRows int
+	Parallel  int
+	// PollInterval is how often the daemon looks for newly applied state.
+	PollInterval time.Duration
+	// Retry shapes retries of transient failures.
+	Retry RetryPolicy
+	Now   func() time.Time
+}
+
+// Runner runs syncs.
+type Runner struct {
+	opt Options
+
+	mu      sync.Mutex
+	st      *state.State
+	status  map[string]*state.TableStatus
+	running map[string]bool
+}
+
+// New returns a runner; Load must succeed before it runs.
+func New(opt Options) *Runner {
+	if opt.Open == nil {
+		opt.Open = providers.Open
+	}
+	if opt.Concurrency < 1 {
+		opt.Concurrency = 1
+	}
+	if opt.Logger == nil {
+		opt.Logger = hclog.NewNullLogger()
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = NewMetrics()
+	}
+	if opt.PollInterval <= 0 {
+		opt.PollInterval = 10 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.BatchRows <= 0 {
+		opt.BatchRows = 50_000
+	}
+	opt.Retry = opt.Retry.withDefaults()
+	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{}}
+}
+
+// job is one table to sync.
+type job struct {
+	src   *config.Source
+	rs    *state.Source
+	table *state.Table
+	addr  string
+}
+
+// Load reads the applied state and the status records.
+func (r *Runner) Load(ctx context.Context) error {
+	st, err := r.opt.Backend.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("reading state: %w", err)
+	}
+	status, err := r.opt.Status.ReadStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("reading status: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st != nil && st.Lineage == r.st.Lineage && st.Serial == r.st.Serial {
+		return nil
+	}
+	if r.st != nil {
+		r.opt.Logger.Info("noticed newly applied state", "serial", st.Serial)
+	}
+	r.st = st
+	for addr, ts := range status.Tables {
+		if _, ok := r.status[addr]; !ok {
+			r.status[addr] = ts
+		}
+	}
+	return nil
+}
+
+// jobs lists every applied table in a stable order, and the tables that
+// cannot be synced (disabled, or a source missing from the files).
+func (r *Runner) jobs() (jobs []job, problems []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, addr := range r.st.SourceAddrs() {
+		rs := r.st.Sources[addr]
+		src := r.opt.Config.Source(addr)
+		for _, name := range rs.TableNames() {
+			t := rs.Tables[name]
+			taddr := addr + "/" + name
+			if src == nil {
+				problems = append(problems, fmt.Sprintf("%s: source %s is recorded in state but not in the configuration, which holds its credentials", taddr, addr))
+				continue
+			}
+			jobs = append(jobs, job{src: src, rs: rs, table: t, addr: taddr})
+		}
+	}
+	return jobs, problems
+}
+
+// tableStatus returns the status record of a table, creating it.
+func (r *Runner) tableStatus(j job) *state.TableStatus {
+	ts := r.status[j.addr]
+	if ts == nil {
+		ts = &state.TableStatus{Address: j.addr, State: state.StatePending}
+		r.status[j.addr] = ts
+	}
+	ts.WarehouseTable, ts.Sync = j.table.WarehouseTable, j.table.Sync
+	return ts
+}
+
+// due reports whether a table should sync at now, and when it next will.
+func (r *Runner) due(j job, now time.Time) (bool, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts := r.tableStatus(j)
+	if !j.table.Enabled {
+		ts.State = state.StateDisabled
+		return false, time.Time{}
+	}
+	if r.running[j.addr] {
+		return false, time.Time{}
+	}
+	if resyncDue(j.table, ts) || ts.LastSyncAt.IsZero() && ts.LastAttemptAt.IsZero() {
+		return true, now
+	}
+	sched, err := config.ParseSchedule(j.table.Frequency)
+	if err != nil {
+		sched = config.Schedule{Interval: config.DefaultFrequency}
+	}
+	last := ts.LastSyncAt
+	if ts.LastAttemptAt.After(last) {
+		last = ts.LastAttemptAt
+	}
+	next := sched.Next(last)
+	return !next.After(now), next
+}
+
+func resyncDue(t *state.Table, ts *state.TableStatus) bool {
+	return !t.ResyncRequestedAt.IsZero() && t.ResyncRequestedAt.After(ts.LastFullSyncAt)
+}
+
+// Once runs every sync that is due now, waits for them and returns the
+// addresses of those that failed.
+func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
+	if err := r.Load(ctx); err != nil {
+		return nil, err
+	}
+	jobs, problems := r.jobs()
+	for _, p := range problems {
+		r.opt.Logger.Warn(p)
+	}
+	now := r.opt.Now()
+	var due []job
+	for _, j := range jobs {
+		if ok, next := r.due(j, now); ok {
+			due = append(due, j)
+		} else if !next.IsZero() {
+			r.opt.Logger.Debug("not due", "table", j.addr, "next", next)
+		}
+	}
+	r.writeAllStatus(ctx)
+	results := r.runJobs(ctx, due)
+	for addr, err := range results {
+		if err != nil {
+			failed = append(failed, addr)
+		}
+	}
+	sort.Strings(failed)
+	return failed, ctx.Err()
+}
+
+// runJobs runs jobs with bounded concurrency and waits for them.
+func (r *Runner) runJobs(ctx context.Context, jobs []job) map[string]error {
+	results := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.opt.Concurrency)
+	for _, j := range jobs {
+		wg.Add(1)
+		r.setRunning(j.addr, true)
+		go func(j job) {
+			defer wg.Done()
+			defer r.setRunning(j.addr, false)
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				mu.Lock()
+				results[j.addr] = ctx.Err()
+				mu.Unlock()
+				return
+			}
+			err := r.runJob(ctx, j)
+			<-sem
+			mu.Lock()
+			results[j.addr] = err
+			mu.Unlock()
+		}(j)
+	}
+	wg.Wait()
+	return results
+}
+
+func (r *Runner) setRunning(addr string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.running[addr] = true
+	} else {
+		delete(r.running, addr)
+	}
+}
+
+// Run is the daemon: it syncs tables as they come due, notices newly
+// applied state, and returns when ctx is cancelled, after in-flight syncs
+// have finished or been abandoned (an abandoned commit leaves the previous
+// version intact).
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Load(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.opt.Concurrency)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastPoll := r.opt.Now()
+	r.writeAllStatus(ctx)
+	for {
+		now := r.opt.Now()
+		if now.Sub(lastPoll) >= r.opt.PollInterval {
+			lastPoll = now
+			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+				r.opt.Logger.Error("cannot reload state; keeping the previous one", "error", err)
+			}
+		}
+		jobs, _ := r.jobs()
+		for _, j := range jobs {
+			if ok, _ := r.due(j, now); !ok {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			default:
+				continue // all workers busy; try again at the next tick
+			}
+			r.setRunning(j.addr, true)
+			wg.Add(1)
+			go func(j job) {
+				defer wg.Done()
+				defer r.setRunning(j.addr, false)
+				defer func() { <-sem }()
+				_ = r.runJob(ctx, j)
+			}(j)
+		}
+		select {
+		case <-ctx.Done():
+			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")
+			wg.Wait()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// writeAllStatus records the status of every applied table, so that
+// `sluice status` shows pending and disabled tables too.
+func (r *Runner) writeAllStatus(ctx context.Context) {
+	jobs, _ := r.jobs()
+	now := r.opt.Now()
+	for _, j := range jobs {
+		ok, next := r.due(j, now)
+		r.mu.Lock()
+		ts := r.tableStatus(j)
+		if ok {
+			ts.NextSyncAt = now
+		} else if !next.IsZero() {
+			ts.NextSyncAt = next
+		}
+		cp := *ts
+		r.mu.Unlock()
+		if err := r.opt.Status.PutTableStatus(ctx, &cp); err != nil {
+			r.opt.Logger.Warn("cannot record status", "table", j.addr, "error", err)
+		}
+	}
+}
+
+// Statuses returns a copy of the runner's table status records.
+func (r *Runner) Statuses() []state.TableStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]state.TableStatus, 0, len(r.status))
+	for _, ts := range r.status {
+		out = append(out, *ts)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.TrimSpace(err.Error())
+}

@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test demo bench lint fuzz clean ensure-postgres
+.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -11,8 +11,12 @@ build:
 ensure-postgres:
 	bash scripts/ensure-postgres.sh
 
+# The SSH tunnel tests start their own sshd.
+ensure-sshd:
+	bash scripts/ensure-sshd.sh
+
 # go test output is left as is: CI reads its closing lines.
-test: ensure-postgres
+test: ensure-postgres ensure-sshd
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...

@@ -94,6 +94,10 @@ type Source struct {
 
 	Tables []*Table
 
+	// Dir is the configuration directory, which relative paths of the
+	// source (certificates, known_hosts) are relative to.
+	Dir string
+
 	// Attrs records where each attribute of the block (and its nested blocks,
 	// as "cdc.slot", "ssh_tunnel.host", "webhook.url") was set, for
 	// diagnostics from the planner.

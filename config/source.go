@@ -44,6 +44,7 @@ func (l *loader) decodeSource(b *hcl.Block) *Source {
 		Attrs:     map[string]hcl.Range{},
 		Sensitive: map[string]bool{},
 		DeclRange: b.DefRange,
+		Dir:       l.cfg.Dir,
 	}
 	schema := postgresSourceSchema
 	if typ == "stripe" {

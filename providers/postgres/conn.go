@@ -55,8 +55,8 @@ type options struct {
 
 // WithConfigDir sets the directory that relative paths of the source
 // (sslrootcert, sslcert, sslkey, ssh_tunnel.known_hosts) are relative to:
-// the configuration's directory, config.Config.Dir. Without it they are
-// relative to the working directory.
+// the configuration's directory. Without it they are relative to the
+// source's config.Source.Dir, which the loader sets.
 func WithConfigDir(dir string) Option {
 	return func(o *options) { o.dir = dir }
 }
@@ -99,7 +99,12 @@ type Dialer struct {
 // NewDialer returns a Dialer for src, which must be a PostgreSQL source.
 // Nothing is opened until the first connection.
 func NewDialer(src *config.Source, opts ...Option) *Dialer {
-	return &Dialer{src: src, opts: makeOptions(opts)}
+	o := makeOptions(opts)
+	if o.dir == "" && src != nil {
+		// The loader records where the configuration lives.
+		o.dir = src.Dir
+	}
+	return &Dialer{src: src, opts: o}
 }
 
 // Close closes the SSH connection to the bastion, if any; database

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ func runCheck(e *env, args []string) int {
 	if code != proceed {
 		return code
 	}
-	cfg, src, code := e.sourceArg(&vf, c, pos)
+	_, src, code := e.sourceArg(&vf, c, pos)
 	if code != proceed {
 		return code
 	}
@@ -39,18 +40,25 @@ func runCheck(e *env, args []string) int {
 	}
 	ctx, cancel := commandContext()
 	defer cancel()
-	p, err := postgres.New(src, postgres.WithConfigDir(cfg.Dir))
+	p, err := openSource(ctx, src, "check")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		return exitError
 	}
 	defer p.Close()
-	checks, err := p.Check(ctx)
+	ch, ok := p.(interface {
+		Check(context.Context) ([]providers.Check, error)
+	})
+	if !ok {
+		fmt.Fprintf(e.stderr, "Error: the %s provider cannot check CDC prerequisites.\n", providerTitle(src.Type))
+		return exitError
+	}
+	checks, err := ch.Check(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		return exitError
 	}
-	valid := postgres.Valid(checks)
+	valid := postgres.ChecksValid(checks)
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

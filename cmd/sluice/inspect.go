@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,7 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
 	// The PostgreSQL provider registers itself with providers.
-	"github.com/sluice-dev/sluice/providers/postgres"
+	_ "github.com/sluice-dev/sluice/providers/postgres"
 )
 
 func init() { implement("inspect", runInspect) }
@@ -28,13 +29,13 @@ func runInspect(e *env, args []string) int {
 	if code != proceed {
 		return code
 	}
-	cfg, src, code := e.sourceArg(&vf, c, pos)
+	_, src, code := e.sourceArg(&vf, c, pos)
 	if code != proceed {
 		return code
 	}
 	ctx, cancel := commandContext()
 	defer cancel()
-	p, err := openSource(ctx, cfg, src, "inspect")
+	p, err := openSource(ctx, src, "inspect")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		return exitError
@@ -90,18 +91,10 @@ func (e *env) sourceArg(vf *varFlags, c *command, pos []string) (*config.Config,
 	return nil, nil, exitError
 }
 
-// openSource opens a configured source for a command. PostgreSQL sources
-// get the configuration's directory, which relative certificate paths are
-// relative to.
-func openSource(ctx context.Context, cfg *config.Config, src *config.Source, what string) (providers.Source, error) {
-	if src.Type == "postgres" {
-		return postgres.New(src, postgres.WithConfigDir(cfg.Dir))
-	}
-	available := false
-	for _, t := range providers.Types() {
-		available = available || t == src.Type
-	}
-	if !available {
+// openSource opens a configured source for a command (what), saying
+// plainly when this build has no provider for its type.
+func openSource(ctx context.Context, src *config.Source, what string) (providers.Source, error) {
+	if !slices.Contains(providers.Types(), src.Type) {
 		return nil, fmt.Errorf("%s for %s sources arrives with the %s provider; nothing was done", what, src.Type, providerTitle(src.Type))
 	}
 	return providers.Open(ctx, src)

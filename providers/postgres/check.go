@@ -29,8 +29,8 @@ func (p *Provider) Check(ctx context.Context) ([]providers.Check, error) {
 	return checks, err
 }
 
-// Valid reports whether every check that is not a warning passed.
-func Valid(checks []providers.Check) bool {
+// ChecksValid reports whether every check that is not a warning passed.
+func ChecksValid(checks []providers.Check) bool {
 	for _, c := range checks {
 		if !c.OK && !c.Warning {
 			return false

@@ -19,8 +19,8 @@ import (
 // Inspect introspects the source: its tables, partitioned tables, views and
 // materialized views (of the configured schema, or of every non-system
 // schema when the schema is ""), what each can sync, the publication and
-// the replication slot, and, when the configuration has cdc tables, the CDC
-// prerequisites. It sends a fixed set of catalog queries in one round trip,
+// the replication slot, and, when the configuration has enabled cdc
+// tables, the CDC prerequisites. It sends a fixed set of catalog queries in one round trip,
 // whatever the number of tables (DESIGN invariant 3).
 func (p *Provider) Inspect(ctx context.Context) (*providers.Observed, error) {
 	var obs *providers.Observed
@@ -42,7 +42,7 @@ func (p *Provider) Inspect(ctx context.Context) (*providers.Observed, error) {
 
 func hasCDCTables(src *config.Source) bool {
 	for _, t := range src.Tables {
-		if t.Sync == config.SyncCDC {
+		if t.Sync == config.SyncCDC && t.Enabled {
 			return true
 		}
 	}
@@ -110,7 +110,8 @@ const relsCTE = `rels AS (
 	           ELSE n.nspname = $1::text END
 )`
 
-// Estimated rows: never analyzed is reltuples -1 (PostgreSQL 14+); a
+// Estimated rows: never analyzed is reltuples -1 from PostgreSQL 14
+// (PostgreSQL 13 says 0, so such tables show 0 rows there); a
 // partitioned table holds no rows itself, so its estimate is the sum over
 // its leaf partitions, unknown only when none of them was analyzed.
 const relationsSQL = `WITH ` + relsCTE + `

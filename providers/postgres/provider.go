@@ -46,9 +46,6 @@ func New(src *config.Source, opts ...Option) (*Provider, error) {
 	return &Provider{src: src, opts: opts}, nil
 }
 
-// Source is the configuration the provider was opened with.
-func (p *Provider) Source() *config.Source { return p.src }
-
 // withConn runs fn on the provider's connection, connecting first when
 // there is none or the previous one broke.
 func (p *Provider) withConn(ctx context.Context, fn func(conn *pgx.Conn) error) error {

@@ -1,0 +1,103 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/state"
+)
+
+func TestDue(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		table    state.Table
+		status   *state.TableStatus
+		wantDue  bool
+		wantNext time.Time
+	}{
+		{name: "never synced", table: state.Table{Enabled: true, Frequency: "1h"}, wantDue: true, wantNext: now},
+		{name: "synced recently", table: state.Table{Enabled: true, Frequency: "1h"},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-30 * time.Minute), LastAttemptAt: now.Add(-31 * time.Minute)},
+			wantDue: false, wantNext: now.Add(30 * time.Minute)},
+		{name: "interval passed", table: state.Table{Enabled: true, Frequency: "1h"},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-2 * time.Hour), LastAttemptAt: now.Add(-2 * time.Hour)},
+			wantDue: true, wantNext: now.Add(-time.Hour)},
+		{name: "failed attempt waits a full interval", table: state.Table{Enabled: true, Frequency: "1h"},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-5 * time.Hour), LastAttemptAt: now.Add(-10 * time.Minute)},
+			wantDue: false, wantNext: now.Add(50 * time.Minute)},
+		{name: "daily not yet", table: state.Table{Enabled: true, Frequency: "daily@13:30"},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-22 * time.Hour)},
+			wantDue: false, wantNext: time.Date(2026, 11, 21, 13, 30, 0, 0, time.UTC)},
+		{name: "resync requested", table: state.Table{Enabled: true, Frequency: "24h", ResyncRequestedAt: now.Add(-time.Minute)},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-time.Hour), LastFullSyncAt: now.Add(-time.Hour)},
+			wantDue: true, wantNext: now},
+		{name: "resync done", table: state.Table{Enabled: true, Frequency: "24h", ResyncRequestedAt: now.Add(-2 * time.Hour)},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-time.Hour), LastFullSyncAt: now.Add(-time.Hour)},
+			wantDue: false, wantNext: now.Add(23 * time.Hour)},
+		{name: "disabled", table: state.Table{Enabled: false, Frequency: "1h"}, wantDue: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(Options{Now: func() time.Time { return now }})
+			j := job{table: &tt.table, addr: "postgres.p/t"}
+			if tt.status != nil {
+				tt.status.Address = j.addr
+				r.status[j.addr] = tt.status
+			}
+			due, next := r.due(j, now)
+			if due != tt.wantDue || !next.Equal(tt.wantNext) {
+				t.Errorf("due = %v, next = %s; want %v, %s", due, next, tt.wantDue, tt.wantNext)
+			}
+			if !tt.table.Enabled && r.status[j.addr].State != state.StateDisabled {
+				t.Errorf("state = %q, want disabled", r.status[j.addr].State)
+			}
+		})
+	}
+}
+
+func TestTransient(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "40001"}, true},
+		{&pgconn.PgError{Code: "40P01"}, true},
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{fmt.Errorf("reading: %w", &pgconn.PgError{Code: "53300"}), true},
+		{&pgconn.PgError{Code: "42P01"}, false}, // undefined_table
+		{&pgconn.PgError{Code: "42501"}, false}, // insufficient_privilege
+		{io.ErrUnexpectedEOF, true},
+		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},
+		{context.DeadlineExceeded, true},
+		{context.Canceled, false},
+		{errors.New("column \"x\" does not exist"), false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := Transient(tt.err); got != tt.want {
+			t.Errorf("Transient(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	p := RetryPolicy{Base: time.Second, Max: 10 * time.Second}.withDefaults()
+	for attempt := 1; attempt <= 30; attempt++ {
+		want := min(time.Second<<min(attempt-1, 20), 10*time.Second)
+		for range 20 {
+			d := p.backoff(attempt)
+			if d < want/2 || d > want {
+				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", attempt, d, want/2, want)
+			}
+		}
+	}
+}

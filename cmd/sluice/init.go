@@ -22,7 +22,7 @@ func runInit(e *env, args []string) int {
 	source := fset.String("source", "", "the `ADDRESS` of the source to declare, postgres.NAME")
 	connURL := fset.String("url", "", "the `URL` (or libpq connection string) of the database to inspect")
 	out := fset.String("out", "", "the `FILE` to write; default NAME.hcl in the configuration directory")
-	schema := fset.String("schema", "public", "the `SCHEMA` whose tables to declare; \"\" for every schema")
+	schema := fset.String("schema", "public", "the `SCHEMA` whose tables to declare (default public; \"\" for every schema)")
 	pos, code := parseArgs(e, c, fset, args)
 	if code != proceed {
 		return code

@@ -247,6 +247,10 @@ func TestInitCommand(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
 		}
 	}
+	withPassword := strings.Replace(closedPortURL(t), "postgres@", "postgres:init-pw-4242@", 1)
+	if code, out, errOut := sluice(t, "", chdir, "init", "-source=postgres.x", "-url="+withPassword); code != 1 || strings.Contains(out+errOut, "init-pw-4242") {
+		t.Errorf("unreachable with a password: exit %d, output %q", code, out+errOut)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "x.hcl")); err == nil {
 		t.Error("a failed init wrote a file")
 	}

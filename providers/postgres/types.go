@@ -358,9 +358,14 @@ func (c TypeCatalog) scan(rows pgx.Rows) error {
 	return rows.Err()
 }
 
+// Querier runs a query: a *pgx.Conn, a pgx.Tx or a pool.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // LoadTypes reads the catalog rows of the given types and of the types they
 // refer to (domain bases, array elements), in one query.
-func LoadTypes(ctx context.Context, conn *pgx.Conn, oids []uint32) (TypeCatalog, error) {
+func LoadTypes(ctx context.Context, conn Querier, oids []uint32) (TypeCatalog, error) {
 	c := TypeCatalog{}
 	rows, err := conn.Query(ctx, typeClosureSQL(`seed(oid) AS (SELECT unnest($1::oid[]))`), oids)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/records"
@@ -69,6 +70,10 @@ type ReadRequest struct {
 	// Parallel is how many connections a snapshot of a large table may
 	// use; 0 or 1 reads with one.
 	Parallel int
+	// Snapshot, when set, is an exported snapshot (ExportedSnapshot.Name)
+	// every connection of a snapshot read imports, so that the read matches
+	// a replication slot's starting point exactly.
+	Snapshot string
 }
 
 // SnapshotReader reads a whole table, consistently (full_refresh, and
@@ -84,6 +89,85 @@ type SnapshotReader interface {
 type CursorReader interface {
 	ReadIncremental(ctx context.Context, req ReadRequest, emit func(*records.Batch) error) (records.Position, error)
 	ReadXmin(ctx context.Context, req ReadRequest, emit func(*records.Batch) error) (records.Position, error)
+}
+
+// ChangeStream streams logical-replication changes of a source's cdc
+// tables (PostgreSQL). Implementations confirm to the server only what
+// the sink reports as committed (Flushed), never more.
+type ChangeStream interface {
+	// CreateSnapshotSlot creates the replication slot with an exported
+	// snapshot (recreating the slot when it exists but was never used), and
+	// keeps the exporting replication connection open until release is
+	// called, so that snapshot readers can SET TRANSACTION SNAPSHOT to it.
+	CreateSnapshotSlot(ctx context.Context, slot string) (snap ExportedSnapshot, release func() error, err error)
+	// Stream reads changes from the slot, starting after req.StartLSN, and
+	// hands them to sink one committed transaction at a time. With
+	// req.StopAtLSN set it returns once every transaction committed at or
+	// before it was handed over (run -once); otherwise it runs until ctx
+	// is cancelled.
+	Stream(ctx context.Context, req StreamRequest, sink ChangeSink) error
+}
+
+// ExportedSnapshot is a snapshot exported with a new replication slot:
+// snapshot + stream from ConsistentLSN is exactly the table's history.
+type ExportedSnapshot struct {
+	Name          string // for SET TRANSACTION SNAPSHOT
+	ConsistentLSN string
+}
+
+// StreamRequest says what to stream.
+type StreamRequest struct {
+	Slot        string
+	Publication string
+	// Tables are the cdc tables, by config.QualifiedName, with the columns
+	// and keys to decode.
+	Tables map[string]ReadRequest
+	// StartLSN is the committed position: changes at or before it are
+	// skipped.
+	StartLSN string
+	// StopAtLSN, when set, ends the stream once everything committed at or
+	// before it was handed to the sink.
+	StopAtLSN string
+}
+
+// ChangeSink receives decoded changes.
+type ChangeSink interface {
+	// Transaction receives the changes of one committed transaction. The
+	// sink may buffer several transactions before committing them to the
+	// warehouse.
+	Transaction(ctx context.Context, tx *Transaction) error
+	// Flushed is the LSN up to which every transaction handed over is
+	// committed in the warehouse; the stream confirms (flush) only up to
+	// it. With nothing pending, the stream may confirm the server's WAL end
+	// reported in keepalives, so that idle sources retain no WAL.
+	Flushed() string
+}
+
+// Transaction is one committed source transaction.
+type Transaction struct {
+	CommitLSN  string
+	CommitTime time.Time
+	// Changes are per table, by config.QualifiedName, in commit order.
+	Changes map[string]*TableChanges
+}
+
+// TableChanges are one table's changes within a transaction.
+type TableChanges struct {
+	// Truncated reports a TRUNCATE: the table must be re-snapshotted; Rows
+	// holds only changes after it.
+	Truncated bool
+	// Schema is the table's schema as the stream's relation message gave
+	// it (columns may have been added or dropped since the snapshot).
+	Schema *records.Schema
+	// Rows holds one row per change in the table's schema plus the
+	// metadata columns _sluice_cdc_op (I, U, D), _sluice_lsn and
+	// _sluice_cdc_timestamp. A delete carries the key (or the whole old
+	// row with REPLICA IDENTITY FULL), the other columns null. Values a
+	// change did not carry (unchanged TOAST) are marked in Vec.Unchanged.
+	Rows *records.Batch
+	// OldKeys holds, for updates that changed the key, the previous key
+	// (same positions as Rows; null where the key did not change).
+	OldKeys *records.Batch
 }
 
 // Factory opens a source from its configuration. It may connect lazily.

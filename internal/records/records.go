@@ -125,6 +125,10 @@ type Vec struct {
 	Offsets []int32
 	Data    []byte
 	List    *ListVec
+	// Unchanged marks values a change did not carry (PostgreSQL's
+	// unchanged TOAST values in logical replication): a merge keeps the
+	// stored value. nil means every value is present.
+	Unchanged []bool
 	// Nulled counts values set to NULL because the Parquet type cannot
 	// hold them (numeric NaN in a DECIMAL column, ±infinity timestamps);
 	// they are reported as warnings, never silently changed.

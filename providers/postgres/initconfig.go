@@ -81,11 +81,11 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	in, err := inspect(ctx, conn, src)
+	obs, err := inspect(ctx, conn, src)
 	if err != nil {
 		return nil, err
 	}
-	return generateConfig(o, in.observed.Tables)
+	return generateConfig(o, obs.Tables)
 }
 
 // initPrefix is the warehouse prefix of a new source: postgres_<name>,

@@ -20,16 +20,15 @@ import (
 // materialized views (of the configured schema, or of every non-system
 // schema when the schema is ""), what each can sync, the publication and
 // the replication slot, and, when the configuration has enabled cdc
-// tables, the CDC prerequisites. It sends a fixed set of catalog queries in one round trip,
-// whatever the number of tables (DESIGN invariant 3).
+// tables, the CDC prerequisites. It sends a fixed set of catalog queries in
+// one round trip, whatever the number of tables (DESIGN invariant 3).
 func (p *Provider) Inspect(ctx context.Context) (*providers.Observed, error) {
 	var obs *providers.Observed
 	err := p.withConn(ctx, func(conn *pgx.Conn) error {
-		in, err := inspect(ctx, conn, p.src)
-		if err != nil {
+		var err error
+		if obs, err = inspect(ctx, conn, p.src); err != nil {
 			return err
 		}
-		obs = in.observed
 		if hasCDCTables(p.src) {
 			if obs.Checks, err = runChecks(ctx, conn, p.src); err != nil {
 				return err
@@ -47,15 +46,6 @@ func hasCDCTables(src *config.Source) bool {
 		}
 	}
 	return false
-}
-
-// inspection is one introspection pass with what `sluice init` needs
-// beyond the Observed model.
-type inspection struct {
-	observed *providers.Observed
-	// relations are in the order of observed.Tables.
-	relations []*relation
-	user      string
 }
 
 // relation is a table or view as read from the catalog.
@@ -218,10 +208,10 @@ func serverMajor(conn *pgx.Conn) int {
 }
 
 // inspect reads the catalog in one batch of queries.
-func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*inspection, error) {
+func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*providers.Observed, error) {
 	schema := src.Postgres.Schema
 	obs := &providers.Observed{Source: src.Address(), Tables: []providers.Table{}}
-	in := &inspection{observed: obs}
+	var user string
 	byOID := map[uint32]*relation{}
 	var rels []*relation
 	types := TypeCatalog{}
@@ -229,7 +219,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*inspecti
 	b := &pgx.Batch{}
 	b.Queue(serverSQL).QueryRow(func(row pgx.Row) error {
 		var lsn *string
-		if err := row.Scan(&obs.ServerVersion, &in.user, &lsn); err != nil {
+		if err := row.Scan(&obs.ServerVersion, &user, &lsn); err != nil {
 			return fmt.Errorf("reading the server version: %w", err)
 		}
 		if lsn != nil {
@@ -335,7 +325,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*inspecti
 		for _, c := range r.columns {
 			c.typ = types.Resolve(c.typ.OID, c.typ.Typmod, c.typ.Dims)
 		}
-		r.describe(in.user)
+		r.describe(user)
 	}
 	sort.Slice(rels, func(i, j int) bool {
 		a, b := rels[i].table, rels[j].table
@@ -344,11 +334,10 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*inspecti
 		}
 		return a.Name < b.Name
 	})
-	in.relations = rels
 	for _, r := range rels {
 		obs.Tables = append(obs.Tables, r.table)
 	}
-	return in, nil
+	return obs, nil
 }
 
 // describe fills what derives from the catalog rows: columns, cursor

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sluice-dev/sluice/internal/records"
 )
 
 // This file is the one place where PostgreSQL types become Parquet types
@@ -15,62 +17,40 @@ import (
 // readers and the Parquet writer build their schemas from it, so that a row
 // gets the same values whichever path it arrives by.
 
-// Physical is a Parquet physical type.
-type Physical string
-
-// The Parquet physical types sluice writes. PhysicalGroup stands for the
-// nested group of a LIST.
-const (
-	PhysicalBoolean           Physical = "BOOLEAN"
-	PhysicalInt32             Physical = "INT32"
-	PhysicalInt64             Physical = "INT64"
-	PhysicalFloat             Physical = "FLOAT"
-	PhysicalDouble            Physical = "DOUBLE"
-	PhysicalByteArray         Physical = "BYTE_ARRAY"
-	PhysicalFixedLenByteArray Physical = "FIXED_LEN_BYTE_ARRAY"
-	PhysicalGroup             Physical = "GROUP"
+// The Parquet types are records' own, so that readers, the CDC stream and
+// the warehouse share one description; these names keep the mapping's
+// code short.
+type (
+	// Physical is a Parquet physical type.
+	Physical = records.Physical
+	// Logical is a Parquet logical type annotation.
+	Logical = records.Logical
+	// ParquetType describes the Parquet column a PostgreSQL type is
+	// written as (see records.ParquetType).
+	ParquetType = records.ParquetType
 )
 
-// Logical is a Parquet logical type annotation.
-type Logical string
-
-// The Parquet logical types sluice writes; LogicalNone is a plain physical
-// value (booleans, 32- and 64-bit integers, floats, bytea).
+// The physical and logical types, as records names them.
 const (
-	LogicalNone      Logical = ""
-	LogicalInt16     Logical = "INT16" // INT(16, signed) over INT32
-	LogicalDecimal   Logical = "DECIMAL"
-	LogicalString    Logical = "STRING"
-	LogicalJSON      Logical = "JSON"
-	LogicalDate      Logical = "DATE"
-	LogicalTime      Logical = "TIME"      // MICROS, not adjusted to UTC
-	LogicalTimestamp Logical = "TIMESTAMP" // MICROS; AdjustedToUTC tells which kind
-	LogicalList      Logical = "LIST"
-)
+	PhysicalBoolean           = records.PhysicalBoolean
+	PhysicalInt32             = records.PhysicalInt32
+	PhysicalInt64             = records.PhysicalInt64
+	PhysicalFloat             = records.PhysicalFloat
+	PhysicalDouble            = records.PhysicalDouble
+	PhysicalByteArray         = records.PhysicalByteArray
+	PhysicalFixedLenByteArray = records.PhysicalFixedLenByteArray
+	PhysicalGroup             = records.PhysicalGroup
 
-// ParquetType describes the Parquet column a PostgreSQL type is written as.
-//
-// Every STRING and JSON column holds PostgreSQL's text output of the value
-// (uuid in canonical form, json/jsonb as the server prints them, numeric
-// without a usable precision as its exact digits, anything without a
-// Parquet equivalent as its text form), so a reader can always get the
-// value by casting the column to text (to text[] for a LIST of STRING).
-type ParquetType struct {
-	Physical Physical
-	Logical  Logical
-	// Precision and Scale are set for DECIMAL.
-	Precision, Scale int
-	// Length is the byte width of a FIXED_LEN_BYTE_ARRAY (DECIMAL of more
-	// than 18 digits).
-	Length int
-	// AdjustedToUTC is set for TIMESTAMP from timestamptz.
-	AdjustedToUTC bool
-	// Element is the element type of a LIST.
-	Element *ParquetType
-	// Name is the type as inspect shows it: "INT64", "DECIMAL(12,2)",
-	// "STRING", "LIST<STRING>", "TIMESTAMP(MICROS,UTC)", "JSON".
-	Name string
-}
+	LogicalNone      = records.LogicalNone
+	LogicalInt16     = records.LogicalInt16
+	LogicalDecimal   = records.LogicalDecimal
+	LogicalString    = records.LogicalString
+	LogicalJSON      = records.LogicalJSON
+	LogicalDate      = records.LogicalDate
+	LogicalTime      = records.LogicalTime
+	LogicalTimestamp = records.LogicalTimestamp
+	LogicalList      = records.LogicalList
+)
 
 // PGType is a PostgreSQL type as the catalog describes it, resolved far
 // enough to be mapped without another query: domains carry their base type

@@ -1,0 +1,268 @@
+package parquet
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/records"
+)
+
+const (
+	metaDir           = "_sluice"
+	manifestName      = "manifest.json"
+	tmpManifestPrefix = "manifest.json.tmp-"
+	lockName          = "lock"
+	spillPrefix       = "spill-"
+	dataExt           = ".parquet"
+)
+
+// Warehouse is a directory of tables, one subdirectory each (SPEC §4).
+type Warehouse struct {
+	root   string
+	lim    limits
+	now    func() time.Time
+	hook   func(stage string) error
+	spillB int64 // bytes of incoming merge rows held in memory before spilling
+}
+
+// Open opens (creating it if needed) the warehouse rooted at dir.
+func Open(root string) (*Warehouse, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the warehouse directory: %w", err)
+	}
+	return &Warehouse{root: root, lim: defaultLimits, now: time.Now, spillB: 256 << 20}, nil
+}
+
+// Root is the warehouse directory.
+func (w *Warehouse) Root() string { return w.root }
+
+func (w *Warehouse) tableDir(name string) (string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`+"\x00") || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("invalid warehouse table name %q: it must be a single directory name", name)
+	}
+	return filepath.Join(w.root, name), nil
+}
+
+// Table opens the table called name, creating its directory if needed.
+// Opening recovers from an interrupted commit: data files the manifest does
+// not list belong to a commit that never landed (or to the version a
+// landed commit replaced) and are removed, as are temporary manifests and
+// spill directories. Recovery is skipped while another writer holds the
+// table.
+func (w *Warehouse) Table(name string) (*Table, error) {
+	dir, err := w.tableDir(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, metaDir), 0o755); err != nil {
+		return nil, fmt.Errorf("creating table %s: %w", name, err)
+	}
+	t := &Table{w: w, name: name, dir: dir}
+	lock, err := tryLock(filepath.Join(dir, metaDir, lockName))
+	switch {
+	case errors.Is(err, errLocked):
+		// Another writer is committing: its files are not strays.
+		m, err := readManifest(dir)
+		if err != nil {
+			return nil, fmt.Errorf("opening table %s: %w", name, err)
+		}
+		t.m = m
+		return t, nil
+	case err != nil:
+		return nil, fmt.Errorf("opening table %s: %w", name, err)
+	}
+	defer lock.unlock()
+	if err := t.recover(); err != nil {
+		return nil, fmt.Errorf("opening table %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Drop removes a table and its files. The directory is first renamed away,
+// so that a crash part-way leaves either the whole table or none of it.
+func (w *Warehouse) Drop(name string) error {
+	dir, err := w.tableDir(name)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	lock, err := tryLock(filepath.Join(dir, metaDir, lockName))
+	if errors.Is(err, errLocked) {
+		return fmt.Errorf("dropping table %s: it is being written; retry when the sync finished", name)
+	}
+	if err != nil {
+		return fmt.Errorf("dropping table %s: %w", name, err)
+	}
+	defer lock.unlock()
+	trash := filepath.Join(w.root, ".dropped-"+name+"-"+randomHex(4))
+	if err := os.Rename(dir, trash); err != nil {
+		return fmt.Errorf("dropping table %s: %w", name, err)
+	}
+	if err := syncDir(w.root); err != nil {
+		return fmt.Errorf("dropping table %s: %w", name, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("dropping table %s: removing %s: %w", name, trash, err)
+	}
+	return nil
+}
+
+// Table is one warehouse table: a directory of Parquet files and the
+// manifest naming them. Its methods are safe for concurrent use; one
+// transaction at a time writes it.
+type Table struct {
+	w    *Warehouse
+	name string
+	dir  string
+	mu   sync.Mutex
+	m    *Manifest
+}
+
+// Name is the table's name (its directory in the warehouse).
+func (t *Table) Name() string { return t.name }
+
+// Dir is the table's directory: read_parquet('<Dir>/*.parquet') reads it.
+func (t *Table) Dir() string { return t.dir }
+
+// Manifest returns the committed version as this Table last saw it (at
+// open, Begin or Commit); its Version is 0 when the table was never
+// committed. The caller must not modify it.
+func (t *Table) Manifest() *Manifest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m
+}
+
+// recover reloads the manifest and removes what no committed version owns.
+// The caller holds the table lock.
+func (t *Table) recover() error {
+	m, err := readManifest(t.dir)
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		listed[f.Name] = true
+	}
+	removed := false
+	entries, err := os.ReadDir(t.dir)
+	if err != nil {
+		return fmt.Errorf("listing the table directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), dataExt) || listed[e.Name()] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(t.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing a data file of an interrupted commit: %w", err)
+		}
+		removed = true
+	}
+	meta := filepath.Join(t.dir, metaDir)
+	entries, err = os.ReadDir(meta)
+	if err != nil {
+		return fmt.Errorf("listing the table directory: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpManifestPrefix) || strings.HasPrefix(e.Name(), spillPrefix) {
+			if err := os.RemoveAll(filepath.Join(meta, e.Name())); err != nil {
+				return fmt.Errorf("removing temporary files of an interrupted commit: %w", err)
+			}
+		}
+	}
+	if removed {
+		if err := syncDir(t.dir); err != nil {
+			return err
+		}
+	}
+	for _, f := range m.Files {
+		if _, err := os.Stat(filepath.Join(t.dir, f.Name)); err != nil {
+			return fmt.Errorf("data file %s of version %d is missing (%w): the table is damaged; resync it", f.Name, m.Version, err)
+		}
+	}
+	t.mu.Lock()
+	t.m = m
+	t.mu.Unlock()
+	return nil
+}
+
+// Rename moves the table to newName (a directory rename, atomic). It fails
+// while the table is being written or when newName exists.
+func (t *Table) Rename(newName string) error {
+	dst, err := t.w.tableDir(newName)
+	if err != nil {
+		return err
+	}
+	lock, err := tryLock(filepath.Join(t.dir, metaDir, lockName))
+	if errors.Is(err, errLocked) {
+		return fmt.Errorf("renaming table %s: it is being written; retry when the sync finished", t.name)
+	}
+	if err != nil {
+		return fmt.Errorf("renaming table %s: %w", t.name, err)
+	}
+	defer lock.unlock()
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("renaming table %s: table %s already exists", t.name, newName)
+	}
+	if err := os.Rename(t.dir, dst); err != nil {
+		return fmt.Errorf("renaming table %s: %w", t.name, err)
+	}
+	if err := syncDir(t.w.root); err != nil {
+		return fmt.Errorf("renaming table %s: %w", t.name, err)
+	}
+	t.mu.Lock()
+	t.name, t.dir = newName, dst
+	t.mu.Unlock()
+	return nil
+}
+
+// Scan reads the committed table back, calling fn with batches of up to a
+// row group of rows. The batch's schema is the table's (its last column is
+// _sluice_synced_at); the batch is reused after fn returns. Files are
+// opened up front, so a commit landing during the scan does not disturb
+// it: the scan sees the version that was committed when it began.
+func (t *Table) Scan(fn func(*records.Batch) error) error {
+	t.mu.Lock()
+	dir := t.dir
+	t.mu.Unlock()
+	m, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	if m.Version == 0 || len(m.Files) == 0 {
+		return nil
+	}
+	schema := m.Schema.Records()
+	readers := make([]*fileReader, 0, len(m.Files))
+	defer func() {
+		for _, r := range readers {
+			r.close()
+		}
+	}()
+	for _, f := range m.Files {
+		r, err := openFile(filepath.Join(dir, f.Name), schema)
+		if err != nil {
+			return fmt.Errorf("scanning table %s: %w", t.name, err)
+		}
+		readers = append(readers, r)
+	}
+	b := records.NewBatch(schema, 0)
+	for _, r := range readers {
+		for g := range r.numRowGroups() {
+			if err := r.readRowGroup(g, b, nil); err != nil {
+				return fmt.Errorf("scanning table %s: %w", t.name, err)
+			}
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -149,6 +149,13 @@ type Transaction struct {
 	CommitTime time.Time
 	// Changes are per table, by config.QualifiedName, in commit order.
 	Changes map[string]*TableChanges
+	// Partial marks one chunk of a transaction too large to hold in
+	// memory at once (or in which a table's schema changed part-way):
+	// more chunks with the same CommitLSN follow, the last one with
+	// Partial unset. A sink must not record CommitLSN as its position
+	// before the last chunk is committed: a restart skips transactions at
+	// or before the position.
+	Partial bool
 }
 
 // TableChanges are one table's changes within a transaction.

@@ -207,9 +207,9 @@ func mustTable(t testing.TB, w *Warehouse, name string) *Table {
 }
 
 // commitRows writes rows in one transaction and commits it.
-func commitRows(t testing.TB, tb *Table, mode Mode, s *records.Schema, pos records.Position, rows [][]any) *Manifest {
+func commitRows(t testing.TB, tb *Table, mode Mode, s *records.Schema, pos records.Position, rows [][]any, opts ...Option) *Manifest {
 	t.Helper()
-	tx, err := tb.Begin(mode, s)
+	tx, err := tb.Begin(mode, s, opts...)
 	if err != nil {
 		t.Fatalf("Begin: %v", err)
 	}

@@ -15,11 +15,11 @@ import (
 // divides it, so that every partition falls in one bucket.
 const spillParts = maxBuckets
 
-// maxFilesPerBucket bounds the files of a bucket: merges that only insert
-// add a small file each (nothing is rewritten), and when a bucket has more
-// than this many, the merge touching it also rewrites its smallest files
-// into its new one, down to half of it.
-const maxFilesPerBucket = 8
+// maxSmallFiles bounds the small files of a bucket (under a quarter of the
+// file size limit): merges that only insert add a small file each (nothing
+// is rewritten), and once a bucket has this many, the next merge touching
+// it rewrites them into its new file.
+const maxSmallFiles = 8
 
 // mergeState holds the incoming rows of a Merge until Commit: in memory up
 // to a limit (copied batches and, per partition, which of their rows fall
@@ -179,7 +179,7 @@ func (ms *mergeState) commit() ([]FileInfo, int, error) {
 		if rows <= 0 {
 			rows = base.Rows + ms.incoming
 		}
-		buckets = chooseBuckets(rows, ms.parts)
+		buckets = chooseBuckets(rows, tx.t.w.lim.bucketRows, ms.parts)
 		unbucketed = base.Files
 		byBucket = make([][]FileInfo, buckets)
 	} else {
@@ -241,10 +241,17 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, unbucketed []FileInfo
 			keep = append(keep, f)
 		}
 	}
-	if len(keep)+1 > maxFilesPerBucket {
-		slices.SortStableFunc(keep, func(x, y FileInfo) int { return int(x.Rows - y.Rows) })
-		n := len(keep) + 1 - maxFilesPerBucket/2
-		rewrite, keep = append(rewrite, keep[:n]...), keep[n:]
+	// Small files (the inserts of earlier merges) are folded into this
+	// merge's output once there are many; full-size files never are.
+	var small []FileInfo
+	for _, f := range keep {
+		if f.Rows < tx.t.w.lim.fileRows/4 {
+			small = append(small, f)
+		}
+	}
+	if len(small) >= maxSmallFiles {
+		rewrite = append(rewrite, small...)
+		keep = slices.DeleteFunc(keep, func(f FileInfo) bool { return f.Rows < tx.t.w.lim.fileRows/4 })
 	}
 
 	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)

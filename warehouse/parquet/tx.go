@@ -165,7 +165,7 @@ func (tx *Tx) begin() error {
 			if rows <= 0 {
 				rows = tx.base.Rows
 			}
-			tx.buckets = chooseBuckets(rows, maxBuckets)
+			tx.buckets = chooseBuckets(rows, t.w.lim.bucketRows, maxBuckets)
 			tx.outs = make([]*output, tx.buckets)
 			tx.rowSel = make([][]int32, tx.buckets)
 		} else {
@@ -259,16 +259,14 @@ func (tx *Tx) evolve() (*records.Schema, error) {
 	return s, nil
 }
 
-const (
-	maxBuckets       = 64
-	targetBucketRows = 1 << 20
-)
+// maxBuckets bounds a table's bucket count, and so the outputs a Replace
+// keeps open at once.
+const maxBuckets = 64
 
 // chooseBuckets picks the bucket count for a table of rows rows: a power of
-// two such that a bucket holds about targetBucketRows (one file), at most
-// limit.
-func chooseBuckets(rows int64, limit int) int {
-	n := (rows + targetBucketRows - 1) / targetBucketRows
+// two such that a bucket holds about bucketRows (one file), at most limit.
+func chooseBuckets(rows, bucketRows int64, limit int) int {
+	n := (rows + bucketRows - 1) / bucketRows
 	if n <= 1 {
 		return 1
 	}

@@ -26,6 +26,7 @@ type limits struct {
 	fileRows      int64 // rows per file
 	fileBytes     int64 // bytes per file
 	pageBytes     int   // uncompressed bytes per page
+	bucketRows    int64 // rows per hash bucket a table's bucket count aims at
 }
 
 var defaultLimits = limits{
@@ -34,6 +35,7 @@ var defaultLimits = limits{
 	fileRows:      1 << 20,
 	fileBytes:     256 << 20,
 	pageBytes:     1 << 20,
+	bucketRows:    1 << 20,
 }
 
 // writeSlice is how many rows are written between checks of the row group

@@ -27,7 +27,7 @@ type tableInfo struct {
 	// ident is the quoted, schema-qualified name; name is how messages
 	// name the table, as the configuration writes it.
 	ident, name string
-	schema *records.Schema
+	schema      *records.Schema
 	// cols are parallel to schema.Columns.
 	cols []readCol
 	// keyIdx are the positions of the key columns; nil without a key.

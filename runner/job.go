@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // errNotYet marks sync types whose engine is not in this build: the table
@@ -96,7 +97,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 
 // result is what one sync did.
 type result struct {
-	mode      Mode
+	mode      warehouse.Mode
 	full      bool
 	rowsRead  int64
 	bytes     int64
@@ -149,7 +150,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	var read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)
 	switch config.SyncType(t.Sync) {
 	case config.SyncFullRefresh:
-		res.mode, res.full, read = Replace, true, sr.ReadSnapshot
+		res.mode, res.full, read = warehouse.Replace, true, sr.ReadSnapshot
 	case config.SyncIncremental, config.SyncAppend, config.SyncXmin:
 		cr, ok := src.(providers.CursorReader)
 		if !ok {
@@ -161,28 +162,28 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 		}
 		switch {
 		case res.full:
-			res.mode = Replace
+			res.mode = warehouse.Replace
 		case t.Sync == string(config.SyncAppend):
-			res.mode = Append
+			res.mode = warehouse.Append
 		default:
-			res.mode = Merge
+			res.mode = warehouse.Merge
 		}
 	default:
 		return res, fmt.Errorf("unknown sync type %q", t.Sync)
 	}
 	res, err = r.commit(ctx, j, wt, schema, req, res, read)
-	if errors.Is(err, ErrSchemaChanged) && !res.full {
+	if errors.Is(err, warehouse.ErrSchemaChanged) && !res.full {
 		r.opt.Logger.Warn("a column changed type at the source: reloading the whole table", "table", j.addr)
 		req.From = records.Position{}
-		res = result{mode: Replace, full: true}
+		res = result{mode: warehouse.Replace, full: true}
 		return r.commit(ctx, j, wt, schema, req, res, read)
 	}
 	return res, err
 }
 
-func (r *Runner) commit(ctx context.Context, j job, wt Table, schema *records.Schema, req providers.ReadRequest, res result,
+func (r *Runner) commit(ctx context.Context, j job, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
-	tx, err := wt.Begin(res.mode, schema)
+	tx, err := wt.Begin(res.mode, schema, j.table.Sync)
 	if err != nil {
 		return res, err
 	}

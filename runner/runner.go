@@ -11,7 +11,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -22,57 +21,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/config"
-	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 )
-
-// Mode is how a commit combines new rows with the table.
-type Mode int
-
-// Commit modes.
-const (
-	Replace Mode = iota // the rows read are the whole table (full_refresh, resync)
-	Merge               // one row per primary key, incoming rows win (incremental, xmin)
-	Append              // rows are added (append)
-)
-
-func (m Mode) String() string {
-	return [...]string{"replace", "merge", "append"}[m]
-}
-
-// Warehouse is the destination as the runner uses it.
-type Warehouse interface {
-	Table(name string) (Table, error)
-}
-
-// Table is one warehouse table.
-type Table interface {
-	// Position is the committed sync position; committed is false for a
-	// table never written.
-	Position() (pos records.Position, committed bool)
-	Begin(mode Mode, schema *records.Schema) (Tx, error)
-}
-
-// Tx is one commit in progress.
-type Tx interface {
-	Write(b *records.Batch) error
-	// Commit atomically makes the written rows and pos the table's current
-	// version and returns the rows the table holds now.
-	Commit(pos records.Position) (rows int64, err error)
-	Abort() error
-}
-
-// ErrSchemaChanged is returned (wrapped) by a warehouse when a column's
-// type changed: the table must be reloaded.
-var ErrSchemaChanged = errors.New("the table's schema changed incompatibly")
 
 // Options configure a Runner.
 type Options struct {
 	Config    *config.Config
 	Backend   state.Backend
 	Status    state.StatusStore
-	Warehouse Warehouse
+	Warehouse warehouse.Warehouse
 	// Open opens a configured source; providers.Open when nil.
 	Open func(ctx context.Context, src *config.Source) (providers.Source, error)
 	// Concurrency bounds the syncs running at once.
@@ -127,6 +86,9 @@ func New(opt Options) *Runner {
 	opt.Retry = opt.Retry.withDefaults()
 	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{}}
 }
+
+// Metrics returns the runner's metrics, to serve them.
+func (r *Runner) Metrics() *Metrics { return r.opt.Metrics }
 
 // job is one table to sync.
 type job struct {

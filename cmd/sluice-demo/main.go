@@ -36,6 +36,8 @@ var steps = []step{
 	{title: "sluice apply -auto-approve", args: []string{"apply", "-auto-approve"}},
 	{title: "sluice plan -detailed-exitcode (right after apply: nothing to do, exit 0)", args: []string{"plan", "-detailed-exitcode"}},
 	{title: "sluice show (the recorded state)", args: []string{"show"}},
+	{title: "sluice run -once (sync every table that is due: all of them, the first time)", args: []string{"run", "-once"}},
+	{title: "sluice status", args: []string{"status"}},
 }
 
 const (

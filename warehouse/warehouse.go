@@ -1,0 +1,60 @@
+// Package warehouse defines the destination as the runner uses it; the
+// parquet package (and later postgres) implement it.
+package warehouse
+
+import (
+	"errors"
+
+	"github.com/sluice-dev/sluice/internal/records"
+)
+
+// Mode is how a commit combines new rows with the table.
+type Mode int
+
+// Commit modes.
+const (
+	Replace Mode = iota // the rows written are the whole table (full_refresh, resync)
+	Merge               // one row per primary key, incoming rows win (incremental, xmin, cdc)
+	Append              // rows are added (append, cdc history)
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Replace:
+		return "replace"
+	case Merge:
+		return "merge"
+	case Append:
+		return "append"
+	}
+	return "unknown"
+}
+
+// Warehouse is a destination of tables.
+type Warehouse interface {
+	Table(name string) (Table, error)
+}
+
+// Table is one warehouse table.
+type Table interface {
+	// Position is the committed sync position; committed is false for a
+	// table never written.
+	Position() (pos records.Position, committed bool)
+	// Begin starts a commit; sync is the table's sync type, recorded with
+	// the data.
+	Begin(mode Mode, schema *records.Schema, sync string) (Tx, error)
+}
+
+// Tx is one commit in progress. Nothing it writes is visible until Commit,
+// which makes the rows and the position the table's current version at
+// once; Abort (or a crash) leaves the previous version intact.
+type Tx interface {
+	Write(b *records.Batch) error
+	// Commit returns the rows the table holds now.
+	Commit(pos records.Position) (rows int64, err error)
+	Abort() error
+}
+
+// ErrSchemaChanged is returned (wrapped) when a column's type or the key
+// changed: the table must be reloaded in full.
+var ErrSchemaChanged = errors.New("the table's schema changed incompatibly: a full resync is needed")

@@ -37,8 +37,8 @@ const (
 )
 
 // defaultTxBudget bounds the bytes of changes one transaction buffers
-// before they are handed over as a Partial chunk.
-const defaultTxBudget = 64 << 20
+// before they are handed over as a Partial chunk (a variable for tests).
+var defaultTxBudget = 64 << 20
 
 // errShortMessage reports a pgoutput message that ends before its fields.
 var errShortMessage = errors.New("pgoutput message ends early")

@@ -454,4 +454,3 @@ func TestChangeDecoderErrors(t *testing.T) {
 		})
 	}
 }
-

@@ -1,0 +1,255 @@
+// Command sluice-bench is `make bench`'s end-to-end part: it measures
+// sluice syncs against PostgreSQL's own COPY of the same table, in the same
+// run on the same machine, and prints a table.
+//
+// Each sync is `bin/sluice run -once` in a subprocess, so its wall time and
+// peak RSS are the real program's, not a benchmark harness's.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/internal/pgtest"
+	"github.com/sluice-dev/sluice/state"
+)
+
+// profiles numbers the CPU profiles BENCH_CPUPROFILE asks for.
+var profiles int
+
+func main() {
+	sizes := flag.String("rows", "1000000,2000000,4000000", "table sizes to measure, comma-separated")
+	bin := flag.String("sluice", "bin/sluice", "the sluice binary")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *bin, *sizes); err != nil {
+		fmt.Fprintf(os.Stderr, "sluice-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// wideTable is the table of the issue: 11 columns of the common types.
+const wideTable = `
+CREATE TABLE bench_wide (
+	id bigint PRIMARY KEY, n int, label text, amount numeric(12,2), code char(3), flag bool,
+	doc jsonb, ref uuid, tags text[], created_at timestamptz, updated_at timestamptz NOT NULL);
+CREATE INDEX ON bench_wide (updated_at);`
+
+const fillTable = `
+INSERT INTO bench_wide
+SELECT g, (g % 100000)::int, 'label number ' || g, (g % 1000000) / 100.0, lpad((g % 1000)::text, 3, '0'), g % 2 = 0,
+	jsonb_build_object('k', g, 'v', 'value ' || (g % 97)), md5(g::text)::uuid, ARRAY['a' || (g % 10), 'b' || (g % 7)],
+	'2026-01-01'::timestamptz + g * interval '1 second', '2026-01-01'::timestamptz + g * interval '1 second'
+FROM generate_series($1::bigint, $2::bigint) g`
+
+const configHCL = `
+variable "url" {
+  type = string
+}
+source "postgres" "bench" {
+  connection_string = var.url
+  sslmode           = "disable"
+  prefix            = "bench"
+  table "bench_wide" {
+    sync = "%s"
+    %s
+  }
+}
+`
+
+type measurement struct {
+	rows                   int64
+	copyTime, syncTime     time.Duration
+	peakRSS                int64
+	incrRows               int64
+	incrTime, incrFullTime time.Duration
+	incrPeakRSS            int64
+}
+
+func run(ctx context.Context, bin, sizes string) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s not found: run `make build` first", bin)
+	}
+	bin, _ = filepath.Abs(bin)
+	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB"}})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	url, err := c.CreateDatabase(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, wideTable); err != nil {
+		return err
+	}
+	var results []measurement
+	var have int64
+	for _, s := range strings.Split(sizes, ",") {
+		var n int64
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n <= have {
+			return fmt.Errorf("bad size %q: sizes must grow", s)
+		}
+		fmt.Fprintf(os.Stderr, "loading %d rows...\n", n)
+		if _, err := conn.Exec(ctx, fillTable, have+1, n); err != nil {
+			return err
+		}
+		have = n
+		if _, err := conn.Exec(ctx, "VACUUM ANALYZE bench_wide"); err != nil {
+			return err
+		}
+		m, err := measure(ctx, conn, bin, url, n)
+		if err != nil {
+			return err
+		}
+		results = append(results, m)
+	}
+	report(os.Stdout, results)
+	return nil
+}
+
+func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64) (measurement, error) {
+	m := measurement{rows: n}
+	// The baseline, warm: PostgreSQL's own binary COPY of the table.
+	for range 2 {
+		start := time.Now()
+		if _, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM bench_wide) TO STDOUT (FORMAT binary)"); err != nil {
+			return m, err
+		}
+		if d := time.Since(start); m.copyTime == 0 || d < m.copyTime {
+			m.copyTime = d
+		}
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return m, err
+	}
+	defer os.RemoveAll(dir)
+	env := append(os.Environ(), "SLUICE_VAR_url="+url)
+	sluice := func(args ...string) (time.Duration, int64, error) {
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-chdir=" + dir, "-no-color"}, args...)...)
+		cmd.Env = env
+		if prof := os.Getenv("BENCH_CPUPROFILE"); prof != "" && args[0] == "run" {
+			profiles++
+			cmd.Env = append(append([]string(nil), env...), fmt.Sprintf("SLUICE_CPUPROFILE=%s.%d", prof, profiles))
+		}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		err := cmd.Run()
+		took := time.Since(start)
+		if err != nil {
+			return 0, 0, fmt.Errorf("sluice %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		rss := int64(0)
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = ru.Maxrss * 1024 // kilobytes on Linux
+		}
+		return took, rss, nil
+	}
+	write := func(sync, extra string) error {
+		return os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(configHCL, sync, extra)), 0o644)
+	}
+
+	// full_refresh, best of two runs (the second after a resync).
+	if err := write("full_refresh", ""); err != nil {
+		return m, err
+	}
+	if _, _, err := sluice("apply", "-auto-approve"); err != nil {
+		return m, err
+	}
+	for i := range 2 {
+		if i > 0 {
+			if _, _, err := sluice("resync", "postgres.bench/bench_wide"); err != nil {
+				return m, err
+			}
+		}
+		took, rss, err := sluice("run", "-once", "-parallel=2")
+		if err != nil {
+			return m, err
+		}
+		if m.syncTime == 0 || took < m.syncTime {
+			m.syncTime = took
+		}
+		m.peakRSS = max(m.peakRSS, rss)
+	}
+
+	// incremental: the first sync reads everything, then 1% of the rows
+	// change and the next sync reads those.
+	if err := write("incremental", `incremental_field = "updated_at"`); err != nil {
+		return m, err
+	}
+	if _, _, err := sluice("apply", "-auto-approve"); err != nil {
+		return m, err
+	}
+	if m.incrFullTime, _, err = sluice("run", "-once"); err != nil {
+		return m, err
+	}
+	tag, err := conn.Exec(ctx, `UPDATE bench_wide SET n = n + 1, updated_at = now() WHERE id % 100 = 0`)
+	if err != nil {
+		return m, err
+	}
+	m.incrRows = tag.RowsAffected()
+	if err := makeDue(ctx, dir); err != nil {
+		return m, err
+	}
+	if m.incrTime, m.incrPeakRSS, err = sluice("run", "-once"); err != nil {
+		return m, err
+	}
+	// Leave the table as it was for the next size.
+	if _, err := conn.Exec(ctx, `UPDATE bench_wide SET n = n - 1 WHERE id % 100 = 0`); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// makeDue moves the recorded last sync back a day, so that the next
+// `run -once` finds the table due without waiting out its frequency.
+func makeDue(ctx context.Context, dir string) error {
+	b := state.NewLocal(filepath.Join(dir, ".sluice", "state.json"))
+	st, err := b.ReadStatus(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ts := range st.Tables {
+		ts.LastSyncAt = ts.LastSyncAt.Add(-24 * time.Hour)
+		ts.LastAttemptAt = ts.LastAttemptAt.Add(-24 * time.Hour)
+		if err := b.PutTableStatus(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func report(w io.Writer, results []measurement) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rows\tCOPY binary\tsluice full_refresh\tratio\tpeak RSS\t1% changed\tincremental\tvs full read\tpeak RSS\t")
+	for _, m := range results {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2fx\t%d MiB\t%d\t%s\t%.3fx\t%d MiB\t\n",
+			m.rows, m.copyTime.Round(time.Millisecond), m.syncTime.Round(time.Millisecond),
+			m.syncTime.Seconds()/m.copyTime.Seconds(), m.peakRSS>>20,
+			m.incrRows, m.incrTime.Round(time.Millisecond), m.incrTime.Seconds()/m.incrFullTime.Seconds(), m.incrPeakRSS>>20)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nCOPY binary: `COPY (SELECT * FROM bench_wide) TO STDOUT (FORMAT binary)` into io.Discard, best of 2.")
+	fmt.Fprintln(w, "sluice full_refresh: `sluice run -once` (a process: connect, read, write Parquet, commit), best of 2; the target is at most 2.0x COPY.")
+	fmt.Fprintln(w, "incremental: `sluice run -once` after 1% of the rows changed, against the first (full) incremental read.")
+}

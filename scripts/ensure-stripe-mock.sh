@@ -14,9 +14,9 @@ if [ -z "$dir" ]; then
 fi
 bin="$dir/stripe-mock"
 
-# stripe-mock -version prints the version it was stamped with, which is
-# "master" for a plain go install; the module cache records the version the
-# binary was built from, so `go version -m` is what tells.
+# stripe-mock -version prints "master" for a plain go install; the build
+# information in the binary records the module version, so `go version -m`
+# is what tells.
 if [ -x "$bin" ] && "$go" version -m "$bin" 2>/dev/null | grep -q "github.com/stripe/stripe-mock[[:space:]]*$version"; then
 	echo "$bin"
 	exit 0
@@ -24,8 +24,9 @@ fi
 
 echo "installing github.com/stripe/stripe-mock@$version into $dir" >&2
 # Outside the sluice module, so that its go.mod is not consulted or changed.
-cd "$(mktemp -d)"
-"$go" install "github.com/stripe/stripe-mock@$version"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+(cd "$tmp" && "$go" install "github.com/stripe/stripe-mock@$version")
 if [ ! -x "$bin" ]; then
 	echo "go install succeeded but $bin is missing (is GOBIN set?)" >&2
 	exit 1

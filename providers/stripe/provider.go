@@ -124,6 +124,13 @@ func (p *Provider) Close() error {
 	return nil
 }
 
+// String names the provider without its key, so that printing one (%v,
+// %+v) never reveals the key.
+func (p *Provider) String() string { return "stripe provider " + p.addr + " at " + p.base }
+
+// GoString is String for %#v.
+func (p *Provider) GoString() string { return p.String() }
+
 // Address is the source's address, "stripe.NAME".
 func (p *Provider) Address() string { return p.addr }
 

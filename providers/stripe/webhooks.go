@@ -54,11 +54,17 @@ type WebhookPermissionError struct {
 }
 
 func (e *WebhookPermissionError) Error() string {
+	why := e.Err.Error()
+	var ae *APIError
+	if errors.As(e.Err, &ae) && ae.Message != "" {
+		why = ae.Message
+	}
 	typ, name, _ := strings.Cut(e.Source, ".")
-	return fmt.Sprintf("%s: the API key may not manage webhook endpoints (%v): register the endpoint by hand in the Stripe Dashboard "+
-		"(Developers > Webhooks > Add endpoint) with URL %s and the events %s, then set signing_secret in the webhook block of "+
-		"source %q %q to the endpoint's signing secret (whsec_...), e.g. signing_secret = env(\"STRIPE_WHSEC\")",
-		e.Source, e.Err, e.URL, strings.Join(e.Events, ", "), typ, name)
+	return fmt.Sprintf("%s: the API key may not manage webhook endpoints (Stripe: %s). Either give the key the webhook permission, "+
+		"or register the endpoint by hand in the Stripe Dashboard (Developers > Webhooks > Add endpoint) with URL %s and the events %s, "+
+		"then set signing_secret in the webhook block of source %q %q to the endpoint's signing secret (whsec_...), "+
+		"e.g. signing_secret = env(\"STRIPE_WHSEC\")",
+		e.Source, strings.TrimSuffix(why, "."), e.URL, strings.Join(e.Events, ", "), typ, name)
 }
 
 func (e *WebhookPermissionError) Unwrap() error { return e.Err }

@@ -92,7 +92,21 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 	if serr := r.opt.Status.PutTableStatus(sctx, &done); serr != nil {
 		log.Warn("cannot record status", "error", serr)
 	}
+	r.reportSource(sctx, j, err)
 	return err
+}
+
+// reportSource records the source's health as its last sync saw it: a
+// source that could not be reached is failed; one whose tables sync (or
+// fail for reasons of their own, such as a dropped table) is healthy.
+func (r *Runner) reportSource(ctx context.Context, j job, err error) {
+	ss := &state.SourceStatus{Address: j.src.Address(), State: "healthy", UpdatedAt: r.opt.Now().UTC()}
+	if err != nil && Transient(err) {
+		ss.State, ss.Message = "failed", errorText(err)
+	}
+	if serr := r.opt.Status.PutSourceStatus(ctx, ss); serr != nil {
+		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", serr)
+	}
 }
 
 // result is what one sync did.

@@ -16,11 +16,14 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse/parquet"
 )
 
 // step is one sluice command of the demo.
@@ -125,6 +128,48 @@ func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin s
 		}
 	}
 	fmt.Fprintln(out)
+	return readBack(ctx, out, url, filepath.Join(work, "warehouse"))
+}
+
+// readBack reads every warehouse table from its Parquet files, compares
+// the row count with the source table's, and shows how to query it.
+func readBack(ctx context.Context, out io.Writer, url, root string) error {
+	fmt.Fprintf(out, "==> reading the Parquet warehouse back (%s/warehouse)\n", workDirName)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	w, err := parquet.Open(root)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "    WAREHOUSE TABLE\tPARQUET ROWS\tFILES\tSOURCE ROWS\t")
+	for _, t := range []struct{ warehouse, source string }{
+		{"shop_customers", "customers"}, {"shop_orders", "orders"}, {"shop_events", "events"},
+	} {
+		tb, err := w.Table(t.warehouse)
+		if err != nil {
+			return err
+		}
+		var rows int64
+		if err := tb.Scan(func(b *records.Batch) error { rows += int64(b.N); return nil }); err != nil {
+			return err
+		}
+		var want int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t.source}.Sanitize()).Scan(&want); err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t\n", t.warehouse, rows, len(tb.Manifest().Files), want)
+		if rows != want {
+			tw.Flush()
+			return fmt.Errorf("%s holds %d rows, the source %d", t.warehouse, rows, want)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\n    Query it with DuckDB (from the repository root):\n")
+	fmt.Fprintf(out, "      SELECT status, count(*), sum(total) FROM read_parquet('%s/warehouse/shop_orders/*.parquet') GROUP BY status;\n\n", workDirName)
 	return nil
 }
 

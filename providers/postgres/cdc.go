@@ -141,6 +141,21 @@ func parseLSN(s, what string) (pglogrepl.LSN, error) {
 	return lsn, nil
 }
 
+// CurrentLSN returns the position to stream up to (StreamRequest.StopAtLSN)
+// to get every transaction committed so far: pg_current_wal_insert_lsn(),
+// which, unlike pg_current_wal_lsn(), is past the transactions committed
+// with synchronous_commit = off whose WAL is not written yet.
+func (p *Provider) CurrentLSN(ctx context.Context) (string, error) {
+	var lsn string
+	err := p.withConn(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text").Scan(&lsn)
+	})
+	if err != nil {
+		return "", fmt.Errorf("reading the server's WAL position: %w", err)
+	}
+	return lsn, nil
+}
+
 // Stream streams the changes of req.Tables from the slot, one committed
 // transaction at a time (transactions larger than the memory budget in
 // Partial chunks), to sink. Transactions committed at or before
@@ -148,8 +163,8 @@ func parseLSN(s, what string) (pglogrepl.LSN, error) {
 // to what sink.Flushed reports, or, with nothing pending, to the WAL
 // position the server reports, so that an idle source retains no WAL.
 //
-// With req.StopAtLSN it returns nil once every transaction committed at
-// or before it was handed over; otherwise it runs until ctx is cancelled
+// With req.StopAtLSN (from CurrentLSN) it returns nil once every
+// transaction committed at or before it was handed over; otherwise it runs until ctx is cancelled
 // and returns ctx's error. A slot that is gone or lost WAL is reported as
 // ErrSlotLost.
 func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink providers.ChangeSink) error {
@@ -178,7 +193,8 @@ func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink
 		defer cancel()
 		cat.Close(ctx)
 	}()
-	if err := checkStream(ctx, cat, req.Slot, req.Publication); err != nil {
+	blockSize, err := checkStream(ctx, cat, req.Slot, req.Publication)
+	if err != nil {
 		return err
 	}
 	if stop != 0 && stop <= start {
@@ -204,7 +220,7 @@ func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink
 		return streamError(err, req.Slot, req.Publication, p)
 	}
 
-	s := &streamer{conn: conn, sink: sink, start: start, stop: stop, confirmed: start}
+	s := &streamer{conn: conn, sink: sink, start: start, stop: stop, confirmed: start, blockSize: blockSize}
 	s.dec = newChangeDecoder(tables, catalogResolver(cat), start, s.handOver)
 	err = s.run(ctx)
 	if err != nil && ctx.Err() == nil {
@@ -221,22 +237,31 @@ func quoteLiteral(s string) string {
 
 // checkStreamSQL reads what streaming needs, to fail with a clear error
 // before START_REPLICATION: wal_level, the publication and the slot.
-const checkStreamSQL = `SELECT pg_catalog.current_setting('wal_level'),
+const checkStreamSQL = `SELECT pg_catalog.current_setting('wal_level'), pg_catalog.current_setting('wal_block_size')::int8,
 	EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $2),
 	s.slot_name IS NOT NULL, coalesce(s.plugin::text, ''), coalesce(s.database::text, ''),
 	coalesce(s.wal_status, ''), s.active_pid, pg_catalog.current_database()::text
 FROM (SELECT 1) AS one
 LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = $1`
 
-func checkStream(ctx context.Context, conn *pgx.Conn, slot, publication string) error {
+// checkStream checks what streaming needs and returns the WAL page size.
+func checkStream(ctx context.Context, conn *pgx.Conn, slot, publication string) (uint64, error) {
 	var walLevel, plugin, database, walStatus, current string
+	var blockSize int64
 	var pubExists, slotExists bool
 	var pid *int32
 	err := conn.QueryRow(ctx, checkStreamSQL, slot, publication).Scan(
-		&walLevel, &pubExists, &slotExists, &plugin, &database, &walStatus, &pid, &current)
+		&walLevel, &blockSize, &pubExists, &slotExists, &plugin, &database, &walStatus, &pid, &current)
 	if err != nil {
-		return fmt.Errorf("checking replication slot %s: %w", slot, err)
+		return 0, fmt.Errorf("checking replication slot %s: %w", slot, err)
 	}
+	if blockSize <= 0 {
+		return 0, fmt.Errorf("the server reports a wal_block_size of %d", blockSize)
+	}
+	return uint64(blockSize), checkStreamState(slot, publication, walLevel, plugin, database, walStatus, current, pubExists, slotExists, pid)
+}
+
+func checkStreamState(slot, publication, walLevel, plugin, database, walStatus, current string, pubExists, slotExists bool, pid *int32) error {
 	switch {
 	case walLevel != "logical":
 		return fmt.Errorf("wal_level is %s, logical replication needs logical: set wal_level = logical in postgresql.conf (on managed services, the logical replication parameter) and restart the server", walLevel)
@@ -281,15 +306,16 @@ func streamError(err error, slot, publication string, p *Provider) error {
 	return fmt.Errorf("streaming from replication slot %s: %w%s", slot, err, hint)
 }
 
-// catalogResolver looks the columns of Relation messages up over conn, an
-// ordinary connection (the replication connection cannot run queries
-// while it streams): their types (with the types they refer to, cached,
-// only those not seen before), format_type() and, from pg_attribute, the
-// declared array dimensions and nullability, in one round trip.
+// catalogResolver looks Relation messages up over conn, an ordinary
+// connection (the replication connection cannot run queries while it
+// streams), in one round trip: the columns' types (with the types they
+// refer to, cached: only those not seen before), format_type() and, from
+// pg_attribute, their declared array dimensions and nullability; and the
+// table's primary key.
 func catalogResolver(conn *pgx.Conn) relationResolver {
 	types := TypeCatalog{}
 	seen := map[uint32]bool{}
-	return func(ctx context.Context, m *relationMsg) ([]cdcColumnInfo, error) {
+	return func(ctx context.Context, m *relationMsg) (*cdcRelationInfo, error) {
 		names := make([]string, len(m.cols))
 		oids := make([]uint32, len(m.cols))
 		mods := make([]int32, len(m.cols))
@@ -301,7 +327,8 @@ func catalogResolver(conn *pgx.Conn) relationResolver {
 				missing = append(missing, c.typ)
 			}
 		}
-		infos := make([]cdcColumnInfo, len(m.cols))
+		info := &cdcRelationInfo{cols: make([]cdcColumnInfo, len(m.cols))}
+		infos := info.cols
 		dims := make([]int, len(m.cols))
 		b := &pgx.Batch{}
 		if len(missing) > 0 {
@@ -322,6 +349,9 @@ func catalogResolver(conn *pgx.Conn) relationResolver {
 			}
 			return rows.Err()
 		})
+		b.Queue(primaryKeySQL, m.id).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&info.primaryKey)
+		})
 		if err := conn.SendBatch(ctx, b).Close(); err != nil {
 			for _, oid := range missing {
 				delete(seen, oid)
@@ -331,7 +361,7 @@ func catalogResolver(conn *pgx.Conn) relationResolver {
 		for i, c := range m.cols {
 			infos[i].typ = types.Resolve(c.typ, c.typmod, dims[i])
 		}
-		return infos, nil
+		return info, nil
 	}
 }
 
@@ -344,6 +374,15 @@ FROM unnest($2::text[], $3::oid[], $4::int4[]) WITH ORDINALITY AS u(name, typ, m
 LEFT JOIN pg_catalog.pg_attribute a
 	ON a.attrelid = $1::oid AND a.attname = u.name AND a.atttypid = u.typ AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY u.i`
+
+// primaryKeySQL reads the primary key of relation $1, in key order.
+const primaryKeySQL = `SELECT ARRAY(
+	SELECT a.attname::text
+	FROM pg_catalog.pg_constraint con
+	CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+	JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+	WHERE con.conrelid = $1::oid AND con.contype = 'p'
+	ORDER BY k.ord)`
 
 // streamer runs one START_REPLICATION session.
 type streamer struct {
@@ -364,6 +403,26 @@ type streamer struct {
 	// stopReached is set once a transaction at or after stop was handed
 	// over.
 	stopReached bool
+	// blockSize is the size of a WAL page.
+	blockSize uint64
+}
+
+// xlogLongPageHeader is the size of the header of the first page of a
+// WAL segment (SizeOfXLogLongPHD); other pages have a shorter one.
+const xlogLongPageHeader = 40
+
+// passed reports whether the server has sent everything before stop,
+// given that it sent everything before walEnd. walEnd is the end of a
+// record; stop, from pg_current_wal_insert_lsn(), is where the next record
+// will go, which is past the page header when the last record ended on a
+// page boundary: no record ends inside a page header, so reaching the
+// boundary is reaching stop.
+func (s *streamer) passed(walEnd pglogrepl.LSN) bool {
+	if walEnd >= s.stop {
+		return true
+	}
+	off := uint64(s.stop) % s.blockSize
+	return off <= xlogLongPageHeader && uint64(walEnd) >= uint64(s.stop)-off
 }
 
 func (s *streamer) run(ctx context.Context) error {
@@ -420,7 +479,7 @@ func (s *streamer) handle(ctx context.Context, data []byte) (bool, error) {
 			return false, err
 		}
 		s.walEnd = max(s.walEnd, ka.ServerWALEnd)
-		if s.stop != 0 && !s.dec.inTx() && s.walEnd >= s.stop {
+		if s.stop != 0 && !s.dec.inTx() && s.passed(s.walEnd) {
 			return true, nil
 		}
 		pos, err := s.position()

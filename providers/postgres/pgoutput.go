@@ -188,9 +188,17 @@ type cdcColumnInfo struct {
 	nullable   bool
 }
 
-// relationResolver looks the columns of a Relation message up in the
-// catalog, one columnInfo per column.
-type relationResolver func(ctx context.Context, m *relationMsg) ([]cdcColumnInfo, error)
+// cdcRelationInfo is what the catalog adds to a Relation message.
+type cdcRelationInfo struct {
+	// cols has one entry per column of the message.
+	cols []cdcColumnInfo
+	// primaryKey is the table's primary key, in key order; nil without
+	// one.
+	primaryKey []string
+}
+
+// relationResolver looks a Relation message up in the catalog.
+type relationResolver func(ctx context.Context, m *relationMsg) (*cdcRelationInfo, error)
 
 // cdcRelation is a cached Relation message and how its tuples are decoded.
 type cdcRelation struct {
@@ -424,14 +432,21 @@ func (d *changeDecoder) buildRelation(ctx context.Context, m *relationMsg) (*cdc
 	rel.key = key
 	req := d.tables[key]
 	name := tableName(providers.ReadRequest{Schema: m.namespace, Table: m.name})
-	infos, err := d.resolve(ctx, m)
+	info, err := d.resolve(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("reading the columns of %s: %w", name, err)
 	}
+	infos := info.cols
 	if len(infos) != len(m.cols) {
 		return nil, fmt.Errorf("reading the columns of %s: %d of %d found", name, len(infos), len(m.cols))
 	}
+	// The key, as a snapshot read takes it: the requested one, else the
+	// table's primary key; else the replica identity index, which pgoutput
+	// flags (with REPLICA IDENTITY FULL it flags every column).
 	keys := req.PrimaryKey
+	if len(keys) == 0 {
+		keys = info.primaryKey
+	}
 	if len(keys) == 0 && (m.identity == 'd' || m.identity == 'i') {
 		for _, c := range m.cols {
 			if c.key {

@@ -112,10 +112,10 @@ func poTruncate(ids ...uint32) []byte {
 
 // staticResolver resolves columns without a catalog: the built-in types
 // are all the decoder tests use.
-func staticResolver(_ context.Context, m *relationMsg) ([]cdcColumnInfo, error) {
-	out := make([]cdcColumnInfo, len(m.cols))
+func staticResolver(_ context.Context, m *relationMsg) (*cdcRelationInfo, error) {
+	out := &cdcRelationInfo{cols: make([]cdcColumnInfo, len(m.cols))}
 	for i, c := range m.cols {
-		out[i] = cdcColumnInfo{typ: TypeCatalog(nil).Resolve(c.typ, c.typmod, 0), nullable: !c.key}
+		out.cols[i] = cdcColumnInfo{typ: TypeCatalog(nil).Resolve(c.typ, c.typmod, 0), nullable: !c.key}
 	}
 	return out, nil
 }

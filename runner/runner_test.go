@@ -2,7 +2,13 @@ package runner_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -299,5 +305,264 @@ func TestDisabledTablesAreNotSynced(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "warehouse", "pg_log", "_sluice", "manifest.json")); !os.IsNotExist(err) {
 		t.Errorf("a disabled table was written: %v", err)
+	}
+}
+
+// TestEveryTypeRoundTrips syncs a table with a column of every SPEC §5
+// type and compares what the Parquet files hold with what PostgreSQL says,
+// NULLs included; values Parquet cannot hold become NULL and are counted.
+func TestEveryTypeRoundTrips(t *testing.T) {
+	e := newEnv(t)
+	e.exec(`
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN money2 AS numeric(10,2);
+CREATE TABLE every (
+	id bigint PRIMARY KEY, i2 smallint, i4 integer, f4 real, f8 double precision,
+	dec numeric(12,2), big numeric(30,5), free numeric, b boolean, t text, vc varchar(5), ch char(3),
+	m mood, d date, ts timestamp, tstz timestamptz, tm time, u uuid, j json, jb jsonb, by bytea,
+	arr int[], tarr text[], iv interval, ip inet, dm money2);
+INSERT INTO every VALUES
+	(1, -32768, 2147483647, 1.5, -2.25e100, -1234567890.12, -1234567890123456789012345.12345, 3.14159265358979323846,
+	 true, 'ünïcødé ✓', 'abc', 'xy', 'happy', '1969-07-20', '2026-11-21 10:00:00.123456', '2026-11-21 10:00:00.123456+02',
+	 '23:59:59.999999', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}', '{"b": {"c": null}}', '\xdeadbeef',
+	 '{1,NULL,3}', '{"a b","c\"d",NULL}', '1 day 02:03:04', '192.168.0.1/24', 12.5),
+	(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	 NULL, NULL, NULL, NULL, NULL),
+	(3, 0, 0, 'NaN', 'Infinity', 'NaN', 'NaN', 'NaN', false, '', '', '', 'sad', 'infinity', '-infinity', 'infinity',
+	 '00:00', '00000000-0000-0000-0000-000000000000', '[]', '{}', '', '{}', '{}', '0', '::1', 0);`)
+	e.write(`table "every" {
+    sync = "full_refresh"
+  }`)
+	if failed := e.once(); len(failed) > 0 {
+		t.Fatalf("failed: %v (%s)", failed, e.status(failed[0]).LastError)
+	}
+	cols := []string{"id", "i2", "i4", "f4", "f8", "dec", "big", "free", "b", "t", "vc", "ch", "m", "d", "ts", "tstz", "tm", "u", "j", "jb", "by", "arr", "tarr", "iv", "ip", "dm"}
+	got := e.typedRows("pg_every", cols)
+	// What PostgreSQL says, in the same forms: integers of the Parquet
+	// physical values (days, microseconds, unscaled decimals), texts as is.
+	want := e.source(`SELECT concat_ws('|', id, coalesce(i2::text, 'NULL'), coalesce(i4::text, 'NULL'),
+		coalesce(CASE WHEN f4 = 'NaN' THEN 'NaN' ELSE f4::text END, 'NULL'), coalesce(f8::text, 'NULL'),
+		coalesce(CASE WHEN dec = 'NaN' THEN NULL ELSE (dec * 100)::bigint::text END, 'NULL'),
+		coalesce(CASE WHEN big = 'NaN' THEN NULL ELSE trunc(big * 100000)::text END, 'NULL'),
+		coalesce(free::text, 'NULL'), coalesce(b::text, 'NULL'), coalesce(t, 'NULL'), coalesce(vc, 'NULL'), CASE WHEN ch IS NULL THEN 'NULL' ELSE format('%s', ch) END,
+		coalesce(m::text, 'NULL'),
+		coalesce(CASE WHEN isfinite(d) THEN (d - '1970-01-01'::date)::text END, 'NULL'),
+		coalesce(CASE WHEN isfinite(ts) THEN (extract(epoch FROM ts) * 1000000)::bigint::text END, 'NULL'),
+		coalesce(CASE WHEN isfinite(tstz) THEN (extract(epoch FROM tstz) * 1000000)::bigint::text END, 'NULL'),
+		coalesce((extract(epoch FROM tm) * 1000000)::bigint::text, 'NULL'),
+		coalesce(u::text, 'NULL'), coalesce(j::text, 'NULL'), coalesce(jb::text, 'NULL'), coalesce(encode(by, 'hex'), 'NULL'),
+		coalesce('[' || array_to_string(arr, ',', 'NULL') || ']', 'NULL'),
+		coalesce('[' || array_to_string(tarr, ',', 'NULL') || ']', 'NULL'),
+		coalesce(iv::text, 'NULL'), coalesce(ip::text, 'NULL'), coalesce((dm * 100)::bigint::text, 'NULL'))
+		FROM every`)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-postgres +parquet):\n%s", diff)
+	}
+	// NaN in dec and big, infinite date, ts and tstz: five values nulled.
+	if w := e.status("postgres.db/every").Warnings; w != 5 {
+		t.Errorf("warnings = %d, want 5 (numeric NaN twice, infinite date, timestamp, timestamptz)", w)
+	}
+}
+
+// write adds a table block to the source and records it as applied.
+func (e *env) write(table string) {
+	e.t.Helper()
+	src, _ := os.ReadFile(filepath.Join(e.dir, "main.hcl"))
+	text := strings.Replace(string(src), `  table "items" {`, table+"\n  table \"items\" {", 1)
+	if err := os.WriteFile(filepath.Join(e.dir, "main.hcl"), []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, diags := config.Load(e.dir, config.Options{})
+	if diags.HasErrors() {
+		e.t.Fatal(diags)
+	}
+	e.cfg = cfg
+	st, err := e.local.Read(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	src2 := cfg.Sources[0]
+	rs := st.Sources[src2.Address()]
+	for _, t := range src2.Tables {
+		if rs.Tables[t.Name] == nil {
+			rs.Tables[t.Name] = planner.DesiredTable(src2, t, nil)
+		}
+	}
+	if err := e.local.Write(e.ctx, st); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// typedRows renders every row of a warehouse table with one canonical
+// string per value: integers for INT32/INT64 (days, microseconds and
+// unscaled decimals included), hex for bytes, [a,b] for lists.
+func (e *env) typedRows(table string, cols []string) []string {
+	e.t.Helper()
+	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tb, err := w.Table(table)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	err = tb.Scan(func(b *records.Batch) error {
+		for i := 0; i < b.N; i++ {
+			var parts []string
+			for _, c := range cols {
+				idx := b.Schema.Index(c)
+				if idx < 0 {
+					return fmt.Errorf("no column %q", c)
+				}
+				parts = append(parts, render(&b.Cols[idx], b.Schema.Columns[idx].Type, i))
+			}
+			out = append(out, strings.Join(parts, "|"))
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func render(v *records.Vec, t records.ParquetType, i int) string {
+	if v.IsNull(i) {
+		return "NULL"
+	}
+	switch t.Physical {
+	case records.PhysicalBoolean:
+		return strconv.FormatBool(v.Bool[i])
+	case records.PhysicalInt32:
+		return strconv.FormatInt(int64(v.I32[i]), 10)
+	case records.PhysicalInt64:
+		return strconv.FormatInt(v.I64[i], 10)
+	case records.PhysicalFloat:
+		return strconv.FormatFloat(float64(v.F32[i]), 'g', -1, 32)
+	case records.PhysicalDouble:
+		switch f := v.F64[i]; {
+		case math.IsInf(f, 1):
+			return "Infinity"
+		case math.IsInf(f, -1):
+			return "-Infinity"
+		}
+		return strconv.FormatFloat(v.F64[i], 'g', -1, 64)
+	case records.PhysicalFixedLenByteArray:
+		// A big-endian two's complement unscaled decimal.
+		b := v.Bytes(i)
+		n := new(big.Int).SetBytes(b)
+		if len(b) > 0 && b[0]&0x80 != 0 {
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		return n.String()
+	case records.PhysicalGroup:
+		var parts []string
+		for j := v.List.Offsets[i]; j < v.List.Offsets[i+1]; j++ {
+			parts = append(parts, render(&v.List.Elem, *t.Element, int(j)))
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	if t.Logical == records.LogicalNone {
+		return hex.EncodeToString(v.Bytes(i))
+	}
+	return string(v.Bytes(i))
+}
+
+// TestFailureMidCopyKeepsThePreviousVersion: a full refresh that fails
+// part-way through the read leaves the committed table as it was.
+func TestFailureMidCopyKeepsThePreviousVersion(t *testing.T) {
+	e := newEnv(t)
+	e.once()
+	before := e.rows("pg_mixed_case", "Id", "Value")
+	// The table becomes a view that fails at its 500th row, after the
+	// first batches were written.
+	e.exec(`ALTER TABLE "Mixed Case" RENAME TO mixed_old;
+		CREATE VIEW "Mixed Case" AS SELECT g::bigint AS "Id", (1 / (g - 500))::text AS "Value" FROM generate_series(1, 1000) g`)
+	e.now = e.now.Add(2 * time.Hour)
+	failed := e.once()
+	if len(failed) != 1 || failed[0] != "postgres.db/Mixed Case" {
+		t.Fatalf("failed = %v", failed)
+	}
+	if ts := e.status("postgres.db/Mixed Case"); !strings.Contains(ts.LastError, "division by zero") {
+		t.Errorf("last error = %q", ts.LastError)
+	}
+	if diff := cmp.Diff(before, e.rows("pg_mixed_case", "Id", "Value")); diff != "" {
+		t.Errorf("the failed sync changed the table (-before +after):\n%s", diff)
+	}
+}
+
+// TestAppendKeepsHistory: an append table on updated_at gets a new row for
+// every version of a source row.
+func TestAppendKeepsHistory(t *testing.T) {
+	e := newEnv(t)
+	e.exec(`CREATE TABLE hist (id bigint PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+		INSERT INTO hist VALUES (1, 'a', '2026-01-01'), (2, 'b', '2026-01-01')`)
+	e.write(`table "hist" {
+    sync              = "append"
+    incremental_field = "updated_at"
+  }`)
+	e.once()
+	e.exec(`UPDATE hist SET v = 'a2', updated_at = '2026-02-01' WHERE id = 1`)
+	e.now = e.now.Add(2 * time.Hour)
+	e.once()
+	want := []string{"1|a", "1|a2", "2|b"}
+	if diff := cmp.Diff(want, e.rows("pg_hist", "id", "v")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestDaemonNoticesAppliedTablesAndServesMetrics runs the daemon, applies
+// a new table while it runs, and reads /healthz and /metrics.
+func TestDaemonNoticesAppliedTablesAndServesMetrics(t *testing.T) {
+	e := newEnv(t)
+	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runner.New(runner.Options{
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Concurrency: 2, PollInterval: 100 * time.Millisecond,
+	})
+	srv := httptest.NewServer(r.Metrics().Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitFor := func(addr string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if ts := e.status(addr); ts != nil && ts.State == state.StateCompleted {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s was not synced by the daemon", addr)
+	}
+	waitFor("postgres.db/items")
+	e.exec(`CREATE TABLE late (id bigint PRIMARY KEY); INSERT INTO late VALUES (1), (2)`)
+	e.write(`table "late" {
+    sync = "full_refresh"
+  }`)
+	waitFor("postgres.db/late")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/healthz": `"status":"ok"`,
+		"/metrics": `sluice_rows_synced_total{table="postgres.db/items"} 100`,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
 	}
 }

@@ -76,8 +76,8 @@ func TestInspectStripeMock(t *testing.T) {
 			t.Errorf("%s.%s (-want +got):\n%s", tt.table, tt.column, diff)
 		}
 	}
-	if obs.Table("", "payment_intents").Column("client_secret") != nil {
-		t.Error("payment_intents.client_secret is a credential and must not be synced")
+	if obs.Table("", "payment_intents").Column("client_secret") != nil || obs.Table("", "invoices").Column("confirmation_secret") != nil {
+		t.Error("client secrets are credentials and must not be synced")
 	}
 
 	syncs := []struct {

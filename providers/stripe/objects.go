@@ -88,8 +88,9 @@ type field struct {
 // listed here (added by a later API version) is ignored until it is added
 // to the list. The lists leave out fields the API returns only when
 // expanded (customer.sources, charge.refunds, ...), which would always be
-// NULL, and payment_intents.client_secret, a credential that lets anyone
-// who holds it confirm the payment and does not belong in a warehouse.
+// NULL, and payment_intents.client_secret and invoices.confirmation_secret,
+// credentials that let whoever holds them confirm a payment: they do not
+// belong in a warehouse.
 type object struct {
 	table  string // the table name in the configuration: "charges"
 	object string // the API's object name: "charge"
@@ -325,7 +326,6 @@ var objectList = []*object{
 			{"automatically_finalizes_at", kTime},
 			{"billing_reason", kString},
 			{"collection_method", kString},
-			{"confirmation_secret", kObject},
 			{"currency", kString},
 			{"custom_fields", kArray},
 			{"customer", kRef},

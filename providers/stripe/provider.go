@@ -18,6 +18,19 @@
 //     ParseEvent, TableForObject and EventBatch, which turns event objects
 //     into rows of the same schema, with the same values, as the bulk reads.
 //
+// A webhook receiver uses the pieces in this order:
+//
+//  1. read at most MaxEventBytes of the body (http.MaxBytesReader), raw;
+//  2. VerifySignature(body, r.Header.Get("Stripe-Signature"), secret,
+//     time.Now(), DefaultTolerance), answering 400 on error (the secret is
+//     the one EnsureWebhookEndpoint returned at creation, or signing_secret);
+//  3. ParseEvent(body), answering 400 on error;
+//  4. de-duplicate by Event.ID (Stripe delivers at least once);
+//  5. route with Event.Table, ignoring (with 200) events of tables the
+//     source does not sync by webhook and events with no ObjectID;
+//  6. journal the event, answer 200, and later merge
+//     EventBatch(req, events) by id, req being the table's ReadRequest.
+//
 // Every object type has a fixed column list (objects.go), so that all
 // batches of a table share one schema. Requests that Stripe rate-limits
 // (429) or fails (5xx) are retried with exponential backoff, honouring
@@ -51,6 +64,12 @@ func init() {
 
 // DefaultAPIBase is where the Stripe API is when api_base is not set.
 const DefaultAPIBase = stripe.APIURL
+
+// APIVersion is the Stripe API version the bulk reads use (stripe-go's)
+// and webhook endpoints are created with. An event whose APIVersion
+// differs (an endpoint registered by hand) may render objects with other
+// fields than the column lists expect; the receiver may warn about it.
+const APIVersion = stripe.APIVersion
 
 // responseTimeout bounds the wait for the response to one request (each
 // retry has its own): a stalled connection must not hang a sync forever.

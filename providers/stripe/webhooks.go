@@ -118,7 +118,7 @@ func (p *Provider) FindWebhookEndpoint(ctx context.Context, url string) (*provid
 // signing_secret from the Dashboard.
 //
 // New endpoints are pinned to the API version of the bulk reads
-// (stripe.APIVersion), so that event objects have the same fields as listed
+// (APIVersion), so that event objects have the same fields as listed
 // objects. A key that may not manage webhook endpoints gives a
 // *WebhookPermissionError that says what to register by hand.
 func (p *Provider) EnsureWebhookEndpoint(ctx context.Context, url string, events []string) (ep *providers.WebhookEndpoint, secret string, created bool, err error) {
@@ -161,7 +161,7 @@ func (p *Provider) EnsureWebhookEndpoint(ctx context.Context, url string, events
 	params := &stripe.WebhookEndpointCreateParams{
 		URL:           stripe.String(url),
 		EnabledEvents: stripe.StringSlice(want),
-		APIVersion:    stripe.String(stripe.APIVersion),
+		APIVersion:    stripe.String(APIVersion),
 		Description:   stripe.String("sluice: webhook tables of " + p.addr),
 		Metadata:      map[string]string{"sluice_source": p.addr},
 	}

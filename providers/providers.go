@@ -84,6 +84,12 @@ type SnapshotReader interface {
 	ReadSnapshot(ctx context.Context, req ReadRequest, emit func(*records.Batch) error) (records.Position, error)
 }
 
+// RowEstimator estimates a table's rows cheaply (from statistics), for
+// progress lines with an ETA.
+type RowEstimator interface {
+	EstimateRows(ctx context.Context, req ReadRequest) (rows int64, ok bool, err error)
+}
+
 // CursorReader reads the rows past a committed position: incremental and
 // append (by cursor column) and xmin syncs.
 type CursorReader interface {

@@ -185,23 +185,28 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	default:
 		return res, fmt.Errorf("unknown sync type %q", t.Sync)
 	}
-	res, err = r.commit(ctx, j, wt, schema, req, res, read)
+	res, err = r.commit(ctx, j, src, wt, schema, req, res, read)
 	if errors.Is(err, warehouse.ErrSchemaChanged) && !res.full {
 		r.opt.Logger.Warn("a column changed type at the source: reloading the whole table", "table", j.addr)
 		req.From = records.Position{}
 		res = result{mode: warehouse.Replace, full: true}
-		return r.commit(ctx, j, wt, schema, req, res, read)
+		return r.commit(ctx, j, src, wt, schema, req, res, read)
 	}
 	return res, err
 }
 
-func (r *Runner) commit(ctx context.Context, j job, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
+func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
 	tx, err := wt.Begin(res.mode, schema, j.table.Sync)
 	if err != nil {
 		return res, err
 	}
 	progress := r.newProgress(j.addr)
+	if est, ok := src.(providers.RowEstimator); ok && r.opt.Progress != nil {
+		if n, known, err := est.EstimateRows(ctx, req); err == nil && known {
+			progress.estimate = n
+		}
+	}
 	pos, err := read(ctx, req, func(b *records.Batch) error {
 		res.rowsRead += int64(b.N)
 		for i := range b.Cols {

@@ -15,6 +15,8 @@ type progress struct {
 	mu    sync.Mutex
 	rows  int64
 	last  time.Time
+	// estimate is the table's estimated rows, 0 when unknown.
+	estimate int64
 }
 
 func (r *Runner) newProgress(addr string) *progress {
@@ -37,7 +39,11 @@ func (p *progress) add(n int64) {
 	}
 	p.last = now
 	rate := float64(p.rows) / now.Sub(p.start).Seconds()
-	fmt.Fprintf(p.r.opt.Progress, "%s: %d rows, %.0f rows/s, %s elapsed\n", p.addr, p.rows, rate, now.Sub(p.start).Round(time.Second))
+	eta := ""
+	if p.estimate > p.rows && rate > 0 {
+		eta = fmt.Sprintf(", about %s left", (time.Duration(float64(p.estimate-p.rows)/rate) * time.Second).Round(time.Second))
+	}
+	fmt.Fprintf(p.r.opt.Progress, "%s: %d rows, %.0f rows/s, %s elapsed%s\n", p.addr, p.rows, rate, now.Sub(p.start).Round(time.Second), eta)
 }
 
 func (p *progress) done() {

@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd
+.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd ensure-stripe-mock
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -15,8 +15,12 @@ ensure-postgres:
 ensure-sshd:
 	bash scripts/ensure-sshd.sh
 
+# The Stripe tests run against stripe-mock.
+ensure-stripe-mock:
+	bash scripts/ensure-stripe-mock.sh
+
 # go test output is left as is: CI reads its closing lines.
-test: ensure-postgres ensure-sshd
+test: ensure-postgres ensure-sshd ensure-stripe-mock
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
@@ -36,8 +40,15 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-fuzz:
-	$(GO) test -fuzz=FuzzLoad -fuzztime=60s ./config
+# Every parser of outside bytes, a minute each (FUZZTIME=10m for longer).
+FUZZTIME ?= 60s
+fuzz: ensure-postgres ensure-stripe-mock
+	$(GO) test -run '^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz='^FuzzCopyDecode$$' -fuzztime=$(FUZZTIME) ./providers/postgres
+	$(GO) test -run '^$$' -fuzz='^FuzzPgoutput$$' -fuzztime=$(FUZZTIME) ./providers/postgres
+	$(GO) test -run '^$$' -fuzz='^FuzzTextDecode$$' -fuzztime=$(FUZZTIME) ./providers/postgres
+	$(GO) test -run '^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(FUZZTIME) ./providers/stripe
+	$(GO) test -run '^$$' -fuzz='^FuzzVerifySignature$$' -fuzztime=$(FUZZTIME) ./providers/stripe
 
 clean:
 	rm -rf bin .demo

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/providers/postgres"
+	_ "github.com/sluice-dev/sluice/providers/stripe" // registers the stripe source type
 	"github.com/sluice-dev/sluice/state"
 )
 

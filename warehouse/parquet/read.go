@@ -13,7 +13,7 @@ import (
 
 // fileReader reads a data file back into batches of the table schema, a
 // row group at a time (row groups are bounded by the writer, so memory is
-// too). Columns the file lacks read as NULL.
+// too), its columns in parallel. Columns the file lacks read as NULL.
 type fileReader struct {
 	path   string
 	f      *os.File
@@ -21,7 +21,6 @@ type fileReader struct {
 	schema *records.Schema
 	// leaf[i] is the file column holding table column i, nil if absent.
 	leaf []*fileColumn
-	buf  []pq.Value
 }
 
 type fileColumn struct {
@@ -116,18 +115,14 @@ func (r *fileReader) readRowGroup(g int, b *records.Batch, only []int) error {
 		}
 		return nil
 	}
+	var err error
 	if only != nil {
-		for _, i := range only {
-			if err := read(i); err != nil {
-				return err
-			}
-		}
+		err = parallel(len(only), func(k int) error { return read(only[k]) })
 	} else {
-		for i := range b.Cols {
-			if err := read(i); err != nil {
-				return err
-			}
-		}
+		err = parallel(len(b.Cols), read)
+	}
+	if err != nil {
+		return err
 	}
 	b.N = n
 	return nil
@@ -136,10 +131,7 @@ func (r *fileReader) readRowGroup(g int, b *records.Batch, only []int) error {
 func (r *fileReader) readColumn(chunk pq.ColumnChunk, fc *fileColumn, v *records.Vec, t records.ParquetType) error {
 	pages := chunk.Pages()
 	defer pages.Close()
-	if cap(r.buf) == 0 {
-		r.buf = make([]pq.Value, 4096)
-	}
-	buf := r.buf[:cap(r.buf)]
+	var buf []pq.Value
 	var et records.ParquetType
 	if fc.isList {
 		et = *t.Element
@@ -152,6 +144,13 @@ func (r *fileReader) readColumn(chunk pq.ColumnChunk, fc *fileColumn, v *records
 		}
 		if err != nil {
 			return err
+		}
+		if !fc.isList && fastRead(page, fc, v, t) {
+			pq.Release(page)
+			continue
+		}
+		if buf == nil {
+			buf = make([]pq.Value, 1024)
 		}
 		values := page.Values()
 		for {
@@ -219,4 +218,104 @@ func appendValue(v *records.Vec, t records.ParquetType, val pq.Value) error {
 		return fmt.Errorf("unsupported physical type %s", t.Physical)
 	}
 	return nil
+}
+
+// fastRead appends the values of a page of a flat column straight from its
+// decoded buffers (no parquet.Value per value), for the physical types
+// whose buffers are plain arrays; it reports false for the others
+// (booleans, dictionary pages), which take the generic path.
+func fastRead(page pq.Page, fc *fileColumn, v *records.Vec, t records.ParquetType) bool {
+	if page.Dictionary() != nil || page.RepetitionLevels() != nil {
+		return false
+	}
+	defs := page.DefinitionLevels()
+	n := int(page.NumValues())
+	if defs != nil && len(defs) != n {
+		return false
+	}
+	maxDef := byte(fc.maxDef)
+	present := func(i int) bool { return defs == nil || defs[i] == maxDef }
+	base := v.Len()
+	data := page.Data()
+	switch t.Physical {
+	case records.PhysicalInt32:
+		v.I32 = appendFixed(v.I32, data.Int32(), defs, maxDef)
+	case records.PhysicalInt64:
+		v.I64 = appendFixed(v.I64, data.Int64(), defs, maxDef)
+	case records.PhysicalFloat:
+		v.F32 = appendFixed(v.F32, data.Float(), defs, maxDef)
+	case records.PhysicalDouble:
+		v.F64 = appendFixed(v.F64, data.Double(), defs, maxDef)
+	case records.PhysicalByteArray:
+		vals, offs := data.ByteArray()
+		if len(offs) == 0 {
+			offs = []uint32{0}
+		}
+		shift := int32(len(v.Data)) - int32(offs[0])
+		v.Data = append(v.Data, vals[offs[0]:offs[len(offs)-1]]...)
+		k := 0
+		for i := range n {
+			if present(i) {
+				k++
+			}
+			v.Offsets = append(v.Offsets, int32(offs[k])+shift)
+		}
+	case records.PhysicalFixedLenByteArray:
+		vals, size := data.FixedLenByteArray()
+		k := 0
+		for i := range n {
+			if present(i) {
+				v.Data = append(v.Data, vals[k*size:(k+1)*size]...)
+				k++
+			}
+			v.Offsets = append(v.Offsets, int32(len(v.Data)))
+		}
+	default:
+		return false
+	}
+	// Validity: Valid stays nil while every value is present.
+	nulls := defs != nil && countNot(defs, maxDef) > 0
+	switch {
+	case v.Valid == nil && !nulls:
+	case v.Valid == nil:
+		v.Valid = make([]bool, base, base+n)
+		for i := range v.Valid {
+			v.Valid[i] = true
+		}
+		fallthrough
+	default:
+		for i := range n {
+			v.Valid = append(v.Valid, present(i))
+		}
+	}
+	return true
+}
+
+// appendFixed appends the values of a page, a zero in the slot of each
+// null.
+func appendFixed[T any](dst, vals []T, defs []byte, maxDef byte) []T {
+	if defs == nil || len(vals) == len(defs) {
+		return append(dst, vals...)
+	}
+	var zero T
+	k := 0
+	for _, d := range defs {
+		if d == maxDef {
+			dst = append(dst, vals[k])
+			k++
+		} else {
+			dst = append(dst, zero)
+		}
+	}
+	return dst
+}
+
+func countNot(defs []byte, max byte) int {
+	n := 0
+	for _, d := range defs {
+		if d != max {
+			n++
+		}
+	}
+	return n
 }

@@ -35,7 +35,7 @@ func Open(root string) (*Warehouse, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the warehouse directory: %w", err)
 	}
-	return &Warehouse{root: root, lim: defaultLimits, now: time.Now, spillB: 256 << 20}, nil
+	return &Warehouse{root: root, lim: defaultLimits, now: time.Now, spillB: 64 << 20}, nil
 }
 
 // Root is the warehouse directory.
@@ -232,27 +232,44 @@ func (t *Table) Scan(fn func(*records.Batch) error) error {
 	t.mu.Lock()
 	dir := t.dir
 	t.mu.Unlock()
-	m, err := readManifest(dir)
-	if err != nil {
-		return err
-	}
-	if m.Version == 0 || len(m.Files) == 0 {
-		return nil
-	}
-	schema := m.Schema.Records()
-	readers := make([]*fileReader, 0, len(m.Files))
+	var m *Manifest
+	var readers []*fileReader
 	defer func() {
 		for _, r := range readers {
 			r.close()
 		}
 	}()
-	for _, f := range m.Files {
-		r, err := openFile(filepath.Join(dir, f.Name), schema)
-		if err != nil {
-			return fmt.Errorf("scanning table %s: %w", t.name, err)
+	// A commit landing between reading the manifest and opening the files
+	// may remove some: then read the new manifest and start over.
+	for attempt := 0; ; attempt++ {
+		var err error
+		if m, err = readManifest(dir); err != nil {
+			return err
 		}
-		readers = append(readers, r)
+		var missing error
+		for _, f := range m.Files {
+			r, err := openFile(filepath.Join(dir, f.Name), m.Schema.Records())
+			if errors.Is(err, os.ErrNotExist) && attempt < 10 {
+				missing = err
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("scanning table %s: %w", t.name, err)
+			}
+			readers = append(readers, r)
+		}
+		if missing == nil {
+			break
+		}
+		for _, r := range readers {
+			r.close()
+		}
+		readers = nil
 	}
+	if m.Version == 0 || len(m.Files) == 0 {
+		return nil
+	}
+	schema := readers[0].schema
 	b := records.NewBatch(schema, 0)
 	for _, r := range readers {
 		for g := range r.numRowGroups() {

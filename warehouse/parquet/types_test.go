@@ -174,8 +174,18 @@ func TestIndependentReader(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("file schema (-want +got):\n%s", diff)
 	}
-	if codec := pf.Metadata().RowGroups[0].Columns[0].MetaData.Codec; codec != format.Zstd {
+	chunks := pf.Metadata().RowGroups[0].Columns
+	if codec := chunks[0].MetaData.Codec; codec != format.Zstd {
 		t.Errorf("codec %v, want ZSTD", codec)
+	}
+	// Statistics: min/max of the key as readers prune with them; none for
+	// the FIXED_LEN_BYTE_ARRAY decimal, which parquet-go would order as
+	// unsigned bytes.
+	if st := chunks[0].MetaData.Statistics; pq.Int64Type.Kind().Value(st.MinValue).Int64() != 1 || pq.Int64Type.Kind().Value(st.MaxValue).Int64() != 4 {
+		t.Errorf("id statistics %+v, want min 1 max 4", st)
+	}
+	if st := chunks[7].MetaData.Statistics; st.MinValue != nil || st.MaxValue != nil {
+		t.Errorf("DECIMAL(38) statistics %+v, want no bounds", st)
 	}
 
 	// The values, through the generic row reader.

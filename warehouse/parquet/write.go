@@ -53,6 +53,11 @@ type columns struct {
 	schema  *records.Schema // the table schema, _sluice_synced_at last
 	pschema *pq.Schema
 	keyCols []int // positions of the primary key columns; nil without a key
+	// noBounds are the paths of columns written without min/max: parquet-go
+	// orders FIXED_LEN_BYTE_ARRAY as unsigned bytes, but a DECIMAL there
+	// is signed, and wrong bounds would make readers skip row groups that
+	// match a filter.
+	noBounds []pq.WriterOption
 }
 
 func newColumns(s *records.Schema) (*columns, error) {
@@ -61,6 +66,14 @@ func newColumns(s *records.Schema) (*columns, error) {
 		return nil, err
 	}
 	c := &columns{schema: s, pschema: ps}
+	for _, col := range s.Columns {
+		switch {
+		case col.Type.Physical == records.PhysicalFixedLenByteArray:
+			c.noBounds = append(c.noBounds, pq.SkipPageBounds(col.Name))
+		case col.Type.Element != nil && col.Type.Element.Physical == records.PhysicalFixedLenByteArray:
+			c.noBounds = append(c.noBounds, pq.SkipPageBounds(col.Name, "list", "element"))
+		}
+	}
 	if len(s.PrimaryKey) > 0 {
 		if c.keyCols, err = s.KeyIndexes(); err != nil {
 			return nil, err
@@ -90,14 +103,24 @@ func createFile(path string, cols *columns, lim limits) (*fileWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating data file: %w", err)
 	}
-	w := pq.NewGenericWriter[any](f,
+	opts := []pq.WriterOption{
 		cols.pschema,
 		pq.Compression(zstdCodec),
 		pq.PageBufferSize(lim.pageBytes),
-		pq.WriteBufferSize(1<<20),
+		pq.WriteBufferSize(1 << 20),
 		pq.MaxRowsPerRowGroup(int64(lim.rowGroupRows)),
 		pq.CreatedBy("sluice", "", ""),
-	)
+		// Integers (ids, timestamps, decimals) as deltas: smaller pages to
+		// compress, and smaller files.
+		pq.DefaultEncodingFor(pq.Int32, &pq.DeltaBinaryPacked),
+		pq.DefaultEncodingFor(pq.Int64, &pq.DeltaBinaryPacked),
+		// Min/max per page go to the page index and the column chunk
+		// statistics (what DuckDB and Arrow prune with), not also to every
+		// page header: the bounds of string pages are costly to compute.
+		pq.DataPageStatistics(false),
+	}
+	opts = append(opts, cols.noBounds...)
+	w := pq.NewGenericWriter[any](f, opts...)
 	return &fileWriter{cols: cols, path: path, f: f, w: w, cw: w.ColumnWriters()}, nil
 }
 
@@ -175,9 +198,9 @@ func (fw *fileWriter) writeColumn(worker, col int, v *records.Vec, t records.Par
 		chunk := rows[start:min(start+valuesChunk, len(rows))]
 		var err error
 		if t.Physical == records.PhysicalGroup {
-			buf, err = appendListValues(buf[:0], v, t, col, chunk)
+			buf, err = appendListValues(buf[:0], v, t, chunk)
 		} else {
-			buf, err = appendLeafValues(buf[:0], v, t, col, chunk)
+			buf, err = appendLeafValues(buf[:0], v, t, chunk)
 		}
 		if err != nil {
 			return err
@@ -191,72 +214,61 @@ func (fw *fileWriter) writeColumn(worker, col int, v *records.Vec, t records.Par
 
 // appendLeafValues converts values of an OPTIONAL leaf column (definition
 // level 1 when present, 0 when null).
-func appendLeafValues(dst []pq.Value, v *records.Vec, t records.ParquetType, col int, rows []int32) ([]pq.Value, error) {
-	null := pq.NullValue().Level(0, 0, col)
+//
+// Levels are set in place (SetDefinitionLevel inlines, Value.Level does
+// not); the column index is left unset: a ColumnWriter knows its column.
+func appendLeafValues(dst []pq.Value, v *records.Vec, t records.ParquetType, rows []int32) ([]pq.Value, error) {
 	valid := v.Valid
+	n := len(dst)
 	switch t.Physical {
 	case records.PhysicalBoolean:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
-			dst = append(dst, pq.BooleanValue(v.Bool[r]).Level(0, 1, col))
+			dst = append(dst, pq.BooleanValue(v.Bool[r]))
 		}
 	case records.PhysicalInt32:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
-			dst = append(dst, pq.Int32Value(v.I32[r]).Level(0, 1, col))
+			dst = append(dst, pq.Int32Value(v.I32[r]))
 		}
 	case records.PhysicalInt64:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
-			dst = append(dst, pq.Int64Value(v.I64[r]).Level(0, 1, col))
+			dst = append(dst, pq.Int64Value(v.I64[r]))
 		}
 	case records.PhysicalFloat:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
-			dst = append(dst, pq.FloatValue(v.F32[r]).Level(0, 1, col))
+			dst = append(dst, pq.FloatValue(v.F32[r]))
 		}
 	case records.PhysicalDouble:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
-			dst = append(dst, pq.DoubleValue(v.F64[r]).Level(0, 1, col))
+			dst = append(dst, pq.DoubleValue(v.F64[r]))
 		}
 	case records.PhysicalByteArray:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
-			dst = append(dst, pq.ByteArrayValue(v.Data[v.Offsets[r]:v.Offsets[r+1]]).Level(0, 1, col))
+			dst = append(dst, pq.ByteArrayValue(v.Data[v.Offsets[r]:v.Offsets[r+1]]))
 		}
 	case records.PhysicalFixedLenByteArray:
 		for _, r := range rows {
-			if valid != nil && !valid[r] {
-				dst = append(dst, null)
-				continue
-			}
 			b := v.Data[v.Offsets[r]:v.Offsets[r+1]]
-			if len(b) != t.Length {
+			if len(b) != t.Length && (valid == nil || valid[r]) {
 				return dst, fmt.Errorf("a value of %d bytes in a FIXED_LEN_BYTE_ARRAY(%d) column", len(b), t.Length)
 			}
-			dst = append(dst, pq.FixedLenByteArrayValue(b).Level(0, 1, col))
+			dst = append(dst, pq.FixedLenByteArrayValue(b))
 		}
 	default:
 		return dst, fmt.Errorf("unsupported physical type %s", t.Physical)
+	}
+	out := dst[n:]
+	if valid == nil {
+		for i := range out {
+			out[i].SetDefinitionLevel(1)
+		}
+		return dst, nil
+	}
+	for i, r := range rows {
+		if valid[r] {
+			out[i].SetDefinitionLevel(1)
+		} else {
+			out[i] = pq.Value{} // NULL, definition level 0
+		}
 	}
 	return dst, nil
 }
@@ -265,33 +277,36 @@ func appendLeafValues(dst []pq.Value, v *records.Vec, t records.ParquetType, col
 // elements: definition level 0 for a null list, 1 for an empty one, 2 for
 // a null element, 3 for an element; repetition level 1 for every element
 // after a row's first.
-func appendListValues(dst []pq.Value, v *records.Vec, t records.ParquetType, col int, rows []int32) ([]pq.Value, error) {
+func appendListValues(dst []pq.Value, v *records.Vec, t records.ParquetType, rows []int32) ([]pq.Value, error) {
 	l := v.List
 	et := *t.Element
 	for _, r := range rows {
 		if v.IsNull(int(r)) {
-			dst = append(dst, pq.NullValue().Level(0, 0, col))
+			dst = append(dst, pq.Value{})
 			continue
 		}
 		lo, hi := l.Offsets[r], l.Offsets[r+1]
 		if lo == hi {
-			dst = append(dst, pq.NullValue().Level(0, 1, col))
+			dst = append(dst, pq.Value{})
+			dst[len(dst)-1].SetDefinitionLevel(1)
 			continue
 		}
 		for j := lo; j < hi; j++ {
-			rep := 1
-			if j == lo {
-				rep = 0
+			var val pq.Value
+			def := 2
+			if !l.Elem.IsNull(int(j)) {
+				var err error
+				if val, err = leafValue(&l.Elem, et, int(j)); err != nil {
+					return dst, err
+				}
+				def = 3
 			}
-			if l.Elem.IsNull(int(j)) {
-				dst = append(dst, pq.NullValue().Level(rep, 2, col))
-				continue
+			dst = append(dst, val)
+			last := &dst[len(dst)-1]
+			last.SetDefinitionLevel(def)
+			if j > lo {
+				last.SetRepetitionLevel(1)
 			}
-			val, err := leafValue(&l.Elem, et, int(j))
-			if err != nil {
-				return dst, err
-			}
-			dst = append(dst, val.Level(rep, 3, col))
 		}
 	}
 	return dst, nil

@@ -1,0 +1,128 @@
+// Package parquet is the Parquet warehouse: each table is a directory of
+// Parquet files and a manifest naming them (SPEC §4).
+//
+//	<root>/<table>/*.parquet              when no commit is in progress: exactly the table's files
+//	<root>/<table>/_sluice/manifest.json  the committed version (Manifest)
+//	<root>/<table>/_sluice/lock           held by the one writer of the table
+//
+// # Commits
+//
+// A transaction (Table.Begin) streams rows into new files, named
+// <version>-<bucket>-<random>.parquet so that no name is ever reused.
+// Commit syncs them and the directory, then atomically replaces the
+// manifest (temporary file, fsync, rename, fsync of _sluice/), then removes
+// the files the new version no longer lists. The sync position
+// (records.Position) is part of the manifest, so it is committed atomically
+// with the data it covers (DESIGN invariant 1). A crash before the rename
+// leaves the previous version; after it, the new one; either way opening
+// the table (Warehouse.Table, and Begin) removes the files no manifest
+// lists, temporary manifests and spill directories. Tests kill a child
+// process at every stage of a commit to check this.
+//
+// One transaction writes a table at a time, across processes: Begin takes
+// an exclusive flock(2) on _sluice/lock, released by Commit, Abort or the
+// death of the process. Readers take no lock: Scan opens the files of the
+// version committed when it starts, and DuckDB's
+// read_parquet('<table>/*.parquet') sees exactly one version whenever no
+// commit is in progress (during a commit's last step it may briefly see
+// both the old and the new files).
+//
+// # Files
+//
+// Files are standard Parquet (format 2 data pages), readable by DuckDB,
+// Arrow and Spark: one OPTIONAL column per source column, in source order
+// and with the source's name whatever its characters, logical types as
+// SPEC §5 maps them (LIST in the standard 3-level form with OPTIONAL
+// elements), and _sluice_synced_at last: TIMESTAMP(MICROS, UTC), the time
+// the transaction that wrote the row began. Every column is OPTIONAL,
+// whatever the source's nullability: a value the Parquet type cannot hold
+// becomes NULL (counted in Manifest.Warnings), and files written before a
+// column existed hold NULLs for it. Pages are zstd-compressed (fastest
+// level), integers delta-encoded; row groups hold at most 128Ki rows or
+// about 64 MiB, files at most 1Mi rows or about 256 MiB. Column chunks
+// carry min/max statistics and a page index, except DECIMALs on
+// FIXED_LEN_BYTE_ARRAY, which parquet-go would order as unsigned bytes.
+//
+// Writing is column by column: each column's values go from the batch's
+// vectors to parquet-go's column writers, which encode and compress a page
+// whenever one is full; the columns of a batch are written in parallel,
+// on every core. Memory is bounded by the batch and the row group (the
+// compressed pages of the current row group wait in memory for it to
+// complete), never by the table (DESIGN invariant 4): BenchmarkWriteReplace
+// shows the peak heap flat from 1M to 4M rows.
+//
+// # Modes
+//
+// Replace makes the transaction's rows the whole table (full_refresh and
+// resyncs); the previous version stays readable until the commit lands.
+// Append adds files. Merge upserts by primary key: the table keeps one row
+// per key and an incoming row replaces the row with its key; within one
+// transaction the last row of a key wins; deletes are rows too (CDC
+// tombstones).
+//
+// # Merge by hash bucket
+//
+// A table with a primary key is split into hash buckets: a row lives in
+// bucket KeyHash(key) mod buckets (records.AppendKey encodes the key). The
+// bucket count, a power of two, is chosen when the layout is first written
+// (by a Replace, or by the first Merge into an empty table) so that a
+// bucket holds about a file of rows (1Mi), at most 64 buckets; pass
+// WithExpectedRows (the source's row estimate) so that a Replace can choose
+// it before the rows arrive, else the previous version's size is used
+// (else one bucket). Each file belongs to one bucket and records the range
+// of the encoded keys it holds.
+//
+// A Merge commit works bucket by bucket, so that memory holds one bucket's
+// incoming keys at a time. The incoming rows are kept in memory up to 64
+// MiB, then spilled to Parquet files per partition under _sluice/spill-*;
+// a key always falls in the same partition, which is all "the last row of
+// a key wins" needs. For each bucket with incoming rows: its files whose
+// key range may hold an incoming key are probed (reading only the key
+// columns), the files that do hold one are rewritten without those rows,
+// and the bucket gets a new file with the surviving rows and the incoming
+// rows. Files of other buckets, and files holding none of the keys, are
+// kept. So:
+//
+//   - inserting new keys rewrites nothing: each touched bucket gets a small
+//     file (and ascending keys, as serial ids are, fall outside every
+//     existing file's key range, so nothing is even probed). Once a bucket
+//     has 8 small files the next merge touching it folds them into its new
+//     file: file count stays bounded, at an amortized cost of rewriting
+//     small files.
+//   - updating keys rewrites the files that hold them. The files are
+//     copy-on-write (a Parquet reader must see one row per key, there are
+//     no delete files), so a change set touching every bucket rewrites
+//     every bucket — the whole table. With random keys, k updated rows
+//     touch about min(k, buckets) buckets: BenchmarkMerge1Percent's 10,000
+//     random updates of a 1M-row table rewrite all of it, in about twice
+//     the time of writing it, while 10,000 inserts take a few
+//     milliseconds. Updates clustered by key (recent rows of a serial id)
+//     rewrite only the files whose key range holds them.
+//   - more buckets mean smaller rewrites for small change sets (k below
+//     the bucket count rewrites about k/buckets of the table) but more,
+//     smaller files (a bucket's file is table/buckets rows) and more open
+//     writers during a Replace (each holds a row group of memory, which is
+//     why the limits are divided among them); fewer buckets the reverse.
+//     Around one file of rows per bucket balances the two.
+//
+// Files without a bucket (written by Append, or before the table had a
+// key) are redistributed into buckets by the first Merge.
+//
+// # Schema changes
+//
+// The schema of a new version is the incoming one for Replace; for Merge
+// and Append it is the committed schema plus the incoming columns (a column
+// the source dropped stays, NULL in new rows). When a column is added, the
+// commit rewrites every file of the table with NULLs for it, so that a plain
+// read_parquet('*.parquet') (without union_by_name) reads the table: a rare
+// event that costs a rewrite of the table. A column whose Parquet type
+// changed, or a changed primary key for Merge, fails Begin with
+// ErrSchemaChanged: the caller resyncs with Replace.
+//
+// # API
+//
+// The runner uses the concrete types (Warehouse, Table, Tx): with one
+// backend an interface would only restate them. A second destination
+// (PostgreSQL) can introduce an interface in package warehouse then, with
+// these types as its first implementation.
+package parquet

@@ -148,44 +148,11 @@ func (e *env) once() []string {
 	return failed
 }
 
-// rows reads a warehouse table back as "key=value" strings of the given
+// rows reads a warehouse table back as "a|b" strings of the given
 // columns, sorted.
 func (e *env) rows(table string, cols ...string) []string {
 	e.t.Helper()
-	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	tb, err := w.Table(table)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []string
-	err = tb.Scan(func(b *records.Batch) error {
-		for i := 0; i < b.N; i++ {
-			var parts []string
-			for _, c := range cols {
-				v := &b.Cols[b.Schema.Index(c)]
-				switch {
-				case v.IsNull(i):
-					parts = append(parts, "NULL")
-				case v.I64 != nil:
-					parts = append(parts, strconv.FormatInt(v.I64[i], 10))
-				case v.I32 != nil:
-					parts = append(parts, strconv.FormatInt(int64(v.I32[i]), 10))
-				default:
-					parts = append(parts, string(v.Bytes(i)))
-				}
-			}
-			out = append(out, strings.Join(parts, "|"))
-		}
-		return nil
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
+	return e.typedRows(table, cols)
 }
 
 // source reads the same from PostgreSQL.

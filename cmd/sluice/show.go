@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -48,15 +47,11 @@ func runShow(e *env, args []string) int {
 		}
 		return exitOK
 	}
-	ctx := context.Background()
-	cfg, diags := e.loadStateConfig(&vf)
-	if diags.HasErrors() {
-		return exitError
-	}
-	b, err := state.Open(ctx, cfg.State, cfg.Dir)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: cannot open the state: %s\n", err)
-		return exitError
+	ctx, stop := commandContext()
+	defer stop()
+	b, code := e.openState(ctx, &vf)
+	if code != proceed {
+		return code
 	}
 	defer b.Close()
 	st, err := b.Read(ctx)

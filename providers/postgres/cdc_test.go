@@ -846,3 +846,40 @@ func TestStreamMatchesSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// slowSink takes its time with each transaction, as a warehouse commit
+// may.
+type slowSink struct {
+	cdcSink
+	delay time.Duration
+}
+
+func (s *slowSink) Transaction(ctx context.Context, tx *providers.Transaction) error {
+	time.Sleep(s.delay)
+	return s.cdcSink.Transaction(ctx, tx)
+}
+
+// TestStreamSlowSink checks that the server keeps hearing from the stream
+// while the sink works longer than wal_sender_timeout.
+func TestStreamSlowSink(t *testing.T) {
+	old := standbyInterval
+	standbyInterval = 100 * time.Millisecond
+	t.Cleanup(func() { standbyInterval = old })
+	e := newCDCEnv(t, `CREATE TABLE t (id int PRIMARY KEY);
+		CREATE PUBLICATION `+cdcPub+` FOR TABLE t`)
+	var db string
+	if err := e.conn.QueryRow(e.ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(`ALTER DATABASE ` + pgx.Identifier{db}.Sanitize() + ` SET wal_sender_timeout = '400ms'`)
+	e.createSlot()
+	e.exec(`INSERT INTO t VALUES (1)`)
+	e.exec(`INSERT INTO t VALUES (2)`)
+	sink := &slowSink{delay: 1200 * time.Millisecond}
+	if err := e.drain("", map[string]providers.ReadRequest{"t": {Table: "t"}}, sink); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.all()); n != 2 {
+		t.Errorf("%d transactions, want 2", n)
+	}
+}

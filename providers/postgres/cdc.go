@@ -164,9 +164,9 @@ func (p *Provider) CurrentLSN(ctx context.Context) (string, error) {
 // position the server reports, so that an idle source retains no WAL.
 //
 // With req.StopAtLSN (from CurrentLSN) it returns nil once every
-// transaction committed at or before it was handed over; otherwise it runs until ctx is cancelled
-// and returns ctx's error. A slot that is gone or lost WAL is reported as
-// ErrSlotLost.
+// transaction committed at or before it was handed over; otherwise it
+// runs until ctx is cancelled and returns ctx's error. A slot that is gone
+// or lost WAL is reported as ErrSlotLost.
 func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink providers.ChangeSink) error {
 	start, err := parseLSN(req.StartLSN, "StartLSN")
 	if err != nil {

@@ -177,6 +177,7 @@ func heapPeak(fn func()) uint64 {
 // the in-memory columnar input, the file size, and the peak heap, which
 // must stay flat as the table grows (DESIGN invariant 4).
 func BenchmarkWriteReplace(b *testing.B) {
+	withFsync(b)
 	src := benchRows()
 	perRow := float64(src.bytes) / float64(len(src.pool)*benchBatchRows)
 	for _, n := range []int64{1_000_000, 2_000_000, 4_000_000} {
@@ -235,6 +236,7 @@ func cpuTime() time.Duration {
 // every bucket is rewritten: copy-on-write), and as inserts of new keys
 // (nothing is rewritten).
 func BenchmarkMerge1Percent(b *testing.B) {
+	withFsync(b)
 	const n = 1_000_000
 	src := benchRows()
 	for _, kind := range []string{"updates", "inserts"} {

@@ -30,7 +30,16 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(envCrashDir); dir != "" {
 		crashChild(dir, os.Getenv(envCrashStage), os.Getenv(envCrashMode))
 	}
+	// Tests of what a table holds skip the fsyncs (withFsync turns them
+	// back on): hundreds of commits on a busy disk would take minutes.
+	durable = false
 	os.Exit(m.Run())
+}
+
+// withFsync turns the fsyncs on for a test of durability or recovery.
+func withFsync(t testing.TB) {
+	durable = true
+	t.Cleanup(func() { durable = false })
 }
 
 func crashChild(dir, stage, mode string) {
@@ -87,6 +96,7 @@ func crashChild(dir, stage, mode string) {
 }
 
 func TestCrashAtEveryStageLosesAndDuplicatesNothing(t *testing.T) {
+	withFsync(t)
 	v1 := model{}
 	for id := range 30 {
 		v1[id] = []any{id, "v1", 1}

@@ -147,8 +147,17 @@ func scanAll(t testing.TB, tb *Table) (names []string, rows [][]any) {
 	return names, rows
 }
 
+// sortRows orders rows by their first column when it is an integer, else
+// by their printed form.
 func sortRows(rows [][]any) {
-	sort.SliceStable(rows, func(i, j int) bool { return fmt.Sprint(rows[i]) < fmt.Sprint(rows[j]) })
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, aok := rows[i][0].(int)
+		b, bok := rows[j][0].(int)
+		if aok && bok && a != b {
+			return a < b
+		}
+		return fmt.Sprint(rows[i]) < fmt.Sprint(rows[j])
+	})
 }
 
 // withoutSyncedAt drops the last column (_sluice_synced_at) of rows.

@@ -43,7 +43,7 @@ type rowRef struct{ batch, row int32 }
 
 func newMergeState(tx *Tx) *mergeState {
 	parts := spillParts
-	if tx.base.Buckets > 0 && len(tx.base.Schema.PrimaryKey) > 0 {
+	if tx.base.Buckets > 0 && tx.base.KeyHash == keyHashName {
 		parts = tx.base.Buckets
 	}
 	return &mergeState{tx: tx, parts: parts, memRows: make([][]rowRef, parts), spills: make([][]string, parts)}
@@ -174,7 +174,9 @@ func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	buckets := base.Buckets
 	var byBucket [][]FileInfo
 	var unbucketed []FileInfo
-	if buckets == 0 || ms.parts%buckets != 0 {
+	// A table without buckets, or bucketed by another key hash, is
+	// redistributed into buckets of this one.
+	if buckets == 0 || ms.parts%buckets != 0 || base.KeyHash != keyHashName {
 		rows := tx.opts.expectedRows
 		if rows <= 0 {
 			rows = base.Rows + ms.incoming

@@ -89,12 +89,12 @@ type Tx struct {
 	view       *records.Batch // an incoming batch seen as the table schema
 	nulls      []records.Vec  // per table column, all NULL, for columns the batch lacks
 	synced     records.Vec
-	keyBuf     []byte
 
-	buckets int       // Replace with a key: the bucket count
-	outs    []*output // Replace: one per bucket (or one unbucketed); Append: one
-	rowSel  [][]int32 // Replace with buckets: rows of the batch per bucket
-	merge   *mergeState
+	buckets   int       // Replace with a key: the bucket count
+	outs      []*output // Replace: one per bucket (or one unbucketed); Append: one
+	rowSel    [][]int32 // Replace with buckets: rows of the batch per bucket
+	rowBucket []uint8   // the bucket of each row of the batch
+	merge     *mergeState
 
 	err  error // sticky: the first failed Write
 	done bool
@@ -381,14 +381,31 @@ func (tx *Tx) nullVec(i, n int) records.Vec {
 
 // writeBuckets writes a Replace batch to the outputs of its rows' buckets.
 func (tx *Tx) writeBuckets(view *records.Batch) error {
-	mask := uint64(tx.buckets - 1)
 	for i := range tx.rowSel {
 		tx.rowSel[i] = tx.rowSel[i][:0]
 	}
-	for r := range view.N {
-		tx.keyBuf = view.AppendKey(tx.keyBuf[:0], r, tx.cols.keyCols)
-		bk := records.KeyHash(tx.keyBuf) & mask
-		tx.rowSel[bk] = append(tx.rowSel[bk], int32(r))
+	if tx.buckets == 1 {
+		tx.rowSel[0] = append(tx.rowSel[0], identity(view.N)...)
+	} else {
+		// Hashing the keys is the one per-row step outside the column
+		// writers: spread it over the cores too.
+		if cap(tx.rowBucket) < view.N {
+			tx.rowBucket = make([]uint8, view.N)
+		}
+		rb := tx.rowBucket[:view.N]
+		const chunk = 8192
+		mask := uint64(tx.buckets - 1)
+		bufs := make([][]byte, (view.N+chunk-1)/chunk)
+		parallel(len(bufs), func(c int) error {
+			for r := c * chunk; r < min((c+1)*chunk, view.N); r++ {
+				bufs[c] = view.AppendKey(bufs[c][:0], r, tx.cols.keyCols)
+				rb[r] = uint8(records.KeyHash(bufs[c]) & mask)
+			}
+			return nil
+		})
+		for r, bk := range rb {
+			tx.rowSel[bk] = append(tx.rowSel[bk], int32(r))
+		}
 	}
 	for bk, rows := range tx.rowSel {
 		if len(rows) == 0 {

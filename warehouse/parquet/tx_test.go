@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -45,8 +46,10 @@ func checkTable(t *testing.T, tb *Table, want [][]any) {
 	_, got := scanAll(t, tb)
 	want = slices.Clone(want)
 	sortRows(want)
-	if diff := cmp.Diff(want, withoutSyncedAt(got)); diff != "" {
-		t.Fatalf("table rows (-want +got):\n%s", diff)
+	// reflect.DeepEqual first: cmp.Diff is slow on tens of thousands of
+	// rows, and only the failure needs its report.
+	if got := withoutSyncedAt(got); !reflect.DeepEqual(want, got) {
+		t.Fatalf("table rows (-want +got):\n%s", cmp.Diff(want, got))
 	}
 	m := tb.Manifest()
 	if m.Rows != int64(len(want)) {
@@ -240,6 +243,7 @@ func TestMergeCompactsSmallFiles(t *testing.T) {
 }
 
 func TestReplaceAbortAndFailedWriteKeepThePreviousVersion(t *testing.T) {
+	withFsync(t)
 	w := openTestWarehouse(t)
 	tinyLimits(w)
 	tb := mustTable(t, w, "kv")
@@ -429,6 +433,7 @@ func TestMergeIntoUnbucketedFiles(t *testing.T) {
 }
 
 func TestManifestRecordsTheCommit(t *testing.T) {
+	withFsync(t)
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "kv")
 	if m := tb.Manifest(); m.Version != 0 || len(m.Files) != 0 {
@@ -501,6 +506,7 @@ func TestOneWriterAtATime(t *testing.T) {
 }
 
 func TestOpenRemovesStrays(t *testing.T) {
+	withFsync(t)
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "kv")
 	m := commitRows(t, tb, Replace, kvSchema, records.Position{}, [][]any{{1, "a", 1}})
@@ -531,6 +537,7 @@ func TestOpenRemovesStrays(t *testing.T) {
 }
 
 func TestDropAndRename(t *testing.T) {
+	withFsync(t)
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "kv")
 	commitRows(t, tb, Replace, kvSchema, records.Position{}, [][]any{{1, "a", 1}})
@@ -576,4 +583,61 @@ func TestRejectedSchemas(t *testing.T) {
 	if _, err := tb.Begin(Merge, &records.Schema{Columns: []records.Column{col("a", tInt64)}}); err == nil || !strings.Contains(err.Error(), "primary key") {
 		t.Errorf("merge without a key: %v", err)
 	}
+}
+
+// Batches large enough for the parallel column writers, several row groups
+// and buckets at the default row group size, read back value for value.
+func TestLargeTablesRoundTrip(t *testing.T) {
+	w := openTestWarehouse(t)
+	w.lim.bucketRows = 8000
+	w.lim.rowGroupRows = 4096
+	tb := mustTable(t, w, "orders")
+	rng := rand.New(rand.NewPCG(5, 6))
+	want := model{}
+	tx, err := tb.Begin(Replace, benchSchema, WithExpectedRows(30_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		b := benchBatch(rng, int64(i*10_000), 10_000)
+		for _, r := range rowsOf(b) {
+			want[r[0].(int)] = r
+		}
+		if err := tx.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := tx.Commit(records.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Buckets != 4 {
+		t.Errorf("%d buckets, want 4", m.Buckets)
+	}
+	checkTable(t, tb, want.rows())
+
+	// 5,000 updates and 5,000 inserts, some keys twice.
+	b := benchBatch(rng, 0, 10_000)
+	for i := range b.N {
+		if i%2 == 0 {
+			b.Cols[0].I64[i] = rng.Int64N(30_000)
+		} else {
+			b.Cols[0].I64[i] = 30_000 + rng.Int64N(5_000)
+		}
+	}
+	for _, r := range rowsOf(b) {
+		want[r[0].(int)] = r
+	}
+	tx, err = tb.Begin(Merge, benchSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(records.Position{}); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, tb, want.rows())
+	checkBuckets(t, tb)
 }

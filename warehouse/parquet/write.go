@@ -361,7 +361,7 @@ func (fw *fileWriter) close() (FileInfo, error) {
 	if err == nil {
 		err = fw.w.Close()
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = fw.f.Sync()
 	}
 	var size int64

@@ -209,6 +209,7 @@ func (v *Vec) reset() {
 		v.Offsets = v.Offsets[:1]
 	}
 	v.Data = v.Data[:0]
+	v.Unchanged = v.Unchanged[:0]
 	v.Nulled = 0
 	if v.List != nil {
 		v.List.Offsets = v.List.Offsets[:1]

@@ -41,7 +41,8 @@ const (
 	decTime
 	decTimestamp
 	decUUID
-	decList // one-dimensional array
+	decList     // one-dimensional array
+	decTextList // an array's text form, split by a textDecoder
 )
 
 // decoder decodes one column's (or array element's) binary values.
@@ -51,6 +52,25 @@ type decoder struct {
 	scale, precision, width int
 	// elem decodes the elements of a list.
 	elem *decoder
+	// text decodes the text form of a list (decTextList). It has scratch
+	// space: clone decoders (tableInfo.decoders) for each reader.
+	text *textDecoder
+}
+
+// clone returns a copy that shares no scratch space with d.
+func (d *decoder) clone() *decoder {
+	c := *d
+	if d.text != nil {
+		t := *d.text
+		t.buf = nil
+		if d.text.elem != nil {
+			e := *d.text.elem
+			e.buf = nil
+			t.elem = &e
+		}
+		c.text = &t
+	}
+	return &c
 }
 
 // PostgreSQL's epoch is 2000-01-01, Parquet's (Unix's) 1970-01-01.
@@ -178,6 +198,8 @@ func (d *decoder) decode(v *records.Vec, b []byte, nulled *int) error {
 		endBytes(v)
 	case decList:
 		return d.decodeArray(v, b, nulled)
+	case decTextList:
+		return d.text.decode(v, b, nulled)
 	default:
 		return fmt.Errorf("unknown decoder %d", d.kind)
 	}

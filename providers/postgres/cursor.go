@@ -65,7 +65,7 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 	var args [][]byte
 	if req.From.Cursor != "" {
 		args = [][]byte{[]byte(req.From.Cursor)}
-		rr := rt.conn.PgConn().ExecParams(ctx, "SELECT $1"+cc.cast(), args, []uint32{cc.typ.OID}, nil, binaryResults)
+		rr := rt.conn.PgConn().ExecParams(ctx, "SELECT "+cc.exprFor("$1"), args, []uint32{cc.typ.OID}, nil, binaryResults)
 		for rr.NextRow() {
 			from = bytes.Clone(rr.Values()[0])
 		}
@@ -144,11 +144,6 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 // binaryResults asks for every result column in binary format.
 var binaryResults = []int16{1}
 
-// cast is the cast of a column's select-list expression, "" for none.
-func (c *readCol) cast() string {
-	return c.expr[len(pgx.Identifier{c.name}.Sanitize()):]
-}
-
 // keyOrRow is the columns that identify a row: the key, or every column
 // read for a table without one.
 func (info *tableInfo) keyOrRow() []int {
@@ -168,7 +163,7 @@ func (rt *readTx) cursorText(ctx context.Context, cc readCol, v []byte) (string,
 		return string(v), nil
 	}
 	var text string
-	rr := rt.conn.PgConn().ExecParams(ctx, "SELECT $1::text", [][]byte{v}, []uint32{cc.resultOID}, binaryResults, nil)
+	rr := rt.conn.PgConn().ExecParams(ctx, "SELECT pg_catalog.format('%s', $1)", [][]byte{v}, []uint32{cc.resultOID}, binaryResults, nil)
 	for rr.NextRow() {
 		text = string(rr.Values()[0])
 	}
@@ -190,7 +185,7 @@ func (rt *readTx) cursorMark(ctx context.Context, cursor string) (string, []stri
 	for _, i := range idx {
 		sql += info.cols[i].expr + ", "
 	}
-	sql += c + "::text FROM " + info.from() + " WHERE " + c + " = (SELECT max(" + c + ") FROM " + info.from() + ")"
+	sql += "pg_catalog.format('%s', " + c + ") FROM " + info.from() + " WHERE " + c + " = (SELECT max(" + c + ") FROM " + info.from() + ")"
 	var (
 		text string
 		keys rawKeys

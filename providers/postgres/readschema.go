@@ -38,13 +38,35 @@ type tableInfo struct {
 type readCol struct {
 	name string
 	typ  *PGType
-	// expr is the select-list expression: the quoted column, cast to text
-	// when its binary format is not decoded (see planColumn).
+	// expr is the select-list expression: the quoted column, or its text
+	// form when its binary format is not decoded (see planColumn).
 	expr string
+	// asText reports that expr is the column's text form.
+	asText bool
 	// resultOID is the type the server sends for expr: the base type of
-	// the column, or text / text[] for a cast.
+	// the column, or text for a text form.
 	resultOID uint32
 	dec       *decoder
+}
+
+// exprFor is the column's select-list expression applied to x (the
+// column, or a parameter of its type).
+func (c *readCol) exprFor(x string) string {
+	if c.asText {
+		return textForm(x)
+	}
+	return x
+}
+
+// textForm is the expression of x's text form: what the type's output
+// function prints, as logical replication sends it. format's %s calls the
+// output function; a cast to text would not always (inet and cidr, whose
+// casts to text always show the netmask, "char"), and a cast of an array
+// to text[] casts each element. format makes '' of NULL, hence the CASE
+// (num_nulls, because a composite value whose fields are all NULL IS
+// NULL without being NULL).
+func textForm(x string) string {
+	return "CASE WHEN pg_catalog.num_nulls(" + x + ") = 0 THEN pg_catalog.format('%s', " + x + ") END"
 }
 
 // defaultSchema is where tables are looked up when neither the request
@@ -291,15 +313,19 @@ func toRecordsType(pt ParquetType) records.ParquetType {
 }
 
 // planColumn chooses how a column is read: its binary format decoded
-// when the decoder knows it, else its text form (a cast in the select
-// list), which is what the mapping makes of every type Parquet has no
-// equivalent for. Domains are read as their base type.
+// when the decoder knows it, else its text form, which is what the
+// mapping makes of every type Parquet has no equivalent for. A LIST of
+// such elements is read as the array's text form and split by the
+// decoder of logical replication's text (textdecode.go), so that both
+// paths make the same elements of it. Domains are read as their base
+// type.
 func planColumn(name string, t *PGType, pt records.ParquetType) (readCol, error) {
-	rc := readCol{name: name, typ: t, expr: pgx.Identifier{name}.Sanitize()}
+	ident := pgx.Identifier{name}.Sanitize()
+	rc := readCol{name: name, typ: t, expr: ident}
 	b := baseType(t)
 	if pt.Physical == records.PhysicalGroup {
 		if pt.Element == nil {
-			return rc, fmt.Errorf("column %s: LIST type without an element type", rc.expr)
+			return rc, fmt.Errorf("column %s: LIST type without an element type", ident)
 		}
 		var elem *PGType
 		if b != nil {
@@ -310,13 +336,13 @@ func planColumn(name string, t *PGType, pt records.ParquetType) (readCol, error)
 			rc.resultOID = b.OID
 			return rc, nil
 		}
-		if isString(*pt.Element) {
-			rc.expr += "::text[]"
-			rc.dec = &decoder{kind: decList, elem: &decoder{kind: decBytes}}
-			rc.resultOID = pgtype.TextArrayOID
-			return rc, nil
+		td, err := newTextDecoder(pt, t)
+		if err != nil {
+			return rc, fmt.Errorf("column %s: %w", ident, err)
 		}
-		return rc, fmt.Errorf("column %s: no decoder for %s as %s", rc.expr, t, pt.Name)
+		rc.dec = &decoder{kind: decTextList, text: td}
+		rc.asText, rc.expr, rc.resultOID = true, textForm(ident), pgtype.TextOID
+		return rc, nil
 	}
 	if d, ok := nativeDecoder(b, pt); ok {
 		rc.dec = d
@@ -324,12 +350,11 @@ func planColumn(name string, t *PGType, pt records.ParquetType) (readCol, error)
 		return rc, nil
 	}
 	if isString(pt) {
-		rc.expr += "::text"
 		rc.dec = &decoder{kind: decBytes}
-		rc.resultOID = pgtype.TextOID
+		rc.asText, rc.expr, rc.resultOID = true, textForm(ident), pgtype.TextOID
 		return rc, nil
 	}
-	return rc, fmt.Errorf("column %s: no decoder for %s as %s", rc.expr, t, pt.Name)
+	return rc, fmt.Errorf("column %s: no decoder for %s as %s", ident, t, pt.Name)
 }
 
 func isString(pt records.ParquetType) bool {

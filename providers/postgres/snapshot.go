@@ -178,8 +178,7 @@ func (rt *readTx) close() {
 func (info *tableInfo) decoders() []*decoder {
 	out := make([]*decoder, len(info.cols))
 	for i, c := range info.cols {
-		d := *c.dec
-		out[i] = &d
+		out[i] = c.dec.clone()
 	}
 	return out
 }

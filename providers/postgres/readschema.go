@@ -62,7 +62,8 @@ func (c *readCol) exprFor(x string) string {
 // function prints, as logical replication sends it. format's %s calls the
 // output function; a cast to text would not always (inet and cidr, whose
 // casts to text always show the netmask, "char"), and a cast of an array
-// to text[] casts each element. format makes ” of NULL, hence the CASE
+// to text[] casts each element. format makes an empty string of NULL,
+// hence the CASE
 // (num_nulls, because a composite value whose fields are all NULL IS
 // NULL without being NULL).
 func textForm(x string) string {

@@ -63,9 +63,8 @@ func (c *readCol) exprFor(x string) string {
 // output function; a cast to text would not always (inet and cidr, whose
 // casts to text always show the netmask, "char"), and a cast of an array
 // to text[] casts each element. format makes an empty string of NULL,
-// hence the CASE
-// (num_nulls, because a composite value whose fields are all NULL IS
-// NULL without being NULL).
+// hence the CASE (num_nulls, because a composite value whose fields are
+// all NULL IS NULL without being NULL).
 func textForm(x string) string {
 	return "CASE WHEN pg_catalog.num_nulls(" + x + ") = 0 THEN pg_catalog.format('%s', " + x + ") END"
 }

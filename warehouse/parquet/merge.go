@@ -87,6 +87,7 @@ func (ms *mergeState) spill() error {
 		if err != nil {
 			return fmt.Errorf("spilling merge rows: %w", err)
 		}
+		fw.temporary = true
 		ms.spills[p] = append(ms.spills[p], path)
 		err = forEachRun(refs, func(bi int32, rows []int32) error {
 			if err := fw.write(ms.mem[bi], rows); err != nil {

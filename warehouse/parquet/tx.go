@@ -421,12 +421,14 @@ func (tx *Tx) writeBuckets(view *records.Batch) error {
 	return nil
 }
 
-// scaled divides the memory-bound limits among n outputs open at once.
+// scaled divides the memory-bound limits among n outputs open at once: a
+// Replace of 64 buckets holds 64 row groups of 2 MiB and pages of 64 KiB,
+// about what one output holds at full size.
 func (l limits) scaled(n int) limits {
 	if n <= 1 {
 		return l
 	}
-	l.rowGroupBytes = max(4<<20, l.rowGroupBytes/int64(n))
+	l.rowGroupBytes = max(2<<20, min(l.rowGroupBytes, (128<<20)/int64(n)))
 	l.pageBytes = max(64<<10, l.pageBytes/n)
 	return l
 }

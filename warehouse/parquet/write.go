@@ -96,6 +96,9 @@ type fileWriter struct {
 	keyMax  []byte
 	keyBuf  []byte
 	scratch [][]pq.Value // per worker
+	// temporary files (merge spills) are not synced: a crash discards
+	// them anyway.
+	temporary bool
 }
 
 func createFile(path string, cols *columns, lim limits) (*fileWriter, error) {
@@ -361,7 +364,7 @@ func (fw *fileWriter) close() (FileInfo, error) {
 	if err == nil {
 		err = fw.w.Close()
 	}
-	if err == nil && durable {
+	if err == nil && durable && !fw.temporary {
 		err = fw.f.Sync()
 	}
 	var size int64

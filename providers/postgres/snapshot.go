@@ -327,9 +327,15 @@ func copySQL(info *tableInfo, from string, c chunk) string {
 }
 
 // leavesSQL lists the leaf partitions of a partitioned table ($1) with
-// their sizes.
+// their sizes, and whether reading them directly reads what reading the
+// parent does: privileges on the parent let a user read its partitions
+// through it, not directly, and row-level security applies the policies
+// of the table named in the query.
 const leavesSQL = `SELECT n.nspname::text, c.relname::text, c.relkind::text,
-	CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END
+	CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,
+	pg_catalog.has_table_privilege(c.oid, 'SELECT')
+		AND NOT pg_catalog.row_security_active(c.oid)
+		AND NOT pg_catalog.row_security_active($1::oid)
 FROM pg_catalog.pg_partition_tree($1::oid::regclass) pt
 JOIN pg_catalog.pg_class c ON c.oid = pt.relid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -356,18 +362,24 @@ func (rt *readTx) planChunks(ctx context.Context, tuning snapshotTuning, paralle
 		if err != nil {
 			return nil, fmt.Errorf("listing the partitions of %s: %w", rt.info.name, err)
 		}
+		direct := true
 		for rows.Next() {
 			var schema, name, kind string
 			var size int64
-			if err := rows.Scan(&schema, &name, &kind, &size); err != nil {
+			var readable bool
+			if err := rows.Scan(&schema, &name, &kind, &size, &readable); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("listing the partitions of %s: %w", rt.info.name, err)
 			}
 			rels = append(rels, rel{"ONLY " + pgx.Identifier{schema, name}.Sanitize(), kind[0], size})
 			total += size
+			direct = direct && readable
 		}
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("listing the partitions of %s: %w", rt.info.name, err)
+		}
+		if !direct {
+			return nil, nil
 		}
 	}
 	if total < tuning.minParallelBytes || rt.blockSize <= 0 {

@@ -127,10 +127,16 @@ func forEachRun(refs []rowRef, fn func(batch int32, rows []int32) error) error {
 	return nil
 }
 
-// forEachIncoming calls fn with the incoming rows of the partitions of
-// bucket b (of buckets), in arrival order per partition.
+// forEachIncoming calls fn with the incoming rows of the partitions that
+// may hold rows of bucket b (of buckets), in arrival order per partition.
+// A partition holds the rows whose key hash is p modulo the partition
+// count, a bucket those whose hash is b modulo the bucket count (both
+// powers of two): with no more buckets than partitions, the partitions
+// p ≡ b hold exactly bucket b's rows; with more, partition b mod parts
+// also holds other buckets' rows, which the caller skips.
 func (ms *mergeState) forEachIncoming(b, buckets int, fn func(batch *records.Batch, rows []int32) error) error {
-	for p := b; p < ms.parts; p += buckets {
+	step := min(buckets, ms.parts)
+	for p := b % step; p < ms.parts; p += step {
 		for _, path := range ms.spills[p] {
 			r, err := openFile(path, ms.tx.cols.schema)
 			if err != nil {
@@ -167,37 +173,49 @@ func (ms *mergeState) forEachIncoming(b, buckets int, fn func(batch *records.Bat
 // that do hold one are rewritten without those rows; the bucket's new file
 // gets the surviving rows of the rewritten files and the last incoming row
 // of each key. Files of other buckets, and files that hold none of the
-// keys, are kept as they are. Files without a bucket (written by Append,
-// or before the table had a key) are redistributed into buckets.
+// keys, are kept as they are.
+//
+// Files without a bucket (written by Append, or before the table had a
+// key) are spread into buckets. A table that outgrew its buckets (four
+// times the rows they were chosen for) gets more: each new bucket reads
+// the files of the old bucket it splits from and keeps its share, so the
+// table is rewritten once and read new/old times.
 func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	tx := ms.tx
 	base := tx.base
-	buckets := base.Buckets
-	var byBucket [][]FileInfo
+	bucketRows := tx.t.w.lim.bucketRows
+	rows := max(tx.opts.expectedRows, base.Rows+ms.incoming)
+	old := base.Buckets
+	if base.KeyHash != keyHashName {
+		old = 0 // bucketed by another hash: every file is redistributed
+	}
+	buckets := old
+	switch {
+	case old == 0:
+		buckets = chooseBuckets(rows, bucketRows, ms.parts)
+	case old < maxBuckets && rows > 4*int64(old)*bucketRows:
+		buckets = max(old, chooseBuckets(rows, bucketRows, maxBuckets))
+	}
+	byBucket := make([][]FileInfo, max(old, 1))
 	var unbucketed []FileInfo
-	// A table without buckets, or bucketed by another key hash, is
-	// redistributed into buckets of this one.
-	if buckets == 0 || ms.parts%buckets != 0 || base.KeyHash != keyHashName {
-		rows := tx.opts.expectedRows
-		if rows <= 0 {
-			rows = base.Rows + ms.incoming
+	for _, f := range base.Files {
+		if old == 0 || f.Bucket < 0 || f.Bucket >= old {
+			unbucketed = append(unbucketed, f)
+			continue
 		}
-		buckets = chooseBuckets(rows, tx.t.w.lim.bucketRows, ms.parts)
-		unbucketed = base.Files
-		byBucket = make([][]FileInfo, buckets)
-	} else {
-		byBucket = make([][]FileInfo, buckets)
-		for _, f := range base.Files {
-			if f.Bucket < 0 || f.Bucket >= buckets {
-				unbucketed = append(unbucketed, f)
-				continue
-			}
-			byBucket[f.Bucket] = append(byBucket[f.Bucket], f)
-		}
+		byBucket[f.Bucket] = append(byBucket[f.Bucket], f)
 	}
 	var files []FileInfo
 	for b := range buckets {
-		fs, err := ms.mergeBucket(b, buckets, byBucket[b], unbucketed)
+		current, sources := byBucket[b%len(byBucket)], unbucketed
+		if buckets != old {
+			// The old bucket's files are split among the new buckets.
+			current, sources = nil, append(slices.Clone(unbucketed), byBucket[b%len(byBucket)]...)
+			if old == 0 {
+				sources = unbucketed
+			}
+		}
+		fs, err := ms.mergeBucket(b, buckets, current, sources)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -206,15 +224,23 @@ func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	return files, buckets, nil
 }
 
-func (ms *mergeState) mergeBucket(b, buckets int, current, unbucketed []FileInfo) ([]FileInfo, error) {
+// mergeBucket writes bucket b: current are its files (kept unless they hold
+// an incoming key), sources files whose rows of bucket b all move to its
+// new file (the others are another bucket's).
+func (ms *mergeState) mergeBucket(b, buckets int, current, sources []FileInfo) ([]FileInfo, error) {
 	tx := ms.tx
 	keyCols := tx.cols.keyCols
+	mask := uint64(buckets - 1)
 	var keys keySet
 	var seq int64
 	err := ms.forEachIncoming(b, buckets, func(batch *records.Batch, rows []int32) error {
 		for _, r := range rows {
 			ms.keyBuf = batch.AppendKey(ms.keyBuf[:0], int(r), keyCols)
-			keys.put(ms.keyBuf, records.KeyHash(ms.keyBuf), seq)
+			h := records.KeyHash(ms.keyBuf)
+			if int(h&mask) != b {
+				continue
+			}
+			keys.put(ms.keyBuf, h, seq)
 			seq++
 		}
 		return nil
@@ -222,7 +248,7 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, unbucketed []FileInfo
 	if err != nil {
 		return nil, err
 	}
-	if keys.len() == 0 && !tx.rewriteAll && len(unbucketed) == 0 {
+	if keys.len() == 0 && !tx.rewriteAll && len(sources) == 0 {
 		return current, nil
 	}
 
@@ -260,7 +286,6 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, unbucketed []FileInfo
 	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)
 	tx.outs = append(tx.outs, out) // so that Abort removes it
 	sel := make([]int32, 0, 1024)
-	mask := uint64(buckets - 1)
 	carry := func(f FileInfo, filterBucket bool) error {
 		return tx.forEachRowGroup(f, nil, func(batch *records.Batch) error {
 			sel = sel[:0]
@@ -283,7 +308,7 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, unbucketed []FileInfo
 			return nil, err
 		}
 	}
-	for _, f := range unbucketed {
+	for _, f := range sources {
 		if err := carry(f, true); err != nil {
 			return nil, err
 		}
@@ -293,7 +318,11 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, unbucketed []FileInfo
 		sel = sel[:0]
 		for _, r := range rows {
 			ms.keyBuf = batch.AppendKey(ms.keyBuf[:0], int(r), keyCols)
-			if last, _ := keys.get(ms.keyBuf, records.KeyHash(ms.keyBuf)); last == seq {
+			h := records.KeyHash(ms.keyBuf)
+			if int(h&mask) != b {
+				continue
+			}
+			if last, _ := keys.get(ms.keyBuf, h); last == seq {
 				sel = append(sel, r)
 			}
 			seq++

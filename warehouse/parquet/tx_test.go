@@ -641,3 +641,31 @@ func TestLargeTablesRoundTrip(t *testing.T) {
 	checkTable(t, tb, want.rows())
 	checkBuckets(t, tb)
 }
+
+// A table that outgrows its buckets gets more, and keeps one row per key.
+func TestMergeGrowsBuckets(t *testing.T) {
+	w := openTestWarehouse(t)
+	tinyLimits(w)
+	tb := mustTable(t, w, "kv")
+	want := model{}
+	seen := map[int]bool{}
+	next := 0
+	for round := range 12 {
+		var rows [][]any
+		for range 15 {
+			r := []any{next, fmt.Sprint(round), round}
+			rows = append(rows, r)
+			want[next] = r
+			next++
+		}
+		rows = append(rows, []any{round, "updated", round}) // and an update
+		want[round] = rows[len(rows)-1]
+		m := commitRows(t, tb, Merge, kvSchema, records.Position{}, rows)
+		seen[m.Buckets] = true
+		checkTable(t, tb, want.rows())
+		checkBuckets(t, tb)
+	}
+	if len(seen) < 2 {
+		t.Errorf("bucket counts over the merges: %v, want the table to grow them", seen)
+	}
+}

@@ -69,8 +69,11 @@
 // bucket holds about a file of rows (1Mi), at most 64 buckets; pass
 // WithExpectedRows (the source's row estimate) so that a Replace can choose
 // it before the rows arrive, else the previous version's size is used
-// (else one bucket). Each file belongs to one bucket and records the range
-// of the encoded keys it holds.
+// (else one bucket). A table that grows by merges to four times the rows
+// its buckets were chosen for gets more at its next merge: each new bucket
+// takes its share of the old bucket it splits from (the table is rewritten
+// once, as by a Replace). Each file belongs to one bucket and records the
+// range of the encoded keys it holds.
 //
 // A Merge commit works bucket by bucket, so that memory holds one bucket's
 // incoming keys at a time. The incoming rows are kept in memory up to 64

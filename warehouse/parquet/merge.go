@@ -253,8 +253,8 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, sources []FileInfo) (
 	}
 
 	// Which files must be rewritten: those holding an incoming key, all of
-	// them when the schema gained columns, and the smallest when the
-	// bucket has too many.
+	// them when the schema gained columns, and the small ones once there
+	// are many.
 	var rewrite, keep []FileInfo
 	sorted := keys.sorted()
 	for _, f := range current {

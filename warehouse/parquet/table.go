@@ -48,7 +48,9 @@ func (w *Warehouse) tableDir(name string) (string, error) {
 	return filepath.Join(w.root, name), nil
 }
 
-// Table opens the table called name, creating its directory if needed.
+// Table opens the table called name. A table that does not exist yet has
+// a zero manifest; its directory is created by its first Begin.
+//
 // Opening recovers from an interrupted commit: data files the manifest does
 // not list belong to a commit that never landed (or to the version a
 // landed commit replaced) and are removed, as are temporary manifests and
@@ -59,10 +61,11 @@ func (w *Warehouse) Table(name string) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, metaDir), 0o755); err != nil {
-		return nil, fmt.Errorf("creating table %s: %w", name, err)
-	}
 	t := &Table{w: w, name: name, dir: dir}
+	if _, err := os.Stat(filepath.Join(dir, metaDir)); errors.Is(err, os.ErrNotExist) {
+		t.m = &Manifest{Format: manifestFormat}
+		return t, nil
+	}
 	lock, err := tryLock(filepath.Join(dir, metaDir, lockName))
 	switch {
 	case errors.Is(err, errLocked):

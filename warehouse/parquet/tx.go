@@ -113,6 +113,9 @@ func (t *Table) Begin(mode Mode, schema *records.Schema, opts ...Option) (*Tx, e
 	if mode != Replace && mode != Merge && mode != Append {
 		return nil, fmt.Errorf("beginning a write to table %s: unknown mode %d", t.name, mode)
 	}
+	if err := os.MkdirAll(filepath.Join(t.dir, metaDir), 0o755); err != nil {
+		return nil, fmt.Errorf("beginning a write to table %s: %w", t.name, err)
+	}
 	lock, err := tryLock(filepath.Join(t.dir, metaDir, lockName))
 	if errors.Is(err, errLocked) {
 		return nil, fmt.Errorf("beginning a write to table %s: another sync is writing it; retry when it finished", t.name)

@@ -558,6 +558,14 @@ func TestDropAndRename(t *testing.T) {
 	if err := w.Drop("never"); err != nil {
 		t.Errorf("dropping a missing table: %v", err)
 	}
+	// Looking at a table creates nothing.
+	ghost := mustTable(t, w, "ghost")
+	if ghost.Manifest().Version != 0 || fileExists(ghost.Dir()) {
+		t.Errorf("opening a missing table: version %d, directory created: %v", ghost.Manifest().Version, fileExists(ghost.Dir()))
+	}
+	if err := ghost.Scan(func(*records.Batch) error { t.Error("a missing table has rows"); return nil }); err != nil {
+		t.Error(err)
+	}
 	for _, bad := range []string{"", ".", "..", "a/b", ".hidden"} {
 		if _, err := w.Table(bad); err == nil {
 			t.Errorf("table name %q accepted", bad)

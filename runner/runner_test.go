@@ -320,7 +320,7 @@ INSERT INTO every VALUES
 		coalesce(u::text, 'NULL'), coalesce(j::text, 'NULL'), coalesce(jb::text, 'NULL'), coalesce(encode(by, 'hex'), 'NULL'),
 		coalesce('[' || array_to_string(arr, ',', 'NULL') || ']', 'NULL'),
 		coalesce('[' || array_to_string(tarr, ',', 'NULL') || ']', 'NULL'),
-		coalesce(iv::text, 'NULL'), coalesce(ip::text, 'NULL'), coalesce((dm * 100)::bigint::text, 'NULL'))
+		coalesce(iv::text, 'NULL'), CASE WHEN ip IS NULL THEN 'NULL' ELSE format('%s', ip) END, coalesce((dm * 100)::bigint::text, 'NULL'))
 		FROM every`)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-postgres +parquet):\n%s", diff)

@@ -425,8 +425,7 @@ func (tx *Tx) writeBuckets(view *records.Batch) error {
 }
 
 // scaled divides the memory-bound limits among n outputs open at once: a
-// Replace of 64 buckets holds 64 row groups of 2 MiB and pages of 64 KiB,
-// about what one output holds at full size.
+// Replace of 64 buckets holds 64 row groups of 2 MiB and pages of 64 KiB.
 func (l limits) scaled(n int) limits {
 	if n <= 1 {
 		return l

@@ -34,7 +34,7 @@ var defaultLimits = limits{
 	rowGroupBytes: 64 << 20,
 	fileRows:      1 << 20,
 	fileBytes:     256 << 20,
-	pageBytes:     1 << 20,
+	pageBytes:     256 << 10,
 	bucketRows:    1 << 20,
 }
 

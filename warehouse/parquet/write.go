@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -216,62 +217,94 @@ func (fw *fileWriter) writeColumn(worker, col int, v *records.Vec, t records.Par
 }
 
 // appendLeafValues converts values of an OPTIONAL leaf column (definition
-// level 1 when present, 0 when null).
+// level 1 when present, 0 when null). One loop per type, written out: a
+// function value per type would cost a call per value.
 //
 // Levels are set in place (SetDefinitionLevel inlines, Value.Level does
 // not); the column index is left unset: a ColumnWriter knows its column.
 func appendLeafValues(dst []pq.Value, v *records.Vec, t records.ParquetType, rows []int32) ([]pq.Value, error) {
-	valid := v.Valid
 	n := len(dst)
+	dst = slices.Grow(dst, len(rows))[:n+len(rows)]
+	out := dst[n:]
+	valid := v.Valid
 	switch t.Physical {
 	case records.PhysicalBoolean:
-		for _, r := range rows {
-			dst = append(dst, pq.BooleanValue(v.Bool[r]))
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.BooleanValue(v.Bool[r])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	case records.PhysicalInt32:
-		for _, r := range rows {
-			dst = append(dst, pq.Int32Value(v.I32[r]))
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.Int32Value(v.I32[r])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	case records.PhysicalInt64:
-		for _, r := range rows {
-			dst = append(dst, pq.Int64Value(v.I64[r]))
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.Int64Value(v.I64[r])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	case records.PhysicalFloat:
-		for _, r := range rows {
-			dst = append(dst, pq.FloatValue(v.F32[r]))
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.FloatValue(v.F32[r])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	case records.PhysicalDouble:
-		for _, r := range rows {
-			dst = append(dst, pq.DoubleValue(v.F64[r]))
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.DoubleValue(v.F64[r])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	case records.PhysicalByteArray:
-		for _, r := range rows {
-			dst = append(dst, pq.ByteArrayValue(v.Data[v.Offsets[r]:v.Offsets[r+1]]))
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.ByteArrayValue(v.Data[v.Offsets[r]:v.Offsets[r+1]])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	case records.PhysicalFixedLenByteArray:
 		for _, r := range rows {
-			b := v.Data[v.Offsets[r]:v.Offsets[r+1]]
-			if len(b) != t.Length && (valid == nil || valid[r]) {
-				return dst, fmt.Errorf("a value of %d bytes in a FIXED_LEN_BYTE_ARRAY(%d) column", len(b), t.Length)
+			if b := v.Data[v.Offsets[r]:v.Offsets[r+1]]; len(b) != t.Length && (valid == nil || valid[r]) {
+				return dst[:n], fmt.Errorf("a value of %d bytes in a FIXED_LEN_BYTE_ARRAY(%d) column", len(b), t.Length)
 			}
-			dst = append(dst, pq.FixedLenByteArrayValue(b))
+		}
+		for i, r := range rows {
+			if valid != nil && !valid[r] {
+				out[i] = pq.Value{}
+				continue
+			}
+			val := pq.FixedLenByteArrayValue(v.Data[v.Offsets[r]:v.Offsets[r+1]])
+			val.SetDefinitionLevel(1)
+			out[i] = val
 		}
 	default:
-		return dst, fmt.Errorf("unsupported physical type %s", t.Physical)
-	}
-	out := dst[n:]
-	if valid == nil {
-		for i := range out {
-			out[i].SetDefinitionLevel(1)
-		}
-		return dst, nil
-	}
-	for i, r := range rows {
-		if valid[r] {
-			out[i].SetDefinitionLevel(1)
-		} else {
-			out[i] = pq.Value{} // NULL, definition level 0
-		}
+		return dst[:n], fmt.Errorf("unsupported physical type %s", t.Physical)
 	}
 	return dst, nil
 }

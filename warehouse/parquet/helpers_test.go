@@ -45,7 +45,15 @@ func col(name string, t records.ParquetType) records.Column {
 // []any for lists.
 func batchOf(t testing.TB, s *records.Schema, rows [][]any) *records.Batch {
 	t.Helper()
-	b := records.NewBatch(s, len(rows))
+	return fillBatch(t, records.NewBatch(s, len(rows)), rows)
+}
+
+// fillBatch empties b and fills it with rows, as a producer reusing its
+// batch does.
+func fillBatch(t testing.TB, b *records.Batch, rows [][]any) *records.Batch {
+	t.Helper()
+	b.Reset()
+	s := b.Schema
 	for _, row := range rows {
 		if len(row) != len(s.Columns) {
 			t.Fatalf("row %v has %d values for %d columns", row, len(row), len(s.Columns))

@@ -30,7 +30,8 @@ type Warehouse struct {
 	spillB int64 // bytes of incoming merge rows held in memory before spilling
 }
 
-// Open opens (creating it if needed) the warehouse rooted at dir.
+// Open opens the warehouse rooted at the directory root, creating it if
+// needed.
 func Open(root string) (*Warehouse, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the warehouse directory: %w", err)

@@ -96,7 +96,9 @@ func TestMergeKeepsOneRowPerKeyLastWins(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// Several batches, keys repeating within and across them.
+				// Several batches, keys repeating within and across them,
+				// in one batch the producer reuses.
+				batch := records.NewBatch(kvSchema, 0)
 				for range 3 {
 					var rows [][]any
 					for range rng.IntN(30) {
@@ -108,7 +110,7 @@ func TestMergeKeepsOneRowPerKeyLastWins(t *testing.T) {
 						rows = append(rows, r)
 						want[id] = r
 					}
-					if err := tx.Write(batchOf(t, kvSchema, rows)); err != nil {
+					if err := tx.Write(fillBatch(t, batch, rows)); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -180,8 +180,18 @@ func BenchmarkWriteReplace(b *testing.B) {
 	withFsync(b)
 	src := benchRows()
 	perRow := float64(src.bytes) / float64(len(src.pool)*benchBatchRows)
-	for _, n := range []int64{1_000_000, 2_000_000, 4_000_000} {
-		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+	for _, c := range []struct{ rows, expected int64 }{
+		{1_000_000, 1_000_000}, {2_000_000, 2_000_000}, {4_000_000, 4_000_000},
+		// One bucket whatever the size: the peak heap of 4M rows is that of
+		// 1M (more buckets hold more row groups at once, within 128 MiB).
+		{4_000_000, 1},
+	} {
+		n := c.rows
+		name := fmt.Sprintf("rows=%d", n)
+		if c.expected != n {
+			name += "/one_bucket"
+		}
+		b.Run(name, func(b *testing.B) {
 			w, err := Open(benchDir(b))
 			if err != nil {
 				b.Fatal(err)
@@ -196,7 +206,7 @@ func BenchmarkWriteReplace(b *testing.B) {
 				}
 				peak = max(peak, heapPeak(func() {
 					start, startCPU := time.Now(), cpuTime()
-					tx, err := tb.Begin(Replace, benchSchema, WithExpectedRows(n))
+					tx, err := tb.Begin(Replace, benchSchema, WithExpectedRows(c.expected))
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -117,6 +117,9 @@ func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.O
 	if src.Postgres != nil {
 		lost = pl.cdcResources(src, rs, obs)
 	}
+	if src.Stripe != nil {
+		pl.webhook(src, rs, obs)
+	}
 	names := make([]string, 0, len(src.Tables))
 	for _, t := range src.Tables {
 		names = append(names, t.Name)

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/providers/stripe"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -88,11 +89,15 @@ func Execute(ctx context.Context, p *planner.Plan, opt Options) (*Result, error)
 type executor struct {
 	opt      Options
 	managers map[string]providers.ResourceManager
+	stripe   map[string]*stripe.Provider // webhook steps (webhook.go)
 }
 
 func (ex *executor) close() {
 	for _, m := range ex.managers {
 		_ = m.Close()
+	}
+	for _, p := range ex.stripe {
+		_ = p.Close()
 	}
 }
 
@@ -143,6 +148,8 @@ func (ex *executor) step(ctx context.Context, c planner.Change) error {
 		return ex.slot(ctx, c)
 	case planner.KindTable:
 		return ex.table(c)
+	case planner.KindWebhook:
+		return ex.webhook(ctx, c)
 	}
 	return fmt.Errorf("apply does not know changes of kind %q", c.Kind)
 }
@@ -153,6 +160,11 @@ func (ex *executor) source(ctx context.Context, c planner.Change) error {
 		rs := ex.opt.State.Sources[addr]
 		if rs == nil {
 			return nil
+		}
+		if rs.Resources.Webhook != nil {
+			if err := ex.deleteWebhook(ctx, addr, rs); err != nil {
+				return err
+			}
 		}
 		if rs.Resources.Slot != nil || (rs.Resources.Publication != nil && rs.Resources.Management != "self_managed") {
 			m, _, err := ex.manager(ctx, addr)

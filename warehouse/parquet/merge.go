@@ -175,11 +175,12 @@ func (ms *mergeState) forEachIncoming(b, buckets int, fn func(batch *records.Bat
 // of each key. Files of other buckets, and files that hold none of the
 // keys, are kept as they are.
 //
-// Files without a bucket (written by Append, or before the table had a
-// key) are spread into buckets. A table that outgrew its buckets (four
-// times the rows they were chosen for) gets more: each new bucket reads
-// the files of the old bucket it splits from and keeps its share, so the
-// table is rewritten once and read new/old times.
+// The table is redistributed instead (each file read once, every row
+// written to its bucket's new file) when its files are not all in buckets
+// (written by Append, before the table had a key, or by another key hash),
+// and when it outgrew its buckets (four times the rows they were chosen
+// for): then each old bucket is split into the new buckets that take its
+// rows.
 func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	tx := ms.tx
 	base := tx.base
@@ -187,7 +188,16 @@ func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	rows := max(tx.opts.expectedRows, base.Rows+ms.incoming)
 	old := base.Buckets
 	if base.KeyHash != keyHashName {
-		old = 0 // bucketed by another hash: every file is redistributed
+		old = 0
+	}
+	byBucket := make([][]FileInfo, max(old, 1))
+	unbucketed := false
+	for _, f := range base.Files {
+		if old == 0 || f.Bucket < 0 || f.Bucket >= old {
+			unbucketed = true
+			break
+		}
+		byBucket[f.Bucket] = append(byBucket[f.Bucket], f)
 	}
 	buckets := old
 	switch {
@@ -196,26 +206,29 @@ func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	case old < maxBuckets && rows > 4*int64(old)*bucketRows:
 		buckets = max(old, chooseBuckets(rows, bucketRows, maxBuckets))
 	}
-	byBucket := make([][]FileInfo, max(old, 1))
-	var unbucketed []FileInfo
-	for _, f := range base.Files {
-		if old == 0 || f.Bucket < 0 || f.Bucket >= old {
-			unbucketed = append(unbucketed, f)
-			continue
-		}
-		byBucket[f.Bucket] = append(byBucket[f.Bucket], f)
-	}
 	var files []FileInfo
-	for b := range buckets {
-		current, sources := byBucket[b%len(byBucket)], unbucketed
-		if buckets != old {
-			// The old bucket's files are split among the new buckets.
-			current, sources = nil, append(slices.Clone(unbucketed), byBucket[b%len(byBucket)]...)
-			if old == 0 {
-				sources = unbucketed
+	if buckets == old && !unbucketed {
+		for b := range buckets {
+			fs, err := ms.mergeBucket(b, buckets, byBucket[b])
+			if err != nil {
+				return nil, 0, err
 			}
+			files = append(files, fs...)
 		}
-		fs, err := ms.mergeBucket(b, buckets, current, sources)
+		return files, buckets, nil
+	}
+	// Redistribute: by old bucket when all files have one, else the whole
+	// table at once.
+	groups, sources := old, byBucket
+	if unbucketed || old == 0 {
+		groups, sources = 1, [][]FileInfo{base.Files}
+	}
+	for g := range groups {
+		var members []int
+		for b := g; b < buckets; b += groups {
+			members = append(members, b)
+		}
+		fs, err := ms.splitGroup(members, buckets, sources[g])
 		if err != nil {
 			return nil, 0, err
 		}
@@ -224,14 +237,12 @@ func (ms *mergeState) commit() ([]FileInfo, int, error) {
 	return files, buckets, nil
 }
 
-// mergeBucket writes bucket b: current are its files (kept unless they hold
-// an incoming key), sources files whose rows of bucket b all move to its
-// new file (the others are another bucket's).
-func (ms *mergeState) mergeBucket(b, buckets int, current, sources []FileInfo) ([]FileInfo, error) {
-	tx := ms.tx
-	keyCols := tx.cols.keyCols
+// incomingKeys collects the keys of bucket b's incoming rows, each with
+// the sequence number of its last row.
+func (ms *mergeState) incomingKeys(b, buckets int) (*keySet, error) {
 	mask := uint64(buckets - 1)
-	var keys keySet
+	keyCols := ms.tx.cols.keyCols
+	keys := &keySet{}
 	var seq int64
 	err := ms.forEachIncoming(b, buckets, func(batch *records.Batch, rows []int32) error {
 		for _, r := range rows {
@@ -245,76 +256,16 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, sources []FileInfo) (
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if keys.len() == 0 && !tx.rewriteAll && len(sources) == 0 {
-		return current, nil
-	}
+	return keys, err
+}
 
-	// Which files must be rewritten: those holding an incoming key, all of
-	// them when the schema gained columns, and the small ones once there
-	// are many.
-	var rewrite, keep []FileInfo
-	sorted := keys.sorted()
-	for _, f := range current {
-		hit := tx.rewriteAll
-		if !hit && anyWithin(sorted, f.KeyMin, f.KeyMax) {
-			if hit, err = ms.probe(f, &keys); err != nil {
-				return nil, err
-			}
-		}
-		if hit {
-			rewrite = append(rewrite, f)
-		} else {
-			keep = append(keep, f)
-		}
-	}
-	// Small files (the inserts of earlier merges) are folded into this
-	// merge's output once there are many; full-size files never are.
-	var small []FileInfo
-	for _, f := range keep {
-		if f.Rows < tx.t.w.lim.fileRows/4 {
-			small = append(small, f)
-		}
-	}
-	if len(small) >= maxSmallFiles {
-		rewrite = append(rewrite, small...)
-		keep = slices.DeleteFunc(keep, func(f FileInfo) bool { return f.Rows < tx.t.w.lim.fileRows/4 })
-	}
-
-	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)
-	tx.outs = append(tx.outs, out) // so that Abort removes it
+// writeIncoming writes the last incoming row of each key of bucket b.
+func (ms *mergeState) writeIncoming(b, buckets int, keys *keySet, out *output) error {
+	mask := uint64(buckets - 1)
+	keyCols := ms.tx.cols.keyCols
+	var seq int64
 	sel := make([]int32, 0, 1024)
-	carry := func(f FileInfo, filterBucket bool) error {
-		return tx.forEachRowGroup(f, nil, func(batch *records.Batch) error {
-			sel = sel[:0]
-			for r := range batch.N {
-				ms.keyBuf = batch.AppendKey(ms.keyBuf[:0], r, keyCols)
-				h := records.KeyHash(ms.keyBuf)
-				if filterBucket && int(h&mask) != b {
-					continue
-				}
-				if _, ok := keys.get(ms.keyBuf, h); ok {
-					continue // replaced by an incoming row
-				}
-				sel = append(sel, int32(r))
-			}
-			return out.write(batch, sel)
-		})
-	}
-	for _, f := range rewrite {
-		if err := carry(f, false); err != nil {
-			return nil, err
-		}
-	}
-	for _, f := range sources {
-		if err := carry(f, true); err != nil {
-			return nil, err
-		}
-	}
-	seq = 0
-	err = ms.forEachIncoming(b, buckets, func(batch *records.Batch, rows []int32) error {
+	return ms.forEachIncoming(b, buckets, func(batch *records.Batch, rows []int32) error {
 		sel = sel[:0]
 		for _, r := range rows {
 			ms.keyBuf = batch.AppendKey(ms.keyBuf[:0], int(r), keyCols)
@@ -329,7 +280,136 @@ func (ms *mergeState) mergeBucket(b, buckets int, current, sources []FileInfo) (
 		}
 		return out.write(batch, sel)
 	})
+}
+
+// splitGroup writes the new buckets members (of buckets) from the files
+// sources, which hold all the table's rows of those buckets: each file is
+// read once and each row goes to its bucket's output unless an incoming
+// row replaces it; then the incoming rows follow. The outputs are open at
+// once, sharing the memory limits.
+func (ms *mergeState) splitGroup(members []int, buckets int, sources []FileInfo) ([]FileInfo, error) {
+	tx := ms.tx
+	keyCols := tx.cols.keyCols
+	mask := uint64(buckets - 1)
+	keys := make(map[int]*keySet, len(members))
+	outs := make(map[int]*output, len(members))
+	sels := make(map[int][]int32, len(members))
+	lim := tx.t.w.lim.scaled(len(members))
+	for _, b := range members {
+		k, err := ms.incomingKeys(b, buckets)
+		if err != nil {
+			return nil, err
+		}
+		keys[b] = k
+		outs[b] = newOutput(tx.t.dir, tx.version, b, tx.cols, lim)
+		tx.outs = append(tx.outs, outs[b]) // so that Abort removes them
+	}
+	for _, f := range sources {
+		err := tx.forEachRowGroup(f, nil, func(batch *records.Batch) error {
+			for b := range sels {
+				sels[b] = sels[b][:0]
+			}
+			for r := range batch.N {
+				ms.keyBuf = batch.AppendKey(ms.keyBuf[:0], r, keyCols)
+				h := records.KeyHash(ms.keyBuf)
+				b := int(h & mask)
+				k := keys[b]
+				if k == nil {
+					return fmt.Errorf("data file %s holds a row of bucket %d, outside the buckets it was read for: the table is damaged; resync it", f.Name, b)
+				}
+				if _, ok := k.get(ms.keyBuf, h); ok {
+					continue // replaced by an incoming row
+				}
+				sels[b] = append(sels[b], int32(r))
+			}
+			for b, sel := range sels {
+				if err := outs[b].write(batch, sel); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var files []FileInfo
+	for _, b := range members {
+		if err := ms.writeIncoming(b, buckets, keys[b], outs[b]); err != nil {
+			return nil, err
+		}
+		fs, err := outs[b].close()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fs...)
+	}
+	return files, nil
+}
+
+// mergeBucket writes bucket b, whose files are current: those holding an
+// incoming key (or all, when the schema gained columns) are rewritten
+// without the rows it replaces, the others kept.
+func (ms *mergeState) mergeBucket(b, buckets int, current []FileInfo) ([]FileInfo, error) {
+	tx := ms.tx
+	keyCols := tx.cols.keyCols
+	keys, err := ms.incomingKeys(b, buckets)
 	if err != nil {
+		return nil, err
+	}
+	if keys.len() == 0 && !tx.rewriteAll {
+		return current, nil
+	}
+
+	// Which files must be rewritten: those holding an incoming key, all of
+	// them when the schema gained columns, and the small ones once there
+	// are many.
+	var rewrite, keep []FileInfo
+	sorted := keys.sorted()
+	for _, f := range current {
+		hit := tx.rewriteAll
+		if !hit && anyWithin(sorted, f.KeyMin, f.KeyMax) {
+			if hit, err = ms.probe(f, keys); err != nil {
+				return nil, err
+			}
+		}
+		if hit {
+			rewrite = append(rewrite, f)
+		} else {
+			keep = append(keep, f)
+		}
+	}
+	// Small files (the inserts of earlier merges) are folded into this
+	// merge's output once there are many; full-size files never are.
+	small := func(f FileInfo) bool { return f.Rows < tx.t.w.lim.fileRows/4 }
+	if n := len(slices.DeleteFunc(slices.Clone(keep), func(f FileInfo) bool { return !small(f) })); n >= maxSmallFiles {
+		for _, f := range keep {
+			if small(f) {
+				rewrite = append(rewrite, f)
+			}
+		}
+		keep = slices.DeleteFunc(keep, small)
+	}
+
+	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)
+	tx.outs = append(tx.outs, out) // so that Abort removes it
+	sel := make([]int32, 0, 1024)
+	for _, f := range rewrite {
+		err := tx.forEachRowGroup(f, nil, func(batch *records.Batch) error {
+			sel = sel[:0]
+			for r := range batch.N {
+				ms.keyBuf = batch.AppendKey(ms.keyBuf[:0], r, keyCols)
+				if _, ok := keys.get(ms.keyBuf, records.KeyHash(ms.keyBuf)); !ok {
+					sel = append(sel, int32(r))
+				}
+			}
+			return out.write(batch, sel)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := ms.writeIncoming(b, buckets, keys, out); err != nil {
 		return nil, err
 	}
 	written, err := out.close()

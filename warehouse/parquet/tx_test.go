@@ -679,3 +679,29 @@ func TestMergeGrowsBuckets(t *testing.T) {
 		t.Errorf("bucket counts over the merges: %v, want the table to grow them", seen)
 	}
 }
+
+// A Replace without a size hint writes one bucket; the first merge spreads
+// the table into as many as its size calls for.
+func TestMergeAfterUnhintedReplaceSpreadsBuckets(t *testing.T) {
+	w := openTestWarehouse(t)
+	tinyLimits(w)
+	tb := mustTable(t, w, "kv")
+	want := model{}
+	var rows [][]any
+	for id := range 200 {
+		r := []any{id, "replaced", 0}
+		rows = append(rows, r)
+		want[id] = r
+	}
+	if m := commitRows(t, tb, Replace, kvSchema, records.Position{}, rows); m.Buckets != 1 {
+		t.Fatalf("%d buckets, want 1", m.Buckets)
+	}
+	m := commitRows(t, tb, Merge, kvSchema, records.Position{}, [][]any{{7, "merged", 1}, {700, "merged", 1}})
+	want[7] = []any{7, "merged", 1}
+	want[700] = []any{700, "merged", 1}
+	if m.Buckets != 32 {
+		t.Errorf("%d buckets after the merge, want 32", m.Buckets)
+	}
+	checkTable(t, tb, want.rows())
+	checkBuckets(t, tb)
+}

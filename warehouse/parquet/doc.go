@@ -97,8 +97,8 @@
 //     no delete files), so a change set touching every bucket rewrites
 //     every bucket — the whole table. With random keys, k updated rows
 //     touch about min(k, buckets) buckets: BenchmarkMerge1Percent's 10,000
-//     random updates of a 1M-row table rewrite all of it, in about twice
-//     the time of writing it, while 10,000 inserts take a few
+//     random updates of a 1M-row table rewrite all of it, in about one and
+//     a half times the time of writing it, while 10,000 inserts take a few
 //     milliseconds. Updates clustered by key (recent rows of a serial id)
 //     rewrite only the files whose key range holds them.
 //   - more buckets mean smaller rewrites for small change sets (k below

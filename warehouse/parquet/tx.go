@@ -68,7 +68,8 @@ const (
 // Tx writes one new version of a table. Rows go to new files as they are
 // written (memory stays bounded whatever the number of rows); nothing is
 // visible in the manifest until Commit, and Abort (or a crash) leaves the
-// previous version as it was. A Tx is used by one goroutine.
+// previous version as it was. Commit or Abort must end it: until then it
+// holds the table's lock. A Tx is used by one goroutine.
 type Tx struct {
 	t        *Table
 	lock     *tableLock

@@ -104,7 +104,7 @@ func (r *Runner) reportSource(ctx context.Context, j job, err error) {
 	if err != nil && Transient(err) {
 		ss.State, ss.Message = "failed", errorText(err)
 	}
-	if serr := r.opt.Status.PutSourceStatus(ctx, ss); serr != nil {
+	if serr := r.putSourceStatus(ctx, ss); serr != nil {
 		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", serr)
 	}
 }
@@ -127,7 +127,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	case config.SyncCDC:
 		return result{}, fmt.Errorf("cdc streaming: %w in this build of sluice (the table stays pending)", errNotYet)
 	case config.SyncWebhook:
-		return result{}, fmt.Errorf("webhook syncs: %w in this build of sluice (the table stays pending)", errNotYet)
+		return r.syncWebhookTable(ctx, j)
 	}
 	src, err := r.opt.Open(ctx, j.src)
 	if err != nil {

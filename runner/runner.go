@@ -58,6 +58,7 @@ type Runner struct {
 	st      *state.State
 	status  map[string]*state.TableStatus
 	running map[string]bool
+	hooks   webhooks // receiver, journals, applier (webhook.go)
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -209,6 +210,7 @@ func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
 	}
 	r.writeAllStatus(ctx)
 	results := r.runJobs(ctx, due)
+	r.drainWebhooks(ctx)
 	for addr, err := range results {
 		if err != nil {
 			failed = append(failed, addr)
@@ -273,6 +275,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer tick.Stop()
 	lastPoll := r.opt.Now()
 	r.writeAllStatus(ctx)
+	hooksDone := r.runWebhookApplier(ctx)
 	for {
 		now := r.opt.Now()
 		if now.Sub(lastPoll) >= r.opt.PollInterval {
@@ -304,6 +307,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")
 			wg.Wait()
+			<-hooksDone
 			return nil
 		case <-tick.C:
 		}

@@ -17,6 +17,10 @@ import (
 
 func init() { implement("run", runRun) }
 
+// runContext is the daemon's context, ended by SIGINT or SIGTERM; tests
+// replace it to stop the daemon.
+var runContext = commandContext
+
 func runRun(e *env, args []string) int {
 	c := findCommand("run")
 	fs := newFlags(e, c)
@@ -44,7 +48,7 @@ func runRun(e *env, args []string) int {
 	if diags.HasErrors() {
 		return exitError
 	}
-	ctx, stop := commandContext()
+	ctx, stop := runContext()
 	defer stop()
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       "sluice",
@@ -86,6 +90,7 @@ func runRun(e *env, args []string) int {
 		opt.Progress = e.stderr
 	}
 	r := runner.New(opt)
+	defer r.Close()
 	if *once {
 		start := time.Now()
 		failed, err := r.Once(ctx)
@@ -103,7 +108,9 @@ func runRun(e *env, args []string) int {
 	if *listen != "" {
 		addr = *listen
 	}
-	srv := &http.Server{Addr: addr, Handler: r.Metrics().Handler(), ReadHeaderTimeout: 10 * time.Second}
+	mux := r.Metrics().Handler()
+	mux.Handle("/webhooks/", r.WebhookHandler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error: cannot listen on %s: %s; pass -listen=ADDR or change the runner block's listen.\n", addr, err)

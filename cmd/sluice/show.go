@@ -49,16 +49,11 @@ func runShow(e *env, args []string) int {
 	}
 	ctx, stop := commandContext()
 	defer stop()
-	b, code := e.openState(ctx, &vf)
+	b, st, code := e.readState(ctx, &vf)
 	if code != proceed {
 		return code
 	}
 	defer b.Close()
-	st, err := b.Read(ctx)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: cannot read the state: %s\n", err)
-		return exitError
-	}
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

@@ -58,16 +58,11 @@ func runStateList(e *env, args []string) int {
 	}
 	ctx, stop := commandContext()
 	defer stop()
-	b, code := e.openState(ctx, &vf)
+	b, st, code := e.readState(ctx, &vf)
 	if code != proceed {
 		return code
 	}
 	defer b.Close()
-	st, err := b.Read(ctx)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: %s\n", err)
-		return exitError
-	}
 	for _, addr := range stateAddrs(st) {
 		fmt.Fprintln(e.stdout, addr)
 	}
@@ -261,6 +256,22 @@ func (e *env) openState(ctx context.Context, vf *varFlags) (state.Backend, int) 
 		return nil, exitError
 	}
 	return b, proceed
+}
+
+// readState opens the state backend and reads the state, for the commands
+// that only look at it. The caller closes the backend.
+func (e *env) readState(ctx context.Context, vf *varFlags) (state.Backend, *state.State, int) {
+	b, code := e.openState(ctx, vf)
+	if code != proceed {
+		return nil, nil, code
+	}
+	st, err := b.Read(ctx)
+	if err != nil {
+		b.Close()
+		fmt.Fprintf(e.stderr, "Error: %s\n", err)
+		return nil, nil, exitError
+	}
+	return b, st, proceed
 }
 
 // stateLockFlags are -lock and -lock-timeout of the commands that change

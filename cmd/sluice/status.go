@@ -70,16 +70,11 @@ func runStatus(e *env, args []string) int {
 	}
 	ctx, stop := commandContext()
 	defer stop()
-	b, code := e.openState(ctx, &vf)
+	b, st, code := e.readState(ctx, &vf)
 	if code != proceed {
 		return code
 	}
 	defer b.Close()
-	st, err := b.Read(ctx)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: %s\n", err)
-		return exitError
-	}
 	store, err := state.Statuses(b)
 	if err == nil {
 		var status *state.Status

@@ -847,8 +847,11 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 		hs.done[j.table.Table] = done
 		hs.mu.Unlock()
 		recs, err := hs.pending(j.table.Table, done)
-		if err != nil || len(recs) == 0 {
+		if err != nil {
 			return applied, rows, err
+		}
+		if len(recs) == 0 {
+			break
 		}
 		events := make([]*stripe.Event, 0, len(recs))
 		for _, rec := range recs {

@@ -40,6 +40,7 @@ source "stripe" "billing" {
 
   webhook {
     url = %q
+    %s
   }
 }
 `
@@ -59,7 +60,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 	base := "http://" + listen
 	endpoint := base + "/webhooks/stripe.billing"
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), fmt.Appendf(nil, stripeHookConfig, api.URL, base), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), fmt.Appendf(nil, stripeHookConfig, api.URL, base, ""), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var printed strings.Builder
@@ -263,4 +264,50 @@ func chargeIDs(t *testing.T, dir string) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// TestWebhookWithoutPermission: a key that may not manage webhook
+// endpoints makes apply say what to register by hand; with signing_secret
+// set, apply records the hand-registered endpoint and plan stays empty.
+func TestWebhookWithoutPermission(t *testing.T) {
+	api := stripetest.NewServer(t, stripeKey, stripetest.MockURL(t))
+	api.DenyWebhooks(true)
+	dir := t.TempDir()
+	write := func(secretLine string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "main.hcl"), fmt.Appendf(nil, stripeHookConfig, api.URL, "https://sluice.example.com", secretLine), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sl := func(want int, args ...string) string {
+		t.Helper()
+		full := append([]string{"-chdir=" + dir, "-no-color", args[0]}, args[1:]...)
+		full = append(full, "-var=stripe_key="+stripeKey)
+		code, out, errOut := sluice(t, "", full...)
+		if code != want {
+			t.Fatalf("sluice %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errOut)
+		}
+		if strings.Contains(out+errOut, stripeKey) || strings.Contains(out+errOut, "whsec_byHand") {
+			t.Errorf("sluice %s printed a secret", args[0])
+		}
+		return out + errOut
+	}
+	write("")
+	out := sl(1, "apply", "-auto-approve")
+	for _, want := range []string{
+		"https://sluice.example.com/webhooks/stripe.billing",
+		strings.Join(stripe.EventTypes([]string{"charges"}), ", "),
+		"set signing_secret in the webhook block",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply without the permission does not say %q:\n%s", want, out)
+		}
+	}
+	write(`signing_secret = "whsec_byHand"`)
+	sl(0, "apply", "-auto-approve")
+	sl(0, "plan", "-detailed-exitcode")
+	if _, err := os.Stat(filepath.Join(dir, ".sluice", "secrets")); !os.IsNotExist(err) {
+		t.Errorf("a secret was stored although signing_secret is set: %v", err)
+	}
+	sl(0, "destroy", "-auto-approve") // deletes nothing it did not register
 }

@@ -145,11 +145,14 @@ type Server struct {
 	key      string
 	upstream *httputil.ReverseProxy
 
-	mu        sync.Mutex
-	objects   map[string][]map[string]any
-	endpoints []*Endpoint
-	nextID    int
-	requests  []string
+	mu sync.Mutex
+	// denyWebhooks answers webhook endpoint requests with 403, as Stripe
+	// does for restricted keys without the webhook permission.
+	denyWebhooks bool
+	objects      map[string][]map[string]any
+	endpoints    []*Endpoint
+	nextID       int
+	requests     []string
 }
 
 // NewServer starts a stand-in that accepts key. upstream, when not "", is
@@ -203,6 +206,14 @@ func (s *Server) SetStatus(id, status string) {
 			return
 		}
 	}
+}
+
+// DenyWebhooks makes webhook endpoint requests fail as they do for a
+// restricted key without the webhook permission.
+func (s *Server) DenyWebhooks(deny bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denyWebhooks = deny
 }
 
 // Requests lists "METHOD /path" of every request, in order.
@@ -330,6 +341,11 @@ func (s *Server) endpoint(id string) *Endpoint {
 }
 
 func (s *Server) serveWebhooks(w http.ResponseWriter, r *http.Request) {
+	if s.denyWebhooks {
+		stripeError(w, 403, "", "The provided key 'rk_test_****6789' does not have the required permissions for this endpoint. "+
+			"Having the 'rak_webhook_write' permission would allow this request to continue.")
+		return
+	}
 	id, hasID := strings.CutPrefix(r.URL.Path, "/v1/webhook_endpoints/")
 	switch {
 	case !hasID && r.Method == http.MethodGet:

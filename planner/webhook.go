@@ -84,7 +84,12 @@ func (pl *planner) webhook(src *config.Source, rs *state.Source, obs *providers.
 				reason += ", its event types set"
 			}
 		}
-		pl.add(Change{Address: addr, Kind: KindWebhook, Action: Create, Reasons: []string{reason}, After: view(url, want)})
+		c := Change{Address: addr, Kind: KindWebhook, Action: Create, Reasons: []string{reason}, After: view(url, want)}
+		if live != nil && src.Stripe.Webhook.SigningSecret == "" {
+			c.Warnings = append(c.Warnings, "Stripe reveals an endpoint's signing secret only when it is created: unless this state's secrets directory holds it, "+
+				"apply stops and asks for signing_secret (Dashboard > Developers > Webhooks > the endpoint > Signing secret)")
+		}
+		pl.add(c)
 	case rec.URL != url:
 		pl.add(Change{Address: addr, Kind: KindWebhook, Action: Replace,
 			Reasons: []string{fmt.Sprintf("endpoint URL changes from %s to %s", rec.URL, url)},

@@ -76,7 +76,8 @@ type readTx struct {
 	// xmin is the snapshot's xmin, epoch-extended: every transaction
 	// older than it is visible to the snapshot or aborted.
 	xmin uint64
-	// snapshot is the exported snapshot's id, when one was asked for.
+	// snapshot is the id of the snapshot the parallel readers import:
+	// exported by the read when asked for, or the request's Snapshot.
 	snapshot  string
 	blockSize int64
 }
@@ -118,6 +119,15 @@ func (rt *readTx) begin(ctx context.Context, req providers.ReadRequest, export b
 		return fmt.Errorf("reading %s: %w", displayName(req), err)
 	}
 	begin := beginReadSQL + ";\n" + readSettings
+	if req.Snapshot != "" {
+		// An imported snapshot must be set before the transaction's first
+		// query; LOCK and SET take none.
+		if !snapshotIDPattern.MatchString(req.Snapshot) {
+			return fmt.Errorf("reading %s: %q is not an exported snapshot id", displayName(req), req.Snapshot)
+		}
+		begin = beginReadSQL + ";\nSET TRANSACTION SNAPSHOT '" + req.Snapshot + "';\n" + readSettings
+		rt.snapshot = req.Snapshot
+	}
 	if kind[0] != relkindMatView {
 		// Materialized views cannot be locked; REFRESH swaps their
 		// contents whole, so a read sees one version or the other.
@@ -234,7 +244,10 @@ func (s *batchSink) flush() error {
 // (see Schema). With req.Parallel > 1, a table larger than 64 MiB is read
 // in ranges of pages, and a partitioned table of that size partition by
 // partition, by up to req.Parallel connections sharing one snapshot;
-// emit is still called from one goroutine at a time.
+// emit is still called from one goroutine at a time. With req.Snapshot
+// (an exported snapshot, ExportedSnapshot.Name) every connection imports
+// it, so that the read is exactly the data before a replication slot's
+// consistent point (DESIGN invariant 2).
 //
 // The position returned records the snapshot: Xmin is the snapshot's
 // xmin horizon (epoch-extended), from which an xmin sync continues. When
@@ -248,7 +261,9 @@ func (p *Provider) ReadSnapshot(ctx context.Context, req providers.ReadRequest, 
 
 func (p *Provider) readSnapshot(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error, tuning snapshotTuning) (records.Position, error) {
 	req = p.normalize(req)
-	rt, err := p.beginRead(ctx, req, req.Parallel > 1)
+	// With req.Snapshot every connection imports it; the read's own
+	// snapshot is exported only for its parallel readers otherwise.
+	rt, err := p.beginRead(ctx, req, req.Parallel > 1 && req.Snapshot == "")
 	if err != nil {
 		return records.Position{}, err
 	}

@@ -37,6 +37,9 @@ type mergeState struct {
 	spillDir string
 	incoming int64 // rows written
 	keyBuf   []byte
+	// history, when set, makes this the commit of a history table
+	// (BeginHistory, cdc.go): versions are closed, not replaced.
+	history *historySpec
 }
 
 type rowRef struct{ batch, row int32 }
@@ -182,6 +185,9 @@ func (ms *mergeState) forEachIncoming(b, buckets int, fn func(batch *records.Bat
 // for): then each old bucket is split into the new buckets that take its
 // rows.
 func (ms *mergeState) commit() ([]FileInfo, int, error) {
+	if ms.history != nil {
+		return ms.commitHistory()
+	}
 	tx := ms.tx
 	base := tx.base
 	bucketRows := tx.t.w.lim.bucketRows

@@ -104,6 +104,7 @@ func (r *Runner) reportSource(ctx context.Context, j job, err error) {
 	if err != nil && Transient(err) {
 		ss.State, ss.Message = "failed", errorText(err)
 	}
+	r.withSlotHealth(ss)
 	if serr := r.putSourceStatus(ctx, ss); serr != nil {
 		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", serr)
 	}
@@ -125,7 +126,8 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	t := j.table
 	switch config.SyncType(t.Sync) {
 	case config.SyncCDC:
-		return result{}, fmt.Errorf("cdc streaming: %w in this build of sluice (the table stays pending)", errNotYet)
+		// Once and Run stream a source's cdc tables together (cdc.go).
+		return result{}, fmt.Errorf("cdc tables are synced by their source's stream, not one by one")
 	case config.SyncWebhook:
 		return r.syncWebhookTable(ctx, j)
 	}

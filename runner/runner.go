@@ -48,6 +48,21 @@ type Options struct {
 	// Retry shapes retries of transient failures.
 	Retry RetryPolicy
 	Now   func() time.Time
+
+	// CDCFlushChanges and CDCFlushInterval say when streamed changes are
+	// committed: at the first transaction boundary after this many
+	// changes or this long (defaults 50,000 and 1s). CDCFlushBytes bounds
+	// the memory of buffered changes (default 64 MiB; the stream waits
+	// for a commit at twice that).
+	CDCFlushChanges  int
+	CDCFlushInterval time.Duration
+	CDCFlushBytes    int64
+	// WALCheckInterval is how often each source's replication slot lag
+	// is read (default 30s).
+	WALCheckInterval time.Duration
+	// Resources opens a source's resource manager (to drop a slot over
+	// lag_critical); the PostgreSQL provider's when nil.
+	Resources func(ctx context.Context, src *config.Source) (providers.ResourceManager, error)
 }
 
 // Runner runs syncs.
@@ -59,6 +74,11 @@ type Runner struct {
 	status  map[string]*state.TableStatus
 	running map[string]bool
 	hooks   webhooks // receiver, journals, applier (webhook.go)
+	// statusWritten is when a streaming table's status was last written;
+	// sourceHealth the slot health the WAL monitor last recorded (cdc.go,
+	// walmonitor.go).
+	statusWritten map[string]time.Time
+	sourceHealth  map[string]*state.SourceStatus
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -84,8 +104,21 @@ func New(opt Options) *Runner {
 	if opt.BatchRows <= 0 {
 		opt.BatchRows = 50_000
 	}
+	if opt.CDCFlushChanges <= 0 {
+		opt.CDCFlushChanges = defaultFlushChanges
+	}
+	if opt.CDCFlushInterval <= 0 {
+		opt.CDCFlushInterval = defaultFlushInterval
+	}
+	if opt.CDCFlushBytes <= 0 {
+		opt.CDCFlushBytes = defaultFlushBytes
+	}
+	if opt.WALCheckInterval <= 0 {
+		opt.WALCheckInterval = defaultWALCheckInterval
+	}
 	opt.Retry = opt.Retry.withDefaults()
-	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{}}
+	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
+		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{}}
 }
 
 // Metrics returns the runner's metrics, to serve them.
@@ -190,7 +223,9 @@ func resyncDue(t *state.Table, ts *state.TableStatus) bool {
 }
 
 // Once runs every sync that is due now, waits for them and returns the
-// addresses of those that failed.
+// addresses of those that failed. The cdc tables of each source are
+// snapshotted if needed and then drained of the changes committed before
+// Once started, whatever their frequency.
 func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
 	if err := r.Load(ctx); err != nil {
 		return nil, err
@@ -202,13 +237,19 @@ func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
 	now := r.opt.Now()
 	var due []job
 	for _, j := range jobs {
-		if ok, next := r.due(j, now); ok {
+		ok, next := r.due(j, now)
+		switch {
+		case config.SyncType(j.table.Sync) == config.SyncCDC:
+			// Streamed per source, by onceCDC.
+		case ok:
 			due = append(due, j)
-		} else if !next.IsZero() {
+		case !next.IsZero():
 			r.opt.Logger.Debug("not due", "table", j.addr, "next", next)
 		}
 	}
 	r.writeAllStatus(ctx)
+	cdcDone := make(chan []string, 1)
+	go func() { cdcDone <- r.onceCDC(ctx, jobs) }()
 	results := r.runJobs(ctx, due)
 	r.drainWebhooks(ctx)
 	for addr, err := range results {
@@ -216,6 +257,7 @@ func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
 			failed = append(failed, addr)
 		}
 	}
+	failed = append(failed, <-cdcDone...)
 	sort.Strings(failed)
 	return failed, ctx.Err()
 }
@@ -271,6 +313,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.opt.Concurrency)
+	streams := newCDCSupervisor(r)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPoll := r.opt.Now()
@@ -285,8 +328,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		jobs, _ := r.jobs()
+		// One stream per source with cdc tables, restarted when they
+		// change in state (cdc.go).
+		streams.sync(ctx, cdcGroups(jobs))
 		for _, j := range jobs {
-			if ok, _ := r.due(j, now); !ok {
+			if ok, _ := r.due(j, now); !ok || config.SyncType(j.table.Sync) == config.SyncCDC {
 				continue
 			}
 			select {
@@ -307,6 +353,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")
 			wg.Wait()
+			streams.wait()
 			<-hooksDone
 			return nil
 		case <-tick.C:

@@ -1,0 +1,1004 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pglogrepl"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/providers/postgres"
+	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
+)
+
+// CDC: the cdc tables of a source are synced together, by one engine per
+// source that snapshots the tables that need it and then streams the
+// source's replication slot into their warehouse tables.
+//
+// # How CDC starts
+//
+// `sluice apply` creates the publication and the slot (with
+// pg_create_logical_replication_slot) and records them. A slot created
+// that way exports no snapshot, so the runner's first sync of a source
+// whose cdc tables have no committed snapshot recreates it: the ChangeStream
+// drops the still-unused slot and creates it again with an exported
+// snapshot (CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT), keeping the
+// exporting connection open while every table is read under that snapshot
+// (ReadRequest.Snapshot; a table's parallel readers all import it). Each
+// table's snapshot commits with Position{LSN: the slot's consistent point,
+// SnapshotDone: true}; then the snapshot is released and the stream starts
+// at the consistent point, so snapshot + stream is exactly each table's
+// history (DESIGN invariant 2).
+//
+// A table that needs a snapshot while others of its source already stream
+// (a cdc table added later, a resync, a new column under full_resync, a
+// column whose type changed) is snapshotted under a TEMPORARY slot's
+// exported snapshot (the main slot is left as it is; the server drops the
+// temporary slot when its connection closes) and commits the temporary
+// slot's consistent point as its LSN: the main stream, which restarts from
+// the lowest committed LSN of the source's tables, skips that table's
+// changes at or before it.
+//
+// # Commit protocol
+//
+// Changes are committed to the warehouse at transaction boundaries, every
+// CDCFlushChanges changes or CDCFlushInterval, whichever comes first; each
+// warehouse table's commit carries its position (the last transaction
+// wholly applied), and the slot is confirmed only up to the transaction
+// every table has committed (DESIGN invariant 1). A transaction too large
+// to hold in memory is committed in parts: the position then also records
+// how many of that transaction's changes of the table are applied, so that
+// a restart skips exactly those. A restart streams from the lowest position
+// of the source's tables, and each table skips what it already holds:
+// nothing is lost, nothing is applied twice.
+
+// Metadata columns of cdc warehouse tables (SPEC §4). The stream's rows
+// carry the first three.
+const (
+	colOp        = "_sluice_cdc_op"
+	colLSN       = "_sluice_lsn"
+	colCDCTime   = "_sluice_cdc_timestamp"
+	colDeleted   = "_sluice_deleted"
+	colDeletedAt = "_sluice_deleted_at"
+	colValidFrom = "valid_from"
+	colValidTo   = "valid_to"
+)
+
+// historySuffix names a table's history table: <prefix>_<table>_cdc.
+const historySuffix = "_cdc"
+
+var (
+	typString = records.ParquetType{Physical: records.PhysicalByteArray, Logical: records.LogicalString, Name: "STRING"}
+	typInt64  = records.ParquetType{Physical: records.PhysicalInt64, Name: "INT64"}
+	typBool   = records.ParquetType{Physical: records.PhysicalBoolean, Name: "BOOLEAN"}
+	typTime   = records.ParquetType{Physical: records.PhysicalInt64, Logical: records.LogicalTimestamp, AdjustedToUTC: true, Name: "TIMESTAMP(MICROS,UTC)"}
+)
+
+// Keys of records.Position.Extra for a transaction committed in parts.
+const (
+	extraPartialLSN     = "cdc_partial_lsn"
+	extraPartialChanges = "cdc_partial_changes"
+)
+
+// cdcWarehouseTable is what CDC needs of a warehouse table beyond
+// warehouse.Table: history commits, and the stored rows of keys (unchanged
+// TOAST values and tombstones keep the stored values).
+type cdcWarehouseTable interface {
+	warehouse.Table
+	BeginHistory(schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error)
+	Lookup(keys *records.Batch, current bool, fn func(*records.Batch, []int32) error) error
+	Schema() *records.Schema
+}
+
+// errResnapshot asks the engine to snapshot a table again: its schema
+// changed in a way the warehouse table cannot follow.
+type errResnapshot struct {
+	table  string
+	reason string
+}
+
+func (e *errResnapshot) Error() string {
+	return fmt.Sprintf("%s: %s: snapshotting it again", e.table, e.reason)
+}
+
+// cdcTable is one cdc table of a source and its warehouse tables.
+type cdcTable struct {
+	j   job
+	key string // config.QualifiedName: the key of StreamRequest.Tables and Transaction.Changes
+	req providers.ReadRequest
+	// outs are the consolidated table and/or the history table, in that
+	// order.
+	outs []*cdcOutput
+	// resnapshot is set when the stream found the table must be read again.
+	resnapshot bool
+	failed     bool
+	eng        *cdcEngine
+}
+
+// cdcOutput is one warehouse table of a cdc table, with its committed
+// position.
+type cdcOutput struct {
+	name    string
+	history bool
+	wt      cdcWarehouseTable
+	pos     records.Position
+	// lsn is pos.LSN; partLSN and partN, when partLSN is set, say that the
+	// first partN changes of the table in the transaction committed at
+	// partLSN are applied too.
+	lsn     pglogrepl.LSN
+	partLSN pglogrepl.LSN
+	partN   int64
+}
+
+func (o *cdcOutput) setPosition(pos records.Position) error {
+	lsn, err := parseLSN(pos.LSN)
+	if err != nil {
+		return fmt.Errorf("warehouse table %s: committed LSN: %w", o.name, err)
+	}
+	o.pos, o.lsn, o.partLSN, o.partN = pos, lsn, 0, 0
+	if s := pos.Extra[extraPartialLSN]; s != "" {
+		if o.partLSN, err = parseLSN(s); err != nil {
+			return fmt.Errorf("warehouse table %s: committed partial LSN: %w", o.name, err)
+		}
+		if o.partN, err = strconv.ParseInt(pos.Extra[extraPartialChanges], 10, 64); err != nil {
+			return fmt.Errorf("warehouse table %s: committed partial changes: %w", o.name, err)
+		}
+	}
+	return nil
+}
+
+// behind reports whether o's position is before p's.
+func (o *cdcOutput) behind(p *cdcOutput) bool {
+	if o.lsn != p.lsn {
+		return o.lsn < p.lsn
+	}
+	oa, pa := o.partLSN > o.lsn, p.partLSN > p.lsn
+	switch {
+	case !oa:
+		return pa
+	case !pa:
+		return false
+	case o.partLSN != p.partLSN:
+		return o.partLSN < p.partLSN
+	}
+	return o.partN < p.partN
+}
+
+// cdcPosition is the position of a warehouse table that applied every
+// transaction up to lsn and, when partLSN > lsn, the first partN changes
+// of the transaction committed at partLSN.
+func cdcPosition(lsn, partLSN pglogrepl.LSN, partN int64) records.Position {
+	pos := records.Position{LSN: lsn.String(), SnapshotDone: true}
+	if partLSN > lsn && partN > 0 {
+		pos.Extra = map[string]string{extraPartialLSN: partLSN.String(), extraPartialChanges: strconv.FormatInt(partN, 10)}
+	}
+	return pos
+}
+
+func parseLSN(s string) (pglogrepl.LSN, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return pglogrepl.ParseLSN(s)
+}
+
+// cdcEngine syncs the cdc tables of one source.
+type cdcEngine struct {
+	r      *Runner
+	src    *config.Source
+	rs     *state.Source
+	addr   string
+	log    hclog.Logger
+	tables []*cdcTable
+
+	prov providers.Source
+	cs   providers.ChangeStream
+	sr   providers.SnapshotReader
+}
+
+// cdcGroups groups the enabled cdc tables of jobs by source, in a stable
+// order.
+func cdcGroups(jobs []job) map[string][]job {
+	out := map[string][]job{}
+	for _, j := range jobs {
+		if config.SyncType(j.table.Sync) == config.SyncCDC && j.table.Enabled {
+			addr := j.src.Address()
+			out[addr] = append(out[addr], j)
+		}
+	}
+	return out
+}
+
+func (r *Runner) newCDCEngine(jobs []job) *cdcEngine {
+	e := &cdcEngine{r: r, src: jobs[0].src, rs: jobs[0].rs, addr: jobs[0].src.Address()}
+	e.log = r.opt.Logger.With("source", e.addr)
+	for _, j := range jobs {
+		t := j.table
+		e.tables = append(e.tables, &cdcTable{
+			j:   j,
+			eng: e,
+			key: config.QualifiedName(t.Schema, t.Table),
+			req: providers.ReadRequest{
+				Schema: t.Schema, Table: t.Table, Columns: t.Columns, PrimaryKey: t.PrimaryKey,
+				BatchRows: r.opt.BatchRows, Parallel: r.opt.Parallel,
+			},
+		})
+	}
+	return e
+}
+
+// open connects to the source and opens the warehouse tables.
+func (e *cdcEngine) open(ctx context.Context) error {
+	if e.src.Postgres == nil {
+		return fmt.Errorf("%s: cdc needs a PostgreSQL source", e.addr)
+	}
+	prov, err := e.r.opt.Open(ctx, e.src)
+	if err != nil {
+		return err
+	}
+	cs, ok1 := prov.(providers.ChangeStream)
+	sr, ok2 := prov.(providers.SnapshotReader)
+	if !ok1 || !ok2 {
+		prov.Close()
+		return fmt.Errorf("%s sources cannot stream changes", e.src.Type)
+	}
+	e.prov, e.cs, e.sr = prov, cs, sr
+	for _, t := range e.tables {
+		t.outs = nil
+		out := t.j.table.CDCOutput
+		if out == "" {
+			out = "consolidated"
+		}
+		var names []string
+		if out == "consolidated" || out == "both" {
+			names = append(names, t.j.table.WarehouseTable)
+		}
+		if out == "history" || out == "both" {
+			names = append(names, t.j.table.WarehouseTable+historySuffix)
+		}
+		for _, name := range names {
+			wt, err := e.r.opt.Warehouse.Table(name)
+			if err != nil {
+				return err
+			}
+			cwt, ok := wt.(cdcWarehouseTable)
+			if !ok {
+				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.r.opt.Warehouse)
+			}
+			o := &cdcOutput{name: name, history: strings.HasSuffix(name, historySuffix) && name != t.j.table.WarehouseTable, wt: cwt}
+			pos, _ := wt.Position()
+			if err := o.setPosition(pos); err != nil {
+				return err
+			}
+			t.outs = append(t.outs, o)
+		}
+	}
+	return nil
+}
+
+func (e *cdcEngine) close() {
+	if e.prov != nil {
+		e.prov.Close()
+		e.prov = nil
+	}
+}
+
+// live are the tables not failed.
+func (e *cdcEngine) live() []*cdcTable {
+	var out []*cdcTable
+	for _, t := range e.tables {
+		if !t.failed {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// needsSnapshot reports why a table must be (re)read, or "".
+func (e *cdcEngine) needsSnapshot(t *cdcTable) string {
+	if t.resnapshot {
+		return "its schema changed"
+	}
+	for _, o := range t.outs {
+		if !o.pos.SnapshotDone {
+			return "no snapshot committed yet"
+		}
+	}
+	e.r.mu.Lock()
+	due := resyncDue(t.j.table, e.r.tableStatus(t.j))
+	e.r.mu.Unlock()
+	if due {
+		return "a resync was requested"
+	}
+	// A slot created (by apply) after the table's position cannot give the
+	// changes in between.
+	if slot := e.rs.Resources.Slot; slot != nil && slot.CreatedLSN != "" {
+		if created, err := parseLSN(slot.CreatedLSN); err == nil {
+			for _, o := range t.outs {
+				if o.lsn < created {
+					return "the replication slot was created after its last commit"
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// run syncs the source's cdc tables: snapshots where needed, then the
+// stream; with once, up to what was committed when it started.
+func (e *cdcEngine) run(ctx context.Context, once bool) error {
+	if err := e.open(ctx); err != nil {
+		e.failAll(err)
+		return err
+	}
+	defer e.close()
+	var stop string
+	if once {
+		cur, ok := e.prov.(interface {
+			CurrentLSN(context.Context) (string, error)
+		})
+		if !ok {
+			err := fmt.Errorf("%s sources cannot tell their WAL position", e.src.Type)
+			e.failAll(err)
+			return err
+		}
+		var err error
+		if stop, err = cur.CurrentLSN(ctx); err != nil {
+			e.failAll(err)
+			return err
+		}
+	}
+	for {
+		if err := e.snapshotPending(ctx); err != nil {
+			e.failAll(err)
+			return err
+		}
+		if len(e.live()) == 0 {
+			return nil
+		}
+		err := e.stream(ctx, stop, once)
+		var rs *errResnapshot
+		if errors.As(err, &rs) {
+			e.log.Warn("snapshotting a table again", "table", rs.table, "reason", rs.reason)
+			continue
+		}
+		if err != nil && ctx.Err() == nil {
+			e.failAll(err)
+		}
+		return err
+	}
+}
+
+// failAll records err as the failure of every live table.
+func (e *cdcEngine) failAll(err error) {
+	for _, t := range e.live() {
+		e.r.cdcFailed(t.j, err)
+	}
+}
+
+// snapshotPending snapshots the tables that need it: all of them under the
+// main slot's exported snapshot when none has a usable position, else under
+// a temporary slot's. A table whose read fails is marked failed; the others
+// go on.
+func (e *cdcEngine) snapshotPending(ctx context.Context) error {
+	live := e.live()
+	var need []*cdcTable
+	for _, t := range live {
+		if why := e.needsSnapshot(t); why != "" {
+			e.log.Info("snapshot needed", "table", t.j.addr, "reason", why)
+			need = append(need, t)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	at := e.r.opt.Now().UTC().Truncate(time.Microsecond)
+	var snap providers.ExportedSnapshot
+	var release func() error
+	var err error
+	if len(need) == len(live) {
+		snap, release, err = e.cs.CreateSnapshotSlot(ctx, e.src.Postgres.CDC.Slot)
+	} else {
+		snap, release, err = e.temporarySnapshot(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("creating the snapshot the cdc tables start from: %w", err)
+	}
+	defer release()
+	e.log.Info("snapshot exported", "consistent_lsn", snap.ConsistentLSN, "tables", len(need))
+	for _, t := range need {
+		if err := e.snapshotTable(ctx, t, snap, at); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t.failed = true
+			e.r.cdcFailed(t.j, err)
+		}
+	}
+	return release()
+}
+
+// temporarySnapshotter is a ChangeStream that can export a snapshot with a
+// temporary slot, leaving the source's slot alone.
+type temporarySnapshotter interface {
+	CreateTemporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error)
+}
+
+// temporarySnapshot exports a snapshot with a temporary logical slot
+// (pgoutput), dropped by the server when release closes its connection.
+func (e *cdcEngine) temporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error) {
+	if ts, ok := e.prov.(temporarySnapshotter); ok {
+		return ts.CreateTemporarySnapshot(ctx)
+	}
+	var snap providers.ExportedSnapshot
+	conn, err := postgres.ConnectReplication(ctx, e.src)
+	if err != nil {
+		return snap, nil, err
+	}
+	closeConn := sync.OnceValue(func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return conn.Close(cctx)
+	})
+	name := fmt.Sprintf("sluice_tmp_%d_%s", time.Now().UnixNano(), strings.ReplaceAll(e.src.Name, "-", "_"))
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		closeConn()
+		return snap, nil, fmt.Errorf("creating a temporary replication slot for a snapshot (it needs a free slot: max_replication_slots): %w", err)
+	}
+	return providers.ExportedSnapshot{Name: res.SnapshotName, ConsistentLSN: res.ConsistentPoint}, closeConn, nil
+}
+
+// outputSchema is a warehouse table's schema for rows of the source
+// columns src (no metadata columns): the consolidated table adds
+// _sluice_lsn, _sluice_deleted and _sluice_deleted_at; the history table
+// _sluice_cdc_op, _sluice_cdc_timestamp, _sluice_lsn, valid_from and
+// valid_to.
+func outputSchema(src *records.Schema, history bool) (*records.Schema, error) {
+	s := &records.Schema{Columns: append([]records.Column(nil), src.Columns...), PrimaryKey: append([]string(nil), src.PrimaryKey...)}
+	meta := []records.Column{
+		{Name: colLSN, Type: typInt64, SourceType: "pg_lsn"},
+		{Name: colDeleted, Type: typBool, SourceType: "boolean"},
+		{Name: colDeletedAt, Type: typTime, SourceType: "timestamp with time zone", Nullable: true},
+	}
+	if history {
+		meta = []records.Column{
+			{Name: colOp, Type: typString, SourceType: "text"},
+			{Name: colCDCTime, Type: typTime, SourceType: "timestamp with time zone", Nullable: true},
+			{Name: colLSN, Type: typInt64, SourceType: "pg_lsn"},
+			{Name: colValidFrom, Type: typTime, SourceType: "timestamp with time zone"},
+			{Name: colValidTo, Type: typTime, SourceType: "timestamp with time zone", Nullable: true},
+		}
+	}
+	for _, m := range meta {
+		if s.Index(m.Name) >= 0 {
+			return nil, fmt.Errorf("the source column %q has the name of a sluice metadata column; leave it out with the table's columns attribute", m.Name)
+		}
+		s.Columns = append(s.Columns, m)
+	}
+	if len(s.PrimaryKey) == 0 {
+		return nil, errors.New("cdc needs a primary key: the table has none (declare primary_key, or give the table one)")
+	}
+	return s, nil
+}
+
+// sourceColumns is a stream schema without its metadata columns.
+func sourceColumns(s *records.Schema) *records.Schema {
+	out := &records.Schema{PrimaryKey: s.PrimaryKey}
+	for _, c := range s.Columns {
+		if c.Name != colOp && c.Name != colLSN && c.Name != colCDCTime {
+			out.Columns = append(out.Columns, c)
+		}
+	}
+	return out
+}
+
+// snapshotTable reads a table under snap and commits it: the consolidated
+// table replaced by the snapshot's rows (_sluice_lsn the consistent point,
+// not deleted); the history table with every current version closed at
+// the snapshot (nothing to close the first time) and the snapshot's rows
+// as current versions: _sluice_cdc_op 'I', _sluice_cdc_timestamp NULL (no
+// commit is known), valid_from the snapshot's time.
+func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap providers.ExportedSnapshot, at time.Time) error {
+	lsn, err := parseLSN(snap.ConsistentLSN)
+	if err != nil {
+		return fmt.Errorf("the snapshot's consistent point: %w", err)
+	}
+	start := e.r.opt.Now()
+	e.r.cdcRunning(t.j)
+	req := t.req
+	req.Snapshot = snap.Name
+	var txs []warehouse.Tx
+	abort := func() {
+		for _, tx := range txs {
+			tx.Abort()
+		}
+	}
+	var fill *snapshotFill
+	begin := func(src *records.Schema) error {
+		fill = newSnapshotFill(src, lsn, at)
+		for _, o := range t.outs {
+			s, err := outputSchema(src, o.history)
+			if err != nil {
+				return err
+			}
+			var tx warehouse.Tx
+			if o.history {
+				tx, err = o.wt.BeginHistory(s, string(config.SyncCDC), at)
+			} else {
+				tx, err = o.wt.Begin(warehouse.Replace, s, string(config.SyncCDC))
+			}
+			if err != nil {
+				return err
+			}
+			txs = append(txs, tx)
+		}
+		return nil
+	}
+	progress := e.r.newProgress(t.j.addr)
+	var rows, warnings int64
+	_, err = e.sr.ReadSnapshot(ctx, req, func(b *records.Batch) error {
+		if fill == nil {
+			if err := begin(b.Schema); err != nil {
+				return err
+			}
+		}
+		rows += int64(b.N)
+		for i := range b.Cols {
+			warnings += int64(b.Cols[i].Nulled)
+		}
+		progress.add(int64(b.N))
+		for k, o := range t.outs {
+			if err := txs[k].Write(fill.batch(b, o.history)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	progress.done()
+	if err == nil && fill == nil {
+		var s *records.Schema
+		if s, err = e.sr.Schema(ctx, req); err == nil {
+			err = begin(s)
+		}
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		abort()
+		return err
+	}
+	pos := records.Position{LSN: lsn.String(), SnapshotDone: true}
+	var tableRows int64
+	for k, o := range t.outs {
+		n, err := txs[k].Commit(pos)
+		if err != nil {
+			abort()
+			return err
+		}
+		if err := o.setPosition(pos); err != nil {
+			return err
+		}
+		if k == 0 {
+			tableRows = n
+		}
+	}
+	t.resnapshot = false
+	e.r.cdcSnapshotted(t.j, rows, tableRows, warnings, e.r.opt.Now().Sub(start))
+	return nil
+}
+
+// snapshotFill turns snapshot batches into warehouse batches, sharing the
+// source columns and adding constant metadata columns.
+type snapshotFill struct {
+	src                                    *records.Schema
+	cons, hist                             *records.Schema
+	lsn, at                                int64
+	n                                      int
+	lsnV, fromV, opV, falseV, nullT, nullS records.Vec
+}
+
+func newSnapshotFill(src *records.Schema, lsn pglogrepl.LSN, at time.Time) *snapshotFill {
+	f := &snapshotFill{src: src, lsn: int64(lsn), at: at.UnixMicro()}
+	f.cons, _ = outputSchema(src, false)
+	f.hist, _ = outputSchema(src, true)
+	return f
+}
+
+func (f *snapshotFill) grow(n int) {
+	if n <= f.n {
+		return
+	}
+	n = max(n, 2*f.n)
+	f.lsnV, f.fromV, f.opV, f.falseV, f.nullT = records.Vec{}, records.Vec{}, records.Vec{Offsets: []int32{0}}, records.Vec{}, records.Vec{}
+	for range n {
+		f.lsnV.AppendInt64(f.lsn)
+		f.fromV.AppendInt64(f.at)
+		f.opV.AppendString("I")
+		f.falseV.AppendBool(false)
+		f.nullT.I64 = append(f.nullT.I64, 0)
+		f.nullT.Valid = append(f.nullT.Valid, false)
+	}
+	f.n = n
+}
+
+// batch is b (a snapshot batch) as a batch of the consolidated or history
+// table; it shares b's vectors and is valid until the next call.
+func (f *snapshotFill) batch(b *records.Batch, history bool) *records.Batch {
+	f.grow(b.N)
+	n := b.N
+	cut := func(v records.Vec) records.Vec {
+		if v.Valid != nil {
+			v.Valid = v.Valid[:n]
+		}
+		if v.I64 != nil {
+			v.I64 = v.I64[:n]
+		}
+		if v.Bool != nil {
+			v.Bool = v.Bool[:n]
+		}
+		if v.Offsets != nil {
+			v.Offsets = v.Offsets[:n+1]
+			v.Data = v.Data[:v.Offsets[n]]
+		}
+		return v
+	}
+	out := &records.Batch{N: n, Cols: append([]records.Vec(nil), b.Cols...)}
+	if history {
+		out.Schema = f.hist
+		out.Cols = append(out.Cols, cut(f.opV), cut(f.nullT), cut(f.lsnV), cut(f.fromV), cut(f.nullT))
+	} else {
+		out.Schema = f.cons
+		out.Cols = append(out.Cols, cut(f.lsnV), cut(f.falseV), cut(f.nullT))
+	}
+	return out
+}
+
+// stream streams the slot into the live tables until ctx ends, or, with
+// stop, until everything committed before stop is committed; then
+// confirms to the server what was committed.
+func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
+	live := e.live()
+	var start pglogrepl.LSN
+	tables := map[string]providers.ReadRequest{}
+	for i, t := range live {
+		tables[t.key] = t.req
+		for k, o := range t.outs {
+			if i == 0 && k == 0 || o.lsn < start {
+				start = o.lsn
+			}
+		}
+	}
+	stopLSN, err := parseLSN(stop)
+	if err != nil {
+		return err
+	}
+	sink := newCDCSink(e, live, start, stopLSN)
+	req := providers.StreamRequest{
+		Slot: e.src.Postgres.CDC.Slot, Publication: e.src.Postgres.CDC.Publication,
+		Tables: tables, StartLSN: start.String(), StopAtLSN: stop,
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		sink.flusher(sctx, cancel)
+	}()
+	e.log.Debug("streaming", "from", req.StartLSN, "to", stop)
+	err = e.cs.Stream(sctx, req, sink)
+	cancel()
+	<-flushed
+	if serr := sink.failure(); serr != nil && ctx.Err() == nil && (err == nil || errors.Is(err, context.Canceled)) {
+		// A commit failed in the background and stopped the stream.
+		err = serr
+	}
+	// Whatever was handed over whole is committed before leaving; on a
+	// cancelled stream too (a shutdown), with a context of its own.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ferr := sink.close(fctx)
+	fcancel()
+	if err == nil {
+		err = ferr
+	} else if ferr != nil && !errors.Is(err, context.Canceled) {
+		e.log.Warn("committing the changes received before the stream ended", "error", ferr)
+	}
+	if err != nil && sink.resnapshot != nil {
+		return sink.resnapshot
+	}
+	if err != nil || !once {
+		return err
+	}
+	// run -once: the stream's last report may have come before the last
+	// commit; report it, so that the slot keeps no WAL for it.
+	if committed, reported := sink.positions(); committed > reported {
+		creq := req
+		creq.StartLSN, creq.StopAtLSN = committed.String(), (committed + 1).String()
+		if err := e.cs.Stream(ctx, creq, confirmSink(committed.String())); err != nil {
+			e.log.Warn("confirming the committed position to the slot", "error", err)
+		}
+	}
+	return nil
+}
+
+// confirmSink receives nothing (its stream covers no transaction) and
+// reports a committed position.
+type confirmSink string
+
+func (confirmSink) Transaction(context.Context, *providers.Transaction) error {
+	return errors.New("unexpected transaction while confirming the slot's position")
+}
+
+func (s confirmSink) Flushed() string { return string(s) }
+
+// cdcRunning records that a table's snapshot is being read.
+func (r *Runner) cdcRunning(j job) {
+	r.mu.Lock()
+	ts := r.tableStatus(j)
+	ts.State = state.StateRunning
+	ts.LastAttemptAt = r.opt.Now().UTC()
+	cp := *ts
+	r.mu.Unlock()
+	r.putStatus(&cp)
+}
+
+// cdcSnapshotted records a committed snapshot.
+func (r *Runner) cdcSnapshotted(j job, rows, tableRows, warnings int64, took time.Duration) {
+	now := r.opt.Now().UTC()
+	r.mu.Lock()
+	ts := r.tableStatus(j)
+	ts.State, ts.LastError = state.StateCompleted, ""
+	ts.LastSyncAt, ts.LastFullSyncAt = now, now
+	ts.RowsSynced, ts.LastRunRows = tableRows, rows
+	ts.Warnings += warnings
+	ts.NextSyncAt = time.Time{}
+	cp := *ts
+	r.mu.Unlock()
+	r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(rows))
+	r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
+	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(took.Seconds())
+	r.opt.Logger.Info("snapshot committed", "table", j.addr, "rows", rows, "seconds", took.Seconds())
+	r.putStatus(&cp)
+}
+
+// cdcCommitted records a commit of streamed changes. Status is written at
+// most every statusEvery per table (the stream commits every second).
+func (r *Runner) cdcCommitted(j job, changes, tableRows, warnings int64) {
+	now := r.opt.Now().UTC()
+	r.mu.Lock()
+	ts := r.tableStatus(j)
+	ts.State, ts.LastError = state.StateCompleted, ""
+	ts.LastSyncAt = now
+	ts.RowsSynced, ts.LastRunRows = tableRows, changes
+	ts.Warnings += warnings
+	ts.NextSyncAt = time.Time{}
+	write := now.Sub(r.statusWritten[j.addr]) >= statusEvery
+	if write {
+		r.statusWritten[j.addr] = now
+	}
+	cp := *ts
+	r.mu.Unlock()
+	r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(changes))
+	r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
+	if write {
+		r.putStatus(&cp)
+	}
+}
+
+// statusEvery bounds how often a streaming table's status is written.
+const statusEvery = 2 * time.Second
+
+// cdcFailed records a failed cdc table.
+func (r *Runner) cdcFailed(j job, err error) {
+	r.mu.Lock()
+	ts := r.tableStatus(j)
+	ts.State, ts.LastError = state.StateFailed, errorText(err)
+	ts.LastAttemptAt = r.opt.Now().UTC()
+	cp := *ts
+	r.mu.Unlock()
+	r.opt.Metrics.failures.WithLabelValues(j.addr).Inc()
+	r.opt.Logger.Error("cdc sync failed", "table", j.addr, "error", err)
+	r.putStatus(&cp)
+}
+
+// flushStatus writes the status of the tables whose last commits were
+// not written yet.
+func (r *Runner) flushStatus(jobs []job) {
+	r.mu.Lock()
+	var out []state.TableStatus
+	for _, j := range jobs {
+		out = append(out, *r.tableStatus(j))
+		delete(r.statusWritten, j.addr)
+	}
+	r.mu.Unlock()
+	for i := range out {
+		r.putStatus(&out[i])
+	}
+}
+
+func (r *Runner) putStatus(ts *state.TableStatus) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.opt.Status.PutTableStatus(ctx, ts); err != nil {
+		r.opt.Logger.Warn("cannot record status", "table", ts.Address, "error", err)
+	}
+}
+
+// onceCDC runs every source's cdc tables for run -once, and returns the
+// tables that failed.
+func (r *Runner) onceCDC(ctx context.Context, jobs []job) []string {
+	groups := cdcGroups(jobs)
+	var mu sync.Mutex
+	var failed []string
+	var wg sync.WaitGroup
+	for _, addr := range sortedKeys(groups) {
+		g := groups[addr]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := r.newCDCEngine(g)
+			err := e.run(ctx, true)
+			r.flushStatus(g)
+			if err != nil {
+				r.slotFailure(ctx, g[0].src, err)
+			}
+			r.checkSlotOnce(ctx, g[0].src, g[0].rs)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, t := range e.tables {
+				r.mu.Lock()
+				st := r.tableStatus(t.j).State
+				r.mu.Unlock()
+				if st == state.StateFailed {
+					failed = append(failed, t.j.addr)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cdcSupervisor keeps one engine (a stream) and one WAL monitor per source
+// with cdc tables while the daemon runs, restarting an engine when its
+// tables or slot change in state and, with backoff, when it fails.
+type cdcSupervisor struct {
+	r       *Runner
+	mu      sync.Mutex
+	running map[string]*supervised
+	wg      sync.WaitGroup
+}
+
+type supervised struct {
+	sig    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newCDCSupervisor(r *Runner) *cdcSupervisor {
+	return &cdcSupervisor{r: r, running: map[string]*supervised{}}
+}
+
+// signature identifies what an engine was started with: a change restarts
+// it.
+func signature(g []job) string {
+	var b strings.Builder
+	rs := g[0].rs
+	fmt.Fprintf(&b, "%q %q|", g[0].src.Postgres.CDC.Slot, g[0].src.Postgres.CDC.Publication)
+	if s := rs.Resources.Slot; s != nil {
+		fmt.Fprintf(&b, "slot %s %s %s|", s.Name, s.CreatedLSN, s.CreatedAt)
+	}
+	for _, j := range g {
+		t := j.table
+		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %s|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.ResyncRequestedAt)
+	}
+	return b.String()
+}
+
+// sync starts, restarts and stops engines to match groups.
+func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for addr, sv := range s.running {
+		if g, ok := groups[addr]; !ok || signature(g) != sv.sig {
+			s.r.opt.Logger.Info("cdc tables changed in state: restarting the stream", "source", addr)
+			sv.cancel()
+			<-sv.done
+			delete(s.running, addr)
+		}
+	}
+	for _, addr := range sortedKeys(groups) {
+		if _, ok := s.running[addr]; ok {
+			continue
+		}
+		g := groups[addr]
+		ctx, cancel := context.WithCancel(ctx)
+		// The WAL monitor may stop the stream (to drop its slot) and keep
+		// watching; the whole entry stops when its tables change.
+		engCtx, engCancel := context.WithCancel(ctx)
+		engDone, monDone := make(chan struct{}), make(chan struct{})
+		sv := &supervised{sig: signature(g), cancel: cancel, done: make(chan struct{})}
+		s.running[addr] = sv
+		stopEngine := func() {
+			engCancel()
+			<-engDone
+		}
+		s.wg.Add(3)
+		go func() {
+			defer s.wg.Done()
+			defer close(engDone)
+			s.loop(engCtx, g)
+		}()
+		go func() {
+			defer s.wg.Done()
+			defer close(monDone)
+			s.r.monitorSlot(ctx, g[0].src, g[0].rs, stopEngine)
+		}()
+		go func() {
+			defer s.wg.Done()
+			<-engDone
+			<-monDone
+			engCancel()
+			close(sv.done)
+		}()
+	}
+}
+
+// wait waits for every engine and monitor to stop (after ctx ended).
+func (s *cdcSupervisor) wait() { s.wg.Wait() }
+
+// loop runs a source's engine until ctx ends, restarting it after
+// failures with backoff; a lost slot waits for apply to recreate it (a
+// change of state restarts the loop).
+func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
+	r := s.r
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		started := time.Now()
+		e := r.newCDCEngine(g)
+		err := e.run(ctx, false)
+		r.flushStatus(g)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("the stream ended")
+		}
+		if r.slotFailure(ctx, g[0].src, err) {
+			<-ctx.Done()
+			return
+		}
+		if time.Since(started) > r.opt.Retry.Max {
+			attempt = 1
+		}
+		wait := r.opt.Retry.backoff(attempt)
+		r.opt.Logger.Warn("cdc stream stopped; restarting", "source", e.addr, "in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}

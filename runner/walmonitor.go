@@ -1,0 +1,277 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/providers/postgres"
+	"github.com/sluice-dev/sluice/state"
+)
+
+// WAL protection: a replication slot keeps the WAL its consumer has not
+// confirmed, so a stream that stops (or falls behind) makes the server
+// keep WAL until its disk fills. The monitor reads every source slot's lag
+// (pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)) and
+// wal_status every WALCheckInterval and records it in the source's status
+// and the sluice_slot_lag_bytes metric:
+//
+//   - over lag_warning: state "warning", logged;
+//   - over lag_critical: state "failed". A managed source with
+//     auto_drop_slot has its stream stopped and its slot and publication
+//     dropped, so that the server keeps its disk: resync required (`sluice
+//     apply` creates them again, and the runner snapshots the source's cdc
+//     tables again). A self-managed source (or auto_drop_slot = false) is
+//     only marked failed: sluice never drops what it does not manage.
+//   - wal_status "lost" (the server already removed WAL the slot needed),
+//     or no slot: state "failed", resync required.
+
+// defaultWALCheckInterval is how often the monitor reads a slot.
+const defaultWALCheckInterval = 30 * time.Second
+
+// slotStatuser is a source that reads its replication slot itself, in one
+// cheap query; otherwise the monitor queries pg_replication_slots.
+type slotStatuser interface {
+	SlotStatus(ctx context.Context, slot string) (*providers.Slot, error)
+}
+
+// slotProbe reads one source's slot, keeping its connection between
+// readings.
+type slotProbe struct {
+	src  *config.Source
+	open func(ctx context.Context, src *config.Source) (providers.Source, error)
+	prov providers.Source
+	conn *pgx.Conn
+}
+
+const slotSQL = `SELECT coalesce(s.wal_status, ''), s.active, coalesce(s.confirmed_flush_lsn::text, ''),
+	CASE WHEN pg_catalog.pg_is_in_recovery() OR s.confirmed_flush_lsn IS NULL THEN 0
+	     ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8 END
+FROM pg_catalog.pg_replication_slots s
+WHERE s.slot_name = $1`
+
+// read returns the slot, or nil when it does not exist.
+func (p *slotProbe) read(ctx context.Context) (*providers.Slot, error) {
+	name := p.src.Postgres.CDC.Slot
+	if p.prov == nil {
+		prov, err := p.open(ctx, p.src)
+		if err != nil {
+			return nil, err
+		}
+		p.prov = prov
+	}
+	if ss, ok := p.prov.(slotStatuser); ok {
+		return ss.SlotStatus(ctx, name)
+	}
+	if p.conn == nil || p.conn.IsClosed() {
+		conn, err := postgres.Connect(ctx, p.src)
+		if err != nil {
+			return nil, err
+		}
+		p.conn = conn
+	}
+	s := &providers.Slot{Name: name}
+	err := p.conn.QueryRow(ctx, slotSQL, name).Scan(&s.WALStatus, &s.Active, &s.ConfirmedFlushLSN, &s.LagBytes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading replication slot %s: %w", name, err)
+	}
+	return s, nil
+}
+
+func (p *slotProbe) close() {
+	if p.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.conn.Close(ctx)
+		cancel()
+	}
+	if p.prov != nil {
+		p.prov.Close()
+	}
+}
+
+// slotWatch is the monitor's memory of one source between readings.
+type slotWatch struct {
+	src   *config.Source
+	probe *slotProbe
+	// missing counts consecutive readings without the slot: the runner
+	// recreates an unused slot to export a snapshot, so one reading
+	// between the drop and the creation is no failure.
+	missing int
+	// dropped records that the monitor dropped the slot itself.
+	dropped string
+	last    string // the last state recorded
+}
+
+// monitorSlot watches a source's slot until ctx ends. stopEngine stops the
+// source's stream (before its slot is dropped).
+func (r *Runner) monitorSlot(ctx context.Context, src *config.Source, rs *state.Source, stopEngine func()) {
+	if src.Postgres == nil {
+		return
+	}
+	w := &slotWatch{src: src, probe: &slotProbe{src: src, open: r.opt.Open}}
+	defer w.probe.close()
+	for {
+		r.checkSlot(ctx, w, 2, stopEngine)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(r.opt.WALCheckInterval):
+		}
+	}
+}
+
+// checkSlotOnce reads a source's slot once (at the end of run -once).
+func (r *Runner) checkSlotOnce(ctx context.Context, src *config.Source, rs *state.Source) {
+	if src.Postgres == nil || ctx.Err() != nil {
+		return
+	}
+	w := &slotWatch{src: src, probe: &slotProbe{src: src, open: r.opt.Open}}
+	defer w.probe.close()
+	r.checkSlot(ctx, w, 1, func() {})
+}
+
+// checkSlot takes one reading and acts on it; a missing slot counts after
+// confirmMissing readings in a row.
+func (r *Runner) checkSlot(ctx context.Context, w *slotWatch, confirmMissing int, stopEngine func()) {
+	cdc := w.src.Postgres.CDC
+	addr := w.src.Address()
+	slot, err := w.probe.read(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.opt.Logger.Warn("cannot read the replication slot's lag", "source", addr, "error", err)
+		}
+		return
+	}
+	ss := &state.SourceStatus{Address: addr, State: "healthy", UpdatedAt: r.opt.Now().UTC()}
+	switch {
+	case slot == nil:
+		w.missing++
+		if w.missing < confirmMissing {
+			return
+		}
+		ss.State = "failed"
+		ss.Message = fmt.Sprintf("replication slot %s does not exist: resync required. Run `sluice apply` to create it; the runner then snapshots the source's cdc tables again", cdc.Slot)
+		if w.dropped != "" {
+			ss.Message = w.dropped
+		}
+	case slot.WALStatus == "lost":
+		ss.State, ss.SlotLagBytes = "failed", slot.LagBytes
+		ss.Message = fmt.Sprintf("replication slot %s lost WAL it needed (wal_status = lost; max_slot_wal_keep_size was exceeded): resync required. Drop the slot and run `sluice apply`; the runner then snapshots the source's cdc tables again", cdc.Slot)
+	case slot.LagBytes >= cdc.LagCritical:
+		ss.State, ss.SlotLagBytes = "failed", slot.LagBytes
+		if cdc.Management == "managed" && cdc.AutoDropSlot {
+			ss.Message = r.dropSlot(ctx, w, slot.LagBytes, stopEngine)
+			w.dropped = ss.Message
+		} else {
+			ss.Message = fmt.Sprintf("replication slot %s retains %s of WAL, over lag_critical (%s); sluice leaves it (%s): let the stream catch up, or drop the slot, which means a resync",
+				cdc.Slot, config.FormatSize(slot.LagBytes), config.FormatSize(cdc.LagCritical), leaveReason(cdc))
+		}
+	case slot.LagBytes >= cdc.LagWarning:
+		ss.State, ss.SlotLagBytes = "warning", slot.LagBytes
+		ss.Message = fmt.Sprintf("replication slot %s retains %s of WAL, over lag_warning (%s)", cdc.Slot, config.FormatSize(slot.LagBytes), config.FormatSize(cdc.LagWarning))
+	default:
+		ss.SlotLagBytes = slot.LagBytes
+	}
+	if slot != nil {
+		w.missing = 0
+		if ss.State == "healthy" {
+			w.dropped = ""
+		}
+	}
+	r.opt.Metrics.slotLag.WithLabelValues(addr).Set(float64(ss.SlotLagBytes))
+	if ss.State != w.last {
+		switch ss.State {
+		case "healthy":
+			r.opt.Logger.Info("replication slot healthy", "source", addr, "lag_bytes", ss.SlotLagBytes)
+		case "warning":
+			r.opt.Logger.Warn(ss.Message, "source", addr, "lag_bytes", ss.SlotLagBytes)
+		default:
+			r.opt.Logger.Error(ss.Message, "source", addr, "lag_bytes", ss.SlotLagBytes)
+		}
+		w.last = ss.State
+	}
+	r.recordSlotHealth(ctx, ss)
+}
+
+func leaveReason(cdc config.CDC) string {
+	if cdc.Management != "managed" {
+		return "self_managed"
+	}
+	return "auto_drop_slot = false"
+}
+
+// dropSlot stops the source's stream and drops its slot and publication,
+// and returns the status message saying so.
+func (r *Runner) dropSlot(ctx context.Context, w *slotWatch, lag int64, stopEngine func()) string {
+	cdc := w.src.Postgres.CDC
+	head := fmt.Sprintf("replication slot %s retained %s of WAL, over lag_critical (%s)", cdc.Slot, config.FormatSize(lag), config.FormatSize(cdc.LagCritical))
+	stopEngine()
+	rm, err := r.resources(ctx, w.src)
+	if err == nil {
+		defer rm.Close()
+		if err = rm.DropSlot(ctx, cdc.Slot); err == nil {
+			err = rm.DropPublication(ctx, cdc.Publication)
+		}
+	}
+	if err != nil {
+		return fmt.Sprintf("%s; dropping it (auto_drop_slot) failed: %v", head, err)
+	}
+	return fmt.Sprintf("%s: sluice dropped it and publication %s (auto_drop_slot), so that the server keeps its disk. Resync required: run `sluice apply` to create them again; the runner then snapshots the source's cdc tables again",
+		head, cdc.Publication)
+}
+
+// resources opens the resource manager of a source.
+func (r *Runner) resources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
+	if r.opt.Resources != nil {
+		return r.opt.Resources(ctx, src)
+	}
+	if src.Type != "postgres" {
+		return nil, fmt.Errorf("%s sources have no replication slot", src.Type)
+	}
+	return postgres.OpenResources(ctx, src)
+}
+
+// slotFailure records a source whose slot is gone as failed (resync
+// required) and reports whether err was that.
+func (r *Runner) slotFailure(ctx context.Context, src *config.Source, err error) bool {
+	if !errors.Is(err, postgres.ErrSlotLost) {
+		return false
+	}
+	r.recordSlotHealth(ctx, &state.SourceStatus{Address: src.Address(), State: "failed", Message: errorText(err) + " (resync required)", UpdatedAt: r.opt.Now().UTC()})
+	return true
+}
+
+// recordSlotHealth records a source's health as the WAL monitor (or the
+// stream) saw it; reportSource keeps it when a table's sync reports.
+func (r *Runner) recordSlotHealth(ctx context.Context, ss *state.SourceStatus) {
+	r.mu.Lock()
+	cp := *ss
+	r.sourceHealth[ss.Address] = &cp
+	r.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.putSourceStatus(sctx, ss); err != nil {
+		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", err)
+	}
+}
+
+// withSlotHealth adds what the WAL monitor last saw of the source's slot
+// to a source status: its lag, and its state unless ss is worse.
+func (r *Runner) withSlotHealth(ss *state.SourceStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h := r.sourceHealth[ss.Address]; h != nil {
+		ss.SlotLagBytes = h.SlotLagBytes
+		if ss.State == "healthy" {
+			ss.State, ss.Message = h.State, h.Message
+		}
+	}
+}

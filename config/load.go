@@ -294,12 +294,14 @@ func (l *loader) decodeState(b *hcl.Block) {
 func (l *loader) decodeWarehouse(b *hcl.Block) {
 	w := &l.cfg.Warehouse
 	w.Backend, w.Path, w.Schema = "parquet", "warehouse", "public"
+	w.Attrs, w.Sensitive = map[string]hcl.Range{}, map[string]bool{}
 	if b == nil {
 		return
 	}
 	w.DeclRange = b.DefRange
-	sens := map[string]bool{}
-	a := &attrs{e: &l.e, m: l.content(b, warehouseSchema), sensitive: sens}
+	content, diags := b.Body.Content(warehouseSchema)
+	l.e.diags = append(l.e.diags, diags...)
+	a := &attrs{e: &l.e, m: content.Attributes, ranges: w.Attrs, sensitive: w.Sensitive}
 	if a.str("backend", &w.Backend) {
 		a.oneOf("backend", w.Backend, []string{"parquet", "postgres"})
 	}
@@ -307,10 +309,45 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 	a.str("url", &w.URL)
 	a.str("schema", &w.Schema)
 	a.boolean("drop_cascade", &w.DropCascade)
-	w.URLSensitive = sens["url"]
+	w.URLSensitive = w.Sensitive["url"]
 	if w.Backend == "postgres" && !a.has("url") {
 		l.e.diags = append(l.e.diags, errorAt(b.DefRange, "Missing warehouse URL",
 			`The postgres warehouse backend needs url, such as url = env("SLUICE_WAREHOUSE_URL").`))
+	}
+	// The connection options of a PostgreSQL source, decoded the same way
+	// (SPEC §2).
+	if a.str("sslmode", &w.SSLMode) {
+		a.oneOf("sslmode", w.SSLMode, sslModes)
+	}
+	a.str("sslrootcert", &w.SSLRootCert)
+	a.str("sslcert", &w.SSLCert)
+	a.str("sslkey", &w.SSLKey)
+	if a.has("sslcert") != a.has("sslkey") {
+		name := "sslcert"
+		if !a.has("sslcert") {
+			name = "sslkey"
+		}
+		a.errorf(name, "Incomplete client certificate", "sslcert and sslkey go together: set both, or neither.")
+	}
+	var tunnels hcl.Blocks
+	for _, blk := range content.Blocks {
+		if blk.Type == "ssh_tunnel" {
+			tunnels = append(tunnels, blk)
+		}
+	}
+	if t := single(&l.e, tunnels); t != nil {
+		w.SSHTunnel = l.decodeSSHTunnel(&Source{Attrs: w.Attrs, Sensitive: w.Sensitive}, t)
+	}
+	if w.Backend != "postgres" {
+		for _, name := range []string{"url", "schema", "drop_cascade", "sslmode", "sslrootcert", "sslcert", "sslkey"} {
+			if a.has(name) {
+				a.errorf(name, "Option of another backend", "%s applies to backend = \"postgres\" only; this warehouse writes %s.", name, w.Backend)
+			}
+		}
+		if w.SSHTunnel != nil {
+			l.e.diags = append(l.e.diags, errorAt(tunnels[0].DefRange, "Option of another backend",
+				"ssh_tunnel applies to backend = \"postgres\" only; this warehouse writes %s.", w.Backend))
+		}
 	}
 }
 

@@ -59,7 +59,19 @@ type Warehouse struct {
 	URLSensitive bool
 	Schema       string // postgres: destination schema
 	DropCascade  bool   // postgres: full_refresh may drop views that depend on a table
-	DeclRange    hcl.Range
+	// Connection options of the postgres backend, as for PostgreSQL
+	// sources: SSLMode is empty when not set (url's sslmode applies, else
+	// "require").
+	SSLMode     string
+	SSLRootCert string
+	SSLCert     string
+	SSLKey      string
+	SSHTunnel   *SSHTunnel
+	// Attrs records where each attribute was set ("ssh_tunnel.host" for
+	// the nested block); Sensitive names those whose value is secret.
+	Attrs     map[string]hcl.Range
+	Sensitive map[string]bool
+	DeclRange hcl.Range
 }
 
 // Runner configures the `sluice run` daemon.

@@ -32,6 +32,13 @@ var warehouseSchema = &hcl.BodySchema{
 		{Name: "url"},
 		{Name: "schema"},
 		{Name: "drop_cascade"},
+		{Name: "sslmode"},
+		{Name: "sslrootcert"},
+		{Name: "sslcert"},
+		{Name: "sslkey"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "ssh_tunnel"},
 	},
 }
 

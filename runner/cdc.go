@@ -715,7 +715,7 @@ func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 	fcancel()
 	if err == nil {
 		err = ferr
-	} else if ferr != nil && !errors.Is(err, context.Canceled) {
+	} else if ferr != nil && !errors.Is(err, context.Canceled) && sink.resnapshot == nil {
 		e.log.Warn("committing the changes received before the stream ended", "error", ferr)
 	}
 	if err != nil && sink.resnapshot != nil {

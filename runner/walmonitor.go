@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -217,7 +218,15 @@ func (r *Runner) dropSlot(ctx context.Context, w *slotWatch, lag int64, stopEngi
 	rm, err := r.resources(ctx, w.src)
 	if err == nil {
 		defer rm.Close()
-		if err = rm.DropSlot(ctx, cdc.Slot); err == nil {
+		// The stopped stream's server process may hold the slot for a
+		// moment after the stream ended.
+		for range 25 {
+			if err = rm.DropSlot(ctx, cdc.Slot); err == nil || !strings.Contains(err.Error(), "in use") || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err == nil {
 			err = rm.DropPublication(ctx, cdc.Publication)
 		}
 	}

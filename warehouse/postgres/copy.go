@@ -1,0 +1,315 @@
+package postgres
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/records"
+)
+
+// Rows reach PostgreSQL by COPY ... FROM STDIN in the text format. Every
+// value is written in PostgreSQL's own text form, which the column type's
+// input function reads back exactly; this is what lets a column keep the
+// source's type (uuid, inet, interval, multi-dimensional arrays, ...) even
+// when the batch carries it as a STRING, with no cast step after the copy.
+
+// appendFunc appends the text form of non-null value i of v (not yet
+// escaped for COPY).
+type appendFunc func(out []byte, v *records.Vec, i int) []byte
+
+// appender returns how values of Parquet type t are written.
+func appender(t records.ParquetType) (appendFunc, error) {
+	switch t.Logical {
+	case records.LogicalDecimal:
+		scale := t.Scale
+		switch t.Physical {
+		case records.PhysicalInt32:
+			return func(out []byte, v *records.Vec, i int) []byte { return appendDecimal(out, int64(v.I32[i]), scale) }, nil
+		case records.PhysicalInt64:
+			return func(out []byte, v *records.Vec, i int) []byte { return appendDecimal(out, v.I64[i], scale) }, nil
+		case records.PhysicalFixedLenByteArray, records.PhysicalByteArray:
+			return func(out []byte, v *records.Vec, i int) []byte { return appendBigDecimal(out, v.Bytes(i), scale) }, nil
+		}
+	case records.LogicalDate:
+		return func(out []byte, v *records.Vec, i int) []byte { return appendDate(out, int64(v.I32[i])) }, nil
+	case records.LogicalTime:
+		return func(out []byte, v *records.Vec, i int) []byte { return appendTime(out, v.I64[i]) }, nil
+	case records.LogicalTimestamp:
+		tz := t.AdjustedToUTC
+		return func(out []byte, v *records.Vec, i int) []byte { return appendTimestamp(out, v.I64[i], tz) }, nil
+	case records.LogicalList:
+		if t.Element == nil || t.Element.Physical == records.PhysicalGroup {
+			break
+		}
+		elem, err := appender(*t.Element)
+		if err != nil {
+			return nil, err
+		}
+		return func(out []byte, v *records.Vec, i int) []byte { return appendArray(out, v.List, i, elem) }, nil
+	}
+	switch t.Physical {
+	case records.PhysicalBoolean:
+		return func(out []byte, v *records.Vec, i int) []byte {
+			if v.Bool[i] {
+				return append(out, 't')
+			}
+			return append(out, 'f')
+		}, nil
+	case records.PhysicalInt32:
+		return func(out []byte, v *records.Vec, i int) []byte { return strconv.AppendInt(out, int64(v.I32[i]), 10) }, nil
+	case records.PhysicalInt64:
+		return func(out []byte, v *records.Vec, i int) []byte { return strconv.AppendInt(out, v.I64[i], 10) }, nil
+	case records.PhysicalFloat:
+		return func(out []byte, v *records.Vec, i int) []byte { return appendFloat(out, float64(v.F32[i]), 32) }, nil
+	case records.PhysicalDouble:
+		return func(out []byte, v *records.Vec, i int) []byte { return appendFloat(out, v.F64[i], 64) }, nil
+	case records.PhysicalByteArray:
+		if t.Logical == records.LogicalNone {
+			return func(out []byte, v *records.Vec, i int) []byte { return appendBytea(out, v.Bytes(i)) }, nil
+		}
+		return func(out []byte, v *records.Vec, i int) []byte { return append(out, v.Bytes(i)...) }, nil
+	}
+	return nil, fmt.Errorf("cannot write Parquet type %s to PostgreSQL", t.Name)
+}
+
+func appendFloat(out []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(out, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(out, "Infinity"...)
+	case math.IsInf(f, -1):
+		return append(out, "-Infinity"...)
+	}
+	// The shortest form that reads back as the same float: float4in and
+	// float8in round correctly.
+	return strconv.AppendFloat(out, f, 'g', -1, bits)
+}
+
+// appendDecimal writes an unscaled value with its scale as a decimal
+// number.
+func appendDecimal(out []byte, unscaled int64, scale int) []byte {
+	if scale <= 0 {
+		return strconv.AppendInt(out, unscaled, 10)
+	}
+	neg := unscaled < 0
+	var digits []byte
+	if neg {
+		// -unscaled overflows for MinInt64: format the unsigned magnitude.
+		digits = strconv.AppendUint(nil, uint64(-(unscaled+1))+1, 10)
+	} else {
+		digits = strconv.AppendUint(nil, uint64(unscaled), 10)
+	}
+	return placePoint(out, neg, digits, scale)
+}
+
+// appendBigDecimal writes a big-endian two's complement unscaled value.
+func appendBigDecimal(out []byte, b []byte, scale int) []byte {
+	n := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	neg := n.Sign() < 0
+	digits := n.Abs(n).Append(nil, 10)
+	if scale <= 0 {
+		if neg {
+			out = append(out, '-')
+		}
+		return append(out, digits...)
+	}
+	return placePoint(out, neg, digits, scale)
+}
+
+func placePoint(out []byte, neg bool, digits []byte, scale int) []byte {
+	if neg {
+		out = append(out, '-')
+	}
+	if len(digits) <= scale {
+		out = append(out, '0', '.')
+		for range scale - len(digits) {
+			out = append(out, '0')
+		}
+		return append(out, digits...)
+	}
+	out = append(out, digits[:len(digits)-scale]...)
+	out = append(out, '.')
+	return append(out, digits[len(digits)-scale:]...)
+}
+
+const microsPerDay = 86400 * 1_000_000
+
+// appendDate writes days since 1970-01-01 as PostgreSQL's ISO date, years
+// before 1 as "BC".
+func appendDate(out []byte, days int64) []byte {
+	t := time.Unix(days*86400, 0).UTC()
+	out = appendYMD(out, t)
+	if t.Year() <= 0 {
+		out = append(out, " BC"...)
+	}
+	return out
+}
+
+// appendYMD writes t's date; the proleptic year 0 is 1 BC, -1 is 2 BC, and
+// so on (the caller adds " BC" at the end of the value).
+func appendYMD(out []byte, t time.Time) []byte {
+	y := t.Year()
+	if y <= 0 {
+		y = 1 - y
+	}
+	out = appendPadded(out, int64(y), 4)
+	out = append(out, '-')
+	out = appendPadded(out, int64(t.Month()), 2)
+	out = append(out, '-')
+	return appendPadded(out, int64(t.Day()), 2)
+}
+
+func appendPadded(out []byte, n int64, width int) []byte {
+	s := strconv.AppendInt(nil, n, 10)
+	for i := len(s); i < width; i++ {
+		out = append(out, '0')
+	}
+	return append(out, s...)
+}
+
+// appendTime writes microseconds since midnight (24:00:00 included).
+func appendTime(out []byte, us int64) []byte {
+	out = appendPadded(out, us/3_600_000_000, 2)
+	out = append(out, ':')
+	out = appendPadded(out, us/60_000_000%60, 2)
+	out = append(out, ':')
+	out = appendPadded(out, us/1_000_000%60, 2)
+	out = append(out, '.')
+	return appendPadded(out, us%1_000_000, 6)
+}
+
+// appendTimestamp writes microseconds since 1970-01-01 00:00 (UTC for
+// timestamptz).
+func appendTimestamp(out []byte, us int64, tz bool) []byte {
+	day := us / microsPerDay
+	rem := us % microsPerDay
+	if rem < 0 {
+		day--
+		rem += microsPerDay
+	}
+	t := time.Unix(day*86400, 0).UTC()
+	out = appendYMD(out, t)
+	out = append(out, ' ')
+	out = appendTime(out, rem)
+	if tz {
+		out = append(out, "+00"...)
+	}
+	if t.Year() <= 0 {
+		out = append(out, " BC"...)
+	}
+	return out
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendBytea writes bytea's hex form.
+func appendBytea(out []byte, b []byte) []byte {
+	out = append(out, '\\', 'x')
+	for _, c := range b {
+		out = append(out, hexDigits[c>>4], hexDigits[c&15])
+	}
+	return out
+}
+
+// appendArray writes a one-dimensional array literal, every element
+// quoted (array_in accepts quoted elements of any type).
+func appendArray(out []byte, l *records.ListVec, i int, elem appendFunc) []byte {
+	out = append(out, '{')
+	var scratch []byte
+	for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
+		if j > l.Offsets[i] {
+			out = append(out, ',')
+		}
+		if l.Elem.IsNull(int(j)) {
+			out = append(out, "NULL"...)
+			continue
+		}
+		scratch = elem(scratch[:0], &l.Elem, int(j))
+		out = append(out, '"')
+		for _, c := range scratch {
+			if c == '"' || c == '\\' {
+				out = append(out, '\\')
+			}
+			out = append(out, c)
+		}
+		out = append(out, '"')
+	}
+	return append(out, '}')
+}
+
+// appendCopyEscaped appends s escaped for COPY's text format.
+func appendCopyEscaped(out, s []byte) []byte {
+	for _, c := range s {
+		switch c {
+		case '\\':
+			out = append(out, '\\', '\\')
+		case '\n':
+			out = append(out, '\\', 'n')
+		case '\r':
+			out = append(out, '\\', 'r')
+		case '\t':
+			out = append(out, '\\', 't')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// rowReader streams a batch as COPY text, a row at a time, so that memory
+// holds the batch and a chunk of text, never the batch's whole text.
+type rowReader struct {
+	b       *records.Batch
+	cols    []int // batch column of each COPY column, before the extras
+	enc     []appendFunc
+	extra   func(out []byte, row int) []byte // columns after the batch's (tab-led), or nil
+	row     int
+	buf     []byte
+	off     int
+	scratch []byte
+	rows    int64
+}
+
+func (r *rowReader) Read(p []byte) (int, error) {
+	for r.off == len(r.buf) {
+		if r.row >= r.b.N {
+			return 0, io.EOF
+		}
+		r.buf, r.off = r.buf[:0], 0
+		for r.row < r.b.N && len(r.buf) < 256<<10 {
+			r.buf = r.appendRow(r.buf, r.row)
+			r.row++
+			r.rows++
+		}
+	}
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *rowReader) appendRow(out []byte, row int) []byte {
+	for k, ci := range r.cols {
+		if k > 0 {
+			out = append(out, '\t')
+		}
+		v := &r.b.Cols[ci]
+		if v.IsNull(row) || (v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row]) {
+			out = append(out, '\\', 'N')
+			continue
+		}
+		r.scratch = r.enc[k](r.scratch[:0], v, row)
+		out = appendCopyEscaped(out, r.scratch)
+	}
+	if r.extra != nil {
+		out = r.extra(out, row)
+	}
+	return append(out, '\n')
+}

@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
+)
+
+const selectOrders = `SELECT id, name, amount FROM wh.orders ORDER BY id`
+
+func TestReplace(t *testing.T) {
+	w := newWH(t, false)
+	rows := commit(t, w, "orders", warehouse.Replace, ordersSchema, records.Position{Cursor: "1"},
+		ordersBatch(row{id: 1, name: "a", amount: int64(150)}, row{id: 2, name: "tab\there \\ \"q\"\nline"}),
+		ordersBatch(row{id: 3, amount: int64(-5)}))
+	if rows != 3 {
+		t.Errorf("rows = %d, want 3", rows)
+	}
+	want := [][]string{{"1", "a", "1.50"}, {"2", "tab\there \\ \"q\"\nline", "NULL"}, {"3", "NULL", "-0.05"}}
+	if diff := cmp.Diff(want, w.rows(t, selectOrders)); diff != "" {
+		t.Errorf("after the first replace (-want +got):\n%s", diff)
+	}
+	// A second replace is the whole table, even with another schema.
+	other := &records.Schema{Columns: []records.Column{{Name: "id", Type: tString, SourceType: "text"}}, PrimaryKey: []string{"id"}}
+	b := records.NewBatch(other, 1)
+	b.Cols[0].AppendString("x")
+	b.N = 1
+	if rows := commit(t, w, "orders", warehouse.Replace, other, records.Position{Cursor: "2"}, b); rows != 1 {
+		t.Errorf("rows = %d, want 1", rows)
+	}
+	if diff := cmp.Diff([][]string{{"x"}}, w.rows(t, `SELECT id FROM wh.orders`)); diff != "" {
+		t.Errorf("after the second replace (-want +got):\n%s", diff)
+	}
+	if pos, ok := position(t, w, "orders"); !ok || pos.Cursor != "2" {
+		t.Errorf("position = %+v, %v; want cursor 2", pos, ok)
+	}
+	// The primary key has the table's name, and nothing is left behind.
+	got := w.rows(t, `SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'wh' AND c.relkind IN ('r', 'i') ORDER BY 1`)
+	want = [][]string{{"_sluice_positions", "r"}, {"_sluice_positions_pkey", "i"}, {"orders", "r"}, {"orders_pkey", "i"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("relations (-want +got):\n%s", diff)
+	}
+	got = w.rows(t, `SELECT table_name, position::text, sync, mode, rows::text FROM wh._sluice_positions`)
+	want = [][]string{{"orders", `{"cursor": "2"}`, "full_refresh", "replace", "1"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("positions (-want +got):\n%s", diff)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	w := newWH(t, false)
+	if _, ok := position(t, w, "orders"); ok {
+		t.Fatal("a new table has a committed position")
+	}
+	rows := commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{Cursor: "a"},
+		ordersBatch(row{id: 1, name: "a", amount: int64(100)}, row{id: 2, name: "b"}))
+	if rows != 2 {
+		t.Errorf("rows = %d, want 2", rows)
+	}
+	// Updates, inserts, and keys written several times in one
+	// transaction, across batches: the last row wins.
+	rows = commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{Cursor: "b"},
+		ordersBatch(row{id: 2, name: "b2", amount: int64(1)}, row{id: 3, name: "c"}, row{id: 2, name: "b3"}),
+		ordersBatch(row{id: 3, name: "c2", amount: int64(7)}, row{id: 4}))
+	if rows != 4 {
+		t.Errorf("rows = %d, want 4", rows)
+	}
+	want := [][]string{{"1", "a", "1.00"}, {"2", "b3", "NULL"}, {"3", "c2", "0.07"}, {"4", "NULL", "NULL"}}
+	if diff := cmp.Diff(want, w.rows(t, selectOrders)); diff != "" {
+		t.Errorf("after the merges (-want +got):\n%s", diff)
+	}
+	if got := w.rows(t, `SELECT count(*) FROM wh.orders`)[0][0]; got != "4" {
+		t.Errorf("count = %s, want 4", got)
+	}
+	if pos, ok := position(t, w, "orders"); !ok || pos.Cursor != "b" {
+		t.Errorf("position = %+v, %v; want cursor b", pos, ok)
+	}
+	// The rows of a commit share its _sluice_synced_at.
+	if got := w.rows(t, `SELECT count(DISTINCT _sluice_synced_at) FROM wh.orders WHERE id > 1`)[0][0]; got != "1" {
+		t.Errorf("distinct synced_at of the second commit = %s, want 1", got)
+	}
+}
+
+func TestMergeUnchanged(t *testing.T) {
+	w := newWH(t, false)
+	commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{},
+		ordersBatch(row{id: 1, name: "stored", amount: int64(100)}, row{id: 2, name: "two", amount: int64(200)}))
+	commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{},
+		ordersBatch(
+			// The stored value is kept.
+			row{id: 1, amount: int64(101), unchanged: []string{"name"}},
+			// An earlier change of the transaction carries it.
+			row{id: 2, name: "two-b", amount: int64(201)},
+			row{id: 2, amount: int64(202), unchanged: []string{"name"}},
+			row{id: 2, amount: int64(203), unchanged: []string{"name"}},
+		),
+		ordersBatch(
+			// A new key has no value to keep.
+			row{id: 3, amount: int64(300), unchanged: []string{"name"}},
+			// Two columns at once, the later change winning for amount.
+			row{id: 1, name: "later", unchanged: []string{"amount"}},
+		))
+	want := [][]string{{"1", "later", "1.01"}, {"2", "two-b", "2.03"}, {"3", "NULL", "3.00"}}
+	if diff := cmp.Diff(want, w.rows(t, selectOrders)); diff != "" {
+		t.Errorf("after the merge (-want +got):\n%s", diff)
+	}
+}
+
+func TestAppend(t *testing.T) {
+	w := newWH(t, false)
+	if rows := commit(t, w, "orders", warehouse.Append, ordersSchema, records.Position{Cursor: "1"},
+		ordersBatch(row{id: 1, name: "a"}, row{id: 1, name: "a2"})); rows != 2 {
+		t.Errorf("rows = %d, want 2", rows)
+	}
+	if rows := commit(t, w, "orders", warehouse.Append, ordersSchema, records.Position{Cursor: "2"},
+		ordersBatch(row{id: 1, name: "a3"})); rows != 3 {
+		t.Errorf("rows = %d, want 3", rows)
+	}
+	want := [][]string{{"1", "a", "NULL"}, {"1", "a2", "NULL"}, {"1", "a3", "NULL"}}
+	if diff := cmp.Diff(want, w.rows(t, `SELECT id, name, amount FROM wh.orders ORDER BY name`)); diff != "" {
+		t.Errorf("after the appends (-want +got):\n%s", diff)
+	}
+}
+
+func TestSchemaChanges(t *testing.T) {
+	w := newWH(t, false)
+	commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{}, ordersBatch(row{id: 1, name: "a", amount: int64(1)}))
+
+	// A new column is added; a column the source dropped stays, NULL in
+	// rows written since.
+	wider := &records.Schema{Columns: []records.Column{
+		ordersSchema.Columns[0], ordersSchema.Columns[1],
+		{Name: "paid", Type: tBool, SourceType: "boolean", Nullable: true},
+	}, PrimaryKey: []string{"id"}}
+	b := records.NewBatch(wider, 2)
+	for _, id := range []int64{1, 2} {
+		b.Cols[0].AppendInt64(id)
+		b.Cols[1].AppendString("n")
+		b.Cols[2].AppendBool(true)
+		b.N++
+	}
+	commit(t, w, "orders", warehouse.Merge, wider, records.Position{}, b)
+	want := [][]string{{"1", "n", "NULL", "t"}, {"2", "n", "NULL", "t"}}
+	if diff := cmp.Diff(want, w.rows(t, `SELECT id, name, amount, paid FROM wh.orders ORDER BY id`)); diff != "" {
+		t.Errorf("after adding a column (-want +got):\n%s", diff)
+	}
+
+	changed := []struct {
+		name   string
+		schema *records.Schema
+		mode   warehouse.Mode
+	}{
+		{"type", &records.Schema{Columns: []records.Column{ordersSchema.Columns[0], {Name: "name", Type: tInt32, SourceType: "integer"}}, PrimaryKey: []string{"id"}}, warehouse.Merge},
+		{"type by append", &records.Schema{Columns: []records.Column{ordersSchema.Columns[0], {Name: "amount", Type: tDec, SourceType: "numeric(14,2)"}}}, warehouse.Append},
+		{"key", &records.Schema{Columns: ordersSchema.Columns, PrimaryKey: []string{"id", "name"}}, warehouse.Merge},
+	}
+	for _, c := range changed {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := tryCommit(w, "orders", c.mode, c.schema, records.Position{})
+			if !errors.Is(err, warehouse.ErrSchemaChanged) {
+				t.Fatalf("err = %v, want ErrSchemaChanged", err)
+			}
+		})
+	}
+	// Nothing of the refused commits remains.
+	if got := w.rows(t, `SELECT count(*) FROM wh.orders`)[0][0]; got != "2" {
+		t.Errorf("count = %s, want 2", got)
+	}
+}
+
+func TestMergeNeedsKey(t *testing.T) {
+	w := newWH(t, false)
+	noKey := &records.Schema{Columns: ordersSchema.Columns}
+	if _, err := tryCommit(w, "orders", warehouse.Merge, noKey, records.Position{}); err == nil || !strings.Contains(err.Error(), "primary key") {
+		t.Errorf("err = %v, want a missing primary key", err)
+	}
+}

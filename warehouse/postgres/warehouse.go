@@ -1,0 +1,272 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
+	pgsource "github.com/sluice-dev/sluice/providers/postgres"
+	"github.com/sluice-dev/sluice/warehouse"
+)
+
+// PositionsTable is the sluice-owned table, in the warehouse schema, that
+// holds each table's committed sync position; a commit updates it in the
+// transaction that writes the rows.
+const PositionsTable = "_sluice_positions"
+
+// SyncedAtColumn is the metadata column every row gets: when the commit
+// that wrote it began.
+const SyncedAtColumn = "_sluice_synced_at"
+
+// metaTimeout bounds the catalog and position queries made without a
+// caller's context (warehouse.Table has none).
+const metaTimeout = time.Minute
+
+// Warehouse is a PostgreSQL database (one schema of it) as the runner's
+// destination. It is safe for concurrent use; each transaction has a
+// connection of its own.
+type Warehouse struct {
+	dialer      *pgsource.Dialer
+	src         *config.Source
+	schema      string
+	dropCascade bool
+
+	mu   sync.Mutex
+	conn *pgx.Conn // catalog and position reads
+}
+
+var _ warehouse.Warehouse = (*Warehouse)(nil)
+
+// Source returns the connection settings of a warehouse block as a
+// PostgreSQL source, so that the warehouse connects exactly as sources do
+// (libpq's defaults and PG* variables, sslmode defaulting to require, SSH
+// tunnels). dir is the configuration's directory.
+func Source(w *config.Warehouse, dir string) *config.Source {
+	return &config.Source{
+		Type: "postgres",
+		Name: "warehouse",
+		Dir:  dir,
+		Postgres: &config.Postgres{
+			ConnectionString: w.URL,
+			SSLMode:          w.SSLMode,
+			SSLRootCert:      w.SSLRootCert,
+			SSLCert:          w.SSLCert,
+			SSLKey:           w.SSLKey,
+			SSHTunnel:        w.SSHTunnel,
+			ConnectTimeout:   config.DefaultConnectTimeout,
+		},
+	}
+}
+
+// Open connects to the warehouse database and makes sure the schema and
+// the positions table exist (creating them needs the CREATE privilege;
+// Check says which GRANT is missing).
+func Open(ctx context.Context, w *config.Warehouse, dir string) (*Warehouse, error) {
+	schema := w.Schema
+	if schema == "" {
+		schema = config.DefaultSchema
+	}
+	src := Source(w, dir)
+	wh := &Warehouse{dialer: pgsource.NewDialer(src), src: src, schema: schema, dropCascade: w.DropCascade}
+	conn, err := wh.dialer.Connect(ctx)
+	if err != nil {
+		wh.dialer.Close()
+		return nil, fmt.Errorf("connecting to the warehouse: %w", err)
+	}
+	wh.conn = conn
+	if err := wh.setup(ctx); err != nil {
+		wh.Close()
+		return nil, err
+	}
+	return wh, nil
+}
+
+// Close closes the warehouse's connections.
+func (w *Warehouse) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var err error
+	if w.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = w.conn.Close(ctx)
+		cancel()
+		w.conn = nil
+	}
+	return errors.Join(err, w.dialer.Close())
+}
+
+// Schema is the schema the warehouse tables live in.
+func (w *Warehouse) Schema() string { return w.schema }
+
+func (w *Warehouse) positionsIdent() string {
+	return pgx.Identifier{w.schema, PositionsTable}.Sanitize()
+}
+
+func (w *Warehouse) setup(ctx context.Context) error {
+	return w.withConn(ctx, func(conn *pgx.Conn) error {
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, w.schema).Scan(&exists); err != nil {
+			return fmt.Errorf("warehouse: looking up schema %q: %w", w.schema, err)
+		}
+		if !exists {
+			if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{w.schema}.Sanitize()); err != nil {
+				return w.privilegeError(ctx, conn, fmt.Errorf("warehouse: creating schema %q: %w", w.schema, err))
+			}
+		}
+		// IF NOT EXISTS still fails when two sessions create the table at
+		// once (a unique violation in the catalog): the other one won.
+		_, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+w.positionsIdent()+` (
+	table_name   text PRIMARY KEY,
+	position     jsonb NOT NULL,
+	sync         text NOT NULL,
+	mode         text NOT NULL,
+	rows         bigint NOT NULL,
+	committed_at timestamptz NOT NULL
+)`)
+		var pe *pgconn.PgError
+		if err != nil && !(errors.As(err, &pe) && pe.Code == "23505") {
+			return w.privilegeError(ctx, conn, fmt.Errorf("warehouse: creating %s.%s: %w", w.schema, PositionsTable, err))
+		}
+		return nil
+	})
+}
+
+// withConn runs fn on the catalog connection, reconnecting when it broke.
+func (w *Warehouse) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conn == nil || w.conn.IsClosed() {
+		conn, err := w.dialer.Connect(ctx)
+		if err != nil {
+			return fmt.Errorf("connecting to the warehouse: %w", err)
+		}
+		w.conn = conn
+	}
+	return fn(w.conn)
+}
+
+// Check verifies that the warehouse user may create tables in the schema
+// (or create the schema); the error says which statement to run when not.
+func (w *Warehouse) Check(ctx context.Context) error {
+	return w.withConn(ctx, func(conn *pgx.Conn) error {
+		return w.checkPrivileges(ctx, conn)
+	})
+}
+
+func (w *Warehouse) checkPrivileges(ctx context.Context, conn *pgx.Conn) error {
+	var (
+		user, db                                 string
+		schemaExists, mayCreate, mayCreateSchema bool
+	)
+	err := conn.QueryRow(ctx, `
+SELECT current_user, current_database(), n.oid IS NOT NULL,
+       coalesce(has_schema_privilege(n.oid, 'CREATE') AND has_schema_privilege(n.oid, 'USAGE'), false),
+       has_database_privilege(current_database(), 'CREATE')
+FROM (SELECT) AS one LEFT JOIN pg_namespace n ON n.nspname = $1`, w.schema).Scan(&user, &db, &schemaExists, &mayCreate, &mayCreateSchema)
+	if err != nil {
+		return fmt.Errorf("warehouse: checking privileges on schema %q: %w", w.schema, err)
+	}
+	schemaIdent, userIdent := pgx.Identifier{w.schema}.Sanitize(), pgx.Identifier{user}.Sanitize()
+	switch {
+	case !schemaExists && !mayCreateSchema:
+		return fmt.Errorf("warehouse: schema %s does not exist in database %q and user %s may not create it; as an administrator run: CREATE SCHEMA %s AUTHORIZATION %s;",
+			schemaIdent, db, userIdent, schemaIdent, userIdent)
+	case schemaExists && !mayCreate:
+		return fmt.Errorf("warehouse: user %s may not create tables in schema %s; as the schema's owner run: GRANT USAGE, CREATE ON SCHEMA %s TO %s;",
+			userIdent, schemaIdent, schemaIdent, userIdent)
+	}
+	return nil
+}
+
+// privilegeError explains a failed CREATE with the GRANT to run, when a
+// missing privilege is why.
+func (w *Warehouse) privilegeError(ctx context.Context, conn *pgx.Conn, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		if cerr := w.checkPrivileges(ctx, conn); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}
+
+// Table returns the warehouse table of a runner table name (TableName
+// makes it a PostgreSQL identifier). Its committed position is read now.
+func (w *Warehouse) Table(name string) (warehouse.Table, error) {
+	return w.table(name)
+}
+
+func (w *Warehouse) table(name string) (*Table, error) {
+	t := &Table{w: w, name: TableName(name)}
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	err := w.withConn(ctx, func(conn *pgx.Conn) error {
+		var raw []byte
+		err := conn.QueryRow(ctx, `SELECT position FROM `+w.positionsIdent()+` WHERE table_name = $1`, t.name).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &t.pos); err != nil {
+			return fmt.Errorf("decoding the position: %w", err)
+		}
+		t.committed = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("warehouse table %s.%s: reading its position: %w", w.schema, t.name, err)
+	}
+	return t, nil
+}
+
+// Table is one warehouse table.
+type Table struct {
+	w    *Warehouse
+	name string // the PostgreSQL identifier
+
+	mu        sync.Mutex
+	pos       records.Position
+	committed bool
+}
+
+var _ warehouse.Table = (*Table)(nil)
+
+// Name is the table's PostgreSQL name (in the warehouse's schema).
+func (t *Table) Name() string { return t.name }
+
+// Position is the position committed when the table was opened or by its
+// last commit through this value.
+func (t *Table) Position() (records.Position, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pos, t.committed
+}
+
+func (t *Table) ident() string { return pgx.Identifier{t.w.schema, t.name}.Sanitize() }
+
+func (t *Table) qualified() string { return t.w.schema + "." + t.name }
+
+// quoteList quotes each name and joins them with commas; prefix (such as
+// "s.") is put before each.
+func quoteList(names []string, prefix string) string {
+	var b strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(prefix)
+		b.WriteString(pgx.Identifier{n}.Sanitize())
+	}
+	return b.String()
+}

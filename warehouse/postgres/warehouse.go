@@ -67,22 +67,23 @@ func Source(w *config.Warehouse, dir string) *config.Source {
 	}
 }
 
-// Open connects to the warehouse database and makes sure the schema and
-// the positions table exist (creating them needs the CREATE privilege;
-// Check says which GRANT is missing).
-func Open(ctx context.Context, w *config.Warehouse, dir string) (*Warehouse, error) {
+// New returns the warehouse of a warehouse block without connecting (plan
+// uses it for Check); it connects on first use. dir is the configuration's
+// directory, which relative certificate paths are relative to.
+func New(w *config.Warehouse, dir string) *Warehouse {
 	schema := w.Schema
 	if schema == "" {
 		schema = config.DefaultSchema
 	}
 	src := Source(w, dir)
-	wh := &Warehouse{dialer: pgsource.NewDialer(src), src: src, schema: schema, dropCascade: w.DropCascade}
-	conn, err := wh.dialer.Connect(ctx)
-	if err != nil {
-		wh.dialer.Close()
-		return nil, fmt.Errorf("connecting to the warehouse: %w", err)
-	}
-	wh.conn = conn
+	return &Warehouse{dialer: pgsource.NewDialer(src), src: src, schema: schema, dropCascade: w.DropCascade}
+}
+
+// Open connects to the warehouse database and makes sure the schema and
+// the positions table exist (creating them needs the CREATE privilege; the
+// error says which GRANT is missing).
+func Open(ctx context.Context, w *config.Warehouse, dir string) (*Warehouse, error) {
+	wh := New(w, dir)
 	if err := wh.setup(ctx); err != nil {
 		wh.Close()
 		return nil, err

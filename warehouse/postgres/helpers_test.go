@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"testing"
 
@@ -190,3 +191,5 @@ func position(t *testing.T, w warehouse.Warehouse, name string) (records.Positio
 	}
 	return tbl.Position()
 }
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/warehouse"
 	"github.com/sluice-dev/sluice/warehouse/parquet"
+	"github.com/sluice-dev/sluice/warehouse/postgres"
 )
+
+// warehouseOpenTimeout bounds connecting to a postgres warehouse and
+// creating its schema and positions table.
+const warehouseOpenTimeout = 2 * time.Minute
 
 // openWarehouse opens the configured destination for the runner.
 func openWarehouse(cfg *config.Config) (warehouse.Warehouse, error) {
@@ -21,6 +28,15 @@ func openWarehouse(cfg *config.Config) (warehouse.Warehouse, error) {
 			return nil, err
 		}
 		return parquet.AsWarehouse(w), nil
+	case "postgres":
+		ctx, cancel := context.WithTimeout(context.Background(), warehouseOpenTimeout)
+		defer cancel()
+		w, err := postgres.Open(ctx, &cfg.Warehouse, cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		// Its connections close when the process exits.
+		return w, nil
 	}
-	return nil, fmt.Errorf("warehouse backend %q is not available in this version of sluice; use backend = \"parquet\"", cfg.Warehouse.Backend)
+	return nil, fmt.Errorf("warehouse backend %q is not available in this version of sluice; use backend = \"parquet\" or \"postgres\"", cfg.Warehouse.Backend)
 }

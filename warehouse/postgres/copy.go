@@ -97,12 +97,13 @@ func appendDecimal(out []byte, unscaled int64, scale int) []byte {
 		return strconv.AppendInt(out, unscaled, 10)
 	}
 	neg := unscaled < 0
+	var buf [20]byte
 	var digits []byte
 	if neg {
 		// -unscaled overflows for MinInt64: format the unsigned magnitude.
-		digits = strconv.AppendUint(nil, uint64(-(unscaled+1))+1, 10)
+		digits = strconv.AppendUint(buf[:0], uint64(-(unscaled+1))+1, 10)
 	} else {
-		digits = strconv.AppendUint(nil, uint64(unscaled), 10)
+		digits = strconv.AppendUint(buf[:0], uint64(unscaled), 10)
 	}
 	return placePoint(out, neg, digits, scale)
 }
@@ -168,7 +169,8 @@ func appendYMD(out []byte, t time.Time) []byte {
 }
 
 func appendPadded(out []byte, n int64, width int) []byte {
-	s := strconv.AppendInt(nil, n, 10)
+	var buf [20]byte
+	s := strconv.AppendInt(buf[:0], n, 10)
 	for i := len(s); i < width; i++ {
 		out = append(out, '0')
 	}
@@ -223,7 +225,6 @@ func appendBytea(out []byte, b []byte) []byte {
 // quoted (array_in accepts quoted elements of any type).
 func appendArray(out []byte, l *records.ListVec, i int, elem appendFunc) []byte {
 	out = append(out, '{')
-	var scratch []byte
 	for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
 		if j > l.Offsets[i] {
 			out = append(out, ',')
@@ -232,17 +233,39 @@ func appendArray(out []byte, l *records.ListVec, i int, elem appendFunc) []byte 
 			out = append(out, "NULL"...)
 			continue
 		}
-		scratch = elem(scratch[:0], &l.Elem, int(j))
 		out = append(out, '"')
-		for _, c := range scratch {
-			if c == '"' || c == '\\' {
-				out = append(out, '\\')
+		start := len(out)
+		out = elem(out, &l.Elem, int(j))
+		if n := needArrayEscape(out[start:]); n > 0 {
+			// Rare: make room for the backslashes and escape from the end.
+			text := len(out) - start
+			out = append(out, make([]byte, n)...)
+			w := len(out)
+			for k := start + text - 1; k >= start; k-- {
+				c := out[k]
+				w--
+				out[w] = c
+				if c == '"' || c == '\\' {
+					w--
+					out[w] = '\\'
+				}
 			}
-			out = append(out, c)
 		}
 		out = append(out, '"')
 	}
 	return append(out, '}')
+}
+
+// needArrayEscape counts the characters of an array element that need a
+// backslash inside quotes.
+func needArrayEscape(s []byte) int {
+	n := 0
+	for _, c := range s {
+		if c == '"' || c == '\\' {
+			n++
+		}
+	}
+	return n
 }
 
 // appendCopyEscaped appends s escaped for COPY's text format.

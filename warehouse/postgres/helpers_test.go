@@ -36,13 +36,13 @@ type testWH struct {
 	conn *pgx.Conn
 }
 
-func newWH(t *testing.T, dropCascade bool) *testWH {
+func newWH(t testing.TB, dropCascade bool) *testWH {
 	t.Helper()
 	u := pgtest.NewDB(t)
 	return openWH(t, u, "wh", dropCascade)
 }
 
-func openWH(t *testing.T, u, schema string, dropCascade bool) *testWH {
+func openWH(t testing.TB, u, schema string, dropCascade bool) *testWH {
 	t.Helper()
 	ctx := context.Background()
 	w, err := Open(ctx, &config.Warehouse{Backend: "postgres", URL: u, Schema: schema, DropCascade: dropCascade}, t.TempDir())

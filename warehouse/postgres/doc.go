@@ -1,0 +1,45 @@
+// Package postgres is the PostgreSQL warehouse (`warehouse { backend =
+// "postgres" }`): each warehouse table is a table of one schema of a
+// PostgreSQL database, written with the sync semantics of the Parquet
+// warehouse (SPEC §4).
+//
+// # Tables and types
+//
+// A runner table name becomes TableName(name) in the configured schema.
+// Columns keep the source's names (always quoted) and, where the source
+// named a built-in type that the batch's values fit, its type (columnType);
+// otherwise the type the Parquet mapping implies. _sluice_synced_at
+// (timestamptz, when the commit began) ends every table; metadata columns
+// the batch carries (_sluice_lsn, _sluice_deleted, ...) are ordinary
+// columns. Tables written by Replace or Merge get the schema's primary key
+// (not append syncs, which keep every version of a key).
+//
+// # Commits
+//
+// A transaction (Table.Begin) is one PostgreSQL transaction on a
+// connection of its own, serialized per table by an advisory lock. Rows
+// arrive by COPY FROM STDIN in the text format, each value in PostgreSQL's
+// text form (copy.go), so that the column type's input function reads it
+// exactly:
+//
+//   - Replace copies into a new table; Commit builds its primary key, drops
+//     the old table (refusing, with the views named, when views depend on
+//     it and drop_cascade is off), and renames the new one in place.
+//   - Merge copies into a temporary staging table with each row's order
+//     and the columns it left unchanged; Commit fills unchanged values from
+//     the key's earlier staged row, else from the stored row, then upserts
+//     the last row of each key (INSERT ... ON CONFLICT DO UPDATE), setting
+//     columns the incoming row lacks to NULL as a new row would have them.
+//   - Append copies into the table.
+//
+// The position is written to <schema>._sluice_positions in the same
+// transaction, with the row count; nothing is visible until COMMIT, and an
+// error, Abort or crash before it leaves the previous version and position.
+//
+// # Schema changes
+//
+// Merge and Append add new columns (ALTER TABLE ADD COLUMN); a column
+// whose type differs from the table's, or for Merge a different primary
+// key, fails Begin with an error wrapping warehouse.ErrSchemaChanged, and
+// the runner resyncs with a Replace.
+package postgres

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -81,5 +83,37 @@ source "postgres" "shop" {
 	}
 	if got := q(`SELECT string_agg(table_name || ':' || rows, ',' ORDER BY table_name) FROM raw._sluice_positions`); got != "shop_audit_log:1,shop_orders:2" {
 		t.Errorf("positions = %q", got)
+	}
+}
+
+// TestPlanChecksWarehousePrivileges: plan reports a PostgreSQL warehouse
+// the user may not create tables in, with the GRANT to run.
+func TestPlanChecksWarehousePrivileges(t *testing.T) {
+	s := newShop(t)
+	whURL := pgtest.NewDB(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, whURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	role := "wh_reader_" + strings.ToLower(strings.NewReplacer("/", "_").Replace(t.Name()))
+	if _, err := admin.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{role}.Sanitize()+`; CREATE ROLE `+pgx.Identifier{role}.Sanitize()+` LOGIN;
+		CREATE SCHEMA locked; REVOKE CREATE ON SCHEMA public FROM PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), whURL)
+		if err == nil {
+			c.Exec(context.Background(), `DROP OWNED BY `+pgx.Identifier{role}.Sanitize()+`; DROP ROLE IF EXISTS `+pgx.Identifier{role}.Sanitize())
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(whURL)
+	u.User = url.User(role)
+	s.write(strings.Replace(shopConfig, "source \"postgres\" \"shop\" {", "warehouse {\n  backend = \"postgres\"\n  url     = \""+u.String()+"\"\n  schema  = \"locked\"\n  sslmode = \"disable\"\n}\n\nsource \"postgres\" \"shop\" {", 1))
+	code, _, errOut := s.run("plan")
+	if code != 1 || !strings.Contains(errOut, "Cannot write to the warehouse") || !strings.Contains(errOut, "GRANT") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
 	}
 }

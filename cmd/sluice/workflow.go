@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/providers/postgres"
 	_ "github.com/sluice-dev/sluice/providers/stripe" // registers the stripe source type
 	"github.com/sluice-dev/sluice/state"
+	whpostgres "github.com/sluice-dev/sluice/warehouse/postgres"
 )
 
 // planFlags are the flags plan, apply and destroy share.
@@ -179,9 +180,27 @@ func (s *session) makePlan(ctx context.Context, f *planFlags, cfg *config.Config
 	if f.refresh {
 		obs, diags = observe(ctx, s.cfg, f.targets)
 	}
+	if f.refresh {
+		diags = append(diags, checkWarehouse(ctx, s.cfg)...)
+	}
 	p := planner.Make(planner.Input{Config: cfg, State: s.st, Observed: obs, FingerprintKey: s.key, Targets: f.targets})
 	p.Diagnostics = append(diags, p.Diagnostics...)
 	return p, obs
+}
+
+// checkWarehouse reports a PostgreSQL warehouse the user may not write to,
+// with the GRANT to run, before apply and run find out.
+func checkWarehouse(ctx context.Context, cfg *config.Config) hcl.Diagnostics {
+	if cfg.Warehouse.Backend != "postgres" {
+		return nil
+	}
+	w := whpostgres.New(&cfg.Warehouse, cfg.Dir)
+	defer w.Close()
+	if err := w.Check(ctx); err != nil {
+		r := cfg.Warehouse.DeclRange
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot write to the warehouse", Detail: err.Error(), Subject: &r}}
+	}
+	return nil
 }
 
 // stdinIsTerminal reports whether a person can answer a prompt.

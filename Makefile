@@ -30,10 +30,12 @@ demo: ensure-postgres build
 
 # Benchmarks print figures: the package benchmarks (inspect of 5,000 tables,
 # COPY decoding, Parquet writes, merges), then the end-to-end table of
-# sluice syncs against PostgreSQL's own COPY of the same table.
+# sluice syncs against PostgreSQL's own COPY of the same table, then CDC
+# under pgbench (catch-up against pg_recvlogical, freshness, memory).
 bench: ensure-postgres build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/sluice-bench
+	$(GO) run ./cmd/sluice-cdcbench
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

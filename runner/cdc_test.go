@@ -156,12 +156,20 @@ func (e *cdcEnv) runner(edit ...func(*Options)) *Runner {
 		Concurrency: 2, BatchRows: 1000, PollInterval: 50 * time.Millisecond,
 		Retry:            RetryPolicy{Attempts: 2, Base: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		CDCFlushInterval: 50 * time.Millisecond, WALCheckInterval: 50 * time.Millisecond,
-		Logger: hclog.New(&hclog.LoggerOptions{Output: testWriter{e.t}, Level: hclog.Warn}),
+		Logger: hclog.New(&hclog.LoggerOptions{Output: testWriter{e.t}, Level: testLogLevel()}),
 	}
 	for _, f := range edit {
 		f(&opt)
 	}
 	return New(opt)
+}
+
+// testLogLevel is warn, or SLUICE_TEST_LOG (debug shows every commit).
+func testLogLevel() hclog.Level {
+	if l := hclog.LevelFromString(os.Getenv("SLUICE_TEST_LOG")); l != hclog.NoLevel {
+		return l
+	}
+	return hclog.Warn
 }
 
 // testWriter sends log lines to the test's log.
@@ -1001,4 +1009,87 @@ func TestCDCHelperProcess(t *testing.T) {
 		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info}),
 	})
 	r.Run(context.Background()) // until killed
+}
+
+// TestCDCPartialTransaction: a transaction that changes a table's columns
+// part-way comes in chunks; the chunk before the change commits on its
+// own (its position records how many of the transaction's changes it
+// holds), the rest after it.
+func TestCDCPartialTransaction(t *testing.T) {
+	e := newCDCEnv(t, `
+CREATE TABLE p (id int PRIMARY KEY, v text);
+INSERT INTO p VALUES (1, 'a');`, `
+  table "p" {
+    sync       = "cdc"
+    cdc_output = "both"
+  }`, "")
+	e.mustOnce()
+	e.exec(`BEGIN;
+INSERT INTO p SELECT g, 'before' FROM generate_series(2, 100) g;
+UPDATE p SET v = 'a2' WHERE id = 1;
+ALTER TABLE p ADD COLUMN x int;
+INSERT INTO p SELECT g, 'after', g FROM generate_series(101, 150) g;
+UPDATE p SET x = 1 WHERE id <= 2;
+COMMIT`)
+	e.mustOnce()
+	e.diff("consolidated", e.source(`SELECT id || '|' || v || '|' || coalesce(x::text, 'NULL') FROM p`), e.rows("pg_p", []string{"id", "v", "x"}, live))
+	e.diff("history: current versions", e.source(`SELECT id || '|' || v || '|' || coalesce(x::text, 'NULL') FROM p`),
+		e.rows("pg_p_cdc", []string{"id", "v", "x"}, func(get func(string) string) bool { return get(colValidTo) == "NULL" }))
+	if n := len(e.rows("pg_p_cdc", []string{"id"}, nil)); n != 1+99+1+50+2 {
+		t.Errorf("history holds %d versions, want %d", n, 1+99+1+50+2)
+	}
+}
+
+// TestCDCPositions checks the arithmetic of positions: which changes of
+// a buffered item a warehouse table holds already, and the position after
+// a commit.
+func TestCDCPositions(t *testing.T) {
+	out := func(lsn, partLSN pglogrepl.LSN, partN int64) *cdcOutput {
+		o := &cdcOutput{}
+		if err := o.setPosition(cdcPosition(lsn, partLSN, partN)); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	item := func(lsn pglogrepl.LSN, base int64, rows int, truncate bool) *pendingItem {
+		return &pendingItem{lsn: lsn, base: base, truncate: truncate, rows: &records.Batch{N: rows}}
+	}
+	for _, c := range []struct {
+		name string
+		o    *cdcOutput
+		it   *pendingItem
+		want int64
+	}{
+		{"after the position", out(100, 0, 0), item(200, 0, 5, false), 0},
+		{"at the position", out(200, 0, 0), item(200, 0, 5, false), 5},
+		{"before the position", out(300, 0, 0), item(200, 3, 5, true), 6},
+		{"part of a transaction held", out(100, 200, 3), item(200, 0, 5, false), 3},
+		{"a later chunk, partly held", out(100, 200, 7), item(200, 5, 5, false), 2},
+		{"a later chunk, not held", out(100, 200, 3), item(200, 5, 5, false), 0},
+		{"a truncate held", out(100, 200, 1), item(200, 0, 4, true), 1},
+		{"another transaction", out(100, 200, 3), item(300, 0, 5, false), 0},
+	} {
+		if got := skipped(c.o, c.it); got != c.want {
+			t.Errorf("%s: skipped = %d, want %d", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name              string
+		o                 *cdcOutput
+		through, lsn      pglogrepl.LSN
+		n                 int64
+		wantLSN, wantPart string
+		wantChanges       string
+	}{
+		{"whole transactions", out(100, 0, 0), 300, 0, 0, "0/12C", "", ""},
+		{"part of one", out(100, 0, 0), 250, 300, 4, "0/FA", "0/12C", "4"},
+		{"never backwards", out(400, 0, 0), 250, 300, 4, "0/190", "", ""},
+		{"more of the same", out(100, 300, 2), 250, 300, 6, "0/FA", "0/12C", "6"},
+		{"less of the same stays", out(250, 300, 9), 250, 300, 6, "0/FA", "0/12C", "9"},
+	} {
+		p := advanced(c.o, c.through, c.lsn, c.n)
+		if p.LSN != c.wantLSN || p.Extra[extraPartialLSN] != c.wantPart || p.Extra[extraPartialChanges] != c.wantChanges || !p.SnapshotDone {
+			t.Errorf("%s: position %+v, want LSN %s, partial %s/%s", c.name, p, c.wantLSN, c.wantPart, c.wantChanges)
+		}
+	}
 }

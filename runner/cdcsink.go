@@ -93,7 +93,7 @@ func (it *pendingItem) changes() int64 {
 const (
 	defaultFlushChanges  = 50_000
 	defaultFlushInterval = time.Second
-	defaultFlushBytes    = 64 << 20
+	defaultFlushBytes    = 32 << 20
 )
 
 func newCDCSink(e *cdcEngine, live []*cdcTable, start, stop pglogrepl.LSN) *cdcSink {
@@ -178,7 +178,7 @@ func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) er
 		s.open, s.handed = 0, lsn
 	}
 	full := s.pendRows >= s.maxChanges || s.pendBytes >= s.maxBytes
-	hard := s.pendBytes >= 2*s.maxBytes || s.pendRows >= 4*s.maxChanges
+	hard := s.pendBytes >= 2*s.maxBytes || s.pendRows >= 2*s.maxChanges
 	last := s.stop != 0 && !tx.Partial && lsn >= s.stop
 	s.mu.Unlock()
 	switch {
@@ -300,6 +300,12 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 	s.mu.Unlock()
 
 	var err error
+	start := time.Now()
+	defer func() {
+		if took {
+			s.e.log.Debug("committed", "through", through.String(), "partial", open != 0, "seconds", time.Since(start).Seconds(), "error", err)
+		}
+	}()
 	for k, ts := range s.order {
 		if len(takes[k]) == 0 {
 			continue
@@ -926,18 +932,25 @@ func sameSchema(a, b *records.Schema) bool {
 	return a != nil && b != nil && reflect.DeepEqual(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey)
 }
 
-// estimateBytes is about the memory a batch holds.
+// estimateBytes is about the memory a batch holds: what its vectors
+// allocated (a transaction's small batches have room for more rows than
+// they hold) and their headers.
 func estimateBytes(b *records.Batch) int64 {
 	if b == nil {
 		return 0
 	}
-	n := int64(64 * len(b.Cols))
+	n := int64(256)
 	for i := range b.Cols {
-		v := &b.Cols[i]
-		n += int64(len(v.Data)) + 9*int64(b.N)
-		if v.List != nil {
-			n += int64(len(v.List.Elem.Data)) + 9*int64(v.List.Elem.Len())
-		}
+		n += vecBytes(&b.Cols[i])
+	}
+	return n
+}
+
+func vecBytes(v *records.Vec) int64 {
+	n := int64(192 + cap(v.Valid) + cap(v.Bool) + 4*cap(v.I32) + 8*cap(v.I64) + 4*cap(v.F32) + 8*cap(v.F64) +
+		4*cap(v.Offsets) + cap(v.Data) + cap(v.Unchanged))
+	if v.List != nil {
+		n += int64(4*cap(v.List.Offsets)) + vecBytes(&v.List.Elem)
 	}
 	return n
 }

@@ -52,7 +52,7 @@ type Options struct {
 	// CDCFlushChanges and CDCFlushInterval say when streamed changes are
 	// committed: at the first transaction boundary after this many
 	// changes or this long (defaults 50,000 and 1s). CDCFlushBytes bounds
-	// the memory of buffered changes (default 64 MiB; the stream waits
+	// the memory of buffered changes (default 32 MiB; the stream waits
 	// for a commit at twice that).
 	CDCFlushChanges  int
 	CDCFlushInterval time.Duration

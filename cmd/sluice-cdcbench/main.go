@@ -1,0 +1,503 @@
+// Command sluice-cdcbench is `make bench`'s CDC part: it measures sluice's
+// change stream under pgbench's TPC-B load, in the same run on the same
+// machine as the yardstick, and prints what it found.
+//
+//   - Catch-up: pgbench runs with no sluice running; then `sluice run
+//     -once` drains the WAL it wrote into the warehouse (changes/s with
+//     every warehouse commit), and pg_recvlogical drains a second slot of
+//     the same publication to /dev/null (the server's decoding alone).
+//   - Freshness: the `sluice run` daemon streams while pgbench runs; a
+//     marker row is inserted every 100 ms, and the time from its COMMIT to
+//     its visibility in the warehouse table (a reader polling the
+//     committed manifest) is measured.
+//   - Memory: the RSS of the sluice process, sampled during both.
+//
+// sluice runs as bin/sluice in a subprocess, as users run it. For
+// profiling, BENCH_SLUICE_ENV=NAME=VALUE is added to its environment
+// (SLUICE_CPUPROFILE=FILE, GODEBUG=gctrace=1), and BENCH_SLUICE_LOG=FILE
+// keeps the output of the catch-up's run -once.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/internal/pgtest"
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse/parquet"
+)
+
+func main() {
+	bin := flag.String("sluice", "bin/sluice", "the sluice binary")
+	scale := flag.Int("scale", 1, "pgbench scale (pgbench -i -s)")
+	clients := flag.Int("clients", 4, "pgbench clients (-c)")
+	seconds := flag.Int("seconds", 20, "pgbench duration (-T) of each run")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{bin: *bin, scale: *scale, clients: *clients, seconds: *seconds}
+	if err := b.run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "sluice-cdcbench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	bin                     string
+	scale, clients, seconds int
+	binDir                  string
+	url                     string
+	dir                     string
+	conn                    *pgx.Conn
+}
+
+const configHCL = `
+variable "url" {
+  type = string
+}
+
+source "postgres" "bench" {
+  connection_string = var.url
+  sslmode           = "disable"
+  prefix            = "bench"
+
+  table "pgbench_accounts" { sync = "cdc" }
+  table "pgbench_branches" { sync = "cdc" }
+  table "pgbench_tellers"  { sync = "cdc" }
+  table "pgbench_history"  { sync = "cdc" }
+  table "bench_marker"     { sync = "cdc" }
+}
+`
+
+// The tables pgbench changes: TPC-B updates accounts, tellers and
+// branches and inserts into history.
+var pgbenchTables = []string{"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"}
+
+const (
+	publication = "sluice_pub_bench"
+	recvSlot    = "bench_recvlogical"
+)
+
+func (b *bench) run(ctx context.Context) error {
+	if _, err := os.Stat(b.bin); err != nil {
+		return fmt.Errorf("%s not found: run `make build` first", b.bin)
+	}
+	b.bin, _ = filepath.Abs(b.bin)
+	b.binDir = os.Getenv("PGTEST_BINDIR")
+	if b.binDir == "" {
+		b.binDir = pgtest.DefaultBinDir
+	}
+	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"shared_buffers": "256MB", "max_wal_size": "4GB"}})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	if b.url, err = c.CreateDatabase(ctx, "bench"); err != nil {
+		return err
+	}
+	if b.conn, err = pgx.Connect(ctx, b.url); err != nil {
+		return err
+	}
+	defer b.conn.Close(context.Background())
+	if b.dir, err = os.MkdirTemp("", "sluice-cdcbench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.dir)
+
+	fmt.Fprintf(os.Stderr, "pgbench -i -s %d ...\n", b.scale)
+	if _, err := b.pgbench(ctx, "-i", "-q", "-s", strconv.Itoa(b.scale)); err != nil {
+		return err
+	}
+	// CDC needs a key; pgbench_history has none.
+	if _, err := b.conn.Exec(ctx, `ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY;
+		CREATE TABLE bench_marker (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+		INSERT INTO bench_marker VALUES (0, now())`); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, "main.hcl"), []byte(configHCL), 0o644); err != nil {
+		return err
+	}
+	if _, err := b.sluice(ctx, nil, "apply", "-auto-approve"); err != nil {
+		return err
+	}
+	snap, err := b.sluice(ctx, nil, "run", "-once")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "initial snapshot: %s\n", snap.took.Round(time.Millisecond))
+	// The yardstick's slot, at the same place as sluice's.
+	if _, err := b.conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, recvSlot); err != nil {
+		return err
+	}
+
+	catchUp, err := b.catchUp(ctx)
+	if err != nil {
+		return err
+	}
+	fresh, err := b.freshness(ctx)
+	if err != nil {
+		return err
+	}
+	b.report(catchUp, fresh)
+	return nil
+}
+
+// sample is RSS over time.
+type rssSamples []int64
+
+func (s rssSamples) summary() string {
+	if len(s) == 0 {
+		return "no samples"
+	}
+	half := len(s) / 2
+	return fmt.Sprintf("min %s, max %s; max of the first half %s, of the second half %s (%d samples)",
+		mib(slices.Min(s)), mib(slices.Max(s)), mib(slices.Max(s[:max(half, 1)])), mib(slices.Max(s[half:])), len(s))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+type run struct {
+	took    time.Duration
+	peakRSS int64
+	rss     rssSamples
+	out     string
+}
+
+// sluice runs bin/sluice and samples its RSS; stop, when set, ends a
+// daemon (SIGTERM) when closed.
+func (b *bench) sluice(ctx context.Context, stop <-chan struct{}, args ...string) (run, error) {
+	var r run
+	cmd := exec.CommandContext(ctx, b.bin, append([]string{"-chdir=" + b.dir, "-no-color"}, args...)...)
+	cmd.Env = append(os.Environ(), "SLUICE_VAR_url="+b.url, os.Getenv("BENCH_SLUICE_ENV"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	done := make(chan struct{})
+	var mu sync.Mutex
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if n := rssOf(cmd.Process.Pid); n > 0 {
+					mu.Lock()
+					r.rss = append(r.rss, n)
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	if stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				cmd.Process.Signal(syscall.SIGTERM)
+			case <-done:
+			}
+		}()
+	}
+	err := cmd.Wait()
+	close(done)
+	r.took = time.Since(start)
+	r.out = out.String()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.peakRSS = ru.Maxrss * 1024
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		return r, fmt.Errorf("sluice %s: %v\n%s", strings.Join(args, " "), err, r.out)
+	}
+	return r, nil
+}
+
+// rssOf reads a process's resident set size.
+func rssOf(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+var tpsPattern = regexp.MustCompile(`tps = ([0-9.]+)`)
+
+func (b *bench) pgbench(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(b.binDir, "pgbench"), append(args, b.url)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("pgbench %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func (b *bench) load(ctx context.Context) (string, error) {
+	return b.pgbench(ctx, "-n", "-c", strconv.Itoa(b.clients), "-j", "2", "-T", strconv.Itoa(b.seconds))
+}
+
+// changes counts the rows pgbench's tables saw inserted, updated or
+// deleted (the statistics count each change once).
+func (b *bench) changes(ctx context.Context) (int64, error) {
+	var n int64
+	_, err := b.conn.Exec(ctx, "SELECT pg_stat_clear_snapshot()")
+	if err == nil {
+		err = b.conn.QueryRow(ctx, `SELECT sum(n_tup_ins + n_tup_upd + n_tup_del)::int8 FROM pg_stat_user_tables WHERE relname = ANY($1)`, pgbenchTables).Scan(&n)
+	}
+	return n, err
+}
+
+type catchUpResult struct {
+	changes       int64
+	pgbenchTPS    string
+	walBytes      int64
+	sluice        run
+	recv          time.Duration
+	sluiceRate    float64
+	recvRate      float64
+	sluiceChanges int64
+}
+
+func (b *bench) catchUp(ctx context.Context) (*catchUpResult, error) {
+	res := &catchUpResult{}
+	before, err := b.changes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var startLSN string
+	if err := b.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&startLSN); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "catch-up: pgbench -c %d -T %d with nothing streaming ...\n", b.clients, b.seconds)
+	out, err := b.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m := tpsPattern.FindStringSubmatch(out); m != nil {
+		res.pgbenchTPS = m[1]
+	}
+	time.Sleep(600 * time.Millisecond) // statistics of the exited backends
+	after, err := b.changes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.changes = after - before
+	var end string
+	if err := b.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::int8", startLSN).Scan(&end, &res.walBytes); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "catch-up: %d changes, %s of WAL; sluice run -once ...\n", res.changes, mib(res.walBytes))
+	if res.sluice, err = b.sluice(ctx, nil, "run", "-once"); err != nil {
+		return nil, err
+	}
+	if p := os.Getenv("BENCH_SLUICE_LOG"); p != "" {
+		os.WriteFile(p, []byte(res.sluice.out), 0o644)
+	}
+	fmt.Fprintf(os.Stderr, "catch-up: pg_recvlogical ...\n")
+	start := time.Now()
+	recv := exec.CommandContext(ctx, filepath.Join(b.binDir, "pg_recvlogical"), "-d", b.url, "--slot", recvSlot,
+		"--start", "--no-loop", "-E", end, "-o", "proto_version=1", "-o", "publication_names="+publication, "-f", "/dev/null")
+	if out, err := recv.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pg_recvlogical: %v\n%s", err, out)
+	}
+	res.recv = time.Since(start)
+	res.sluiceRate = float64(res.changes) / res.sluice.took.Seconds()
+	res.recvRate = float64(res.changes) / res.recv.Seconds()
+	return res, nil
+}
+
+type freshResult struct {
+	pgbenchTPS string
+	latencies  []time.Duration
+	lost       int
+	daemon     run
+}
+
+// freshness runs pgbench with the daemon streaming, and measures how long
+// marker rows take from COMMIT to the warehouse.
+func (b *bench) freshness(ctx context.Context) (*freshResult, error) {
+	res := &freshResult{}
+	w, err := parquet.Open(filepath.Join(b.dir, "warehouse"))
+	if err != nil {
+		return nil, err
+	}
+	// Opened once, before the daemon runs: opening takes the table's lock
+	// for a moment to clean up, scanning takes none.
+	marker, err := w.Table("bench_bench_marker")
+	if err != nil {
+		return nil, err
+	}
+	stop := make(chan struct{})
+	daemonDone := make(chan error, 1)
+	go func() {
+		r, err := b.sluice(ctx, stop, "run", "-listen=127.0.0.1:0", "-log-level=warn")
+		res.daemon = r
+		daemonDone <- err
+	}()
+
+	var mu sync.Mutex
+	committed := map[int64]time.Time{}
+	visible := map[int64]time.Time{}
+	pollDone := make(chan struct{})
+	pollStop := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for {
+			select {
+			case <-pollStop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			var ids []int64
+			err := marker.Scan(func(bt *records.Batch) error {
+				v := &bt.Cols[bt.Schema.Index("id")]
+				ids = append(ids, v.I64[:bt.N]...)
+				return nil
+			})
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			for _, id := range ids {
+				if _, ok := visible[id]; !ok {
+					visible[id] = now
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	// The daemon is up when a first marker shows.
+	if _, err := b.conn.Exec(ctx, `INSERT INTO bench_marker VALUES (1, now())`); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		_, ok := visible[1]
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stop)
+			err := <-daemonDone
+			return nil, fmt.Errorf("the daemon did not stream within a minute (%v)\n%s", err, res.daemon.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	fmt.Fprintf(os.Stderr, "freshness: pgbench -c %d -T %d with the daemon streaming ...\n", b.clients, b.seconds)
+	loadDone := make(chan error, 1)
+	go func() {
+		out, err := b.load(ctx)
+		if m := tpsPattern.FindStringSubmatch(out); m != nil {
+			res.pgbenchTPS = m[1]
+		}
+		loadDone <- err
+	}()
+	markerConn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		return nil, err
+	}
+	defer markerConn.Close(context.Background())
+	id := int64(1)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case err := <-loadDone:
+			if err != nil {
+				return nil, err
+			}
+			break loop
+		case <-tick.C:
+			id++
+			if _, err := markerConn.Exec(ctx, `INSERT INTO bench_marker VALUES ($1, now())`, id); err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			committed[id] = time.Now()
+			mu.Unlock()
+		}
+	}
+	// The last markers arrive.
+	deadline = time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		_, ok := visible[id]
+		mu.Unlock()
+		if ok {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(pollStop)
+	<-pollDone
+	close(stop)
+	if err := <-daemonDone; err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "the daemon: %v\n", err)
+	}
+	for m, at := range committed {
+		if v, ok := visible[m]; ok {
+			res.latencies = append(res.latencies, v.Sub(at))
+		} else {
+			res.lost++
+		}
+	}
+	slices.Sort(res.latencies)
+	return res, nil
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(p*float64(len(d))))]
+}
+
+func (b *bench) report(c *catchUpResult, f *freshResult) {
+	w := os.Stdout
+	fmt.Fprintf(w, "\nCDC under pgbench TPC-B (scale %d, %d clients, %d s per run), on this machine:\n\n", b.scale, b.clients, b.seconds)
+	fmt.Fprintf(w, "catch-up: %d changes (%s of WAL) written by pgbench at %s tps with nothing streaming, then drained\n", c.changes, mib(c.walBytes), c.pgbenchTPS)
+	fmt.Fprintf(w, "  sluice run -once      %8.2f s  %9.0f changes/s  (decoded, committed to Parquet, slot confirmed; peak RSS %s)\n",
+		c.sluice.took.Seconds(), c.sluiceRate, mib(c.sluice.peakRSS))
+	fmt.Fprintf(w, "  pg_recvlogical        %8.2f s  %9.0f changes/s  (pgoutput to /dev/null)\n", c.recv.Seconds(), c.recvRate)
+	fmt.Fprintf(w, "  sluice / pg_recvlogical: %.0f%% (target >= 50%%)\n", 100*c.sluiceRate/c.recvRate)
+	fmt.Fprintf(w, "  memory of run -once: %s\n\n", c.sluice.rss.summary())
+	fmt.Fprintf(w, "freshness: the daemon streaming while pgbench runs at %s tps; a marker row every 100 ms\n", f.pgbenchTPS)
+	fmt.Fprintf(w, "  commit to visible in the warehouse: p50 %s, p99 %s, max %s over %d markers (%d not seen) (target p50 < 1 s, p99 < 5 s)\n",
+		percentile(f.latencies, 0.50).Round(time.Millisecond), percentile(f.latencies, 0.99).Round(time.Millisecond),
+		percentile(f.latencies, 1).Round(time.Millisecond), len(f.latencies), f.lost)
+	fmt.Fprintf(w, "  memory of the daemon: %s\n", f.daemon.rss.summary())
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -450,10 +451,8 @@ func (e *cdcEngine) temporarySnapshot(ctx context.Context) (providers.ExportedSn
 		defer cancel()
 		return conn.Close(cctx)
 	})
-	name := fmt.Sprintf("sluice_tmp_%d_%s", time.Now().UnixNano(), strings.ReplaceAll(e.src.Name, "-", "_"))
-	if len(name) > 63 {
-		name = name[:63]
-	}
+	// Slot names are [a-z0-9_]; a temporary one need only be unique.
+	name := fmt.Sprintf("sluice_tmp_%d_%d", os.Getpid(), time.Now().UnixNano())
 	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "EXPORT_SNAPSHOT"})
 	if err != nil {

@@ -54,6 +54,7 @@ type cdcSink struct {
 
 // tableSink is one table's buffered changes.
 type tableSink struct {
+	s     *cdcSink
 	t     *cdcTable
 	items []*pendingItem
 	// schema is the stream schema of the buffered changes.
@@ -104,7 +105,7 @@ func newCDCSink(e *cdcEngine, live []*cdcTable, start, stop pglogrepl.LSN) *cdcS
 		handed: start, committed: start, reported: start, wake: make(chan struct{}, 1),
 	}
 	for _, t := range live {
-		ts := &tableSink{t: t}
+		ts := &tableSink{s: s, t: t}
 		s.tables[t.key] = ts
 		s.order = append(s.order, ts)
 	}
@@ -313,8 +314,8 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 		if cerr := ts.commit(ctx, takes[k], through, open); cerr != nil {
 			var rs *errResnapshot
 			if errors.As(cerr, &rs) {
-				ts.t.resnapshot = true
 				s.mu.Lock()
+				ts.t.resnapshot = true
 				if s.resnapshot == nil {
 					s.resnapshot = rs
 				}
@@ -439,12 +440,20 @@ func (ts *tableSink) commitTruncate(ctx context.Context, it *pendingItem) error 
 			tx.Abort()
 			return ts.commitError(err)
 		}
-		if err := o.setPosition(pos); err != nil {
+		if err := ts.setPosition(o, pos); err != nil {
 			return err
 		}
 		t.eng.r.opt.Logger.Info("table truncated at the source", "table", o.name, "rows", rows)
 	}
 	return nil
+}
+
+// setPosition records a commit's position; the stream reads positions
+// (Transaction) while the flusher commits.
+func (ts *tableSink) setPosition(o *cdcOutput, pos records.Position) error {
+	ts.s.mu.Lock()
+	defer ts.s.mu.Unlock()
+	return o.setPosition(pos)
 }
 
 func (ts *tableSink) commitError(err error) error {
@@ -504,7 +513,7 @@ func (ts *tableSink) commitRows(ctx context.Context, items []*pendingItem, pos f
 			tx.Abort()
 			return ts.commitError(err)
 		}
-		if err := o.setPosition(p); err != nil {
+		if err := ts.setPosition(o, p); err != nil {
 			return err
 		}
 		if k == 0 {

@@ -68,7 +68,12 @@ source "postgres" "db" {
 
 func newCDCEnv(t *testing.T, setup, tables, cdcExtra string) *cdcEnv {
 	t.Helper()
-	url := pgtest.NewDB(t)
+	return newCDCEnvAt(t, pgtest.NewDB(t), setup, tables, cdcExtra)
+}
+
+// newCDCEnvAt is newCDCEnv on the database at url.
+func newCDCEnvAt(t *testing.T, url, setup, tables, cdcExtra string) *cdcEnv {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	conn, err := pgx.Connect(ctx, url)
@@ -608,10 +613,17 @@ func TestCDCUnchangedTOAST(t *testing.T) {
 	e := newCDCEnv(t, `
 CREATE TABLE doc (id int PRIMARY KEY, body text, n int);
 ALTER TABLE doc ALTER COLUMN body SET STORAGE EXTERNAL;
-INSERT INTO doc VALUES (1, `+bigText+`, 0), (2, `+bigText+`, 0), (3, 'small', 0);`, `
+INSERT INTO doc VALUES (1, `+bigText+`, 0), (2, `+bigText+`, 0), (3, 'small', 0);
+CREATE TABLE hdoc (id int PRIMARY KEY, body text, n int);
+ALTER TABLE hdoc ALTER COLUMN body SET STORAGE EXTERNAL;
+INSERT INTO hdoc SELECT * FROM doc;`, `
   table "doc" {
     sync       = "cdc"
     cdc_output = "both"
+  }
+  table "hdoc" {
+    sync       = "cdc"
+    cdc_output = "history"
   }`, "")
 	e.mustOnce()
 	srcSQL := `SELECT id || '|' || md5(body) || '|' || length(body) || '|' || n FROM doc`
@@ -627,10 +639,12 @@ INSERT INTO doc VALUES (1, `+bigText+`, 0), (2, `+bigText+`, 0), (3, 'small', 0)
 	e.diff("snapshot", e.source(srcSQL), md5s("pg_doc", live))
 	// Two updates of one key in one batch (the second takes the value
 	// from the first), then one in a later batch (from the warehouse).
-	e.exec(`UPDATE doc SET n = 1 WHERE id = 1`)
-	e.exec(`UPDATE doc SET n = 2 WHERE id = 1; UPDATE doc SET n = 1 WHERE id = 2`)
+	for _, tbl := range []string{"doc", "hdoc"} {
+		e.exec(`UPDATE ` + tbl + ` SET n = 1 WHERE id = 1`)
+		e.exec(`UPDATE ` + tbl + ` SET n = 2 WHERE id = 1; UPDATE ` + tbl + ` SET n = 1 WHERE id = 2`)
+	}
 	e.mustOnce()
-	e.exec(`UPDATE doc SET n = 3 WHERE id = 1`)
+	e.exec(`UPDATE doc SET n = 3 WHERE id = 1; UPDATE hdoc SET n = 3 WHERE id = 1`)
 	e.mustOnce()
 	e.diff("unchanged TOAST values", e.source(srcSQL), md5s("pg_doc", live))
 	var want []string
@@ -643,6 +657,16 @@ INSERT INTO doc VALUES (1, `+bigText+`, 0), (2, `+bigText+`, 0), (3, 'small', 0)
 	}
 	sort.Strings(want)
 	e.diff("history versions keep the value", want, md5s("pg_doc_cdc", func(get func(string) string) bool { return get("id") != "3" }))
+	var hwant []string
+	for _, r := range e.source(`SELECT id || '|' || md5(body) || '|' || length(body) FROM hdoc WHERE id < 3`) {
+		id, rest, _ := strings.Cut(r, "|")
+		n := map[string]int{"1": 3, "2": 1}[id]
+		for k := 0; k <= n; k++ {
+			hwant = append(hwant, fmt.Sprintf("%s|%s|%d", id, rest, k))
+		}
+	}
+	sort.Strings(hwant)
+	e.diff("a history-only table keeps the value", hwant, md5s("pg_hdoc_cdc", func(get func(string) string) bool { return get("id") != "3" }))
 
 	before := e.source(`SELECT id || '|' || md5(body) || '|' || length(body) || '|' || n FROM doc WHERE id = 2`)
 	e.exec(`DELETE FROM doc WHERE id = 2`)
@@ -1092,4 +1116,49 @@ func TestCDCPositions(t *testing.T) {
 			t.Errorf("%s: position %+v, want LSN %s, partial %s/%s", c.name, p, c.wantLSN, c.wantPart, c.wantChanges)
 		}
 	}
+}
+
+// TestCDCLostWAL: a slot invalidated by max_slot_wal_keep_size
+// (wal_status = lost) fails the source, resync required; apply replaces
+// the slot and the next run reads the tables again.
+func TestCDCLostWAL(t *testing.T) {
+	ctx := context.Background()
+	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"max_slot_wal_keep_size": "1MB", "max_wal_size": "32MB", "min_wal_size": "32MB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	url, err := c.CreateDatabase(ctx, "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := `
+  table "t" {
+    sync = "cdc"
+  }`
+	e := newCDCEnvAt(t, url, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`, tables, "")
+	e.mustOnce()
+	e.waitSlotsIdle()
+	e.exec(`INSERT INTO t VALUES (2, 'b')`)
+	for range 3 {
+		e.exec(`CREATE TABLE junk AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 100000) g; DROP TABLE junk`)
+		e.exec(`SELECT pg_switch_wal()`)
+		e.exec(`CHECKPOINT`)
+	}
+	var status string
+	if err := e.conn.QueryRow(e.ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "lost" {
+		t.Fatalf("wal_status = %q, want lost", status)
+	}
+	if failed := e.once(); len(failed) != 1 {
+		t.Fatalf("failed = %v", failed)
+	}
+	if ss := e.sourceStatus(); ss.State != "failed" || !strings.Contains(strings.ToLower(ss.Message), "resync required") {
+		t.Errorf("source status = %+v", ss)
+	}
+	e.apply(tables)
+	e.mustOnce()
+	e.diff("after the resync", e.source(`SELECT id || '|' || v FROM t`), e.rows("pg_t", []string{"id", "v"}, live))
 }

@@ -165,7 +165,7 @@ func (r *Runner) checkSlot(ctx context.Context, w *slotWatch, confirmMissing int
 		}
 	case slot.WALStatus == "lost":
 		ss.State, ss.SlotLagBytes = "failed", slot.LagBytes
-		ss.Message = fmt.Sprintf("replication slot %s lost WAL it needed (wal_status = lost; max_slot_wal_keep_size was exceeded): resync required. Drop the slot and run `sluice apply`; the runner then snapshots the source's cdc tables again", cdc.Slot)
+		ss.Message = fmt.Sprintf("replication slot %s lost WAL it needed (wal_status = lost; max_slot_wal_keep_size was exceeded): resync required. Run `sluice apply`, which replaces the slot; the runner then snapshots the source's cdc tables again", cdc.Slot)
 	case slot.LagBytes >= cdc.LagCritical:
 		ss.State, ss.SlotLagBytes = "failed", slot.LagBytes
 		if cdc.Management == "managed" && cdc.AutoDropSlot {

@@ -89,10 +89,12 @@ source "postgres" "bench" {
 // branches and inserts into history.
 var pgbenchTables = []string{"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"}
 
-const (
-	publication = "sluice_pub_bench"
-	recvSlot    = "bench_recvlogical"
-)
+const publication = "sluice_pub_bench"
+
+// recvSlots are the yardstick's slots: pg_recvlogical drains one before
+// sluice runs and one after, and the faster counts, so that neither order
+// nor a warm cache favours sluice.
+var recvSlots = []string{"bench_recvlogical_1", "bench_recvlogical_2"}
 
 func (b *bench) run(ctx context.Context) error {
 	if _, err := os.Stat(b.bin); err != nil {
@@ -141,9 +143,11 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "initial snapshot: %s\n", snap.took.Round(time.Millisecond))
-	// The yardstick's slot, at the same place as sluice's.
-	if _, err := b.conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, recvSlot); err != nil {
-		return err
+	// The yardstick's slots, at the same place as sluice's.
+	for _, slot := range recvSlots {
+		if _, err := b.conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot); err != nil {
+			return err
+		}
 	}
 
 	catchUp, err := b.catchUp(ctx)
@@ -315,6 +319,22 @@ func (b *bench) catchUp(ctx context.Context) (*catchUpResult, error) {
 	if err := b.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::int8", startLSN).Scan(&end, &res.walBytes); err != nil {
 		return nil, err
 	}
+	recv := func(slot string) error {
+		fmt.Fprintf(os.Stderr, "catch-up: pg_recvlogical ...\n")
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, filepath.Join(b.binDir, "pg_recvlogical"), "-d", b.url, "--slot", slot,
+			"--start", "--no-loop", "-E", end, "-o", "proto_version=1", "-o", "publication_names="+publication, "-f", "/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("pg_recvlogical: %v\n%s", err, out)
+		}
+		if d := time.Since(start); res.recv == 0 || d < res.recv {
+			res.recv = d
+		}
+		return nil
+	}
+	if err := recv(recvSlots[0]); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(os.Stderr, "catch-up: %d changes, %s of WAL; sluice run -once ...\n", res.changes, mib(res.walBytes))
 	if res.sluice, err = b.sluice(ctx, nil, "run", "-once"); err != nil {
 		return nil, err
@@ -322,14 +342,9 @@ func (b *bench) catchUp(ctx context.Context) (*catchUpResult, error) {
 	if p := os.Getenv("BENCH_SLUICE_LOG"); p != "" {
 		os.WriteFile(p, []byte(res.sluice.out), 0o644)
 	}
-	fmt.Fprintf(os.Stderr, "catch-up: pg_recvlogical ...\n")
-	start := time.Now()
-	recv := exec.CommandContext(ctx, filepath.Join(b.binDir, "pg_recvlogical"), "-d", b.url, "--slot", recvSlot,
-		"--start", "--no-loop", "-E", end, "-o", "proto_version=1", "-o", "publication_names="+publication, "-f", "/dev/null")
-	if out, err := recv.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("pg_recvlogical: %v\n%s", err, out)
+	if err := recv(recvSlots[1]); err != nil {
+		return nil, err
 	}
-	res.recv = time.Since(start)
 	res.sluiceRate = float64(res.changes) / res.sluice.took.Seconds()
 	res.recvRate = float64(res.changes) / res.recv.Seconds()
 	return res, nil
@@ -492,7 +507,7 @@ func (b *bench) report(c *catchUpResult, f *freshResult) {
 	fmt.Fprintf(w, "catch-up: %d changes (%s of WAL) written by pgbench at %s tps with nothing streaming, then drained\n", c.changes, mib(c.walBytes), c.pgbenchTPS)
 	fmt.Fprintf(w, "  sluice run -once      %8.2f s  %9.0f changes/s  (decoded, committed to Parquet, slot confirmed; peak RSS %s)\n",
 		c.sluice.took.Seconds(), c.sluiceRate, mib(c.sluice.peakRSS))
-	fmt.Fprintf(w, "  pg_recvlogical        %8.2f s  %9.0f changes/s  (pgoutput to /dev/null)\n", c.recv.Seconds(), c.recvRate)
+	fmt.Fprintf(w, "  pg_recvlogical        %8.2f s  %9.0f changes/s  (pgoutput to /dev/null; the faster of a run before sluice's and one after)\n", c.recv.Seconds(), c.recvRate)
 	fmt.Fprintf(w, "  sluice / pg_recvlogical: %.0f%% (target >= 50%%)\n", 100*c.sluiceRate/c.recvRate)
 	fmt.Fprintf(w, "  memory of run -once: %s\n\n", c.sluice.rss.summary())
 	fmt.Fprintf(w, "freshness: the daemon streaming while pgbench runs at %s tps; a marker row every 100 ms\n", f.pgbenchTPS)

@@ -260,14 +260,19 @@ func (e *cdcEngine) open(ctx context.Context) error {
 		if out == "" {
 			out = "consolidated"
 		}
-		var names []string
+		type output struct {
+			name    string
+			history bool
+		}
+		var outs []output
 		if out == "consolidated" || out == "both" {
-			names = append(names, t.j.table.WarehouseTable)
+			outs = append(outs, output{t.j.table.WarehouseTable, false})
 		}
 		if out == "history" || out == "both" {
-			names = append(names, t.j.table.WarehouseTable+historySuffix)
+			outs = append(outs, output{t.j.table.WarehouseTable + historySuffix, true})
 		}
-		for _, name := range names {
+		for _, ot := range outs {
+			name := ot.name
 			wt, err := e.r.opt.Warehouse.Table(name)
 			if err != nil {
 				return err
@@ -276,7 +281,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.r.opt.Warehouse)
 			}
-			o := &cdcOutput{name: name, history: strings.HasSuffix(name, historySuffix) && name != t.j.table.WarehouseTable, wt: cwt}
+			o := &cdcOutput{name: name, history: ot.history, wt: cwt}
 			pos, _ := wt.Position()
 			if err := o.setPosition(pos); err != nil {
 				return err

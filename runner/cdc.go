@@ -610,11 +610,11 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 // snapshotFill turns snapshot batches into warehouse batches, sharing the
 // source columns and adding constant metadata columns.
 type snapshotFill struct {
-	src                                    *records.Schema
-	cons, hist                             *records.Schema
-	lsn, at                                int64
-	n                                      int
-	lsnV, fromV, opV, falseV, nullT, nullS records.Vec
+	src                             *records.Schema
+	cons, hist                      *records.Schema
+	lsn, at                         int64
+	n                               int
+	lsnV, fromV, opV, falseV, nullT records.Vec
 }
 
 func newSnapshotFill(src *records.Schema, lsn pglogrepl.LSN, at time.Time) *snapshotFill {

@@ -128,7 +128,7 @@ type Table struct {
 	// plan says resync. The runner never writes state: a table is due for
 	// a full reload while this is later than its status's LastFullSyncAt.
 	ResyncRequestedAt time.Time `json:"resync_requested_at,omitzero"`
-	AppliedAt       time.Time `json:"applied_at"`
+	AppliedAt         time.Time `json:"applied_at"`
 }
 
 // ColumnState is a source column as seen at apply time.

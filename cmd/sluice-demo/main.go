@@ -30,6 +30,9 @@ import (
 type step struct {
 	title string   // shown in the step's header: "==> sluice validate"
 	args  []string // sluice's arguments, after -chdir=.demo
+	// sql, when set, runs in the shop database before the command, to show
+	// how a change at the source reaches the warehouse.
+	sql string
 }
 
 // steps run in order; the first to fail ends the demo.
@@ -41,6 +44,13 @@ var steps = []step{
 	{title: "sluice show (the recorded state)", args: []string{"show"}},
 	{title: "sluice run -once (sync every table that is due: all of them, the first time)", args: []string{"run", "-once"}},
 	{title: "sluice status", args: []string{"status"}},
+	{
+		title: "a customer changes, another comes and goes; sluice run -once streams the changes (cdc)",
+		sql: "UPDATE customers SET email = 'new-' || email WHERE id = 1; " +
+			"INSERT INTO customers (name, email, country, created_at, updated_at) VALUES ('Passing Visitor', 'visitor@example.com', 'NL', now(), now()); " +
+			"DELETE FROM customers WHERE email = 'visitor@example.com'",
+		args: []string{"run", "-once"},
+	},
 }
 
 const (
@@ -114,6 +124,12 @@ func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin s
 	env := append(os.Environ(), "SLUICE_VAR_pg_url="+url)
 	for _, s := range steps {
 		fmt.Fprintf(out, "\n==> %s\n", s.title)
+		if s.sql != "" {
+			fmt.Fprintf(out, "    %s\n", s.sql)
+			if err := c.Exec(ctx, database, s.sql); err != nil {
+				return err
+			}
+		}
 		cmd := exec.CommandContext(ctx, bin, append([]string{"-chdir=" + workDirName}, s.args...)...)
 		cmd.Dir = root
 		cmd.Env = env
@@ -131,6 +147,57 @@ func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin s
 	return readBack(ctx, out, url, filepath.Join(work, "warehouse"))
 }
 
+// showHistory prints what CDC made of the two customers the demo changed:
+// the consolidated rows (a tombstone for the deleted one) and every
+// version in the history table.
+func showHistory(out io.Writer, w *parquet.Warehouse, _ *pgx.Conn) error {
+	for _, t := range []struct{ name, cols string }{
+		{"shop_customers", "id,email,_sluice_deleted"},
+		{"shop_customers_cdc", "id,email,_sluice_cdc_op,valid_to"},
+	} {
+		tb, err := w.Table(t.name)
+		if err != nil {
+			return err
+		}
+		cols := strings.Split(t.cols, ",")
+		fmt.Fprintf(out, "\n    %s, the changed customers (%s):\n", t.name, strings.Join(cols, ", "))
+		err = tb.Scan(func(b *records.Batch) error {
+			for i := 0; i < b.N; i++ {
+				id := b.Cols[b.Schema.Index("id")]
+				if id.IsNull(i) || id.I64[i] != 1 && id.I64[i] <= 200 {
+					continue
+				}
+				var parts []string
+				for _, c := range cols {
+					parts = append(parts, cell(&b.Cols[b.Schema.Index(c)], i))
+				}
+				fmt.Fprintf(out, "      %s\n", strings.Join(parts, "  "))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cell renders one value for the demo's listing.
+func cell(v *records.Vec, i int) string {
+	switch {
+	case v.IsNull(i):
+		return "NULL"
+	case v.I64 != nil:
+		if v.I64[i] > 1e15 { // microseconds: a timestamp
+			return time.UnixMicro(v.I64[i]).UTC().Format(time.RFC3339)
+		}
+		return fmt.Sprint(v.I64[i])
+	case v.Bool != nil:
+		return fmt.Sprint(v.Bool[i])
+	}
+	return string(v.Bytes(i))
+}
+
 // readBack reads every warehouse table from its Parquet files, compares
 // the row count with the source table's, and shows how to query it.
 func readBack(ctx context.Context, out io.Writer, url, root string) error {
@@ -145,7 +212,7 @@ func readBack(ctx context.Context, out io.Writer, url, root string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "    WAREHOUSE TABLE\tPARQUET ROWS\tFILES\tSOURCE ROWS\t")
+	fmt.Fprintln(tw, "    WAREHOUSE TABLE\tLIVE ROWS\tFILES\tSOURCE ROWS\t")
 	for _, t := range []struct{ warehouse, source string }{
 		{"shop_customers", "customers"}, {"shop_orders", "orders"}, {"shop_events", "events"},
 	} {
@@ -153,8 +220,18 @@ func readBack(ctx context.Context, out io.Writer, url, root string) error {
 		if err != nil {
 			return err
 		}
+		// A cdc table keeps deleted rows as tombstones: count the live ones.
 		var rows int64
-		if err := tb.Scan(func(b *records.Batch) error { rows += int64(b.N); return nil }); err != nil {
+		err = tb.Scan(func(b *records.Batch) error {
+			deleted := b.Schema.Index("_sluice_deleted")
+			for i := 0; i < b.N; i++ {
+				if deleted < 0 || b.Cols[deleted].IsNull(i) || !b.Cols[deleted].Bool[i] {
+					rows++
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		var want int64
@@ -168,6 +245,9 @@ func readBack(ctx context.Context, out io.Writer, url, root string) error {
 		}
 	}
 	tw.Flush()
+	if err := showHistory(out, w, conn); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\n    Query it with DuckDB (from the repository root):\n")
 	fmt.Fprintf(out, "      SELECT status, count(*), sum(total) FROM read_parquet('%s/warehouse/shop_orders/*.parquet') GROUP BY status;\n\n", workDirName)
 	return nil

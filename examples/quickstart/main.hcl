@@ -27,7 +27,8 @@ source "postgres" "shop" {
   frequency         = "1h"
 
   table "customers" {
-    sync = "full_refresh"
+    sync       = "cdc"
+    cdc_output = "both"
   }
 
   table "orders" {

@@ -66,7 +66,7 @@ func fuzzTable(t testing.TB) *tableInfo {
 	var catalog TypeCatalog
 	for _, c := range fuzzColumns {
 		typ := catalog.Resolve(c.oid, c.typmod, c.dims)
-		pt := toRecordsType(MapType(typ))
+		pt := MapType(typ)
 		rc, err := planColumn(c.name, typ, pt)
 		if err != nil {
 			t.Fatal(err)

@@ -301,7 +301,7 @@ func TestCopyStreamSplits(t *testing.T) {
 	// Malformed streams, built from a one-row stream of an int4 and a
 	// text column.
 	small := &tableInfo{schema: &records.Schema{Columns: []records.Column{
-		{Name: "a", Type: toRecordsType(parquetInt32)}, {Name: "b", Type: toRecordsType(parquetString)},
+		{Name: "a", Type: parquetInt32}, {Name: "b", Type: parquetString},
 	}}}
 	decs := []*decoder{{kind: decInt4}, {kind: decBytes}}
 	header := append(append([]byte{}, copySignature...), 0, 0, 0, 0, 0, 0, 0, 0)

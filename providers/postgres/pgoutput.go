@@ -470,7 +470,7 @@ func (d *changeDecoder) buildRelation(ctx context.Context, m *relationMsg) (*cdc
 		if !all && !want[c.name] || s.Index(c.name) >= 0 {
 			continue
 		}
-		pt := toRecordsType(MapType(infos[i].typ))
+		pt := MapType(infos[i].typ)
 		dec, err := newTextDecoder(pt, infos[i].typ)
 		if err != nil {
 			return nil, fmt.Errorf("%s column %s: %w", name, pgx.Identifier{c.name}.Sanitize(), err)
@@ -501,9 +501,9 @@ func (d *changeDecoder) buildRelation(ctx context.Context, m *relationMsg) (*cdc
 	}
 	rel.meta = len(s.Columns)
 	s.Columns = append(s.Columns,
-		records.Column{Name: CDCOpColumn, Type: toRecordsType(parquetString)},
-		records.Column{Name: LSNColumn, Type: toRecordsType(parquetInt64)},
-		records.Column{Name: CDCTimestampColumn, Type: toRecordsType(parquetTimestampTZ)},
+		records.Column{Name: CDCOpColumn, Type: parquetString},
+		records.Column{Name: LSNColumn, Type: parquetInt64},
+		records.Column{Name: CDCTimestampColumn, Type: parquetTimestampTZ},
 	)
 	rel.schema = s
 	return rel, nil

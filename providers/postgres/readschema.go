@@ -231,7 +231,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, m
 		}
 		delete(want, a.name)
 		t := types.Resolve(a.oid, a.typmod, a.dims)
-		pt := toRecordsType(MapType(t))
+		pt := MapType(t)
 		rc, err := planColumn(a.name, t, pt)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", info.name, err)
@@ -290,26 +290,6 @@ func (info *tableInfo) selectList() string {
 		return ""
 	}
 	return sb.String()
-}
-
-// toRecordsType converts a type of the mapping to the records package's
-// (the two are the same shape; they become one type once the mapping uses
-// records' types).
-func toRecordsType(pt ParquetType) records.ParquetType {
-	out := records.ParquetType{
-		Physical:      records.Physical(pt.Physical),
-		Logical:       records.Logical(pt.Logical),
-		Precision:     pt.Precision,
-		Scale:         pt.Scale,
-		Length:        pt.Length,
-		AdjustedToUTC: pt.AdjustedToUTC,
-		Name:          pt.Name,
-	}
-	if pt.Element != nil {
-		e := toRecordsType(*pt.Element)
-		out.Element = &e
-	}
-	return out
 }
 
 // planColumn chooses how a column is read: its binary format decoded

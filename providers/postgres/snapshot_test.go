@@ -283,8 +283,8 @@ func TestReadSnapshot(t *testing.T) {
 		}
 		want := &records.Schema{
 			Columns: []records.Column{
-				{Name: "Id", Type: toRecordsType(parquetInt32), SourceType: "integer"},
-				{Name: "Payload", Type: toRecordsType(parquetString), SourceType: "text", Nullable: true},
+				{Name: "Id", Type: parquetInt32, SourceType: "integer"},
+				{Name: "Payload", Type: parquetString, SourceType: "text", Nullable: true},
 			},
 			PrimaryKey: []string{"Id"},
 		}

@@ -16,23 +16,23 @@ import (
 
 // Parquet types of the mapping, as the decoders get them.
 var (
-	tdBool     = toRecordsType(parquetBoolean)
-	tdInt16    = toRecordsType(parquetInt16)
-	tdInt32    = toRecordsType(parquetInt32)
-	tdInt64    = toRecordsType(parquetInt64)
-	tdFloat    = toRecordsType(parquetFloat)
-	tdDouble   = toRecordsType(parquetDouble)
-	tdString   = toRecordsType(parquetString)
-	tdJSON     = toRecordsType(parquetJSON)
-	tdBytes    = toRecordsType(parquetBytes)
-	tdDate     = toRecordsType(parquetDate)
-	tdTime     = toRecordsType(parquetTime)
-	tdTS       = toRecordsType(parquetTimestamp)
-	tdTSTZ     = toRecordsType(parquetTimestampTZ)
-	tdDec9_2   = toRecordsType(decimalType(9, 2))
-	tdDec18_4  = toRecordsType(decimalType(18, 4))
-	tdDec38_10 = toRecordsType(decimalType(38, 10))
-	tdDec20_0  = toRecordsType(decimalType(20, 0))
+	tdBool     = parquetBoolean
+	tdInt16    = parquetInt16
+	tdInt32    = parquetInt32
+	tdInt64    = parquetInt64
+	tdFloat    = parquetFloat
+	tdDouble   = parquetDouble
+	tdString   = parquetString
+	tdJSON     = parquetJSON
+	tdBytes    = parquetBytes
+	tdDate     = parquetDate
+	tdTime     = parquetTime
+	tdTS       = parquetTimestamp
+	tdTSTZ     = parquetTimestampTZ
+	tdDec9_2   = decimalType(9, 2)
+	tdDec18_4  = decimalType(18, 4)
+	tdDec38_10 = decimalType(38, 10)
+	tdDec20_0  = decimalType(20, 0)
 )
 
 func tdList(elem records.ParquetType) records.ParquetType {

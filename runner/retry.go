@@ -77,6 +77,12 @@ func Transient(err error) bool {
 	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
 	}
+	// Sources say for themselves which of their errors pass (a Stripe 429
+	// or 5xx): the runner need not know each provider's error types.
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
 		return true

@@ -80,6 +80,8 @@ func TestTransient(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{context.Canceled, false},
 		{errors.New("column \"x\" does not exist"), false},
+		{fmt.Errorf("listing charges: %w", temporary(true)), true}, // a provider's own retryable error
+		{temporary(false), false},
 		{nil, false},
 	}
 	for _, tt := range tests {
@@ -101,3 +103,9 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// temporary is an error that says whether it passes, as provider errors do.
+type temporary bool
+
+func (t temporary) Error() string   { return "provider error" }
+func (t temporary) Temporary() bool { return bool(t) }

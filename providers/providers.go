@@ -8,6 +8,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -113,6 +114,11 @@ type ChangeStream interface {
 	// is cancelled.
 	Stream(ctx context.Context, req StreamRequest, sink ChangeSink) error
 }
+
+// ErrSlotLost reports that a replication slot is gone or has lost WAL it
+// needed: changes were lost, and the source's cdc tables must be
+// snapshotted again (with a new slot).
+var ErrSlotLost = errors.New("replication slot lost")
 
 // ExportedSnapshot is a snapshot exported with a new replication slot:
 // snapshot + stream from ConsistentLSN is exactly the table's history.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -440,31 +438,14 @@ type temporarySnapshotter interface {
 	CreateTemporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error)
 }
 
-// temporarySnapshot exports a snapshot with a temporary logical slot
-// (pgoutput), dropped by the server when release closes its connection.
+// temporarySnapshot exports a snapshot with a temporary slot of the
+// source's, for tables added to a source that is already streaming.
 func (e *cdcEngine) temporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error) {
-	if ts, ok := e.prov.(temporarySnapshotter); ok {
-		return ts.CreateTemporarySnapshot(ctx)
+	ts, ok := e.prov.(temporarySnapshotter)
+	if !ok {
+		return providers.ExportedSnapshot{}, nil, fmt.Errorf("%s sources cannot export a snapshot for a table added to a running stream", e.src.Type)
 	}
-	var snap providers.ExportedSnapshot
-	conn, err := postgres.ConnectReplication(ctx, e.src)
-	if err != nil {
-		return snap, nil, err
-	}
-	closeConn := sync.OnceValue(func() error {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return conn.Close(cctx)
-	})
-	// Slot names are [a-z0-9_]; a temporary one need only be unique.
-	name := fmt.Sprintf("sluice_tmp_%d_%d", os.Getpid(), time.Now().UnixNano())
-	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "EXPORT_SNAPSHOT"})
-	if err != nil {
-		closeConn()
-		return snap, nil, fmt.Errorf("creating a temporary replication slot for a snapshot (it needs a free slot: max_replication_slots): %w", err)
-	}
-	return providers.ExportedSnapshot{Name: res.SnapshotName, ConsistentLSN: res.ConsistentPoint}, closeConn, nil
+	return ts.CreateTemporarySnapshot(ctx)
 }
 
 // outputSchema is a warehouse table's schema for rows of the source

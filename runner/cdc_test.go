@@ -140,13 +140,17 @@ func (e *cdcEnv) apply(tables string) {
 	}
 	_, err = apply.Execute(e.ctx, plan, apply.Options{
 		Config: cfg, State: st, Backend: e.local, Observed: observed, FingerprintKey: key,
-		Resources: func(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
-			return postgres.OpenResources(ctx, src)
-		},
+		Resources: openResources,
 	})
 	if err != nil {
 		e.t.Fatalf("apply: %v", err)
 	}
+}
+
+// openResources opens a source's slot and publication manager, as the
+// CLI does for apply and run.
+func openResources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
+	return postgres.OpenResources(ctx, src)
 }
 
 // runner returns a runner of the environment with test-sized intervals.
@@ -161,7 +165,8 @@ func (e *cdcEnv) runner(edit ...func(*Options)) *Runner {
 		Concurrency: 2, BatchRows: 1000, PollInterval: 50 * time.Millisecond,
 		Retry:            RetryPolicy{Attempts: 2, Base: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		CDCFlushInterval: 50 * time.Millisecond, WALCheckInterval: 50 * time.Millisecond,
-		Logger: hclog.New(&hclog.LoggerOptions{Output: testWriter{e.t}, Level: testLogLevel()}),
+		Logger:    hclog.New(&hclog.LoggerOptions{Output: testWriter{e.t}, Level: testLogLevel()}),
+		Resources: openResources,
 	}
 	for _, f := range edit {
 		f(&opt)
@@ -1029,7 +1034,7 @@ func TestCDCHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(Options{
-		Config: cfg, Backend: local, Status: local, Warehouse: parquet.AsWarehouse(w),
+		Config: cfg, Backend: local, Status: local, Warehouse: parquet.AsWarehouse(w), Resources: openResources,
 		BatchRows: 500, PollInterval: 50 * time.Millisecond,
 		Retry:            RetryPolicy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 		CDCFlushInterval: 30 * time.Millisecond, CDCFlushChanges: 200,

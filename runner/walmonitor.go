@@ -11,7 +11,6 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -35,8 +34,7 @@ import (
 // defaultWALCheckInterval is how often the monitor reads a slot.
 const defaultWALCheckInterval = 30 * time.Second
 
-// slotStatuser is a source that reads its replication slot itself, in one
-// cheap query; otherwise the monitor queries pg_replication_slots.
+// slotStatuser is a source with a replication slot the monitor can read.
 type slotStatuser interface {
 	SlotStatus(ctx context.Context, slot string) (*providers.Slot, error)
 }
@@ -50,12 +48,6 @@ type slotProbe struct {
 	conn *pgx.Conn
 }
 
-const slotSQL = `SELECT coalesce(s.wal_status, ''), s.active, coalesce(s.confirmed_flush_lsn::text, ''),
-	CASE WHEN pg_catalog.pg_is_in_recovery() OR s.confirmed_flush_lsn IS NULL THEN 0
-	     ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8 END
-FROM pg_catalog.pg_replication_slots s
-WHERE s.slot_name = $1`
-
 // read returns the slot, or nil when it does not exist.
 func (p *slotProbe) read(ctx context.Context) (*providers.Slot, error) {
 	name := p.src.Postgres.CDC.Slot
@@ -66,33 +58,14 @@ func (p *slotProbe) read(ctx context.Context) (*providers.Slot, error) {
 		}
 		p.prov = prov
 	}
-	if ss, ok := p.prov.(slotStatuser); ok {
-		return ss.SlotStatus(ctx, name)
+	ss, ok := p.prov.(slotStatuser)
+	if !ok {
+		return nil, fmt.Errorf("%s sources have no replication slot to watch", p.src.Type)
 	}
-	if p.conn == nil || p.conn.IsClosed() {
-		conn, err := postgres.Connect(ctx, p.src)
-		if err != nil {
-			return nil, err
-		}
-		p.conn = conn
-	}
-	s := &providers.Slot{Name: name}
-	err := p.conn.QueryRow(ctx, slotSQL, name).Scan(&s.WALStatus, &s.Active, &s.ConfirmedFlushLSN, &s.LagBytes)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading replication slot %s: %w", name, err)
-	}
-	return s, nil
+	return ss.SlotStatus(ctx, name)
 }
 
 func (p *slotProbe) close() {
-	if p.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		p.conn.Close(ctx)
-		cancel()
-	}
 	if p.prov != nil {
 		p.prov.Close()
 	}
@@ -242,16 +215,13 @@ func (r *Runner) resources(ctx context.Context, src *config.Source) (providers.R
 	if r.opt.Resources != nil {
 		return r.opt.Resources(ctx, src)
 	}
-	if src.Type != "postgres" {
-		return nil, fmt.Errorf("%s sources have no replication slot", src.Type)
-	}
-	return postgres.OpenResources(ctx, src)
+	return nil, fmt.Errorf("no resource manager to drop the slot of %s (Options.Resources is not set)", src.Address())
 }
 
 // slotFailure records a source whose slot is gone as failed (resync
 // required) and reports whether err was that.
 func (r *Runner) slotFailure(ctx context.Context, src *config.Source, err error) bool {
-	if !errors.Is(err, postgres.ErrSlotLost) {
+	if !errors.Is(err, providers.ErrSlotLost) {
 		return false
 	}
 	r.recordSlotHealth(ctx, &state.SourceStatus{Address: src.Address(), State: "failed", Message: errorText(err) + " (resync required)", UpdatedAt: r.opt.Now().UTC()})

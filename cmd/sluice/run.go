@@ -82,6 +82,7 @@ func runRun(e *env, args []string) int {
 		Backend:     backend,
 		Status:      store,
 		Warehouse:   wh,
+		Resources:   openResources,
 		Concurrency: n,
 		Logger:      logger,
 		Parallel:    *parallel,

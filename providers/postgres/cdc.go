@@ -27,7 +27,7 @@ var _ providers.ChangeStream = (*Provider)(nil)
 // ErrSlotLost reports that the replication slot is gone or has lost WAL it
 // needed: changes were lost, and the source's cdc tables must be
 // snapshotted again (with a new slot).
-var ErrSlotLost = errors.New("replication slot lost")
+var ErrSlotLost = providers.ErrSlotLost
 
 // streamSettings are the session settings of the streaming connection.
 // pgoutput prints values with the session's output functions: these make

@@ -230,7 +230,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func stripeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]any{"type": "invalid_request_error", "code": code, "message": msg}})
+	WriteError(w, status, "invalid_request_error", code, msg)
+}
+
+// WriteError answers with an error in Stripe's shape.
+func WriteError(w http.ResponseWriter, status int, typ, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"type": typ, "code": code, "message": msg}})
 }
 
 // formList reads a form-encoded array (events[0]=..., or events[]=...) in

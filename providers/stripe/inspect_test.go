@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/sluice-dev/sluice/internal/stripetest"
 	"net"
 	"strings"
 	"testing"
@@ -111,8 +112,8 @@ func TestInspectStripeMock(t *testing.T) {
 
 // TestInspectWebhook finds the source's endpoint by its exact URL.
 func TestInspectWebhook(t *testing.T) {
-	f := newFakeStripe(t)
-	src := source(f.srv.URL, testKey)
+	f := stripetest.NewServer(t, testKey, "")
+	src := source(f.URL, testKey)
 	src.Stripe.Webhook = &config.Webhook{URL: "https://sluice.example.com"}
 	p, err := New(src)
 	if err != nil {
@@ -146,7 +147,7 @@ func TestInspectWebhook(t *testing.T) {
 	}
 	// A key that may not list webhook endpoints: no webhook observed, no
 	// failure (the endpoint may be registered by hand).
-	f.denyWebhooks = true
+	f.DenyWebhooks(true)
 	if obs, err = p.Inspect(ctx); err != nil || obs.Webhook != nil {
 		t.Errorf("without webhook permission: webhook %+v, err %v; want none and no error", obs.Webhook, err)
 	}

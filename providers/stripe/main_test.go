@@ -1,141 +1,18 @@
 package stripe
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/stripetest"
 )
 
-// stripe-mock, the package's stateless Stripe API stand-in: one process for
-// the whole package, started on first use (fuzz workers, which do not use
-// it, never start it) and stopped by TestMain.
-var mock struct {
-	once sync.Once
-	url  string
-	err  error
-	proc *os.Process
-	done chan struct{}
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopStripeMock()
-	os.Exit(code)
-}
-
-// stripeMockURL returns the base URL of the package's stripe-mock.
-func stripeMockURL(t testing.TB) string {
-	t.Helper()
-	mock.once.Do(func() { mock.url, mock.err = startStripeMock() })
-	if mock.err != nil {
-		t.Fatal(mock.err)
-	}
-	return mock.url
-}
-
-// stripeMockBin installs stripe-mock when it is missing (or another version)
-// and returns its path.
-func stripeMockBin() (string, error) {
-	out, err := exec.Command("bash", "../../scripts/ensure-stripe-mock.sh").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return "", fmt.Errorf("scripts/ensure-stripe-mock.sh: %v\n%s", err, ee.Stderr)
-		}
-		return "", fmt.Errorf("scripts/ensure-stripe-mock.sh: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1], nil
-}
-
-func startStripeMock() (string, error) {
-	bin, err := stripeMockBin()
-	if err != nil {
-		return "", err
-	}
-	// Both listeners on system-chosen loopback ports: HTTPS cannot be
-	// turned off with -http-addr, and its default port would collide
-	// between packages tested in parallel.
-	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	cmd.Stderr = cmd.Stdout
-	// If the test binary dies, stripe-mock goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	mock.done = make(chan struct{})
-	go func() {
-		// Pdeathsig fires when the forking thread exits: keep it alive.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(mock.done)
-			return
-		}
-		mock.proc = cmd.Process
-		started <- nil
-		_ = cmd.Wait()
-		close(mock.done)
-	}()
-	if err := <-started; err != nil {
-		return "", fmt.Errorf("start %s: %w", bin, err)
-	}
-	addr := make(chan string, 1)
-	var log strings.Builder
-	var logMu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			logMu.Lock()
-			log.WriteString(line + "\n")
-			logMu.Unlock()
-			if a, ok := strings.CutPrefix(line, "Listening for HTTP at address: "); ok {
-				addr <- strings.TrimSpace(a)
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a, nil
-	case <-mock.done:
-	case <-time.After(30 * time.Second):
-		stopStripeMock()
-	}
-	logMu.Lock()
-	defer logMu.Unlock()
-	return "", fmt.Errorf("stripe-mock did not start listening:\n%s", log.String())
-}
-
-func stopStripeMock() {
-	if mock.proc == nil {
-		return
-	}
-	_ = mock.proc.Signal(syscall.SIGTERM)
-	select {
-	case <-mock.done:
-	case <-time.After(5 * time.Second):
-		_ = mock.proc.Kill()
-		<-mock.done
-	}
-	mock.proc = nil
-}
+// stripeMockURL returns the base URL of stripe-mock, shared by the tests
+// of the process and started on first use (fuzz workers never start it).
+func stripeMockURL(t testing.TB) string { return stripetest.MockURL(t) }
 
 // testKey is a test-mode key stripe-mock accepts. It is distinctive so that
 // tests can tell whether it leaked into an error.

@@ -3,6 +3,7 @@ package stripe
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/stripetest"
 	"strings"
 	"testing"
 	"time"
@@ -216,12 +217,12 @@ func charge(i int, created int64) map[string]any {
 // created later in the committed second are read, the ones read before are
 // not.
 func TestReadPagesAndCursor(t *testing.T) {
-	f := newFakeStripe(t)
+	f := stripetest.NewServer(t, testKey, "")
 	const base = int64(1_700_000_000)
 	for i := range 250 {
-		f.add("/v1/charges", charge(i, base+int64(i/3)))
+		f.Add("/v1/charges", charge(i, base+int64(i/3)))
 	}
-	p := newProvider(t, f.srv.URL, testKey)
+	p := newProvider(t, f.URL, testKey)
 	req := providers.ReadRequest{Table: "charges", Cursor: "created", BatchRows: 40}
 
 	full := collect(t, p.ReadIncremental, req)
@@ -255,7 +256,7 @@ func TestReadPagesAndCursor(t *testing.T) {
 	}
 
 	// Two charges in the committed second, one later.
-	f.add("/v1/charges", charge(250, last), charge(251, last), charge(252, last+5))
+	f.Add("/v1/charges", charge(250, last), charge(251, last), charge(252, last+5))
 	inc := collect(t, p.ReadIncremental, req)
 	var ids []string
 	for _, r := range inc.rows {
@@ -271,7 +272,7 @@ func TestReadPagesAndCursor(t *testing.T) {
 
 	// Another charge in a committed second whose boundary has several ids.
 	req.From = records.Position{Cursor: fmt.Sprint(last), BoundaryKeys: []string{"ch_0249", "ch_0250"}}
-	f.add("/v1/charges", charge(253, last))
+	f.Add("/v1/charges", charge(253, last))
 	inc = collect(t, p.ReadIncremental, req)
 	ids = ids[:0]
 	for _, r := range inc.rows {
@@ -285,9 +286,9 @@ func TestReadPagesAndCursor(t *testing.T) {
 // TestBoundaryKeysAccumulate reads only objects of the committed second:
 // the new position keeps the ids read before in that second.
 func TestBoundaryKeysAccumulate(t *testing.T) {
-	f := newFakeStripe(t)
-	f.add("/v1/charges", charge(1, 100), charge(2, 100))
-	p := newProvider(t, f.srv.URL, testKey)
+	f := stripetest.NewServer(t, testKey, "")
+	f.Add("/v1/charges", charge(1, 100), charge(2, 100))
+	p := newProvider(t, f.URL, testKey)
 	req := providers.ReadRequest{Table: "charges", Cursor: "created", From: records.Position{Cursor: "100", BoundaryKeys: []string{"ch_0001"}}}
 	res := collect(t, p.ReadIncremental, req)
 	if len(res.rows) != 1 || res.rows[0]["id"] != "ch_0002" {
@@ -300,9 +301,9 @@ func TestBoundaryKeysAccumulate(t *testing.T) {
 }
 
 func TestReadErrors(t *testing.T) {
-	f := newFakeStripe(t)
-	f.add("/v1/charges", charge(1, 100))
-	p := newProvider(t, f.srv.URL, testKey)
+	f := stripetest.NewServer(t, testKey, "")
+	f.Add("/v1/charges", charge(1, 100))
+	p := newProvider(t, f.URL, testKey)
 	ctx := context.Background()
 	discard := func(*records.Batch) error { return nil }
 
@@ -321,7 +322,7 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("emit error: err = %v, want %v", err, stop)
 	}
 	// An object without an id cannot be keyed.
-	f.add("/v1/refunds", map[string]any{"object": "refund", "created": int64(5)})
+	f.Add("/v1/refunds", map[string]any{"object": "refund", "created": int64(5)})
 	_, err = p.ReadSnapshot(ctx, providers.ReadRequest{Table: "refunds"}, discard)
 	if err == nil || !strings.Contains(err.Error(), "object has no id") {
 		t.Errorf("object without id: err = %v", err)

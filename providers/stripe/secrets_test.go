@@ -3,6 +3,7 @@ package stripe
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/stripetest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,7 +32,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 			fmt.Fprintf(w, "<html>bad gateway for %s</html>", auth)
 			return
 		}
-		stripeError(w, status, "invalid_request_error", "", "Authorization was '"+auth+"'; key "+testKey)
+		stripetest.WriteError(w, status, "invalid_request_error", "", "Authorization was '"+auth+"'; key "+testKey)
 	}))
 	defer srv.Close()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/stripetest"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -59,7 +60,7 @@ func newFaultProxy(t *testing.T, plan ...failure) *faultProxy {
 		for k, v := range f.header {
 			w.Header().Set(k, v)
 		}
-		stripeError(w, f.status, "api_error", "", fmt.Sprintf("planned failure %d", f.status))
+		stripetest.WriteError(w, f.status, "api_error", "", fmt.Sprintf("planned failure %d", f.status))
 	}))
 	t.Cleanup(fp.srv.Close)
 	return fp

@@ -3,6 +3,7 @@ package stripe
 import (
 	"context"
 	"errors"
+	"github.com/sluice-dev/sluice/internal/stripetest"
 	"strings"
 	"testing"
 
@@ -14,8 +15,8 @@ import (
 const hookURL = "https://sluice.example.com/webhooks/stripe.billing"
 
 func TestEnsureWebhookEndpointIsIdempotent(t *testing.T) {
-	f := newFakeStripe(t)
-	p := newProvider(t, f.srv.URL, testKey)
+	f := stripetest.NewServer(t, testKey, "")
+	p := newProvider(t, f.URL, testKey)
 	ctx := context.Background()
 	events := EventTypes([]string{"charges", "customers"})
 
@@ -23,8 +24,8 @@ func TestEnsureWebhookEndpointIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &providers.WebhookEndpoint{ID: "we_fake1", URL: hookURL, Enabled: true, Events: events}
-	if diff := cmp.Diff(want, ep); diff != "" || !created || secret != "whsec_fakeSecret1" {
+	want := &providers.WebhookEndpoint{ID: "we_test1", URL: hookURL, Enabled: true, Events: events}
+	if diff := cmp.Diff(want, ep); diff != "" || !created || secret != "whsec_test1Secret" {
 		t.Fatalf("first Ensure: created %v, secret %q, endpoint (-want +got):\n%s", created, secret, diff)
 	}
 
@@ -33,8 +34,8 @@ func TestEnsureWebhookEndpointIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, ep); diff != "" || created || secret != "" || len(f.endpoints) != 1 {
-		t.Fatalf("second Ensure: created %v, secret %q, %d endpoints, endpoint (-want +got):\n%s", created, secret, len(f.endpoints), diff)
+	if diff := cmp.Diff(want, ep); diff != "" || created || secret != "" || len(f.Endpoints()) != 1 {
+		t.Fatalf("second Ensure: created %v, secret %q, %d endpoints, endpoint (-want +got):\n%s", created, secret, len(f.Endpoints()), diff)
 	}
 	found, err := p.FindWebhookEndpoint(ctx, hookURL)
 	if err != nil || !cmp.Equal(want, found) {
@@ -42,20 +43,20 @@ func TestEnsureWebhookEndpointIsIdempotent(t *testing.T) {
 	}
 
 	// Disabled in the Dashboard: reported, then re-enabled.
-	f.endpoints[0].Status = "disabled"
+	f.SetStatus(f.Endpoints()[0].ID, "disabled")
 	found, err = p.FindWebhookEndpoint(ctx, hookURL)
 	if err != nil || found == nil || found.Enabled {
 		t.Fatalf("Find of a disabled endpoint: %+v, %v", found, err)
 	}
 	ep, _, created, err = p.EnsureWebhookEndpoint(ctx, hookURL, events)
-	if err != nil || created || !ep.Enabled || f.endpoints[0].Status != "enabled" || len(f.endpoints) != 1 {
-		t.Fatalf("Ensure of a disabled endpoint: %+v, created %v, err %v, status %s", ep, created, err, f.endpoints[0].Status)
+	if err != nil || created || !ep.Enabled || f.Endpoints()[0].Status != "enabled" || len(f.Endpoints()) != 1 {
+		t.Fatalf("Ensure of a disabled endpoint: %+v, created %v, err %v, status %s", ep, created, err, f.Endpoints()[0].Status)
 	}
 
 	// Events changed: updated in place.
 	more := EventTypes([]string{"charges", "customers", "refunds"})
 	ep, _, created, err = p.EnsureWebhookEndpoint(ctx, hookURL, append([]string{"refund.created"}, more...)) // unsorted, duplicated
-	if err != nil || created || !cmp.Equal(ep.Events, more) || !cmp.Equal(f.endpoints[0].Events, more) || len(f.endpoints) != 1 {
+	if err != nil || created || !cmp.Equal(ep.Events, more) || !cmp.Equal(f.Endpoints()[0].Events, more) || len(f.Endpoints()) != 1 {
 		t.Fatalf("Ensure with more events: %+v, created %v, err %v", ep, created, err)
 	}
 
@@ -70,15 +71,15 @@ func TestEnsureWebhookEndpointIsIdempotent(t *testing.T) {
 		t.Errorf("deleting a deleted endpoint: %v", err)
 	}
 	ep, secret, created, err = p.EnsureWebhookEndpoint(ctx, hookURL, events)
-	if err != nil || !created || secret != "whsec_fakeSecret2" || ep.ID != "we_fake2" {
+	if err != nil || !created || secret != "whsec_test2Secret" || ep.ID != "we_test2" {
 		t.Fatalf("Ensure after delete: %+v, created %v, secret %q, err %v", ep, created, secret, err)
 	}
 }
 
 func TestEnsureWebhookEndpointWithoutPermission(t *testing.T) {
-	f := newFakeStripe(t)
-	f.denyWebhooks = true
-	p := newProvider(t, f.srv.URL, testKey)
+	f := stripetest.NewServer(t, testKey, "")
+	f.DenyWebhooks(true)
+	p := newProvider(t, f.URL, testKey)
 	ctx := context.Background()
 	events := EventTypes([]string{"charges"})
 	_, _, _, err := p.EnsureWebhookEndpoint(ctx, hookURL, events)

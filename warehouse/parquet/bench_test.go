@@ -17,69 +17,11 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 )
 
-// benchSchema is the 11-column table of the benchmarks: what a typical
-// orders table maps to (SPEC §5).
-var benchSchema = &records.Schema{
-	Columns: []records.Column{
-		{Name: "id", Type: tInt64, SourceType: "bigint"},
-		{Name: "quantity", Type: tInt32, SourceType: "integer", Nullable: true},
-		{Name: "name", Type: tString, SourceType: "text", Nullable: true},
-		{Name: "amount", Type: records.ParquetType{Physical: records.PhysicalInt64, Logical: records.LogicalDecimal, Precision: 12, Scale: 2, Name: "DECIMAL(12,2)"}, SourceType: "numeric(12,2)", Nullable: true},
-		{Name: "currency", Type: tString, SourceType: "character(3)", Nullable: true},
-		{Name: "paid", Type: tBool, SourceType: "boolean", Nullable: true},
-		{Name: "attrs", Type: tJSON, SourceType: "jsonb", Nullable: true},
-		{Name: "ref", Type: tString, SourceType: "uuid", Nullable: true},
-		{Name: "tags", Type: tStrList, SourceType: "text[]", Nullable: true},
-		{Name: "created_at", Type: tTSTZ, SourceType: "timestamp with time zone", Nullable: true},
-		{Name: "updated_at", Type: tTSTZ, SourceType: "timestamp with time zone", Nullable: true},
-	},
-	PrimaryKey: []string{"id"},
-}
-
-var words = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett", "kilo", "lima", "mike", "november", "oscar", "papa"}
-
-// benchBatch builds n rows of benchSchema with ids from first; rng makes
-// the values vary as real data does (nulls included).
-func benchBatch(rng *rand.Rand, first int64, n int) *records.Batch {
-	b := records.NewBatch(benchSchema, n)
-	c := b.Cols
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-	var scratch []byte
-	for i := range n {
-		c[0].AppendInt64(first + int64(i))
-		c[1].AppendInt32(int32(rng.IntN(1000)))
-		scratch = fmt.Appendf(scratch[:0], "%s %s %d", words[rng.IntN(len(words))], words[rng.IntN(len(words))], rng.IntN(100000))
-		c[2].AppendBytes(scratch)
-		if rng.IntN(20) == 0 {
-			c[3].AppendNull()
-		} else {
-			c[3].AppendInt64(rng.Int64N(1_000_000_00))
-		}
-		c[4].AppendString([]string{"EUR", "USD", "GBP", "JPY"}[rng.IntN(4)])
-		c[5].AppendBool(rng.IntN(2) == 0)
-		scratch = fmt.Appendf(scratch[:0], `{"source": "%s", "score": %d, "flags": [%d, %d]}`, words[rng.IntN(len(words))], rng.IntN(1000), rng.IntN(9), rng.IntN(9))
-		c[6].AppendBytes(scratch)
-		u := rng.Uint64()
-		v := rng.Uint64()
-		scratch = fmt.Appendf(scratch[:0], "%08x-%04x-4%03x-a%03x-%012x", u>>32, (u>>16)&0xffff, u&0xfff, v>>52, v&0xffffffffffff)
-		c[7].AppendBytes(scratch)
-		for range rng.IntN(4) {
-			c[8].List.Elem.AppendString(words[rng.IntN(len(words))])
-		}
-		c[8].EndList()
-		t := base + rng.Int64N(365*24*3600*1_000_000)
-		c[9].AppendInt64(t)
-		if rng.IntN(10) == 0 {
-			c[10].AppendNull()
-		} else {
-			c[10].AppendInt64(t + rng.Int64N(3600*1_000_000))
-		}
-		b.N++
-	}
-	return b
-}
+// benchSchema is the 11-column table of the benchmarks.
+var benchSchema = recordstest.WideSchema
 
 // benchSource hands out batches of a table of n rows: a pool of distinct
 // batches is built once and reused with fresh ids, so that building rows
@@ -101,7 +43,7 @@ func benchRows() *benchSource {
 		rng := rand.New(rand.NewPCG(7, 8))
 		s := &benchSource{}
 		for i := range 8 {
-			b := benchBatch(rng, int64(i*benchBatchRows), benchBatchRows)
+			b := recordstest.WideBatch(rng, int64(i*benchBatchRows), benchBatchRows)
 			s.pool = append(s.pool, b)
 			s.bytes += batchBytes(b)
 		}
@@ -270,7 +212,7 @@ func BenchmarkMerge1Percent(b *testing.B) {
 			}
 			full, fullCPU := time.Since(start), cpuTime()-startCPU
 			rng := rand.New(rand.NewPCG(3, 4))
-			changes := benchBatch(rng, 0, 10_000)
+			changes := recordstest.WideBatch(rng, 0, 10_000)
 			next := int64(n)
 			var elapsed, cpu time.Duration
 			var m *Manifest

@@ -15,6 +15,7 @@ import (
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 )
 
 var kvSchema = &records.Schema{
@@ -609,7 +610,7 @@ func TestLargeTablesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		b := benchBatch(rng, int64(i*10_000), 10_000)
+		b := recordstest.WideBatch(rng, int64(i*10_000), 10_000)
 		for _, r := range rowsOf(b) {
 			want[r[0].(int)] = r
 		}
@@ -627,7 +628,7 @@ func TestLargeTablesRoundTrip(t *testing.T) {
 	checkTable(t, tb, want.rows())
 
 	// 5,000 updates and 5,000 inserts, some keys twice.
-	b := benchBatch(rng, 0, 10_000)
+	b := recordstest.WideBatch(rng, 0, 10_000)
 	for i := range b.N {
 		if i%2 == 0 {
 			b.Cols[0].I64[i] = rng.Int64N(30_000)

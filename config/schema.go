@@ -151,6 +151,11 @@ var secretAttributes = map[string]bool{
 	"webhook.signing_secret": true,
 }
 
+// IsSecretAttribute reports whether a source attribute ("password",
+// "ssh_tunnel.private_key", ...) is secret by nature: never shown, never
+// stored, whatever its value derives from.
+func IsSecretAttribute(name string) bool { return secretAttributes[name] }
+
 // sourceTypes are the source types sluice knows, with whether they can
 // receive webhooks.
 var sourceTypes = map[string]struct{ webhooks bool }{

@@ -71,17 +71,11 @@ func sourceValues(src *config.Source) map[string]string {
 // isSensitive reports whether a source attribute must never be shown or
 // stored: secret by nature, or derived from a sensitive variable.
 func isSensitive(src *config.Source, attr string) bool {
-	return src.Sensitive[attr] || secretAttribute(attr)
+	// The configuration marks secrets it decoded; the second test keeps a
+	// source built any other way from leaking one into state.
+	return src.Sensitive[attr] || config.IsSecretAttribute(attr)
 }
 
-func secretAttribute(attr string) bool {
-	switch attr {
-	case "connection_string", "password", "api_key", "ssh_tunnel.private_key",
-		"ssh_tunnel.password", "ssh_tunnel.passphrase", "webhook.signing_secret":
-		return true
-	}
-	return false
-}
 
 // DesiredSource is the state apply records for a source once it has done
 // its work: settings, fingerprints of secrets and tables. Resources are

@@ -76,7 +76,6 @@ func isSensitive(src *config.Source, attr string) bool {
 	return src.Sensitive[attr] || config.IsSecretAttribute(attr)
 }
 
-
 // DesiredSource is the state apply records for a source once it has done
 // its work: settings, fingerprints of secrets and tables. Resources are
 // left empty: apply fills them as it creates them. key is the state

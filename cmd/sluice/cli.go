@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/term"
 
@@ -113,7 +114,7 @@ func (c *command) exec(e *env, args []string) int {
 func closest(given string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {
-		if d := editDistance(given, n); d < bestDist {
+		if d := levenshtein.Distance(given, n, nil); d < bestDist {
 			best, bestDist = n, d
 		}
 	}
@@ -123,25 +124,6 @@ func closest(given string, names []string) string {
 	return fmt.Sprintf(" Did you mean %q?", best)
 }
 
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

@@ -124,7 +124,6 @@ func closest(given string, names []string) string {
 	return fmt.Sprintf(" Did you mean %q?", best)
 }
 
-
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))

@@ -31,12 +31,14 @@ import (
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 	"github.com/sluice-dev/sluice/warehouse/parquet"
+	whpg "github.com/sluice-dev/sluice/warehouse/postgres"
 )
 
 // cdcEnv is a source database with cdc tables, applied with the real
 // planner and apply (which create the publication and the slot), and a
-// Parquet warehouse.
+// Parquet warehouse, or a PostgreSQL one (usePostgresWarehouse).
 type cdcEnv struct {
 	t     *testing.T
 	ctx   context.Context
@@ -48,6 +50,61 @@ type cdcEnv struct {
 	cfg   *config.Config
 	local *state.Local
 	extra string // more attributes of the cdc block
+	// pgwh is the PostgreSQL warehouse, when the environment uses one.
+	pgwh *whpg.Warehouse
+}
+
+// forEachWarehouse runs a test against the Parquet warehouse and against
+// the PostgreSQL one.
+func forEachWarehouse(t *testing.T, test func(t *testing.T, pgwh bool)) {
+	t.Run("parquet", func(t *testing.T) { test(t, false) })
+	t.Run("postgres", func(t *testing.T) { test(t, true) })
+}
+
+// usePostgresWarehouse makes the environment sync into a PostgreSQL
+// warehouse: schema "wh" of another database of the cluster.
+func (e *cdcEnv) usePostgresWarehouse() {
+	e.t.Helper()
+	w, err := whpg.Open(e.ctx, &config.Warehouse{Backend: "postgres", URL: pgtest.NewDB(e.t), Schema: "wh", SSLMode: "disable"}, e.dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { w.Close() })
+	e.pgwh = w
+}
+
+// warehouse is the environment's warehouse.
+func (e *cdcEnv) warehouse() warehouse.Warehouse {
+	e.t.Helper()
+	if e.pgwh != nil {
+		return e.pgwh
+	}
+	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return parquet.AsWarehouse(w)
+}
+
+// scan reads a warehouse table's rows.
+func (e *cdcEnv) scan(table string, fn func(*records.Batch) error) error {
+	e.t.Helper()
+	if e.pgwh != nil {
+		tb, err := e.pgwh.Table(table)
+		if err != nil {
+			return err
+		}
+		return tb.(*whpg.Table).Scan(fn)
+	}
+	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
+	if err != nil {
+		return err
+	}
+	tb, err := w.Table(table)
+	if err != nil {
+		return err
+	}
+	return tb.Scan(fn)
 }
 
 const cdcConfigHCL = `
@@ -156,12 +213,8 @@ func openResources(ctx context.Context, src *config.Source) (providers.ResourceM
 // runner returns a runner of the environment with test-sized intervals.
 func (e *cdcEnv) runner(edit ...func(*Options)) *Runner {
 	e.t.Helper()
-	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	opt := Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: e.warehouse(),
 		Concurrency: 2, BatchRows: 1000, PollInterval: 50 * time.Millisecond,
 		Retry:            RetryPolicy{Attempts: 2, Base: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		CDCFlushInterval: 50 * time.Millisecond, WALCheckInterval: 50 * time.Millisecond,
@@ -236,16 +289,8 @@ func (e *cdcEnv) sourceStatus() *state.SourceStatus {
 // columns, sorted; where, when set, keeps the rows it accepts.
 func (e *cdcEnv) rows(table string, cols []string, where func(get func(string) string) bool) []string {
 	e.t.Helper()
-	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	tb, err := w.Table(table)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	out := []string{}
-	err = tb.Scan(func(b *records.Batch) error {
+	err := e.scan(table, func(b *records.Batch) error {
 		for i := range b.N {
 			get := func(c string) string {
 				idx := b.Schema.Index(c)
@@ -314,15 +359,12 @@ func (e *cdcEnv) source(sql string) []string {
 // manifestLSN is the position committed with a warehouse table.
 func (e *cdcEnv) manifestLSN(table string) pglogrepl.LSN {
 	e.t.Helper()
-	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
+	tb, err := e.warehouse().Table(table)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tb, err := w.Table(table)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	lsn, err := parseLSN(tb.Manifest().Position.LSN)
+	pos, _ := tb.Position()
+	lsn, err := parseLSN(pos.LSN)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -408,7 +450,9 @@ func versions(rows []string) map[string][]string {
 // consolidated tables equal the source (deleted rows as tombstones with
 // their last values) and the history tables hold every version, closed
 // by the next.
-func TestCDCRoundTrip(t *testing.T) {
+func TestCDCRoundTrip(t *testing.T) { forEachWarehouse(t, testCDCRoundTrip) }
+
+func testCDCRoundTrip(t *testing.T, pgwh bool) {
 	e := newCDCEnv(t, `
 CREATE TABLE t (id int PRIMARY KEY, v text, n int);
 INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 10) g;
@@ -421,6 +465,9 @@ INSERT INTO "Mixed Case" VALUES (1, 'one');`, `
   table "Mixed Case" {
     sync = "cdc"
   }`, "")
+	if pgwh {
+		e.usePostgresWarehouse()
+	}
 	e.mustOnce()
 	srcT := `SELECT id || '|' || v || '|' || n FROM t`
 	e.diff("snapshot", e.source(srcT), e.rows("pg_t", []string{"id", "v", "n"}, live))
@@ -504,6 +551,10 @@ INSERT INTO "Mixed Case" VALUES (1, 'one');`, `
 // exactly once (each key's versions count up by one, no gap, no repeat)
 // and the consolidated table equals the source.
 func TestCDCSnapshotWithConcurrentWriter(t *testing.T) {
+	forEachWarehouse(t, testCDCSnapshotWithConcurrentWriter)
+}
+
+func testCDCSnapshotWithConcurrentWriter(t *testing.T, pgwh bool) {
 	e := newCDCEnv(t, `
 CREATE TABLE c (id int PRIMARY KEY, n int NOT NULL, pad text);
 INSERT INTO c SELECT g, 0, repeat('x', 100) FROM generate_series(1, 30000) g;`, `
@@ -511,6 +562,9 @@ INSERT INTO c SELECT g, 0, repeat('x', 100) FROM generate_series(1, 30000) g;`, 
     sync       = "cdc"
     cdc_output = "both"
   }`, "")
+	if pgwh {
+		e.usePostgresWarehouse()
+	}
 	stop := make(chan struct{})
 	var writes atomic.Int64
 	done := make(chan error, 1)
@@ -614,7 +668,9 @@ const bigText = `(SELECT string_agg(md5(random()::text || g), '') FROM generate_
 // when an update leaves it alone; the consolidated and history rows keep
 // it (from an earlier change of the same batch, or from the warehouse),
 // and so does a delete's tombstone.
-func TestCDCUnchangedTOAST(t *testing.T) {
+func TestCDCUnchangedTOAST(t *testing.T) { forEachWarehouse(t, testCDCUnchangedTOAST) }
+
+func testCDCUnchangedTOAST(t *testing.T, pgwh bool) {
 	e := newCDCEnv(t, `
 CREATE TABLE doc (id int PRIMARY KEY, body text, n int);
 ALTER TABLE doc ALTER COLUMN body SET STORAGE EXTERNAL;
@@ -630,6 +686,9 @@ INSERT INTO hdoc SELECT * FROM doc;`, `
     sync       = "cdc"
     cdc_output = "history"
   }`, "")
+	if pgwh {
+		e.usePostgresWarehouse()
+	}
 	e.mustOnce()
 	srcSQL := `SELECT id || '|' || md5(body) || '|' || length(body) || '|' || n FROM doc`
 	md5s := func(table string, where func(func(string) string) bool) []string {
@@ -686,7 +745,9 @@ func md5sum(s string) []byte {
 
 // TestCDCKeyUpdate: an update that changes the key leaves a tombstone of
 // the old key (consolidated) and closes its history; the new key lives.
-func TestCDCKeyUpdate(t *testing.T) {
+func TestCDCKeyUpdate(t *testing.T) { forEachWarehouse(t, testCDCKeyUpdate) }
+
+func testCDCKeyUpdate(t *testing.T, pgwh bool) {
 	e := newCDCEnv(t, `
 CREATE TABLE k (id int PRIMARY KEY, v text);
 INSERT INTO k VALUES (1, 'one'), (2, 'two');`, `
@@ -694,6 +755,9 @@ INSERT INTO k VALUES (1, 'one'), (2, 'two');`, `
     sync       = "cdc"
     cdc_output = "both"
   }`, "")
+	if pgwh {
+		e.usePostgresWarehouse()
+	}
 	e.mustOnce()
 	e.exec(`UPDATE k SET id = 100 WHERE id = 1`)
 	e.exec(`UPDATE k SET id = 200, v = 'deux' WHERE id = 2`)
@@ -724,7 +788,9 @@ func sortedByID(rows []string) []string {
 // TestCDCSchemaChanges: a column added at the source (sync_forward: older
 // rows NULL; full_resync: the table is read again), a column dropped
 // (NULL from then on), a column whose type changed (read again).
-func TestCDCSchemaChanges(t *testing.T) {
+func TestCDCSchemaChanges(t *testing.T) { forEachWarehouse(t, testCDCSchemaChanges) }
+
+func testCDCSchemaChanges(t *testing.T, pgwh bool) {
 	e := newCDCEnv(t, `
 CREATE TABLE fwd (id int PRIMARY KEY, v text, n int);
 CREATE TABLE fullr (id int PRIMARY KEY, v text);
@@ -737,6 +803,9 @@ INSERT INTO fullr VALUES (1, 'a'), (2, 'b');`, `
     sync        = "cdc"
     new_columns = "full_resync"
   }`, "")
+	if pgwh {
+		e.usePostgresWarehouse()
+	}
 	e.mustOnce()
 	e.exec(`ALTER TABLE fwd ADD COLUMN extra text; INSERT INTO fwd VALUES (3, 'c', 3, 'x'); UPDATE fwd SET extra = 'y' WHERE id = 1`)
 	e.exec(`ALTER TABLE fullr ADD COLUMN extra text DEFAULT 'd'; INSERT INTO fullr VALUES (3, 'c', 'z')`)
@@ -757,7 +826,9 @@ INSERT INTO fullr VALUES (1, 'a'), (2, 'b');`, `
 // snapshotted under a temporary slot's snapshot, with a writer busy: its
 // changes at or before that point are not applied twice, later ones are.
 // A resync of one table works the same way.
-func TestCDCTableAddedLater(t *testing.T) {
+func TestCDCTableAddedLater(t *testing.T) { forEachWarehouse(t, testCDCTableAddedLater) }
+
+func testCDCTableAddedLater(t *testing.T, pgwh bool) {
 	tableA := `
   table "a" {
     sync = "cdc"
@@ -767,6 +838,9 @@ CREATE TABLE a (id int PRIMARY KEY, n int NOT NULL);
 INSERT INTO a SELECT g, 0 FROM generate_series(1, 100) g;
 CREATE TABLE b (id int PRIMARY KEY, n int NOT NULL);
 INSERT INTO b SELECT g, 0 FROM generate_series(1, 20000) g;`, tableA, "")
+	if pgwh {
+		e.usePostgresWarehouse()
+	}
 	e.mustOnce()
 	e.exec(`UPDATE a SET n = 1 WHERE id <= 10; UPDATE b SET n = 1 WHERE id <= 10`)
 	e.apply(tableA + `

@@ -941,3 +941,36 @@ func (m textMark) restore(v *records.Vec) {
 		}
 	}
 }
+
+// TextDecoder appends values given in PostgreSQL's text form to a Vec of
+// a Parquet type, exactly as the stream decodes pgoutput's values: the
+// PostgreSQL warehouse reads its own tables back with it, so that a value
+// read back is the value written. The text forms are those of a session
+// with SessionSettings.
+type TextDecoder struct {
+	d *textDecoder
+}
+
+// SessionSettings are the SET statements that make a session print values
+// in the text forms TextDecoder reads.
+const SessionSettings = `SET DateStyle = 'ISO, YMD';
+SET IntervalStyle = 'postgres';
+SET TimeZone = 'UTC';
+SET extra_float_digits = 3;
+SET bytea_output = 'hex'`
+
+// NewTextDecoder returns the decoder of values of Parquet type pt.
+func NewTextDecoder(pt records.ParquetType) (*TextDecoder, error) {
+	d, err := newTextDecoder(pt, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &TextDecoder{d: d}, nil
+}
+
+// Decode appends the value whose text form is s to v; a value the type
+// cannot hold (an infinite date, a NaN in a DECIMAL) is appended as NULL
+// and counted in v.Nulled.
+func (d *TextDecoder) Decode(v *records.Vec, s []byte) error {
+	return d.d.decode(v, s, &v.Nulled)
+}

@@ -75,7 +75,14 @@ type Tx struct {
 	rows      int64 // rows written
 	seq       int64 // the next _sluice_row
 	unchanged map[int]bool
-	done      bool
+	// hist is set for a history transaction (BeginHistory).
+	hist *historySpec
+	// stored is the schema recorded with the committed position, nil if
+	// none.
+	stored *records.Schema
+	// committedSchema is resultSchema, recorded by commit.
+	committedSchema *records.Schema
+	done            bool
 }
 
 var _ warehouse.Tx = (*Tx)(nil)
@@ -86,16 +93,16 @@ var _ warehouse.Tx = (*Tx)(nil)
 // new to the table are added; a column whose type changed, or a changed
 // primary key for Merge, is an error wrapping warehouse.ErrSchemaChanged.
 func (t *Table) Begin(mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
-	tx, err := t.begin(mode, schema, sync)
+	tx, err := t.begin(mode, schema, sync, nil)
 	if err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-func (t *Table) begin(mode warehouse.Mode, schema *records.Schema, sync string) (*Tx, error) {
+func (t *Table) begin(mode warehouse.Mode, schema *records.Schema, sync string, hist *historySpec) (*Tx, error) {
 	tx := &Tx{t: t, mode: mode, sync: sync, schema: schema, hasSyncedAt: schema.Index(SyncedAtColumn) < 0,
-		syncedAt: time.Now().UTC().Truncate(time.Microsecond), unchanged: map[int]bool{}}
+		syncedAt: time.Now().UTC().Truncate(time.Microsecond), unchanged: map[int]bool{}, hist: hist}
 	if err := tx.prepareColumns(); err != nil {
 		return nil, fmt.Errorf("beginning a write to %s: %w", t.qualified(), err)
 	}
@@ -148,7 +155,7 @@ func (tx *Tx) prepareColumns() error {
 // createKey reports whether the table is created with its primary key: a
 // table that is appended to keeps every version of a key.
 func (tx *Tx) createKey() bool {
-	return len(tx.key) > 0 && tx.mode != warehouse.Append && tx.sync != "append"
+	return len(tx.key) > 0 && tx.mode != warehouse.Append && tx.sync != "append" && tx.hist == nil
 }
 
 func (tx *Tx) start(ctx context.Context) error {
@@ -166,11 +173,11 @@ func (tx *Tx) start(ctx context.Context) error {
 		return err
 	}
 	tx.old = old
+	if err := tx.readCommitted(ctx); err != nil {
+		return err
+	}
 	if old != nil && tx.mode != warehouse.Replace {
 		if err := tx.checkCompatible(); err != nil {
-			return err
-		}
-		if err := tx.readRows(ctx); err != nil {
 			return err
 		}
 	}
@@ -192,7 +199,16 @@ func (tx *Tx) start(ctx context.Context) error {
 			if _, err := tx.conn.Exec(ctx, tx.createSQL(t.ident())); err != nil {
 				return fmt.Errorf("creating the table: %w", err)
 			}
-			if tx.mode == warehouse.Merge {
+			switch {
+			case tx.hist != nil:
+				// Versions of a key are closed by the next: the current
+				// ones are found by key.
+				q := fmt.Sprintf("CREATE INDEX %s ON %s (%s) WHERE %s IS NULL", pgx.Identifier{derivedName(t.name, "_current")}.Sanitize(),
+					t.ident(), quoteList(tx.key, ""), pgx.Identifier{ValidToColumn}.Sanitize())
+				if _, err := tx.conn.Exec(ctx, q); err != nil {
+					return fmt.Errorf("creating the index of current versions: %w", err)
+				}
+			case tx.mode == warehouse.Merge:
 				if _, err := tx.conn.Exec(ctx, tx.keySQL(t.ident(), derivedName(t.name, "_pkey"))); err != nil {
 					return fmt.Errorf("creating the primary key: %w", err)
 				}
@@ -299,7 +315,15 @@ func (tx *Tx) checkCompatible() error {
 			return fmt.Errorf("%w: column %q is %s in the warehouse and %s now", warehouse.ErrSchemaChanged, c.name, typ, c.typ)
 		}
 	}
-	if tx.mode == warehouse.Merge && !slices.Equal(tx.old.key, tx.key) {
+	switch {
+	case tx.hist != nil:
+		// A history table has no primary key constraint (a key has many
+		// versions): its key is the one recorded.
+		if tx.stored != nil && !slices.Equal(tx.stored.PrimaryKey, tx.key) {
+			return fmt.Errorf("%w: the history table's key is (%s), the source's (%s)", warehouse.ErrSchemaChanged,
+				strings.Join(tx.stored.PrimaryKey, ", "), strings.Join(tx.key, ", "))
+		}
+	case tx.mode == warehouse.Merge && !slices.Equal(tx.old.key, tx.key):
 		return fmt.Errorf("%w: the warehouse table's primary key is (%s), the source's (%s)", warehouse.ErrSchemaChanged,
 			strings.Join(tx.old.key, ", "), strings.Join(tx.key, ", "))
 	}
@@ -331,17 +355,52 @@ func (tx *Tx) addColumns(ctx context.Context) error {
 	return nil
 }
 
-// readRows reads the row count committed with the position, counting the
-// table's rows when sluice has not recorded it.
-func (tx *Tx) readRows(ctx context.Context) error {
-	err := tx.conn.QueryRow(ctx, `SELECT rows FROM `+tx.t.w.positionsIdent()+` WHERE table_name = $1`, tx.t.name).Scan(&tx.prevRows)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = tx.conn.QueryRow(ctx, `SELECT count(*) FROM `+tx.t.ident()).Scan(&tx.prevRows)
+// readCommitted reads, under the table's lock, the row count and schema
+// committed with the position; it counts the rows of a table sluice has
+// not recorded.
+func (tx *Tx) readCommitted(ctx context.Context) error {
+	var raw []byte
+	err := tx.conn.QueryRow(ctx, `SELECT rows, schema FROM `+tx.t.w.positionsIdent()+` WHERE table_name = $1`, tx.t.name).Scan(&tx.prevRows, &raw)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		tx.prevRows = 0
+		if tx.old != nil && tx.mode != warehouse.Replace {
+			if err := tx.conn.QueryRow(ctx, `SELECT count(*) FROM `+tx.t.ident()).Scan(&tx.prevRows); err != nil {
+				return fmt.Errorf("counting the table's rows: %w", err)
+			}
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the table's committed row count: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("reading the table's row count: %w", err)
+	if tx.old == nil {
+		// The table was dropped by hand since: it starts again.
+		tx.prevRows = 0
+		return nil
 	}
-	return nil
+	tx.stored, err = decodeSchema(raw)
+	return err
+}
+
+// resultSchema is the table's schema once the transaction commits: a
+// Replace's columns, or the columns recorded before with the
+// transaction's added or updated; _sluice_synced_at included.
+func (tx *Tx) resultSchema() *records.Schema {
+	out := &records.Schema{PrimaryKey: slices.Clone(tx.key)}
+	if tx.mode != warehouse.Replace && tx.stored != nil {
+		out.Columns = slices.Clone(tx.stored.Columns)
+	}
+	for _, c := range tx.schema.Columns {
+		if i := out.Index(c.Name); i >= 0 {
+			out.Columns[i] = c
+		} else {
+			out.Columns = append(out.Columns, c)
+		}
+	}
+	if tx.hasSyncedAt && out.Index(SyncedAtColumn) < 0 {
+		out.Columns = append(out.Columns, records.Column{Name: SyncedAtColumn, Type: syncedAtType, SourceType: "timestamp with time zone", Nullable: true})
+	}
+	return out
 }
 
 // Write copies a batch of the transaction's schema.
@@ -412,7 +471,7 @@ func (tx *Tx) Commit(pos records.Position) (int64, error) {
 	tx.done = true
 	tx.close()
 	tx.t.mu.Lock()
-	tx.t.pos, tx.t.committed = pos, true
+	tx.t.pos, tx.t.committed, tx.t.schema = pos, true, tx.committedSchema
 	tx.t.mu.Unlock()
 	return rows, nil
 }
@@ -428,6 +487,13 @@ func (tx *Tx) commit(ctx context.Context, pos records.Position) (int64, error) {
 	case warehouse.Append:
 		rows = tx.prevRows + tx.rows
 	case warehouse.Merge:
+		if tx.hist != nil {
+			if err := tx.commitHistory(ctx); err != nil {
+				return 0, err
+			}
+			rows = tx.prevRows + tx.rows
+			break
+		}
 		inserted, err := tx.merge(ctx)
 		if err != nil {
 			return 0, err
@@ -438,13 +504,24 @@ func (tx *Tx) commit(ctx context.Context, pos records.Position) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encoding the position: %w", err)
 	}
-	_, err = tx.conn.Exec(ctx, `INSERT INTO `+tx.t.w.positionsIdent()+` (table_name, position, sync, mode, rows, committed_at)
-VALUES ($1, $2, $3, $4, $5, now())
+	mode := tx.mode.String()
+	if tx.hist != nil {
+		mode = "history"
+	}
+	schema := tx.resultSchema()
+	rawSchema, err := json.Marshal(schema)
+	if err != nil {
+		return 0, fmt.Errorf("encoding the schema: %w", err)
+	}
+	_, err = tx.conn.Exec(ctx, `INSERT INTO `+tx.t.w.positionsIdent()+` (table_name, position, sync, mode, rows, committed_at, schema)
+VALUES ($1, $2, $3, $4, $5, now(), $6)
 ON CONFLICT (table_name) DO UPDATE SET position = EXCLUDED.position, sync = EXCLUDED.sync, mode = EXCLUDED.mode,
-	rows = EXCLUDED.rows, committed_at = EXCLUDED.committed_at`, tx.t.name, string(raw), tx.sync, tx.mode.String(), rows)
+	rows = EXCLUDED.rows, committed_at = EXCLUDED.committed_at, schema = EXCLUDED.schema`,
+		tx.t.name, string(raw), tx.sync, mode, rows, string(rawSchema))
 	if err != nil {
 		return 0, fmt.Errorf("recording the position: %w", err)
 	}
+	tx.committedSchema = schema
 	if beforeCommit != nil {
 		if err := beforeCommit(); err != nil {
 			return 0, err
@@ -533,33 +610,11 @@ func (tx *Tx) merge(ctx context.Context) (int64, error) {
 	if tx.rows == 0 {
 		return 0, nil
 	}
-	stage := pgx.Identifier{stageTable}.Sanitize()
-	keyS, keyP, keyT := quoteList(tx.key, "s."), quoteList(tx.key, "p."), quoteList(tx.key, "t.")
-	if len(tx.unchanged) > 0 {
-		if _, err := tx.conn.Exec(ctx, fmt.Sprintf("CREATE INDEX ON %s (%s, %s)", stage, quoteList(tx.key, ""), stageRow)); err != nil {
-			return 0, fmt.Errorf("indexing the staged rows: %w", err)
-		}
-		cis := make([]int, 0, len(tx.unchanged))
-		for ci := range tx.unchanged {
-			cis = append(cis, ci)
-		}
-		slices.Sort(cis)
-		for _, ci := range cis {
-			col := pgx.Identifier{tx.cols[ci].name}.Sanitize()
-			earlier := fmt.Sprintf("FROM %s p WHERE (%s) = (%s) AND p.%s < s.%s AND NOT coalesce($1 = ANY(p.%s), false)",
-				stage, keyP, keyS, stageRow, stageRow, stageUnchanged)
-			q := fmt.Sprintf(`UPDATE %s s SET %s = (SELECT p.%s %s ORDER BY p.%s DESC LIMIT 1), %s = array_remove(s.%s, $1)
-WHERE $1 = ANY(s.%s) AND EXISTS (SELECT %s)`, stage, col, col, earlier, stageRow, stageUnchanged, stageUnchanged, stageUnchanged, earlier)
-			if _, err := tx.conn.Exec(ctx, q, ci); err != nil {
-				return 0, fmt.Errorf("filling unchanged values of %q from earlier changes: %w", tx.cols[ci].name, err)
-			}
-			q = fmt.Sprintf(`UPDATE %s s SET %s = t.%s, %s = array_remove(s.%s, $1) FROM %s t
-WHERE $1 = ANY(s.%s) AND (%s) = (%s)`, stage, col, col, stageUnchanged, stageUnchanged, tx.t.ident(), stageUnchanged, keyT, keyS)
-			if _, err := tx.conn.Exec(ctx, q, ci); err != nil {
-				return 0, fmt.Errorf("filling unchanged values of %q from the table: %w", tx.cols[ci].name, err)
-			}
-		}
+	if err := tx.fillUnchanged(ctx); err != nil {
+		return 0, err
 	}
+	stage := pgx.Identifier{stageTable}.Sanitize()
+	keyS := quoteList(tx.key, "s.")
 	names := make([]string, len(tx.cols))
 	isKey := map[string]bool{}
 	for _, k := range tx.key {
@@ -650,4 +705,43 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// fillUnchanged sets the staged values a change left unchanged: from the
+// key's previous staged row that carries them, else from the stored row
+// (the current version, in a history table).
+func (tx *Tx) fillUnchanged(ctx context.Context) error {
+	if len(tx.unchanged) == 0 {
+		return nil
+	}
+	stage := pgx.Identifier{stageTable}.Sanitize()
+	keyS, keyP, keyT := quoteList(tx.key, "s."), quoteList(tx.key, "p."), quoteList(tx.key, "t.")
+	if _, err := tx.conn.Exec(ctx, fmt.Sprintf("CREATE INDEX ON %s (%s, %s)", stage, quoteList(tx.key, ""), stageRow)); err != nil {
+		return fmt.Errorf("indexing the staged rows: %w", err)
+	}
+	cis := make([]int, 0, len(tx.unchanged))
+	for ci := range tx.unchanged {
+		cis = append(cis, ci)
+	}
+	slices.Sort(cis)
+	for _, ci := range cis {
+		col := pgx.Identifier{tx.cols[ci].name}.Sanitize()
+		earlier := fmt.Sprintf("FROM %s p WHERE (%s) = (%s) AND p.%s < s.%s AND NOT coalesce($1 = ANY(p.%s), false)",
+			stage, keyP, keyS, stageRow, stageRow, stageUnchanged)
+		q := fmt.Sprintf(`UPDATE %s s SET %s = (SELECT p.%s %s ORDER BY p.%s DESC LIMIT 1), %s = array_remove(s.%s, $1)
+WHERE $1 = ANY(s.%s) AND EXISTS (SELECT %s)`, stage, col, col, earlier, stageRow, stageUnchanged, stageUnchanged, stageUnchanged, earlier)
+		if _, err := tx.conn.Exec(ctx, q, ci); err != nil {
+			return fmt.Errorf("filling unchanged values of %q from earlier changes: %w", tx.cols[ci].name, err)
+		}
+		current := ""
+		if tx.hist != nil {
+			current = " AND t." + pgx.Identifier{ValidToColumn}.Sanitize() + " IS NULL"
+		}
+		q = fmt.Sprintf(`UPDATE %s s SET %s = t.%s, %s = array_remove(s.%s, $1) FROM %s t
+WHERE $1 = ANY(s.%s) AND (%s) = (%s)%s`, stage, col, col, stageUnchanged, stageUnchanged, tx.t.ident(), stageUnchanged, keyT, keyS, current)
+		if _, err := tx.conn.Exec(ctx, q, ci); err != nil {
+			return fmt.Errorf("filling unchanged values of %q from the table: %w", tx.cols[ci].name, err)
+		}
+	}
+	return nil
 }

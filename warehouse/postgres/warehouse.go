@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -131,11 +132,27 @@ func (w *Warehouse) setup(ctx context.Context) error {
 	sync         text NOT NULL,
 	mode         text NOT NULL,
 	rows         bigint NOT NULL,
-	committed_at timestamptz NOT NULL
+	committed_at timestamptz NOT NULL,
+	schema       jsonb
 )`)
 		var pe *pgconn.PgError
 		if err != nil && !(errors.As(err, &pe) && pe.Code == "23505") {
 			return w.privilegeError(ctx, conn, fmt.Errorf("warehouse: creating %s.%s: %w", w.schema, PositionsTable, err))
+		}
+		// The table's schema (records types, key) was added later: a
+		// positions table of an earlier version gets the column. Looked
+		// up first, so that a user who may write to the table but does
+		// not own it is not stopped by ALTER's ownership check.
+		var hasSchema bool
+		err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'schema' AND NOT attisdropped)`,
+			w.positionsIdent()).Scan(&hasSchema)
+		if err != nil {
+			return fmt.Errorf("warehouse: reading %s.%s: %w", w.schema, PositionsTable, err)
+		}
+		if !hasSchema {
+			if _, err := conn.Exec(ctx, `ALTER TABLE `+w.positionsIdent()+` ADD COLUMN IF NOT EXISTS schema jsonb`); err != nil {
+				return fmt.Errorf("warehouse: adding column schema to %s.%s: %w", w.schema, PositionsTable, err)
+			}
 		}
 		return nil
 	})
@@ -149,6 +166,12 @@ func (w *Warehouse) withConn(ctx context.Context, fn func(*pgx.Conn) error) erro
 		conn, err := w.dialer.Connect(ctx)
 		if err != nil {
 			return fmt.Errorf("connecting to the warehouse: %w", err)
+		}
+		// Lookup and Scan read values in the text forms the decoders
+		// read.
+		if _, err := conn.PgConn().Exec(ctx, pgsource.SessionSettings).ReadAll(); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("setting up the warehouse connection: %w", err)
 		}
 		w.conn = conn
 	}
@@ -211,8 +234,8 @@ func (w *Warehouse) table(name string) (*Table, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	err := w.withConn(ctx, func(conn *pgx.Conn) error {
-		var raw []byte
-		err := conn.QueryRow(ctx, `SELECT position FROM `+w.positionsIdent()+` WHERE table_name = $1`, t.name).Scan(&raw)
+		var raw, schema []byte
+		err := conn.QueryRow(ctx, `SELECT position, schema FROM `+w.positionsIdent()+` WHERE table_name = $1`, t.name).Scan(&raw, &schema)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -221,6 +244,9 @@ func (w *Warehouse) table(name string) (*Table, error) {
 		}
 		if err := json.Unmarshal(raw, &t.pos); err != nil {
 			return fmt.Errorf("decoding the position: %w", err)
+		}
+		if t.schema, err = decodeSchema(schema); err != nil {
+			return err
 		}
 		t.committed = true
 		return nil
@@ -239,6 +265,10 @@ type Table struct {
 	mu        sync.Mutex
 	pos       records.Position
 	committed bool
+	// schema is the committed schema: the columns with the types the
+	// batches carried (and _sluice_synced_at), and the key. Nil for a
+	// table never committed, or committed before sluice recorded it.
+	schema *records.Schema
 }
 
 var _ warehouse.Table = (*Table)(nil)
@@ -252,6 +282,33 @@ func (t *Table) Position() (records.Position, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pos, t.committed
+}
+
+// Schema is the table's committed schema (see Table.schema), nil when
+// none is recorded.
+func (t *Table) Schema() *records.Schema {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return cloneSchema(t.schema)
+}
+
+// decodeSchema reads a schema recorded with a position; NULL is none.
+func decodeSchema(raw []byte) (*records.Schema, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var s records.Schema
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("decoding the recorded schema: %w", err)
+	}
+	return &s, nil
+}
+
+func cloneSchema(s *records.Schema) *records.Schema {
+	if s == nil {
+		return nil
+	}
+	return &records.Schema{Columns: slices.Clone(s.Columns), PrimaryKey: slices.Clone(s.PrimaryKey)}
 }
 
 func (t *Table) ident() string { return pgx.Identifier{t.w.schema, t.name}.Sanitize() }

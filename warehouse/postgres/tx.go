@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -549,7 +550,11 @@ func (tx *Tx) swap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var renames []string
 	if old != nil {
+		if renames, err = tx.carryOver(ctx, old.oid); err != nil {
+			return err
+		}
 		drop := "DROP TABLE " + t.ident()
 		if t.w.dropCascade {
 			drop += " CASCADE"
@@ -569,7 +574,114 @@ func (tx *Tx) swap(ctx context.Context) error {
 			return fmt.Errorf("renaming the primary key: %w", err)
 		}
 	}
+	for _, q := range renames {
+		if _, err := tx.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("renaming an index carried over: %w", err)
+		}
+	}
 	return nil
+}
+
+// carryOver gives the new table of a Replace what users added to the old
+// one, which would otherwise go with it: privileges on the table and on
+// the columns both have, comments, and indexes (but the primary key,
+// which the new table has, and indexes of constraints). It runs before the
+// old table is dropped, so that readers wait only for the drop; indexes
+// are built under temporary names, and the returned statements give them
+// their names back once the old table is gone. An index of a column the
+// new table lacks is not carried over.
+func (tx *Tx) carryOver(ctx context.Context, oldOID uint32) ([]string, error) {
+	var cols []string
+	for _, c := range tx.cols {
+		cols = append(cols, c.name)
+	}
+	if tx.hasSyncedAt {
+		cols = append(cols, SyncedAtColumn)
+	}
+	rows, err := tx.conn.Query(ctx, `
+SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $2::text, g.name,
+	CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+FROM pg_class c CROSS JOIN aclexplode(c.relacl) a
+CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END) g(name)
+WHERE c.oid = $1 AND a.grantee <> c.relowner
+UNION ALL
+SELECT format('GRANT %s (%I) ON TABLE %s TO %s%s', a.privilege_type, at.attname, $2::text, g.name,
+	CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+FROM pg_attribute at CROSS JOIN aclexplode(at.attacl) a
+CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END) g(name)
+WHERE at.attrelid = $1 AND at.attnum > 0 AND NOT at.attisdropped AND at.attname = ANY($3)
+UNION ALL
+SELECT format('COMMENT ON TABLE %s IS %L', $2::text, d.description)
+FROM pg_description d WHERE d.classoid = 'pg_class'::regclass AND d.objoid = $1 AND d.objsubid = 0
+UNION ALL
+SELECT format('COMMENT ON COLUMN %s.%I IS %L', $2::text, at.attname, d.description)
+FROM pg_description d JOIN pg_attribute at ON at.attrelid = d.objoid AND at.attnum = d.objsubid
+WHERE d.classoid = 'pg_class'::regclass AND d.objoid = $1 AND d.objsubid > 0 AND at.attname = ANY($3)`,
+		oldOID, tx.target, cols)
+	if err != nil {
+		return nil, fmt.Errorf("reading the previous version's privileges and comments: %w", err)
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the previous version's privileges and comments: %w", err)
+	}
+	for _, q := range stmts {
+		if _, err := tx.conn.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("carrying over %q: %w", q, err)
+		}
+	}
+
+	type index struct{ name, quoted, table, def string }
+	rows, err = tx.conn.Query(ctx, `
+SELECT ci.relname, quote_ident(ci.relname), quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+JOIN pg_class ci ON ci.oid = i.indexrelid
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE i.indrelid = $1 AND NOT i.indisprimary
+  AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+ORDER BY ci.relname`, oldOID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the previous version's indexes: %w", err)
+	}
+	indexes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index, error) {
+		var x index
+		err := r.Scan(&x.name, &x.quoted, &x.table, &x.def)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the previous version's indexes: %w", err)
+	}
+	var renames []string
+	for k, x := range indexes {
+		tmp := derivedName(tx.newName, fmt.Sprintf("_idx%d", k))
+		// pg_get_indexdef prints "CREATE [UNIQUE] INDEX name ON
+		// schema.table USING ...", names quoted as quote_ident does.
+		from := " INDEX " + x.quoted + " ON " + x.table + " USING "
+		if !strings.Contains(x.def, from) {
+			return nil, fmt.Errorf("carrying over index %q: cannot read its definition %q", x.name, x.def)
+		}
+		def := strings.Replace(x.def, from, " INDEX "+pgx.Identifier{tmp}.Sanitize()+" ON "+tx.target+" USING ", 1)
+		if _, err := tx.conn.Exec(ctx, "SAVEPOINT carry_index"); err != nil {
+			return nil, err
+		}
+		if _, err := tx.conn.Exec(ctx, def); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42703" {
+				// A column it needs is gone from the source.
+				if _, err := tx.conn.Exec(ctx, "ROLLBACK TO SAVEPOINT carry_index"); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, fmt.Errorf("carrying over index %q (%s): %w", x.name, x.def, err)
+		}
+		if _, err := tx.conn.Exec(ctx, "RELEASE SAVEPOINT carry_index"); err != nil {
+			return nil, err
+		}
+		renames = append(renames, fmt.Sprintf("ALTER INDEX %s RENAME TO %s", pgx.Identifier{tx.t.w.schema, tmp}.Sanitize(), pgx.Identifier{x.name}.Sanitize()))
+	}
+	return renames, nil
 }
 
 // checkViews fails when views depend on the table a Replace drops.

@@ -193,6 +193,20 @@ func TestStaticErrors(t *testing.T) {
 			detail: `"a_b_c"`,
 		},
 		{
+			name:   "history table collides with a table",
+			src:    pgHead + "  prefix = \"p\"\n  cdc {}\n  table \"orders\" {\n    sync       = \"cdc\"\n    cdc_output = \"both\"\n  }\n  table \"orders_cdc\" { sync = \"full_refresh\" }\n}\n",
+			want:   []diag{{"error", "Warehouse table name collision", 9}},
+			detail: `"p_orders_cdc"`,
+		},
+		{
+			name: "names cut to 63 bytes collide in a postgres warehouse",
+			src: "warehouse {\n  backend = \"postgres\"\n  url     = \"postgres://wh\"\n}\n" + pgHead + "  prefix = \"" + strings.Repeat("p", 40) + "\"\n" +
+				"  table \"" + strings.Repeat("t", 40) + "\" { sync = \"full_refresh\" }\n" +
+				"  table \"" + PostgresTableName(strings.Repeat("p", 40) + "_" + strings.Repeat("t", 40))[41:] + "\" { sync = \"full_refresh\" }\n}\n",
+			want:   []diag{{"error", "Warehouse table name collision", 9}},
+			detail: "cut and end with a hash",
+		},
+		{
 			name:   "bad source frequency",
 			src:    pgHead + "  frequency = \"6 hours\"\n}\n",
 			want:   []diag{{"error", "Invalid frequency", 3}},

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -125,4 +127,53 @@ func QualifiedName(schema, table string) string {
 		return q(table)
 	}
 	return q(schema) + "." + q(table)
+}
+
+// HistorySuffix ends the name of a cdc table's history table
+// (<prefix>_<table>_cdc, SPEC §4).
+const HistorySuffix = "_cdc"
+
+// LandingNames are the warehouse tables a source table writes: its own,
+// and for a cdc table the history table (cdc_output "history" or "both";
+// "history" alone has no consolidated table).
+func (t *Table) LandingNames(s *Source) []string {
+	wh := t.WarehouseName(s)
+	switch {
+	case t.Sync != SyncCDC:
+		return []string{wh}
+	case t.CDCOutput == "history":
+		return []string{wh + HistorySuffix}
+	case t.CDCOutput == "both":
+		return []string{wh, wh + HistorySuffix}
+	}
+	return []string{wh}
+}
+
+// hashSuffixBytes is the length of "_" and the hex digits that end a
+// truncated identifier: 8 hex digits (32 bits) keep names that share
+// their first 54 bytes apart.
+const hashSuffixBytes = 1 + 8
+
+// PostgresTableName is the table a warehouse table is in a PostgreSQL
+// warehouse: the name lowercased, every character outside [a-z0-9_]
+// replaced by "_" (warehouse names already are), and a name longer than 63
+// bytes, which PostgreSQL would silently cut, cut to 54 bytes followed by
+// "_" and 8 hex digits of a SHA-256 of the whole name, so that two names
+// that differ only past the cut stay two tables.
+func PostgresTableName(name string) string {
+	return TruncateIdentifier(sanitizeName(name), name)
+}
+
+// TruncateIdentifier shortens s to an identifier PostgreSQL keeps whole
+// (see PostgresTableName); key is what the hash suffix is computed from.
+func TruncateIdentifier(s, key string) string {
+	if len(s) <= maxIdentifierBytes {
+		return s
+	}
+	sum := sha256.Sum256([]byte(key))
+	cut := maxIdentifierBytes - hashSuffixBytes
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut-- // not in the middle of a UTF-8 character
+	}
+	return s[:cut] + "_" + hex.EncodeToString(sum[:4])
 }

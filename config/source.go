@@ -407,13 +407,21 @@ func (l *loader) checkSources() {
 				continue
 			}
 			seenTable[key] = t
-			wh := t.WarehouseName(s)
-			if prev, dup := seenWarehouse[wh]; dup {
-				l.e.diags = append(l.e.diags, errorAt(t.DeclRange, "Warehouse table name collision",
-					"%s and %s both land in warehouse table %q (names are lowercased and characters outside [a-z0-9_] become _). Change a prefix, or sync only one of them.", prev, t.Address(s), wh))
-				continue
+			for _, wh := range t.LandingNames(s) {
+				how := "names are lowercased and characters outside [a-z0-9_] become _"
+				if l.cfg.Warehouse.Backend == "postgres" {
+					wh = PostgresTableName(wh)
+					how += "; in a PostgreSQL warehouse names longer than 63 bytes are cut and end with a hash"
+				}
+				if prev, dup := seenWarehouse[wh]; dup {
+					if prev != t.Address(s) {
+						l.e.diags = append(l.e.diags, errorAt(t.DeclRange, "Warehouse table name collision",
+							"%s and %s both land in warehouse table %q (%s). Change a prefix, or sync only one of them.", prev, t.Address(s), wh, how))
+					}
+					break
+				}
+				seenWarehouse[wh] = t.Address(s)
 			}
-			seenWarehouse[wh] = t.Address(s)
 		}
 	}
 }

@@ -3,7 +3,9 @@
 // run on the same machine, and prints a table.
 //
 // Each sync is `bin/sluice run -once` in a subprocess, so its wall time and
-// peak RSS are the real program's, not a benchmark harness's.
+// peak RSS are the real program's, not a benchmark harness's. At the sizes
+// -pg-warehouse-rows names, the full refresh is also measured into a
+// PostgreSQL warehouse (another database of the same cluster).
 package main
 
 import (
@@ -31,11 +33,19 @@ var profiles int
 
 func main() {
 	sizes := flag.String("rows", "1000000,2000000,4000000", "table sizes to measure, comma-separated")
+	pgSizes := flag.String("pg-warehouse-rows", "2000000", "table sizes at which to also measure a full refresh into a PostgreSQL warehouse, comma-separated (empty: none)")
 	bin := flag.String("sluice", "bin/sluice", "the sluice binary")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *bin, *sizes); err != nil {
+	pgAt := map[int64]bool{}
+	for _, s := range strings.Split(*pgSizes, ",") {
+		var n int64
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err == nil {
+			pgAt[n] = true
+		}
+	}
+	if err := run(ctx, *bin, *sizes, pgAt); err != nil {
 		fmt.Fprintf(os.Stderr, "sluice-bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -59,6 +69,7 @@ const configHCL = `
 variable "url" {
   type = string
 }
+%s
 source "postgres" "bench" {
   connection_string = var.url
   sslmode           = "disable"
@@ -77,9 +88,13 @@ type measurement struct {
 	incrRows               int64
 	incrTime, incrFullTime time.Duration
 	incrPeakRSS            int64
+	// pgSyncTime and pgPeakRSS are the full refresh into a PostgreSQL
+	// warehouse, when measured.
+	pgSyncTime time.Duration
+	pgPeakRSS  int64
 }
 
-func run(ctx context.Context, bin, sizes string) error {
+func run(ctx context.Context, bin, sizes string, pgAt map[int64]bool) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("%s not found: run `make build` first", bin)
 	}
@@ -90,6 +105,10 @@ func run(ctx context.Context, bin, sizes string) error {
 	}
 	defer c.Stop()
 	url, err := c.CreateDatabase(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	whURL, err := c.CreateDatabase(ctx, "warehouse")
 	if err != nil {
 		return err
 	}
@@ -116,7 +135,7 @@ func run(ctx context.Context, bin, sizes string) error {
 		if _, err := conn.Exec(ctx, "VACUUM ANALYZE bench_wide"); err != nil {
 			return err
 		}
-		m, err := measure(ctx, conn, bin, url, n)
+		m, err := measure(ctx, conn, bin, url, n, pgAt[n], whURL)
 		if err != nil {
 			return err
 		}
@@ -126,7 +145,7 @@ func run(ctx context.Context, bin, sizes string) error {
 	return nil
 }
 
-func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64) (measurement, error) {
+func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWarehouse bool, whURL string) (measurement, error) {
 	m := measurement{rows: n}
 	// The baseline, warm: PostgreSQL's own binary COPY of the table.
 	for range 2 {
@@ -165,8 +184,9 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64) (mea
 		}
 		return took, rss, nil
 	}
+	warehouseBlock := ""
 	write := func(sync, extra string) error {
-		return os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(configHCL, sync, extra)), 0o644)
+		return os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(configHCL, warehouseBlock, sync, extra)), 0o644)
 	}
 
 	// full_refresh, best of two runs (the second after a resync).
@@ -190,6 +210,28 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64) (mea
 			m.syncTime = took
 		}
 		m.peakRSS = max(m.peakRSS, rss)
+	}
+
+	// full_refresh into a PostgreSQL warehouse, best of two runs.
+	if pgWarehouse {
+		warehouseBlock = fmt.Sprintf("warehouse {\n  backend = \"postgres\"\n  url     = %q\n  sslmode = \"disable\"\n}\n", whURL)
+		if err := write("full_refresh", ""); err != nil {
+			return m, err
+		}
+		for range 2 {
+			if _, _, err := sluice("resync", "postgres.bench/bench_wide"); err != nil {
+				return m, err
+			}
+			took, rss, err := sluice("run", "-once", "-parallel=2")
+			if err != nil {
+				return m, err
+			}
+			if m.pgSyncTime == 0 || took < m.pgSyncTime {
+				m.pgSyncTime = took
+			}
+			m.pgPeakRSS = max(m.pgPeakRSS, rss)
+		}
+		warehouseBlock = ""
 	}
 
 	// incremental: the first sync reads everything, then 1% of the rows
@@ -252,4 +294,23 @@ func report(w io.Writer, results []measurement) {
 	fmt.Fprintln(w, "\nCOPY binary: `COPY (SELECT * FROM bench_wide) TO STDOUT (FORMAT binary)` into io.Discard, best of 2.")
 	fmt.Fprintln(w, "sluice full_refresh: `sluice run -once` (a process: connect, read, write Parquet, commit), best of 2; the target is at most 2.0x COPY.")
 	fmt.Fprintln(w, "incremental: `sluice run -once` after 1% of the rows changed, against the first (full) incremental read.")
+	var pg []measurement
+	for _, m := range results {
+		if m.pgSyncTime > 0 {
+			pg = append(pg, m)
+		}
+	}
+	if len(pg) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rows\tinto Parquet\tinto PostgreSQL\tratio\tpeak RSS\tvs COPY binary\t")
+	for _, m := range pg {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2fx\t%d MiB\t%.2fx\t\n", m.rows, m.syncTime.Round(time.Millisecond), m.pgSyncTime.Round(time.Millisecond),
+			m.pgSyncTime.Seconds()/m.syncTime.Seconds(), m.pgPeakRSS>>20, m.pgSyncTime.Seconds()/m.copyTime.Seconds())
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ninto PostgreSQL: the same full refresh (`sluice run -once`, best of 2) into `warehouse { backend = \"postgres\" }`, another database of the same cluster:")
+	fmt.Fprintln(w, "COPY into a new table, primary key, swap, position, one transaction. The source read and the warehouse write share the machine's cores.")
 }

@@ -146,3 +146,39 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check after the GRANT: %v", err)
 	}
 }
+
+// TestConnectionOptions: the warehouse block's connection options reach
+// the dialer sources use (whose TLS and SSH tunnel handling is tested in
+// providers/postgres): sslmode, certificates, the tunnel, the directory
+// relative paths are read from.
+func TestConnectionOptions(t *testing.T) {
+	tunnel := &config.SSHTunnel{Host: "bastion", Port: 2222, User: "u", Password: "p"}
+	w := &config.Warehouse{Backend: "postgres", URL: "postgres://wh@db/warehouse", SSLMode: "verify-full",
+		SSLRootCert: "ca.pem", SSLCert: "client.pem", SSLKey: "client.key", SSHTunnel: tunnel}
+	src := Source(w, "/etc/sluice")
+	want := &config.Postgres{ConnectionString: w.URL, SSLMode: "verify-full", SSLRootCert: "ca.pem", SSLCert: "client.pem", SSLKey: "client.key",
+		SSHTunnel: tunnel, ConnectTimeout: config.DefaultConnectTimeout}
+	if diff := cmp.Diff(want, src.Postgres); diff != "" {
+		t.Errorf("source settings (-want +got):\n%s", diff)
+	}
+	if src.Dir != "/etc/sluice" {
+		t.Errorf("dir = %q", src.Dir)
+	}
+	// Without sslmode the URL's applies, else require as for sources.
+	for _, tt := range []struct {
+		url, mode string
+		tls       bool
+	}{
+		{"postgres://wh@db/warehouse", "", true},
+		{"postgres://wh@db/warehouse?sslmode=disable", "", false},
+		{"postgres://wh@db/warehouse?sslmode=require", "disable", false},
+	} {
+		cc, err := New(&config.Warehouse{Backend: "postgres", URL: tt.url, SSLMode: tt.mode}, t.TempDir()).dialer.ConnConfig()
+		if err != nil {
+			t.Fatalf("%s: %v", tt.url, err)
+		}
+		if got := cc.TLSConfig != nil; got != tt.tls {
+			t.Errorf("url %s, sslmode %q: TLS = %v, want %v", tt.url, tt.mode, got, tt.tls)
+		}
+	}
+}

@@ -923,3 +923,6 @@ func (r *binaryRowReader) columnName(ci int) string {
 	}
 	return strconv.Itoa(ci + 1)
 }
+
+// copied is the number of rows read so far.
+func (r *binaryRowReader) copied() int64 { return r.rows }

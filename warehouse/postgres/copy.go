@@ -336,3 +336,6 @@ func (r *rowReader) appendRow(out []byte, row int) []byte {
 	}
 	return append(out, '\n')
 }
+
+// copied is the number of rows read so far.
+func (r *rowReader) copied() int64 { return r.rows }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type column struct {
 	name string
 	typ  string // SQL type in format_type's spelling
 	enc  appendFunc
+	bin  binaryAppendFunc // nil when the column has no binary form
 }
 
 // existing is what the catalog says of a table.
@@ -76,6 +78,8 @@ type Tx struct {
 	rows      int64 // rows written
 	seq       int64 // the next _sluice_row
 	unchanged map[int]bool
+	// binary is set when the rows are copied in the binary format.
+	binary bool
 	// hist is set for a history transaction (BeginHistory).
 	hist *historySpec
 	// stored is the schema recorded with the committed position, nil if
@@ -125,6 +129,10 @@ func (t *Table) begin(mode warehouse.Mode, schema *records.Schema, sync string, 
 func (tx *Tx) prepareColumns() error {
 	s := tx.schema
 	seen := map[string]bool{}
+	// One COPY has one format: binary when every column has a binary
+	// form here, else text.
+	allBinary := true
+	defer func() { tx.binary = allBinary }()
 	for _, c := range s.Columns {
 		if c.Name == "" || len(c.Name) > maxIdentifierBytes {
 			return fmt.Errorf("column name %q: PostgreSQL names are 1 to %d bytes long", c.Name, maxIdentifierBytes)
@@ -141,7 +149,9 @@ func (tx *Tx) prepareColumns() error {
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
-		tx.cols = append(tx.cols, column{name: c.Name, typ: typ, enc: enc})
+		bin, ok := binaryAppender(c.Type, typ)
+		tx.cols = append(tx.cols, column{name: c.Name, typ: typ, enc: enc, bin: bin})
+		allBinary = allBinary && ok
 	}
 	if _, err := s.KeyIndexes(); err != nil {
 		return err
@@ -241,6 +251,19 @@ func (tx *Tx) start(ctx context.Context) error {
 		names = append(names, SyncedAtColumn)
 	}
 	tx.copySQL = "COPY " + tx.target + " (" + quoteList(names, "") + ") FROM STDIN"
+	var opts []string
+	if tx.binary {
+		opts = append(opts, "FORMAT binary")
+	}
+	if tx.mode == warehouse.Replace {
+		// The new table was created by this transaction: its rows can be
+		// written frozen, sparing the readers' first scans (and vacuum)
+		// the work of marking them.
+		opts = append(opts, "FREEZE")
+	}
+	if len(opts) > 0 {
+		tx.copySQL += " (" + strings.Join(opts, ", ") + ")"
+	}
 	return nil
 }
 
@@ -415,45 +438,84 @@ func (tx *Tx) Write(b *records.Batch) error {
 	if b.N == 0 {
 		return nil
 	}
-	r := &rowReader{b: b, cols: make([]int, len(tx.cols)), enc: make([]appendFunc, len(tx.cols))}
-	for i, c := range tx.cols {
-		r.cols[i], r.enc[i] = i, c.enc
-	}
-	switch {
-	case tx.mode == warehouse.Merge:
-		var flags []int
-		r.extra = func(out []byte, row int) []byte {
-			out = append(out, '\t')
-			out = strconv.AppendInt(out, tx.seq, 10)
-			tx.seq++
-			flags = flags[:0]
-			for ci := range b.Cols {
-				if u := b.Cols[ci].Unchanged; u != nil && row < len(u) && u[row] {
-					flags = append(flags, ci)
-					tx.unchanged[ci] = true
-				}
+	var flags []int
+	// unchangedFlags lists the batch columns row left unchanged (nil
+	// when none), noting them for the commit's fill.
+	unchangedFlags := func(row int) []int {
+		flags = flags[:0]
+		for ci := range b.Cols {
+			if u := b.Cols[ci].Unchanged; u != nil && row < len(u) && u[row] {
+				flags = append(flags, ci)
+				tx.unchanged[ci] = true
 			}
-			if len(flags) == 0 {
-				return append(out, '\t', '\\', 'N')
-			}
-			out = append(out, '\t', '{')
-			for k, ci := range flags {
-				if k > 0 {
-					out = append(out, ',')
-				}
-				out = strconv.AppendInt(out, int64(ci), 10)
-			}
-			return append(out, '}')
 		}
-	case tx.hasSyncedAt:
-		r.extra = func(out []byte, _ int) []byte { return append(out, tx.syncedText...) }
+		if len(flags) == 0 {
+			return nil
+		}
+		return flags
+	}
+	cols := make([]int, len(tx.cols))
+	for i := range cols {
+		cols[i] = i
+	}
+	var r interface {
+		io.Reader
+		copied() int64
+	}
+	if tx.binary {
+		br := &binaryRowReader{b: b, cols: cols, enc: make([]binaryAppendFunc, len(tx.cols))}
+		for i, c := range tx.cols {
+			br.enc[i] = c.bin
+		}
+		switch {
+		case tx.mode == warehouse.Merge:
+			br.nExtra = 2
+			br.extra = func(out []byte, row int) []byte {
+				out = appendBinaryInt64Field(out, tx.seq)
+				tx.seq++
+				return appendBinaryInt4ArrayField(out, unchangedFlags(row))
+			}
+		case tx.hasSyncedAt:
+			micros := tx.syncedAt.UnixMicro()
+			br.nExtra = 1
+			br.extra = func(out []byte, _ int) []byte { return appendBinaryTimestampField(out, micros) }
+		}
+		r = br
+	} else {
+		tr := &rowReader{b: b, cols: cols, enc: make([]appendFunc, len(tx.cols))}
+		for i, c := range tx.cols {
+			tr.enc[i] = c.enc
+		}
+		switch {
+		case tx.mode == warehouse.Merge:
+			tr.extra = func(out []byte, row int) []byte {
+				out = append(out, '\t')
+				out = strconv.AppendInt(out, tx.seq, 10)
+				tx.seq++
+				flags := unchangedFlags(row)
+				if flags == nil {
+					return append(out, '\t', '\\', 'N')
+				}
+				out = append(out, '\t', '{')
+				for k, ci := range flags {
+					if k > 0 {
+						out = append(out, ',')
+					}
+					out = strconv.AppendInt(out, int64(ci), 10)
+				}
+				return append(out, '}')
+			}
+		case tx.hasSyncedAt:
+			tr.extra = func(out []byte, _ int) []byte { return append(out, tx.syncedText...) }
+		}
+		r = tr
 	}
 	ctx := context.Background()
 	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, tx.copySQL); err != nil {
 		tx.fail()
 		return fmt.Errorf("writing to %s: %w", tx.t.qualified(), err)
 	}
-	tx.rows += r.rows
+	tx.rows += r.copied()
 	return nil
 }
 

@@ -18,23 +18,32 @@
 //
 // A transaction (Table.Begin) is one PostgreSQL transaction on a
 // connection of its own, serialized per table by an advisory lock. Rows
-// arrive by COPY FROM STDIN in the text format, each value in PostgreSQL's
-// text form (copy.go), so that the column type's input function reads it
-// exactly:
+// arrive by COPY FROM STDIN: in the binary format when every column has a
+// binary writer (binary.go: numbers, numeric, text types, json, jsonb,
+// bytea, dates and times, uuid, and one-dimensional arrays of those),
+// else in the text format (copy.go), each value in PostgreSQL's text
+// form, which the column type's input function reads exactly (interval,
+// inet, ranges, multi-dimensional arrays carried as strings...):
 //
-//   - Replace copies into a new table; Commit builds its primary key, drops
-//     the old table (refusing, with the views named, when views depend on
-//     it and drop_cascade is off), and renames the new one in place.
+//   - Replace copies (FREEZE) into a new table; Commit builds its primary
+//     key, carries over what users added to the old table (privileges,
+//     comments, their own indexes), drops the old table (refusing, with
+//     the views named, when views depend on it and drop_cascade is off),
+//     and renames the new one in place.
 //   - Merge copies into a temporary staging table with each row's order
 //     and the columns it left unchanged; Commit fills unchanged values from
 //     the key's earlier staged row, else from the stored row, then upserts
 //     the last row of each key (INSERT ... ON CONFLICT DO UPDATE), setting
 //     columns the incoming row lacks to NULL as a new row would have them.
 //   - Append copies into the table.
+//   - A history transaction (BeginHistory, cdc.go) stages as Merge does,
+//     then closes the versions the staged ones end and inserts them.
 //
 // The position is written to <schema>._sluice_positions in the same
-// transaction, with the row count; nothing is visible until COMMIT, and an
-// error, Abort or crash before it leaves the previous version and position.
+// transaction, with the row count and the table's schema (the Parquet
+// types of its columns, which Lookup and Scan decode values by); nothing is
+// visible until COMMIT, and an error, Abort or crash before it leaves the
+// previous version and position.
 //
 // # Schema changes
 //

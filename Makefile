@@ -51,6 +51,7 @@ fuzz: ensure-postgres ensure-stripe-mock
 	$(GO) test -run '^$$' -fuzz='^FuzzTextDecode$$' -fuzztime=$(FUZZTIME) ./providers/postgres
 	$(GO) test -run '^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(FUZZTIME) ./providers/stripe
 	$(GO) test -run '^$$' -fuzz='^FuzzVerifySignature$$' -fuzztime=$(FUZZTIME) ./providers/stripe
+	$(GO) test -run '^$$' -fuzz='^FuzzBinaryEncoders$$' -fuzztime=$(FUZZTIME) ./warehouse/postgres
 
 clean:
 	rm -rf bin .demo

@@ -114,7 +114,7 @@ func (t *Table) begin(mode warehouse.Mode, schema *records.Schema, sync string, 
 	tx.syncedText = appendTimestamp([]byte{'\t'}, tx.syncedAt.UnixMicro(), true)
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
-	conn, err := t.w.dialer.Connect(ctx)
+	conn, err := t.w.txConn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning a write to %s: connecting to the warehouse: %w", t.qualified(), err)
 	}
@@ -532,7 +532,10 @@ func (tx *Tx) Commit(pos records.Position) (int64, error) {
 		return 0, fmt.Errorf("committing to %s: %w", tx.t.qualified(), err)
 	}
 	tx.done = true
-	tx.close()
+	// The transaction ended cleanly (its temporary tables dropped on
+	// commit): the connection can serve the next one.
+	tx.t.w.releaseConn(tx.conn)
+	tx.conn = nil
 	tx.t.mu.Lock()
 	tx.t.pos, tx.t.committed, tx.t.schema = pos, true, tx.committedSchema
 	tx.t.mu.Unlock()

@@ -225,3 +225,36 @@ FROM pg_attribute WHERE attrelid = 'wh.orders'::regclass AND attnum > 0 ORDER BY
 		t.Errorf("indexes (-want +got):\n%s", diff)
 	}
 }
+
+// TestConnectionReuse: a committed transaction's connection serves the
+// next transaction; a failed one's is closed, not reused.
+func TestConnectionReuse(t *testing.T) {
+	w := newWH(t, false)
+	idle := func() []uint32 {
+		w.idleMu.Lock()
+		defer w.idleMu.Unlock()
+		var pids []uint32
+		for _, c := range w.idle {
+			pids = append(pids, c.PgConn().PID())
+		}
+		return pids
+	}
+	commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{}, ordersBatch(row{id: 1, name: "a"}))
+	first := idle()
+	if len(first) != 1 {
+		t.Fatalf("idle connections after a commit: %v", first)
+	}
+	commit(t, w, "orders", warehouse.Merge, ordersSchema, records.Position{}, ordersBatch(row{id: 2, name: "b"}))
+	if got := idle(); !cmp.Equal(first, got) {
+		t.Errorf("the second commit used another connection: %v, then %v", first, got)
+	}
+	if _, err := tryCommit(w, "orders", warehouse.Merge, ordersSchema, records.Position{}, ordersBatch(row{id: 3, name: "\x00"})); err == nil {
+		t.Fatal("a NUL byte in text was accepted")
+	}
+	if got := idle(); len(got) != 0 {
+		t.Errorf("a failed transaction's connection was kept: %v", got)
+	}
+	if diff := cmp.Diff([][]string{{"1", "a", "NULL"}, {"2", "b", "NULL"}}, w.rows(t, selectOrders)); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+}

@@ -43,6 +43,48 @@ type Warehouse struct {
 
 	mu   sync.Mutex
 	conn *pgx.Conn // catalog and position reads
+
+	// idle are connections of committed transactions, kept for the next
+	// ones: a cdc table commits every second or so, and a connection
+	// (through TLS or an SSH tunnel) costs more than the commit.
+	idleMu sync.Mutex
+	idle   []*pgx.Conn
+}
+
+// maxIdleConns is how many transaction connections are kept between
+// transactions.
+const maxIdleConns = 4
+
+// txConn returns a connection for a transaction: an idle one, else a new
+// one.
+func (w *Warehouse) txConn(ctx context.Context) (*pgx.Conn, error) {
+	w.idleMu.Lock()
+	for len(w.idle) > 0 {
+		c := w.idle[len(w.idle)-1]
+		w.idle = w.idle[:len(w.idle)-1]
+		if !c.IsClosed() && c.PgConn().TxStatus() == 'I' {
+			w.idleMu.Unlock()
+			return c, nil
+		}
+		c.Close(ctx)
+	}
+	w.idleMu.Unlock()
+	return w.dialer.Connect(ctx)
+}
+
+// releaseConn keeps the connection of a committed transaction for the
+// next one, or closes it when enough are kept.
+func (w *Warehouse) releaseConn(c *pgx.Conn) {
+	w.idleMu.Lock()
+	if len(w.idle) < maxIdleConns && !c.IsClosed() && c.PgConn().TxStatus() == 'I' {
+		w.idle = append(w.idle, c)
+		w.idleMu.Unlock()
+		return
+	}
+	w.idleMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.Close(ctx)
 }
 
 var _ warehouse.Warehouse = (*Warehouse)(nil)
@@ -96,13 +138,19 @@ func Open(ctx context.Context, w *config.Warehouse, dir string) (*Warehouse, err
 func (w *Warehouse) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	var err error
 	if w.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = w.conn.Close(ctx)
-		cancel()
 		w.conn = nil
 	}
+	w.idleMu.Lock()
+	for _, c := range w.idle {
+		c.Close(ctx)
+	}
+	w.idle = nil
+	w.idleMu.Unlock()
 	return errors.Join(err, w.dialer.Close())
 }
 

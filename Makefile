@@ -36,6 +36,7 @@ bench: ensure-postgres build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/sluice-bench
 	$(GO) run ./cmd/sluice-cdcbench
+	$(GO) run ./cmd/sluice-cdcbench -warehouse=postgres
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

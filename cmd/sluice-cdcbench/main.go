@@ -12,6 +12,10 @@
 //     committed manifest) is measured.
 //   - Memory: the RSS of the sluice process, sampled during both.
 //
+// -warehouse=postgres streams into a PostgreSQL warehouse (another
+// database of the same cluster) instead of Parquet; the reader then polls
+// the marker table there.
+//
 // sluice runs as bin/sluice in a subprocess, as users run it. For
 // profiling, BENCH_SLUICE_ENV=NAME=VALUE is added to its environment
 // (SLUICE_CPUPROFILE=FILE, GODEBUG=gctrace=1), and BENCH_SLUICE_LOG=FILE
@@ -48,10 +52,15 @@ func main() {
 	scale := flag.Int("scale", 1, "pgbench scale (pgbench -i -s)")
 	clients := flag.Int("clients", 4, "pgbench clients (-c)")
 	seconds := flag.Int("seconds", 20, "pgbench duration (-T) of each run")
+	wh := flag.String("warehouse", "parquet", "the warehouse to stream into: parquet, or postgres (another database of the cluster)")
 	flag.Parse()
+	if *wh != "parquet" && *wh != "postgres" {
+		fmt.Fprintf(os.Stderr, "sluice-cdcbench: -warehouse=%q: want parquet or postgres\n", *wh)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{bin: *bin, scale: *scale, clients: *clients, seconds: *seconds}
+	b := &bench{bin: *bin, scale: *scale, clients: *clients, seconds: *seconds, warehouse: *wh}
 	if err := b.run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "sluice-cdcbench: %v\n", err)
 		os.Exit(1)
@@ -65,12 +74,15 @@ type bench struct {
 	url                     string
 	dir                     string
 	conn                    *pgx.Conn
+	warehouse               string // "parquet" or "postgres"
+	whURL                   string // the postgres warehouse's database
 }
 
 const configHCL = `
 variable "url" {
   type = string
 }
+%s
 
 source "postgres" "bench" {
   connection_string = var.url
@@ -132,7 +144,14 @@ func (b *bench) run(ctx context.Context) error {
 		INSERT INTO bench_marker VALUES (0, now())`); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(b.dir, "main.hcl"), []byte(configHCL), 0o644); err != nil {
+	warehouseBlock := ""
+	if b.warehouse == "postgres" {
+		if b.whURL, err = c.CreateDatabase(ctx, "warehouse"); err != nil {
+			return err
+		}
+		warehouseBlock = fmt.Sprintf("warehouse {\n  backend = \"postgres\"\n  url     = %q\n  sslmode = \"disable\"\n}\n", b.whURL)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, "main.hcl"), []byte(fmt.Sprintf(configHCL, warehouseBlock)), 0o644); err != nil {
 		return err
 	}
 	if _, err := b.sluice(ctx, nil, "apply", "-auto-approve"); err != nil {
@@ -361,16 +380,11 @@ type freshResult struct {
 // marker rows take from COMMIT to the warehouse.
 func (b *bench) freshness(ctx context.Context) (*freshResult, error) {
 	res := &freshResult{}
-	w, err := parquet.Open(filepath.Join(b.dir, "warehouse"))
+	markers, closeMarkers, err := b.markerReader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Opened once, before the daemon runs: opening takes the table's lock
-	// for a moment to clean up, scanning takes none.
-	marker, err := w.Table("bench_bench_marker")
-	if err != nil {
-		return nil, err
-	}
+	defer closeMarkers()
 	stop := make(chan struct{})
 	daemonDone := make(chan error, 1)
 	go func() {
@@ -392,12 +406,7 @@ func (b *bench) freshness(ctx context.Context) (*freshResult, error) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			var ids []int64
-			err := marker.Scan(func(bt *records.Batch) error {
-				v := &bt.Cols[bt.Schema.Index("id")]
-				ids = append(ids, v.I64[:bt.N]...)
-				return nil
-			})
+			ids, err := markers()
 			if err != nil {
 				continue
 			}
@@ -494,6 +503,45 @@ loop:
 	return res, nil
 }
 
+// markerReader returns a function reading the marker ids committed to
+// the warehouse.
+func (b *bench) markerReader(ctx context.Context) (func() ([]int64, error), func(), error) {
+	if b.warehouse == "postgres" {
+		conn, err := pgx.Connect(ctx, b.whURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		read := func() ([]int64, error) {
+			rows, err := conn.Query(ctx, `SELECT id FROM public.bench_bench_marker`)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		return read, func() { conn.Close(context.Background()) }, nil
+	}
+	w, err := parquet.Open(filepath.Join(b.dir, "warehouse"))
+	if err != nil {
+		return nil, nil, err
+	}
+	// Opened once, before the daemon runs: opening takes the table's lock
+	// for a moment to clean up, scanning takes none.
+	marker, err := w.Table("bench_bench_marker")
+	if err != nil {
+		return nil, nil, err
+	}
+	read := func() ([]int64, error) {
+		var ids []int64
+		err := marker.Scan(func(bt *records.Batch) error {
+			v := &bt.Cols[bt.Schema.Index("id")]
+			ids = append(ids, v.I64[:bt.N]...)
+			return nil
+		})
+		return ids, err
+	}
+	return read, func() {}, nil
+}
+
 func percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -503,9 +551,9 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func (b *bench) report(c *catchUpResult, f *freshResult) {
 	w := os.Stdout
-	fmt.Fprintf(w, "\nCDC under pgbench TPC-B (scale %d, %d clients, %d s per run), on this machine:\n\n", b.scale, b.clients, b.seconds)
+	fmt.Fprintf(w, "\nCDC under pgbench TPC-B (scale %d, %d clients, %d s per run) into the %s warehouse, on this machine:\n\n", b.scale, b.clients, b.seconds, b.warehouse)
 	fmt.Fprintf(w, "catch-up: %d changes (%s of WAL) written by pgbench at %s tps with nothing streaming, then drained\n", c.changes, mib(c.walBytes), c.pgbenchTPS)
-	fmt.Fprintf(w, "  sluice run -once      %8.2f s  %9.0f changes/s  (decoded, committed to Parquet, slot confirmed; peak RSS %s)\n",
+	fmt.Fprintf(w, "  sluice run -once      %8.2f s  %9.0f changes/s  (decoded, committed to the warehouse, slot confirmed; peak RSS %s)\n",
 		c.sluice.took.Seconds(), c.sluiceRate, mib(c.sluice.peakRSS))
 	fmt.Fprintf(w, "  pg_recvlogical        %8.2f s  %9.0f changes/s  (pgoutput to /dev/null; the faster of a run before sluice's and one after)\n", c.recv.Seconds(), c.recvRate)
 	fmt.Fprintf(w, "  sluice / pg_recvlogical: %.0f%% (target >= 50%%)\n", 100*c.sluiceRate/c.recvRate)

@@ -79,7 +79,7 @@ func (p *Provider) CreateSnapshotSlot(ctx context.Context, slot string) (provide
 	if err := p.withConn(ctx, func(conn *pgx.Conn) error { return dropUnusedSlot(ctx, conn, slot) }); err != nil {
 		return snap, nil, err
 	}
-	conn, err := ConnectReplication(ctx, p.src, p.opts...)
+	conn, err := p.dialer.ConnectReplication(ctx)
 	if err != nil {
 		return snap, nil, err
 	}
@@ -184,7 +184,7 @@ func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink
 		tables[key] = p.normalize(t)
 	}
 
-	cat, err := Connect(ctx, p.src, p.opts...)
+	cat, err := p.dialer.Connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink
 		return nil
 	}
 
-	conn, err := ConnectReplication(ctx, p.src, p.opts...)
+	conn, err := p.dialer.ConnectReplication(ctx)
 	if err != nil {
 		return err
 	}

@@ -122,6 +122,20 @@ func (d *Dialer) Close() error {
 	return t.close()
 }
 
+// closeWhenIdle makes the Dialer one-shot from now on: its SSH
+// connection closes with the last database connection through it (now,
+// if there is none), instead of staying open for the next.
+func (d *Dialer) closeWhenIdle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.autoClose = true
+	if d.tunnel != nil && d.inUse == 0 {
+		t := d.tunnel
+		d.tunnel = nil
+		t.close()
+	}
+}
+
 // ConnConfig builds the connection settings of the Dialer's source (see the
 // package documentation for the order of precedence). Connections made with
 // it dial through the Dialer, and so through its SSH tunnel.

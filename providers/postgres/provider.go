@@ -23,10 +23,13 @@ const providerCloseTimeout = 5 * time.Second
 
 // Provider is a configured PostgreSQL source. It connects on first use and
 // keeps one connection until Close; its methods may be called from several
-// goroutines, one at a time on the connection.
+// goroutines, one at a time on the connection. Reads and streams open
+// connections of their own through one Dialer, so that through an
+// ssh_tunnel they share one SSH connection to the bastion.
 type Provider struct {
-	src  *config.Source
-	opts []Option
+	src    *config.Source
+	opts   []Option
+	dialer *Dialer
 
 	mu   sync.Mutex
 	conn *pgx.Conn
@@ -43,7 +46,7 @@ func New(src *config.Source, opts ...Option) (*Provider, error) {
 		}
 		return nil, fmt.Errorf("%s is not a PostgreSQL source", addr)
 	}
-	return &Provider{src: src, opts: opts}, nil
+	return &Provider{src: src, opts: opts, dialer: NewDialer(src, opts...)}, nil
 }
 
 // withConn runs fn on the provider's connection, connecting first when
@@ -52,7 +55,7 @@ func (p *Provider) withConn(ctx context.Context, fn func(conn *pgx.Conn) error) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
-		conn, err := Connect(ctx, p.src, p.opts...)
+		conn, err := p.dialer.Connect(ctx)
 		if err != nil {
 			return err
 		}
@@ -61,10 +64,13 @@ func (p *Provider) withConn(ctx context.Context, fn func(conn *pgx.Conn) error) 
 	return fn(p.conn)
 }
 
-// Close closes the connection, if one was opened.
+// Close closes the connection, if one was opened. Reads and streams still
+// running keep their connections (and the SSH connection they go
+// through, which closes with the last of them).
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.dialer.closeWhenIdle()
 	if p.conn == nil {
 		return nil
 	}

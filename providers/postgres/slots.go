@@ -37,7 +37,7 @@ func (p *Provider) SlotStatus(ctx context.Context, name string) (*providers.Slot
 // drops the slot when release closes its connection.
 func (p *Provider) CreateTemporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error) {
 	var snap providers.ExportedSnapshot
-	conn, err := ConnectReplication(ctx, p.src, p.opts...)
+	conn, err := p.dialer.ConnectReplication(ctx)
 	if err != nil {
 		return snap, nil, err
 	}

@@ -86,7 +86,7 @@ type readTx struct {
 // several tables (and the provider's other uses) do not wait for each
 // other.
 func (p *Provider) connectRead(ctx context.Context) (*pgx.Conn, error) {
-	return Connect(ctx, p.src, p.opts...)
+	return p.dialer.Connect(ctx)
 }
 
 // beginRead connects, starts the read's transaction, locks the table and

@@ -24,11 +24,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/providers"
 )
 
 const (
@@ -704,4 +707,69 @@ func establishedTo(t *testing.T, port int) int {
 		}
 	}
 	return n
+}
+
+// TestProviderSharesTunnel: a provider's catalog connection and its reads
+// go through one SSH connection; closing the provider leaves a read still
+// running its connection, and the SSH connection closes with it.
+func TestProviderSharesTunnel(t *testing.T) {
+	isolateEnv(t)
+	sshd := startSSHD(t)
+	url := pgtest.NewDB(t)
+	db := urlSource(t, url).Postgres
+	host, portStr, _ := net.SplitHostPort(sshd.addr)
+	port, _ := strconv.Atoi(portStr)
+	pg := *db
+	pg.SSHTunnel = &config.SSHTunnel{Host: host, Port: port, User: sshd.keyUser, PrivateKey: string(sshd.clientKey), InsecureIgnoreHostKey: true}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100)`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(pgSource(&pg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := providers.ReadRequest{Schema: "public", Table: "t", BatchRows: 10}
+	if _, err := p.Schema(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	first := p.dialer.tunnel
+	var rows int
+	if _, err := p.ReadSnapshot(ctx, req, func(b *records.Batch) error {
+		rows += b.N
+		if p.dialer.tunnel != first || p.dialer.inUse < 2 {
+			t.Errorf("the read uses tunnel %p (%d users), want the catalog's %p", p.dialer.tunnel, p.dialer.inUse, first)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 100 || p.dialer.tunnel != first || p.dialer.inUse != 1 {
+		t.Errorf("after the read: %d rows, tunnel %p with %d users; want 100 rows and the catalog's %p alone", rows, p.dialer.tunnel, p.dialer.inUse, first)
+	}
+
+	read, err := p.connectRead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := read.Ping(ctx); err != nil {
+		t.Errorf("a read's connection broke when the provider closed: %v", err)
+	}
+	read.Close(ctx)
+	if p.dialer.tunnel != nil {
+		t.Error("the dialer kept its SSH connection after the provider's last connection closed")
+	}
+	select {
+	case <-first.done:
+	case <-time.After(10 * time.Second):
+		t.Error("the SSH connection outlived the provider's last connection")
+	}
 }

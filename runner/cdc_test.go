@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/providers/postgres"
@@ -297,7 +297,7 @@ func (e *cdcEnv) rows(table string, cols []string, where func(get func(string) s
 				if idx < 0 {
 					return "<no column " + c + ">"
 				}
-				return renderValue(&b.Cols[idx], b.Schema.Columns[idx].Type, i)
+				return recordstest.Render(&b.Cols[idx], b.Schema.Columns[idx].Type, i)
 			}
 			if where != nil && !where(get) {
 				continue
@@ -318,28 +318,6 @@ func (e *cdcEnv) rows(table string, cols []string, where func(get func(string) s
 }
 
 func live(get func(string) string) bool { return get(colDeleted) == "false" }
-
-func renderValue(v *records.Vec, t records.ParquetType, i int) string {
-	if v.IsNull(i) {
-		return "NULL"
-	}
-	switch t.Physical {
-	case records.PhysicalBoolean:
-		return strconv.FormatBool(v.Bool[i])
-	case records.PhysicalInt32:
-		return strconv.FormatInt(int64(v.I32[i]), 10)
-	case records.PhysicalInt64:
-		return strconv.FormatInt(v.I64[i], 10)
-	case records.PhysicalDouble:
-		return strconv.FormatFloat(v.F64[i], 'g', -1, 64)
-	case records.PhysicalByteArray:
-		if t.Logical == records.LogicalNone {
-			return hex.EncodeToString(v.Bytes(i))
-		}
-		return string(v.Bytes(i))
-	}
-	return fmt.Sprintf("<%s>", t.Name)
-}
 
 // source runs a query returning one text column, sorted.
 func (e *cdcEnv) source(sql string) []string {

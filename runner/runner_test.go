@@ -2,17 +2,13 @@ package runner_test
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"math"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/planner"
 	_ "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/runner"
@@ -382,7 +379,7 @@ func (e *env) typedRows(table string, cols []string) []string {
 				if idx < 0 {
 					return fmt.Errorf("no column %q", c)
 				}
-				parts = append(parts, render(&b.Cols[idx], b.Schema.Columns[idx].Type, i))
+				parts = append(parts, recordstest.Render(&b.Cols[idx], b.Schema.Columns[idx].Type, i))
 			}
 			out = append(out, strings.Join(parts, "|"))
 		}
@@ -393,48 +390,6 @@ func (e *env) typedRows(table string, cols []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func render(v *records.Vec, t records.ParquetType, i int) string {
-	if v.IsNull(i) {
-		return "NULL"
-	}
-	switch t.Physical {
-	case records.PhysicalBoolean:
-		return strconv.FormatBool(v.Bool[i])
-	case records.PhysicalInt32:
-		return strconv.FormatInt(int64(v.I32[i]), 10)
-	case records.PhysicalInt64:
-		return strconv.FormatInt(v.I64[i], 10)
-	case records.PhysicalFloat:
-		return strconv.FormatFloat(float64(v.F32[i]), 'g', -1, 32)
-	case records.PhysicalDouble:
-		switch f := v.F64[i]; {
-		case math.IsInf(f, 1):
-			return "Infinity"
-		case math.IsInf(f, -1):
-			return "-Infinity"
-		}
-		return strconv.FormatFloat(v.F64[i], 'g', -1, 64)
-	case records.PhysicalFixedLenByteArray:
-		// A big-endian two's complement unscaled decimal.
-		b := v.Bytes(i)
-		n := new(big.Int).SetBytes(b)
-		if len(b) > 0 && b[0]&0x80 != 0 {
-			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-		}
-		return n.String()
-	case records.PhysicalGroup:
-		var parts []string
-		for j := v.List.Offsets[i]; j < v.List.Offsets[i+1]; j++ {
-			parts = append(parts, render(&v.List.Elem, *t.Element, int(j)))
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	}
-	if t.Logical == records.LogicalNone {
-		return hex.EncodeToString(v.Bytes(i))
-	}
-	return string(v.Bytes(i))
 }
 
 // TestFailureMidCopyKeepsThePreviousVersion: a full refresh that fails

@@ -64,13 +64,13 @@ import (
 // Metadata columns of cdc warehouse tables (SPEC §4). The stream's rows
 // carry the first three.
 const (
-	colOp        = "_sluice_cdc_op"
+	colOp        = warehouse.HistoryOpColumn
 	colLSN       = "_sluice_lsn"
 	colCDCTime   = "_sluice_cdc_timestamp"
 	colDeleted   = "_sluice_deleted"
 	colDeletedAt = "_sluice_deleted_at"
-	colValidFrom = "valid_from"
-	colValidTo   = "valid_to"
+	colValidFrom = warehouse.ValidFromColumn
+	colValidTo   = warehouse.ValidToColumn
 )
 
 // historySuffix names a table's history table: <prefix>_<table>_cdc.

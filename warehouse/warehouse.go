@@ -4,6 +4,7 @@ package warehouse
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/sluice-dev/sluice/internal/records"
 )
@@ -58,3 +59,34 @@ type Tx interface {
 // ErrSchemaChanged is returned (wrapped) when a column's type or the key
 // changed: the table must be reloaded in full.
 var ErrSchemaChanged = errors.New("the table's schema changed incompatibly: a full resync is needed")
+
+// The columns of a cdc history table (SPEC §4) that a history commit reads
+// and sets: the change's kind ('D' for a delete), when the version began,
+// and when a later change ended it (NULL while it is current).
+const (
+	HistoryOpColumn = "_sluice_cdc_op"
+	ValidFromColumn = "valid_from"
+	ValidToColumn   = "valid_to"
+)
+
+// CheckHistorySchema checks that a schema can be written to a history
+// table: it has the source's primary key, HistoryOpColumn as a string and
+// ValidFromColumn and ValidToColumn as timestamps.
+func CheckHistorySchema(s *records.Schema) error {
+	if s == nil || len(s.PrimaryKey) == 0 {
+		return errors.New("a history table needs the source table's primary key")
+	}
+	for _, c := range []struct {
+		name     string
+		physical records.Physical
+	}{{HistoryOpColumn, records.PhysicalByteArray}, {ValidFromColumn, records.PhysicalInt64}, {ValidToColumn, records.PhysicalInt64}} {
+		i := s.Index(c.name)
+		if i < 0 {
+			return fmt.Errorf("a history table needs column %q", c.name)
+		}
+		if s.Columns[i].Type.Physical != c.physical {
+			return fmt.Errorf("column %q of a history table must be %s, not %s", c.name, c.physical, s.Columns[i].Type.Name)
+		}
+	}
+	return nil
+}

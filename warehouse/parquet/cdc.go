@@ -2,7 +2,6 @@ package parquet
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -46,9 +45,9 @@ import (
 // The columns of a history table that the history commit reads and sets;
 // the runner builds them (SPEC §4).
 const (
-	HistoryOpColumn = "_sluice_cdc_op"
-	ValidFromColumn = "valid_from"
-	ValidToColumn   = "valid_to"
+	HistoryOpColumn = warehouse.HistoryOpColumn
+	ValidFromColumn = warehouse.ValidFromColumn
+	ValidToColumn   = warehouse.ValidToColumn
 )
 
 // historyDeleteOp is the _sluice_cdc_op of a delete.
@@ -75,7 +74,7 @@ type historySpec struct {
 // (current versions bucketed, closed ones not) is what makes a commit cost
 // no more than a merge.
 func (t *Table) BeginHistory(schema *records.Schema, closeAllAt time.Time, opts ...Option) (*Tx, error) {
-	if err := checkHistorySchema(schema); err != nil {
+	if err := warehouse.CheckHistorySchema(schema); err != nil {
 		return nil, fmt.Errorf("beginning a write to history table %s: %w", t.name, err)
 	}
 	tx, err := t.Begin(Merge, schema, opts...)
@@ -89,25 +88,6 @@ func (t *Table) BeginHistory(schema *records.Schema, closeAllAt time.Time, opts 
 	}
 	tx.merge.history = h
 	return tx, nil
-}
-
-func checkHistorySchema(s *records.Schema) error {
-	if s == nil || len(s.PrimaryKey) == 0 {
-		return errors.New("a history table needs the source table's primary key")
-	}
-	for _, c := range []struct {
-		name     string
-		physical records.Physical
-	}{{HistoryOpColumn, records.PhysicalByteArray}, {ValidFromColumn, records.PhysicalInt64}, {ValidToColumn, records.PhysicalInt64}} {
-		i := s.Index(c.name)
-		if i < 0 {
-			return fmt.Errorf("a history table needs column %q", c.name)
-		}
-		if s.Columns[i].Type.Physical != c.physical {
-			return fmt.Errorf("column %q of a history table must be %s, not %s", c.name, c.physical, describe(s.Columns[i].Type))
-		}
-	}
-	return nil
 }
 
 // commitHistory is the commit of a history transaction: mergeState.commit

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,9 +38,9 @@ import (
 // The columns of a history table that a history commit reads and sets;
 // the runner builds them (SPEC §4).
 const (
-	HistoryOpColumn = "_sluice_cdc_op"
-	ValidFromColumn = "valid_from"
-	ValidToColumn   = "valid_to"
+	HistoryOpColumn = warehouse.HistoryOpColumn
+	ValidFromColumn = warehouse.ValidFromColumn
+	ValidToColumn   = warehouse.ValidToColumn
 )
 
 // syncedAtType is the Parquet type _sluice_synced_at is recorded with, as
@@ -76,7 +75,7 @@ type historySpec struct {
 // change order; each closes the key's previous version at its valid_from.
 // A non-zero closeAllAt closes every current version at that time first.
 func (t *Table) BeginHistory(schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
-	if err := checkHistorySchema(schema); err != nil {
+	if err := warehouse.CheckHistorySchema(schema); err != nil {
 		return nil, fmt.Errorf("beginning a write to history table %s: %w", t.qualified(), err)
 	}
 	h := &historySpec{closeAll: !closeAllAt.IsZero(), closeAt: closeAllAt.UTC()}
@@ -85,25 +84,6 @@ func (t *Table) BeginHistory(schema *records.Schema, sync string, closeAllAt tim
 		return nil, err
 	}
 	return tx, nil
-}
-
-func checkHistorySchema(s *records.Schema) error {
-	if s == nil || len(s.PrimaryKey) == 0 {
-		return errors.New("a history table needs the source table's primary key")
-	}
-	for _, c := range []struct {
-		name     string
-		physical records.Physical
-	}{{HistoryOpColumn, records.PhysicalByteArray}, {ValidFromColumn, records.PhysicalInt64}, {ValidToColumn, records.PhysicalInt64}} {
-		i := s.Index(c.name)
-		if i < 0 {
-			return fmt.Errorf("a history table needs column %q", c.name)
-		}
-		if s.Columns[i].Type.Physical != c.physical {
-			return fmt.Errorf("column %q of a history table must be %s, not %s", c.name, c.physical, s.Columns[i].Type.Name)
-		}
-	}
-	return nil
 }
 
 // commitHistory closes the versions the staged ones end and inserts the

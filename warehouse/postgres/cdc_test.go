@@ -10,14 +10,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/sluice-dev/sluice/config"
-	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/providers"
-	pgsource "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -47,21 +43,10 @@ func allRows(b *records.Batch) []int32 {
 // value the source reader produced, with the same Parquet type (the
 // stream fills unchanged values and tombstones from these).
 func TestLookupAndScanRoundTrip(t *testing.T) {
-	srcURL := pgtest.NewDB(t)
+	srcURL, _ := typesSource(t)
 	w := newWH(t, false)
 	ctx := context.Background()
-	src, err := pgx.Connect(ctx, srcURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	exec(t, src, typesDDL)
-
-	prov, err := pgsource.New(&config.Source{Type: "postgres", Name: "src", Postgres: &config.Postgres{ConnectionString: srcURL, ConnectTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prov.Close()
+	prov := sourceProvider(t, srcURL)
 	req := providers.ReadRequest{Schema: "public", Table: "alltypes", BatchRows: 2}
 	schema, err := prov.Schema(ctx, req)
 	if err != nil {

@@ -16,16 +16,52 @@ import (
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
+// typesSource is a fresh source database holding typesDDL's tables, and a
+// connection to it.
+func typesSource(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	u := pgtest.NewDB(t)
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	exec(t, conn, typesDDL)
+	return u, conn
+}
+
+// sourceProvider is the PostgreSQL source provider of the database at u.
+func sourceProvider(t *testing.T, u string) *pgsource.Provider {
+	t.Helper()
+	p, err := pgsource.New(&config.Source{Type: "postgres", Name: "src", Postgres: &config.Postgres{ConnectionString: u, ConnectTimeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// compareColumns compares each column of a source table with the
+// warehouse table's, by their text forms.
+func compareColumns(t *testing.T, src *pgx.Conn, w *testWH, srcTable, whTable string) {
+	t.Helper()
+	cols := queryText(t, src, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, srcTable)
+	for _, c := range cols {
+		q := `SELECT ` + pgx.Identifier{c[0]}.Sanitize() + `::text FROM %s ORDER BY id`
+		want := queryText(t, src, sprintf(q, pgx.Identifier{"public", srcTable}.Sanitize()))
+		got := w.rows(t, sprintf(q, pgx.Identifier{"wh", whTable}.Sanitize()))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("column %s (-source +warehouse):\n%s", c[0], diff)
+		}
+	}
+}
+
 // syncTable reads a source table with the PostgreSQL source's snapshot
 // reader and commits it to the warehouse table name, as the runner does.
 func syncTable(t *testing.T, srcURL, table string, w warehouse.Warehouse, name string, mode warehouse.Mode) {
 	t.Helper()
 	ctx := context.Background()
-	src, err := pgsource.New(&config.Source{Type: "postgres", Name: "src", Postgres: &config.Postgres{ConnectionString: srcURL, ConnectTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := sourceProvider(t, srcURL)
 	req := providers.ReadRequest{Schema: "public", Table: table, BatchRows: 2}
 	schema, err := src.Schema(ctx, req)
 	if err != nil {
@@ -91,29 +127,14 @@ INSERT INTO alltypes VALUES
 // to the warehouse (another database of the cluster) and compares each
 // column's text form on both sides, and the warehouse's column types.
 func TestTypesRoundTrip(t *testing.T) {
-	srcURL := pgtest.NewDB(t)
+	srcURL, src := typesSource(t)
 	w := newWH(t, false)
-	ctx := context.Background()
-	src, err := pgx.Connect(ctx, srcURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	exec(t, src, typesDDL)
 
 	for _, mode := range []warehouse.Mode{warehouse.Replace, warehouse.Merge, warehouse.Append} {
 		t.Run(mode.String(), func(t *testing.T) {
 			name := "types_" + mode.String()
 			syncTable(t, srcURL, "alltypes", w, name, mode)
-			cols := queryText(t, src, `SELECT attname FROM pg_attribute WHERE attrelid = 'alltypes'::regclass AND attnum > 0 ORDER BY attnum`)
-			for _, c := range cols {
-				q := `SELECT ` + pgx.Identifier{c[0]}.Sanitize() + `::text FROM %s ORDER BY id`
-				want := queryText(t, src, sprintf(q, "public.alltypes"))
-				got := w.rows(t, sprintf(q, pgx.Identifier{"wh", name}.Sanitize()))
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("column %s (-source +warehouse):\n%s", c[0], diff)
-				}
-			}
+			compareColumns(t, src, w, "alltypes", name)
 		})
 	}
 
@@ -146,22 +167,12 @@ const binaryColumns = `id, i2, i4, i8, f4, f8, n12, n18, n38, nneg, nbig, n, b, 
 // of which is copied in the binary format (alltypes itself is copied as
 // text: some of its types have no binary writer).
 func TestTypesRoundTripBinary(t *testing.T) {
-	srcURL := pgtest.NewDB(t)
+	srcURL, src := typesSource(t)
 	w := newWH(t, false)
 	ctx := context.Background()
-	src, err := pgx.Connect(ctx, srcURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	exec(t, src, typesDDL)
 	exec(t, src, `CREATE TABLE bintypes AS SELECT `+binaryColumns+` FROM alltypes; ALTER TABLE bintypes ADD PRIMARY KEY (id)`)
 
-	prov, err := pgsource.New(&config.Source{Type: "postgres", Name: "src", Postgres: &config.Postgres{ConnectionString: srcURL, ConnectTimeout: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prov.Close()
+	prov := sourceProvider(t, srcURL)
 	for table, want := range map[string]bool{"bintypes": true, "alltypes": false} {
 		schema, err := prov.Schema(ctx, providers.ReadRequest{Schema: "public", Table: table})
 		if err != nil {
@@ -185,15 +196,7 @@ func TestTypesRoundTripBinary(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			name := "bintypes_" + mode.String()
 			syncTable(t, srcURL, "bintypes", w, name, mode)
-			cols := queryText(t, src, `SELECT attname FROM pg_attribute WHERE attrelid = 'bintypes'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`)
-			for _, c := range cols {
-				q := `SELECT ` + pgx.Identifier{c[0]}.Sanitize() + `::text FROM %s ORDER BY id`
-				want := queryText(t, src, sprintf(q, "public.bintypes"))
-				got := w.rows(t, sprintf(q, pgx.Identifier{"wh", name}.Sanitize()))
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("column %s (-source +warehouse):\n%s", c[0], diff)
-				}
-			}
+			compareColumns(t, src, w, "bintypes", name)
 		})
 	}
 }

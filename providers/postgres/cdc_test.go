@@ -797,7 +797,7 @@ func TestStreamMatchesSnapshot(t *testing.T) {
 		for i := range b.N {
 			var row []any
 			for c, col := range b.Schema.Columns {
-				row = append(row, tdValue(&b.Cols[c], col.Type, i))
+				row = append(row, vecValue(&b.Cols[c], col.Type, i))
 			}
 			snapRows = append(snapRows, row)
 		}
@@ -854,7 +854,7 @@ func TestStreamMatchesSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, want := range texts {
-			got := tdValue(&streamed.Rows.Cols[c], col.Type, i)
+			got := vecValue(&streamed.Rows.Cols[c], col.Type, i)
 			var w any
 			if want != nil {
 				w = *want

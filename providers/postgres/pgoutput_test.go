@@ -202,7 +202,7 @@ func tableRows(t *testing.T, tx *providers.Transaction, tc *providers.TableChang
 				row = append(row, unchangedMark)
 				continue
 			}
-			row = append(row, tdValue(v, s.Columns[c].Type, i))
+			row = append(row, vecValue(v, s.Columns[c].Type, i))
 		}
 		row = append(row, string(b.Cols[n-3].Bytes(i)))
 		if got := b.Cols[n-2].I64[i]; got != int64(lsn) {
@@ -225,7 +225,7 @@ func keyRows(tc *providers.TableChanges) [][]any {
 	for i := range tc.OldKeys.N {
 		var row []any
 		for c, col := range tc.OldKeys.Schema.Columns {
-			row = append(row, tdValue(&tc.OldKeys.Cols[c], col.Type, i))
+			row = append(row, vecValue(&tc.OldKeys.Cols[c], col.Type, i))
 		}
 		rows = append(rows, row)
 	}

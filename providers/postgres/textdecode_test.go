@@ -3,7 +3,6 @@ package postgres
 import (
 	"errors"
 	"math"
-	"math/big"
 	"testing"
 	"time"
 
@@ -48,46 +47,6 @@ type tdNulledIn struct {
 	Value any
 }
 
-// tdValue returns value i of v as a plain Go value, for comparisons:
-// nil for NULL, []any for a list, a big.Int text for a fixed-width
-// decimal.
-func tdValue(v *records.Vec, t records.ParquetType, i int) any {
-	if v.IsNull(i) {
-		return nil
-	}
-	switch t.Physical {
-	case records.PhysicalBoolean:
-		return v.Bool[i]
-	case records.PhysicalInt32:
-		return v.I32[i]
-	case records.PhysicalInt64:
-		return v.I64[i]
-	case records.PhysicalFloat:
-		return v.F32[i]
-	case records.PhysicalDouble:
-		return v.F64[i]
-	case records.PhysicalByteArray:
-		return string(v.Bytes(i))
-	case records.PhysicalFixedLenByteArray:
-		return tdTwos(v.Bytes(i)).String()
-	case records.PhysicalGroup:
-		out := []any{}
-		for j := v.List.Offsets[i]; j < v.List.Offsets[i+1]; j++ {
-			out = append(out, tdValue(&v.List.Elem, *t.Element, int(j)))
-		}
-		return out
-	}
-	return "?"
-}
-
-func tdTwos(b []byte) *big.Int {
-	x := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		x.Sub(x, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-	}
-	return x
-}
-
 // tdDecode decodes one value with a fresh decoder, returning the value,
 // nulled{} for a counted NULL, or the error.
 func tdDecode(t *testing.T, pt records.ParquetType, pg *PGType, s string) any {
@@ -109,9 +68,9 @@ func tdDecode(t *testing.T, pt records.ParquetType, pg *PGType, s string) any {
 	case n > 0 && v.IsNull(0):
 		return tdNulled{}
 	case n > 0:
-		return tdNulledIn{n, tdValue(v, pt, 0)}
+		return tdNulledIn{n, vecValue(v, pt, 0)}
 	}
-	return tdValue(v, pt, 0)
+	return vecValue(v, pt, 0)
 }
 
 func tdDays(y int, m time.Month, d int) int32 {
@@ -172,11 +131,11 @@ func TestTextDecode(t *testing.T) {
 		{"string", tdString, nil, "héllo, wörld ✓", "héllo, wörld ✓"},
 		{"string empty", tdString, nil, "", ""},
 		{"json", tdJSON, nil, `{"a": [1, 2]}`, `{"a": [1, 2]}`},
-		{"bytea hex", tdBytes, nil, `\x00ff7f`, "\x00\xff\x7f"},
-		{"bytea hex upper", tdBytes, nil, `\xDEAD`, "\xde\xad"},
-		{"bytea empty", tdBytes, nil, `\x`, ""},
+		{"bytea hex", tdBytes, nil, `\x00ff7f`, []byte("\x00\xff\x7f")},
+		{"bytea hex upper", tdBytes, nil, `\xDEAD`, []byte("\xde\xad")},
+		{"bytea empty", tdBytes, nil, `\x`, []byte(nil)},
 		{"bytea odd", tdBytes, nil, `\x0`, anErr},
-		{"bytea escape", tdBytes, nil, `a\\b\000\377`, "a\\b\x00\xff"},
+		{"bytea escape", tdBytes, nil, `a\\b\000\377`, []byte("a\\b\x00\xff")},
 		{"bytea bad escape", tdBytes, nil, `\q`, anErr},
 		{"date", tdDate, nil, "2026-11-21", tdDays(2026, 11, 21)},
 		{"date epoch", tdDate, nil, "1970-01-01", int32(0)},
@@ -219,7 +178,7 @@ func TestTextDecode(t *testing.T) {
 		{"list multi-dimensional bounds", tdList(tdInt32), nil, "[0:1][1:1]={{1},{2}}", tdNulled{}},
 		{"list dates", tdList(tdDate), nil, "{2026-11-21,infinity}", tdNulledIn{1, []any{tdDays(2026, 11, 21), nil}}},
 		{"list decimals", tdList(tdDec9_2), nil, "{1.50,-0.01}", []any{int32(150), int32(-1)}},
-		{"list bytea", tdList(tdBytes), nil, `{"\\x00ff",NULL}`, []any{"\x00\xff", nil}},
+		{"list bytea", tdList(tdBytes), nil, `{"\\x00ff",NULL}`, []any{[]byte("\x00\xff"), nil}},
 		{"list timestamps", tdList(tdTSTZ), nil, `{"2026-11-21 10:00:00+00"}`, []any{tdMicros(2026, 11, 21, 10, 0, 0, 0)}},
 		{"list box", tdList(tdString), &PGType{OID: pgtype.BoxArrayOID, Category: 'A', Elem: &PGType{OID: pgtype.BoxOID}},
 			"{(1,1),(0,0);(2,2),(1,1)}", []any{"(1,1),(0,0)", "(2,2),(1,1)"}},

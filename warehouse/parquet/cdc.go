@@ -222,29 +222,9 @@ func (ms *mergeState) historyBucket(b, buckets int, cur, sources []FileInfo, clo
 	// The current files to rewrite: those holding a key this commit
 	// closes (all of them when it closes everything or the schema grew),
 	// and the small ones once there are many.
-	var rewrite, keep []FileInfo
-	sorted := first.sorted()
-	for _, f := range cur {
-		hit := h.closeAll || tx.rewriteAll
-		if !hit && anyWithin(sorted, f.KeyMin, f.KeyMax) {
-			if hit, err = ms.probe(f, &first); err != nil {
-				return nil, err
-			}
-		}
-		if hit {
-			rewrite = append(rewrite, f)
-		} else {
-			keep = append(keep, f)
-		}
-	}
-	small := func(f FileInfo) bool { return f.Rows < tx.t.w.lim.fileRows/4 }
-	if n := len(slices.DeleteFunc(slices.Clone(keep), func(f FileInfo) bool { return !small(f) })); n >= maxSmallFiles {
-		for _, f := range keep {
-			if small(f) {
-				rewrite = append(rewrite, f)
-			}
-		}
-		keep = slices.DeleteFunc(keep, small)
+	rewrite, keep, err := ms.splitFiles(cur, &first, h.closeAll || tx.rewriteAll)
+	if err != nil {
+		return nil, err
 	}
 
 	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)

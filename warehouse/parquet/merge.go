@@ -353,6 +353,38 @@ func (ms *mergeState) splitGroup(members []int, buckets int, sources []FileInfo)
 	return files, nil
 }
 
+// splitFiles sorts a bucket's current files into those a commit rewrites
+// and those it keeps: rewritten are the files holding one of keys (all of
+// them when all is set: the schema gained columns, or every version
+// closes), and the small ones (the inserts of earlier commits) once there
+// are many; full-size files are never folded.
+func (ms *mergeState) splitFiles(files []FileInfo, keys *keySet, all bool) (rewrite, keep []FileInfo, err error) {
+	sorted := keys.sorted()
+	for _, f := range files {
+		hit := all
+		if !hit && anyWithin(sorted, f.KeyMin, f.KeyMax) {
+			if hit, err = ms.probe(f, keys); err != nil {
+				return nil, nil, err
+			}
+		}
+		if hit {
+			rewrite = append(rewrite, f)
+		} else {
+			keep = append(keep, f)
+		}
+	}
+	small := func(f FileInfo) bool { return f.Rows < ms.tx.t.w.lim.fileRows/4 }
+	if n := len(slices.DeleteFunc(slices.Clone(keep), func(f FileInfo) bool { return !small(f) })); n >= maxSmallFiles {
+		for _, f := range keep {
+			if small(f) {
+				rewrite = append(rewrite, f)
+			}
+		}
+		keep = slices.DeleteFunc(keep, small)
+	}
+	return rewrite, keep, nil
+}
+
 // mergeBucket writes bucket b, whose files are current: those holding an
 // incoming key (or all, when the schema gained columns) are rewritten
 // without the rows it replaces, the others kept.
@@ -367,34 +399,9 @@ func (ms *mergeState) mergeBucket(b, buckets int, current []FileInfo) ([]FileInf
 		return current, nil
 	}
 
-	// Which files must be rewritten: those holding an incoming key, all of
-	// them when the schema gained columns, and the small ones once there
-	// are many.
-	var rewrite, keep []FileInfo
-	sorted := keys.sorted()
-	for _, f := range current {
-		hit := tx.rewriteAll
-		if !hit && anyWithin(sorted, f.KeyMin, f.KeyMax) {
-			if hit, err = ms.probe(f, keys); err != nil {
-				return nil, err
-			}
-		}
-		if hit {
-			rewrite = append(rewrite, f)
-		} else {
-			keep = append(keep, f)
-		}
-	}
-	// Small files (the inserts of earlier merges) are folded into this
-	// merge's output once there are many; full-size files never are.
-	small := func(f FileInfo) bool { return f.Rows < tx.t.w.lim.fileRows/4 }
-	if n := len(slices.DeleteFunc(slices.Clone(keep), func(f FileInfo) bool { return !small(f) })); n >= maxSmallFiles {
-		for _, f := range keep {
-			if small(f) {
-				rewrite = append(rewrite, f)
-			}
-		}
-		keep = slices.DeleteFunc(keep, small)
+	rewrite, keep, err := ms.splitFiles(current, keys, tx.rewriteAll)
+	if err != nil {
+		return nil, err
 	}
 
 	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)

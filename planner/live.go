@@ -51,6 +51,9 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 				}
 			}
 		}
+		if t.Enabled {
+			pl.checkReadable(src, t, ot, errorf)
+		}
 		if t.Sync == "" {
 			continue
 		}
@@ -58,6 +61,14 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 			hasCDC = true
 		}
 		switch {
+		case (t.Sync == config.SyncIncremental || t.Sync == config.SyncXmin && ot.Kind == providers.KindTable) && len(t.PrimaryKey) == 0 && len(ot.PrimaryKey) == 0:
+			what := "has no primary key"
+			if ot.Kind == providers.KindView || ot.Kind == providers.KindMaterializedView {
+				what = "is a " + ot.Kind + ", which has no primary key"
+			}
+			errorf(t.DeclRange, "A merge needs a primary key",
+				"%s %s, and a %s sync merges the rows it reads by key: every sync after the first would fail. Declare the key in the table block (primary_key = [\"...\"], columns that identify a row), or use sync = \"append\" (keeps every version read) or \"full_refresh\".",
+				qualified(schema, t.Table), what, t.Sync)
 		case t.Sync == config.SyncCDC && len(ot.PrimaryKey) == 0 && ot.Kind != providers.KindView && ot.Kind != providers.KindMaterializedView:
 			errorf(t.Range("sync"), "CDC needs a primary key",
 				"%s has no primary key, so changes cannot be merged by key. Add one (ALTER TABLE %s ADD PRIMARY KEY (...)), or sync it with full_refresh or incremental.", qualified(schema, t.Table), qualified(schema, t.Table))
@@ -94,6 +105,64 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 				"%s has cdc tables, but these checks fail:\n  - %s\nRun `sluice check %s` for details.", src.Address(), strings.Join(failed, "\n  - "), src.Address())
 		}
 	}
+}
+
+// checkReadable refuses a table the run could not read: one the user may
+// not SELECT (unless column privileges cover every column the block reads)
+// and a materialized view never populated.
+func (pl *planner) checkReadable(src *config.Source, t *config.Table, ot *providers.Table, errorf func(hcl.Range, string, string, ...any)) {
+	name := qualified(ot.Schema, ot.Name)
+	if ot.SelectGrant != "" {
+		var missing []string
+		for _, c := range readColumns(t, ot) {
+			if !slices.Contains(ot.ReadableColumns, c) {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			detail := "the user may not read it"
+			if len(ot.ReadableColumns) > 0 {
+				detail = fmt.Sprintf("the user may read only its columns %s, not %s", quoteList(ot.ReadableColumns), quoteList(missing))
+			}
+			errorf(t.DeclRange, "Permission denied",
+				"%s: %s, so every sync would fail (permission denied). Have its owner or an administrator run:\n\n  %s\n\nthen plan again.",
+				name, detail, ot.SelectGrant)
+		}
+	}
+	if ot.Unpopulated {
+		errorf(t.DeclRange, "Materialized view not populated",
+			"%s was created WITH NO DATA and never refreshed, so it cannot be read. Run:\n\n  REFRESH MATERIALIZED VIEW %s;\n\nthen plan again.",
+			name, pgIdent(ot.Schema, ot.Name))
+	}
+}
+
+// readColumns are the columns a sync of the table reads: those listed
+// (or every one), the key and the cursor.
+func readColumns(t *config.Table, ot *providers.Table) []string {
+	if len(t.Columns) == 0 {
+		out := make([]string, len(ot.Columns))
+		for i, c := range ot.Columns {
+			out[i] = c.Name
+		}
+		return out
+	}
+	out := append([]string(nil), t.Columns...)
+	key := t.PrimaryKey
+	if len(key) == 0 {
+		key = ot.PrimaryKey
+	}
+	for _, c := range append(append([]string(nil), key...), t.IncrementalField) {
+		if c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pgIdent is a table's quoted, schema-qualified SQL name.
+func pgIdent(schema, table string) string {
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	return q(schema) + "." + q(table)
 }
 
 func (pl *planner) checkCursor(src *config.Source, t *config.Table, ot *providers.Table,

@@ -229,7 +229,10 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 			} else {
 				current = obs.Publication.Tables
 				for _, t := range recPub.Tables {
-					if !slices.Contains(current, t) {
+					// A table leaving the configuration that is already gone
+					// from the publication (dropped at the source) is no
+					// drift: its removal finishes the job.
+					if !slices.Contains(current, t) && slices.Contains(want, t) {
 						pl.drift(addr, KindPublication, "", "table %s missing from publication %s", t, recPub.Name)
 					}
 				}

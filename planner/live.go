@@ -67,7 +67,7 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 				what = "is a " + ot.Kind + ", which has no primary key"
 			}
 			errorf(t.DeclRange, "A merge needs a primary key",
-				"%s %s, and a %s sync merges the rows it reads by key: every sync after the first would fail. Declare the key in the table block (primary_key = [\"...\"], columns that identify a row), or use sync = \"append\" (keeps every version read) or \"full_refresh\".",
+				"%s %s, and %s syncs merge the rows they read by key: every sync after the first would fail. Declare the key in the table block (primary_key = [\"...\"], columns that identify a row), or use sync = \"append\" (keeps every version read) or \"full_refresh\".",
 				qualified(schema, t.Table), what, t.Sync)
 		case t.Sync == config.SyncCDC && len(ot.PrimaryKey) == 0 && ot.Kind != providers.KindView && ot.Kind != providers.KindMaterializedView:
 			errorf(t.Range("sync"), "CDC needs a primary key",
@@ -125,13 +125,13 @@ func (pl *planner) checkReadable(src *config.Source, t *config.Table, ot *provid
 				detail = fmt.Sprintf("the user may read only its columns %s, not %s", quoteList(ot.ReadableColumns), quoteList(missing))
 			}
 			errorf(t.DeclRange, "Permission denied",
-				"%s: %s, so every sync would fail (permission denied). Have its owner or an administrator run:\n\n  %s\n\nthen plan again.",
+				"%s: %s, so every sync would fail (permission denied). Have its owner or an administrator run %s then plan again.",
 				name, detail, ot.SelectGrant)
 		}
 	}
 	if ot.Unpopulated {
 		errorf(t.DeclRange, "Materialized view not populated",
-			"%s was created WITH NO DATA and never refreshed, so it cannot be read. Run:\n\n  REFRESH MATERIALIZED VIEW %s;\n\nthen plan again.",
+			"%s was created WITH NO DATA and never refreshed, so it cannot be read. Run REFRESH MATERIALIZED VIEW %s; then plan again.",
 			name, pgIdent(ot.Schema, ot.Name))
 	}
 }

@@ -31,11 +31,13 @@ type AllSchemasInspector interface {
 	InspectAllSchemas(ctx context.Context) (*Observed, error)
 }
 
-// TableChecker tells which of the tables of a read no longer exist at the
-// source (dropped or renamed), in one round trip: a cdc stream, which
-// receives nothing for a dropped table, would otherwise report it synced.
+// TableChecker tells which tables of a list no longer exist at the source
+// (dropped or renamed), in one round trip: a cdc stream, which receives
+// nothing for a dropped table, would otherwise report it synced.
 type TableChecker interface {
-	MissingTables(ctx context.Context, reqs []ReadRequest) ([]ReadRequest, error)
+	// MissingTables returns, parallel to reqs, an error naming each table
+	// that does not exist and what to do, nil for the others.
+	MissingTables(ctx context.Context, reqs []ReadRequest) ([]error, error)
 }
 
 // Source is a configured source of any type. Other capabilities

@@ -113,16 +113,23 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 func (pl *planner) checkReadable(src *config.Source, t *config.Table, ot *providers.Table, errorf func(hcl.Range, string, string, ...any)) {
 	name := qualified(ot.Schema, ot.Name)
 	if ot.SelectGrant != "" {
+		// A read locks a table (LOCK ... IN ACCESS SHARE MODE, so that it
+		// is not altered mid-read), which takes SELECT on the whole table;
+		// materialized views are not locked, so column privileges can do.
+		columnsDo := ot.Kind == providers.KindMaterializedView
 		var missing []string
 		for _, c := range readColumns(t, ot) {
-			if !slices.Contains(ot.ReadableColumns, c) {
+			if !columnsDo || !slices.Contains(ot.ReadableColumns, c) {
 				missing = append(missing, c)
 			}
 		}
 		if len(missing) > 0 {
 			detail := "the user may not read it"
-			if len(ot.ReadableColumns) > 0 {
+			switch {
+			case len(ot.ReadableColumns) > 0 && columnsDo:
 				detail = fmt.Sprintf("the user may read only its columns %s, not %s", quoteList(ot.ReadableColumns), quoteList(missing))
+			case len(ot.ReadableColumns) > 0:
+				detail = fmt.Sprintf("the user may read only its columns %s, and a read locks the table (ACCESS SHARE), which takes SELECT on the whole table", quoteList(ot.ReadableColumns))
 			}
 			errorf(t.DeclRange, "Permission denied",
 				"%s: %s, so every sync would fail (permission denied). Have its owner or an administrator run %s then plan again.",

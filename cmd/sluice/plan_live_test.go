@@ -195,6 +195,8 @@ func TestPlanRefusesWhatRunWouldFail(t *testing.T) {
 		CREATE TABLE "Secret Stuff" (id int PRIMARY KEY, pub text, priv text);
 		GRANT SELECT (id, pub) ON "Secret Stuff" TO %[1]s;
 		CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n FROM nopk WITH NO DATA;
+		CREATE MATERIALIZED VIEW mv_cols AS SELECT 1 AS id, 'x' AS pub, 'y' AS priv;
+		GRANT SELECT (id, pub) ON mv_cols TO %[1]s;
 		GRANT SELECT ON nopk, totals, customers TO %[1]s;`, role))
 	t.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), s.url)
@@ -235,9 +237,20 @@ func TestPlanRefusesWhatRunWouldFail(t *testing.T) {
 		t.Errorf("a readable table is refused:\n%s", out)
 	}
 
-	// Fixed as the messages say, the plan passes: a declared key, only
-	// the readable columns, a refreshed view.
+	// Column privileges do not let a table be read (a read locks it).
+	s.write(shopHeader + shopSource(`
+  table "Secret Stuff" {
+    sync    = "full_refresh"
+    columns = ["id", "pub"]
+  }`))
+	if out := s.must(1, "plan"); !strings.Contains(out, "a read locks the table") {
+		t.Errorf("plan of readable columns:\n%s", out)
+	}
+
+	// Fixed as the messages say, the plan passes: a declared key, the
+	// grant, a refreshed view.
 	s.exec(`REFRESH MATERIALIZED VIEW totals`)
+	s.exec(fmt.Sprintf(`GRANT SELECT ON "Secret Stuff" TO %s`, role))
 	s.write(shopHeader + shopSource(`
   table "nopk" {
     sync              = "incremental"
@@ -253,8 +266,16 @@ func TestPlanRefusesWhatRunWouldFail(t *testing.T) {
   }
   table "customers" {
     sync = "full_refresh"
+  }
+  table "mv_cols" {
+    sync    = "full_refresh"
+    columns = ["id", "pub"]
   }`))
 	s.must(2, "plan", "-detailed-exitcode")
+	// And what plan let through runs.
+	s.must(0, "apply", "-auto-approve")
+	s.runEnv()
+	s.must(0, "run", "-once")
 }
 
 // TestDroppedSourceTable: a sync of a table dropped at the source fails

@@ -725,10 +725,15 @@ func (r *relation) warnings(user string) []string {
 				readable++
 			}
 		}
-		if readable > 0 && r.schemaUsage {
+		switch {
+		case readable > 0 && r.schemaUsage && r.relkind == relkindMatView:
 			w = append(w, fmt.Sprintf("the user can read only some of its columns (%s), so a table block must list them in columns; to read all: GRANT SELECT ON %s TO %s;",
 				strings.Join(quoteIdents(t.ReadableColumns), ", "), name, role))
-		} else {
+		case readable > 0 && r.schemaUsage:
+			// A read locks the table, which column privileges do not allow.
+			w = append(w, fmt.Sprintf("the user can read only some of its columns (%s), and a read locks the table, which takes SELECT on all of it: GRANT SELECT ON %s TO %s;",
+				strings.Join(quoteIdents(t.ReadableColumns), ", "), name, role))
+		default:
 			w = append(w, fmt.Sprintf("the user cannot read it: GRANT SELECT ON %s TO %s;", name, role))
 		}
 	}

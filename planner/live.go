@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/state"
 )
 
 // Cost warnings: a table this large refreshed this often is expensive.
@@ -22,7 +23,7 @@ const (
 // checkLive reports what the configuration asks of the live source that it
 // cannot give, each error with the range of the offending line. sluice
 // never invents tables: a table must exist to be planned.
-func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
+func (pl *planner) checkLive(src *config.Source, rs *state.Source, obs *providers.Observed) {
 	d := &pl.plan.Diagnostics
 	errorf := func(r hcl.Range, summary, format string, args ...any) {
 		*d = append(*d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: r.Ptr()})
@@ -35,9 +36,13 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 		schema := resolvedSchema(src, t)
 		ot := obs.Table(schema, t.Table)
 		if ot == nil {
+			gone := ""
+			if rs != nil && rs.Tables[t.Name] != nil {
+				gone = "It was applied before: if it was dropped or renamed at the source, restore it, or remove this table block and run `sluice apply`. "
+			}
 			errorf(t.DeclRange, "Table does not exist",
-				"%s has no table %s.%s %s`sluice inspect %s` lists the tables it has.",
-				src.Address(), describeName(schema, t.Table), suggestTable(obs, schema, t.Table), caseHint(obs, schema, t.Table), src.Address())
+				"%s has no table %s.%s %s%s`sluice inspect %s` lists the tables it has.",
+				src.Address(), describeName(schema, t.Table), suggestTable(obs, schema, t.Table), caseHint(obs, schema, t.Table), gone, src.Address())
 			continue
 		}
 		for _, list := range []struct {

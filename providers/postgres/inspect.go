@@ -101,8 +101,6 @@ type column struct {
 	format   string
 	nullable bool
 	typ      *PGType
-	attlen   int16
-	storage  byte
 	// canSelect reports a SELECT privilege on the column (or the table).
 	canSelect bool
 }
@@ -170,7 +168,7 @@ FROM rels r`
 
 const columnsSQL = `WITH ` + relsCTE + `
 SELECT a.attrelid, a.attnum, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
-	NOT a.attnotnull, a.atttypid, a.atttypmod, a.attndims, a.attlen, a.attstorage::text,
+	NOT a.attnotnull, a.atttypid, a.atttypmod, a.attndims,
 	pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
 FROM rels r
 JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid
@@ -289,14 +287,10 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source, schemas []
 			var relid, typid uint32
 			var typmod int32
 			var dims int
-			var storage string
 			c := &column{}
 			if err := rows.Scan(&relid, &c.attnum, &c.name, &c.format, &c.nullable,
-				&typid, &typmod, &dims, &c.attlen, &storage, &c.canSelect); err != nil {
+				&typid, &typmod, &dims, &c.canSelect); err != nil {
 				return fmt.Errorf("reading the columns: %w", err)
-			}
-			if storage != "" {
-				c.storage = storage[0]
 			}
 			// The type is resolved once the types query has been read.
 			c.typ = &PGType{OID: typid, Typmod: typmod, Dims: dims}

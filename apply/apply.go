@@ -325,6 +325,9 @@ func (ex *executor) table(c planner.Change) error {
 	_, name, _ := strings.Cut(c.Address, "/")
 	if c.Action == planner.Delete {
 		if rs := ex.opt.State.Sources[addr]; rs != nil {
+			if old := rs.Tables[name]; old != nil {
+				ex.forgetPublished(addr, rs, config.QualifiedName(old.Schema, old.Table))
+			}
 			delete(rs.Tables, name)
 		}
 		return nil
@@ -356,6 +359,22 @@ func (ex *executor) table(c planner.Change) error {
 	rs.Tables[name] = dt
 	rs.Prefix = src.Prefix
 	return nil
+}
+
+// forgetPublished removes a table whose block was removed from the
+// publication's recorded tables. The publication step has already
+// recorded what it holds when it changed; a table it had no need to drop
+// (dropped at the source, which removes it from every publication) would
+// otherwise stay recorded, and be reported missing by every plan.
+func (ex *executor) forgetPublished(addr string, rs *state.Source, table string) {
+	pub := rs.Resources.Publication
+	if pub == nil {
+		return
+	}
+	if src := ex.opt.Config.Source(addr); src != nil && src.Postgres != nil && slices.Contains(planner.CDCTables(src), table) {
+		return
+	}
+	pub.Tables = slices.DeleteFunc(slices.Clone(pub.Tables), func(t string) bool { return t == table })
 }
 
 // renameWarehouseTable renames a Parquet warehouse table (and its CDC

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/state"
 )
 
 // Cost warnings: a table this large refreshed this often is expensive.
@@ -22,7 +23,7 @@ const (
 // checkLive reports what the configuration asks of the live source that it
 // cannot give, each error with the range of the offending line. sluice
 // never invents tables: a table must exist to be planned.
-func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
+func (pl *planner) checkLive(src *config.Source, rs *state.Source, obs *providers.Observed) {
 	d := &pl.plan.Diagnostics
 	errorf := func(r hcl.Range, summary, format string, args ...any) {
 		*d = append(*d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: r.Ptr()})
@@ -35,9 +36,13 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 		schema := resolvedSchema(src, t)
 		ot := obs.Table(schema, t.Table)
 		if ot == nil {
+			gone := ""
+			if rs != nil && rs.Tables[t.Name] != nil {
+				gone = "It was applied before: if it was dropped or renamed at the source, restore it, or remove this table block and run `sluice apply`. "
+			}
 			errorf(t.DeclRange, "Table does not exist",
-				"%s has no table %s.%s %s`sluice inspect %s` lists the tables it has.",
-				src.Address(), describeName(schema, t.Table), suggestTable(obs, schema, t.Table), caseHint(obs, schema, t.Table), src.Address())
+				"%s has no table %s.%s %s%s`sluice inspect %s` lists the tables it has.",
+				src.Address(), describeName(schema, t.Table), suggestTable(obs, schema, t.Table), caseHint(obs, schema, t.Table), gone, src.Address())
 			continue
 		}
 		for _, list := range []struct {
@@ -51,6 +56,9 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 				}
 			}
 		}
+		if t.Enabled {
+			pl.checkReadable(src, t, ot, errorf)
+		}
 		if t.Sync == "" {
 			continue
 		}
@@ -58,6 +66,14 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 			hasCDC = true
 		}
 		switch {
+		case (t.Sync == config.SyncIncremental || t.Sync == config.SyncXmin && ot.Kind == providers.KindTable) && len(t.PrimaryKey) == 0 && len(ot.PrimaryKey) == 0:
+			what := "has no primary key"
+			if ot.Kind == providers.KindView || ot.Kind == providers.KindMaterializedView {
+				what = "is a " + ot.Kind + ", which has no primary key"
+			}
+			errorf(t.DeclRange, "A merge needs a primary key",
+				"%s %s, and %s syncs merge the rows they read by key: every sync after the first would fail. Declare the key in the table block (primary_key = [\"...\"], columns that identify a row), or use sync = \"append\" (keeps every version read) or \"full_refresh\".",
+				qualified(schema, t.Table), what, t.Sync)
 		case t.Sync == config.SyncCDC && len(ot.PrimaryKey) == 0 && ot.Kind != providers.KindView && ot.Kind != providers.KindMaterializedView:
 			errorf(t.Range("sync"), "CDC needs a primary key",
 				"%s has no primary key, so changes cannot be merged by key. Add one (ALTER TABLE %s ADD PRIMARY KEY (...)), or sync it with full_refresh or incremental.", qualified(schema, t.Table), qualified(schema, t.Table))
@@ -94,6 +110,71 @@ func (pl *planner) checkLive(src *config.Source, obs *providers.Observed) {
 				"%s has cdc tables, but these checks fail:\n  - %s\nRun `sluice check %s` for details.", src.Address(), strings.Join(failed, "\n  - "), src.Address())
 		}
 	}
+}
+
+// checkReadable refuses a table the run could not read: one the user may
+// not SELECT (unless column privileges cover every column the block reads)
+// and a materialized view never populated.
+func (pl *planner) checkReadable(src *config.Source, t *config.Table, ot *providers.Table, errorf func(hcl.Range, string, string, ...any)) {
+	name := qualified(ot.Schema, ot.Name)
+	if ot.SelectGrant != "" {
+		// A read locks a table (LOCK ... IN ACCESS SHARE MODE, so that it
+		// is not altered mid-read), which takes SELECT on the whole table;
+		// materialized views are not locked, so column privileges can do.
+		columnsDo := ot.Kind == providers.KindMaterializedView
+		var missing []string
+		for _, c := range readColumns(t, ot) {
+			if !columnsDo || !slices.Contains(ot.ReadableColumns, c) {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			detail := "the user may not read it"
+			switch {
+			case len(ot.ReadableColumns) > 0 && columnsDo:
+				detail = fmt.Sprintf("the user may read only its columns %s, not %s", quoteList(ot.ReadableColumns), quoteList(missing))
+			case len(ot.ReadableColumns) > 0:
+				detail = fmt.Sprintf("the user may read only its columns %s, and a read locks the table (ACCESS SHARE), which takes SELECT on the whole table", quoteList(ot.ReadableColumns))
+			}
+			errorf(t.DeclRange, "Permission denied",
+				"%s: %s, so every sync would fail (permission denied). Have its owner or an administrator run %s then plan again.",
+				name, detail, ot.SelectGrant)
+		}
+	}
+	if ot.Unpopulated {
+		errorf(t.DeclRange, "Materialized view not populated",
+			"%s was created WITH NO DATA and never refreshed, so it cannot be read. Run REFRESH MATERIALIZED VIEW %s; then plan again.",
+			name, pgIdent(ot.Schema, ot.Name))
+	}
+}
+
+// readColumns are the columns a sync of the table reads: those listed
+// (or every one), the key and the cursor.
+func readColumns(t *config.Table, ot *providers.Table) []string {
+	if len(t.Columns) == 0 {
+		out := make([]string, len(ot.Columns))
+		for i, c := range ot.Columns {
+			out[i] = c.Name
+		}
+		return out
+	}
+	out := append([]string(nil), t.Columns...)
+	key := t.PrimaryKey
+	if len(key) == 0 {
+		key = ot.PrimaryKey
+	}
+	for _, c := range append(append([]string(nil), key...), t.IncrementalField) {
+		if c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pgIdent is a table's quoted, schema-qualified SQL name.
+func pgIdent(schema, table string) string {
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	return q(schema) + "." + q(table)
 }
 
 func (pl *planner) checkCursor(src *config.Source, t *config.Table, ot *providers.Table,

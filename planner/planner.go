@@ -100,7 +100,7 @@ func (pl *planner) drift(addr, kind, severity, format string, args ...any) {
 
 func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.Observed) {
 	if obs != nil {
-		pl.checkLive(src, obs)
+		pl.checkLive(src, rs, obs)
 	}
 	desired := DesiredSource(src, obs, pl.in.FingerprintKey)
 	if rs == nil {
@@ -136,7 +136,7 @@ func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.O
 	if rs != nil {
 		for _, name := range rs.TableNames() {
 			if src.Table(name) == nil {
-				pl.deleteTable(src.Address(), rs.Tables[name])
+				pl.deleteTable(src.Address(), rs.Tables[name], obs)
 			}
 		}
 	}
@@ -229,7 +229,10 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 			} else {
 				current = obs.Publication.Tables
 				for _, t := range recPub.Tables {
-					if !slices.Contains(current, t) {
+					// A table leaving the configuration that is already gone
+					// from the publication (dropped at the source) is no
+					// drift: its removal finishes the job.
+					if !slices.Contains(current, t) && slices.Contains(want, t) {
 						pl.drift(addr, KindPublication, "", "table %s missing from publication %s", t, recPub.Name)
 					}
 				}
@@ -457,11 +460,18 @@ func rank(a Action) int {
 	return 0
 }
 
-func (pl *planner) deleteTable(srcAddr string, rt *state.Table) {
+// deleteTable plans the removal of a recorded table; obs, when not nil,
+// tells whether the table is still at the source.
+func (pl *planner) deleteTable(srcAddr string, rt *state.Table, obs *providers.Observed) {
 	c := Change{Address: srcAddr + "/" + rt.Name, Kind: KindTable, Action: Delete,
 		Reasons: []string{"removed from the configuration: syncing stops; warehouse table " + rt.WarehouseTable + " is kept"},
 		Before:  tableView(rt)}
-	if rt.Sync == string(config.SyncCDC) && rt.Enabled {
+	// Introspection reads the schemas the configuration names: a table of
+	// another schema is not known to be gone.
+	inspected := obs != nil && slices.ContainsFunc(obs.Tables, func(t providers.Table) bool { return t.Schema == rt.Schema })
+	if inspected && obs.Table(rt.Schema, rt.Table) == nil {
+		c.Reasons = append(c.Reasons, "the table no longer exists at the source")
+	} else if rt.Sync == string(config.SyncCDC) && rt.Enabled {
 		c.Warnings = append(c.Warnings, "the table leaves the publication")
 	}
 	pl.add(c)
@@ -484,7 +494,7 @@ func (pl *planner) deleteSource(rs *state.Source) {
 	}
 	pl.add(Change{Address: rs.Address, Kind: KindSource, Action: Delete, Reasons: []string{reason}, Before: recordedSourceView(rs)})
 	for _, name := range rs.TableNames() {
-		pl.deleteTable(rs.Address, rs.Tables[name])
+		pl.deleteTable(rs.Address, rs.Tables[name], nil)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,8 +85,25 @@ func observed() *providers.Observed {
 				Columns:   []providers.Column{col("id", "bigint", false), col("email", "text", false)},
 				SyncTypes: []string{"full_refresh", "cdc", "xmin"}},
 			{Schema: "public", Name: "nokey", Kind: providers.KindTable,
-				Columns:   []providers.Column{col("a", "integer", true)},
-				SyncTypes: []string{"full_refresh", "xmin"}},
+				Columns:           []providers.Column{col("a", "integer", true)},
+				IncrementalFields: []providers.IncrementalField{{Name: "a", Type: "integer", Nullable: true, Indexed: true}},
+				SyncTypes:         []string{"full_refresh", "append"}},
+			// What inspect shows of a table without a key whose block
+			// declares one.
+			{Schema: "public", Name: "declared", Kind: providers.KindTable,
+				Columns:           []providers.Column{col("a", "integer", false)},
+				IncrementalFields: []providers.IncrementalField{{Name: "a", Type: "integer", Indexed: true}},
+				SyncTypes:         []string{"full_refresh", "incremental", "append", "xmin"}},
+			{Schema: "public", Name: "secret", Kind: providers.KindTable, PrimaryKey: []string{"id"},
+				Columns:     []providers.Column{col("id", "bigint", false), col("pub", "text", true), col("priv", "text", true)},
+				SyncTypes:   []string{"full_refresh", "cdc", "xmin"},
+				SelectGrant: `GRANT SELECT ON "public"."secret" TO "sluice";`, ReadableColumns: []string{"id", "pub"}},
+			{Schema: "public", Name: "secret_mv", Kind: providers.KindMaterializedView,
+				Columns:     []providers.Column{col("pub", "text", true), col("priv", "text", true)},
+				SyncTypes:   []string{"full_refresh"},
+				SelectGrant: `GRANT SELECT ON "public"."secret_mv" TO "sluice";`, ReadableColumns: []string{"pub"}},
+			{Schema: "public", Name: "empty_mv", Kind: providers.KindMaterializedView,
+				Columns: []providers.Column{col("x", "integer", true)}, SyncTypes: []string{"full_refresh"}, Unpopulated: true},
 			{Schema: "public", Name: "Mixed", Kind: providers.KindTable, PrimaryKey: []string{"id"},
 				Columns: []providers.Column{col("id", "bigint", false)}, SyncTypes: []string{"full_refresh", "cdc", "xmin"}},
 			{Schema: "public", Name: "v_orders", Kind: providers.KindView,
@@ -412,6 +430,28 @@ func TestLiveErrors(t *testing.T) {
 		{name: "cdc while check fails", table: "table \"events\" {\n  sync = \"cdc\"\n}",
 			checks: []providers.Check{{Check: "wal_level", OK: false, Message: "wal_level is replica", Fix: "set wal_level = logical"}},
 			want:   []string{"create table postgres.prod/events: new table: initial sync", "error line 1: CDC prerequisites not met"}, detail: "wal_level: wal_level is replica (fix: set wal_level = logical)"},
+		{name: "incremental without a key", table: "table \"nokey\" {\n  sync = \"incremental\"\n  incremental_field = \"a\"\n}",
+			want: []string{"create table postgres.prod/nokey: new table: initial sync", "error line 2: A merge needs a primary key", "warning line 4: Nullable cursor column"}, detail: `Declare the key in the table block (primary_key = ["...`},
+		{name: "xmin without a key", table: "table \"nokey\" {\n  sync = \"xmin\"\n}",
+			want: []string{"create table postgres.prod/nokey: new table: initial sync", "error line 2: A merge needs a primary key"}},
+		{name: "incremental on a view", table: "table \"v_orders\" {\n  sync = \"incremental\"\n  incremental_field = \"id\"\n}",
+			want: []string{"create table postgres.prod/v_orders: new table: initial sync", "error line 2: A merge needs a primary key", "error line 4: Not a cursor column"}, detail: "is a view, which has no primary key"},
+		{name: "incremental with a declared key", table: "table \"declared\" {\n  sync = \"incremental\"\n  incremental_field = \"a\"\n  primary_key = [\"a\"]\n}",
+			want: []string{"create table postgres.prod/declared: new table: initial sync"}},
+		{name: "append without a key", table: "table \"nokey\" {\n  sync = \"append\"\n  incremental_field = \"a\"\n}",
+			want: []string{"create table postgres.prod/nokey: new table: initial sync", "warning line 4: Nullable cursor column"}},
+		{name: "table the user may not read", table: "table \"secret\" {\n  sync = \"full_refresh\"\n}",
+			want: []string{"create table postgres.prod/secret: new table: initial sync", "error line 2: Permission denied"}, detail: `GRANT SELECT ON "public"."secret" TO "sluice";`},
+		{name: "column privileges do not let a table be locked", table: "table \"secret\" {\n  sync = \"full_refresh\"\n  columns = [\"pub\"]\n}",
+			want: []string{"create table postgres.prod/secret: new table: initial sync", "error line 2: Permission denied"}, detail: "a read locks the table"},
+		{name: "columns the user may read of a materialized view", table: "table \"secret_mv\" {\n  sync = \"full_refresh\"\n  columns = [\"pub\"]\n}",
+			want: []string{"create table postgres.prod/secret_mv: new table: initial sync"}},
+		{name: "a column of a materialized view the user may not read", table: "table \"secret_mv\" {\n  sync = \"full_refresh\"\n}",
+			want: []string{"create table postgres.prod/secret_mv: new table: initial sync", "error line 2: Permission denied"}, detail: `not "priv"`},
+		{name: "disabled table the user may not read", table: "table \"secret\" {\n  sync = \"full_refresh\"\n  enabled = false\n}",
+			want: []string{"create table postgres.prod/secret: new table, disabled: recorded, not synced"}},
+		{name: "materialized view never populated", table: "table \"empty_mv\" {\n  sync = \"full_refresh\"\n}",
+			want: []string{"create table postgres.prod/empty_mv: new table: initial sync", "error line 2: Materialized view not populated"}, detail: `REFRESH MATERIALIZED VIEW "public"."empty_mv";`},
 		{name: "nullable cursor warns", table: "table \"events\" {\n  sync = \"append\"\n  incremental_field = \"created_at\"\n  frequency = \"1h\"\n}",
 			want: []string{"create table postgres.prod/events: new table: initial sync", "warning line 4: Cursor column without an index", "warning line 4: Nullable cursor column"}},
 		{name: "large table synced often", table: "table \"events\" {\n  sync = \"full_refresh\"\n  frequency = \"15m\"\n}",
@@ -558,6 +598,34 @@ func TestDrift(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDroppedTable: a cdc table dropped at the source (which removes it
+// from the publication) and then removed from the configuration is a
+// plain delete, with no drift left to report.
+func TestDroppedTable(t *testing.T) {
+	twoCDC := strings.Replace(baseConfig, `table "customers" {
+    sync = "full_refresh"`, `table "customers" {
+    sync = "cdc"`, 1)
+	obs := observed()
+	obs.Publication.Tables = []string{"public.customers", "public.events"}
+	st := recorded(t, loadConfig(t, twoCDC), obs)
+
+	obs.Tables = slices.DeleteFunc(obs.Tables, func(tb providers.Table) bool { return tb.Name == "events" })
+	obs.Publication.Tables = []string{"public.customers"}
+	// With its block still there, the plan fails on it.
+	p := plan(t, loadConfig(t, twoCDC), st, obs)
+	if !p.HasErrors() || !strings.Contains(p.Diagnostics[0].Detail, "remove this table block and run `sluice apply`") {
+		t.Errorf("a block naming a dropped table: %v", p.Diagnostics)
+	}
+	withoutEvents := strings.Replace(twoCDC, `table "events" {
+    sync = "cdc"
+  }`, "", 1)
+	got := brief(plan(t, loadConfig(t, withoutEvents), st, obs))
+	want := []string{"delete table postgres.prod/events: removed from the configuration: syncing stops; warehouse table pg_events is kept; the table no longer exists at the source"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
 

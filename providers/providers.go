@@ -24,6 +24,22 @@ type Inspector interface {
 	Inspect(ctx context.Context) (*Observed, error)
 }
 
+// AllSchemasInspector is an Inspector that can also list the tables of
+// every schema (`sluice inspect -all-schemas`), not only those the
+// configuration looks in.
+type AllSchemasInspector interface {
+	InspectAllSchemas(ctx context.Context) (*Observed, error)
+}
+
+// TableChecker tells which tables of a list no longer exist at the source
+// (dropped or renamed), in one round trip: a cdc stream, which receives
+// nothing for a dropped table, would otherwise report it synced.
+type TableChecker interface {
+	// MissingTables returns, parallel to reqs, an error naming each table
+	// that does not exist and what to do, nil for the others.
+	MissingTables(ctx context.Context, reqs []ReadRequest) ([]error, error)
+}
+
 // Source is a configured source of any type. Other capabilities
 // (ResourceManager, SnapshotReader, ChangeStream, WebhookSource) are
 // discovered with type assertions.
@@ -291,6 +307,18 @@ type Table struct {
 	// SupportsWebhook reports whether changes to the object are pushed as
 	// webhook events (Stripe objects).
 	SupportsWebhook bool `json:"supports_webhook,omitempty"`
+
+	// SelectGrant, set when the user may not read the whole table, holds
+	// the statements that would let it ("GRANT SELECT ON ... TO ...;").
+	// The warnings say the same for people; the planner refuses a table
+	// block that needs what the user cannot read.
+	SelectGrant string `json:"-"`
+	// ReadableColumns lists, when SelectGrant is set, the columns the
+	// user may still read through column privileges.
+	ReadableColumns []string `json:"-"`
+	// Unpopulated marks a materialized view created WITH NO DATA and never
+	// refreshed: reading it fails until REFRESH MATERIALIZED VIEW.
+	Unpopulated bool `json:"-"`
 }
 
 // Column finds a column by exact name, or nil.

@@ -362,6 +362,7 @@ func (e *cdcEngine) run(ctx context.Context, once bool) error {
 			return err
 		}
 	}
+	e.failMissing(ctx)
 	for {
 		if err := e.snapshotPending(ctx); err != nil {
 			e.failAll(err)
@@ -380,6 +381,31 @@ func (e *cdcEngine) run(ctx context.Context, once bool) error {
 			e.failAll(err)
 		}
 		return err
+	}
+}
+
+// failMissing fails the tables dropped at the source: the stream brings
+// nothing for them, which would pass for a sync with no changes.
+func (e *cdcEngine) failMissing(ctx context.Context) {
+	tc, ok := e.prov.(providers.TableChecker)
+	if !ok {
+		return
+	}
+	live := e.live()
+	reqs := make([]providers.ReadRequest, len(live))
+	for i, t := range live {
+		reqs[i] = t.req
+	}
+	// An error here is the connection's; the stream reports it.
+	errs, err := tc.MissingTables(ctx, reqs)
+	if err != nil {
+		return
+	}
+	for i, t := range live {
+		if errs[i] != nil {
+			t.failed = true
+			e.r.cdcFailed(t.j, errs[i])
+		}
 	}
 }
 

@@ -8,7 +8,7 @@ import "fmt"
 var commands = []*command{
 	{name: "validate", synopsis: "Check the configuration without connecting to anything", usage: "[-json] [-var=K=V]... [-var-file=F]..."},
 	{name: "fmt", synopsis: "Rewrite *.hcl files in the canonical format", usage: "[-check] [-diff] [PATH...]"},
-	{name: "inspect", synopsis: "List a source's live tables and what each can sync", usage: "SOURCE [-json]", notYet: "the PostgreSQL provider"},
+	{name: "inspect", synopsis: "List a source's live tables and what each can sync", usage: "SOURCE [-json] [-all-schemas]", notYet: "the PostgreSQL provider"},
 	{name: "check", synopsis: "Check a PostgreSQL source's CDC prerequisites", usage: "SOURCE [-json]", notYet: "the PostgreSQL provider"},
 	{name: "init", synopsis: "Write a starting configuration from a live database", usage: "-source=postgres.NAME -url=URL [-out=FILE]", notYet: "the PostgreSQL provider"},
 	{name: "plan", synopsis: "Show what apply would change, and any drift", usage: "[-out=FILE] [-json] [-format=text|markdown] [-detailed-exitcode] [-refresh=false] [-target=ADDR]... [-var=K=V]... [-var-file=F]... [-lock=false] [-lock-timeout=DUR]", notYet: "state, planner and apply"},

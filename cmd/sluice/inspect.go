@@ -23,6 +23,7 @@ func runInspect(e *env, args []string) int {
 	c := findCommand("inspect")
 	fs := newFlags(e, c)
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	allSchemas := fs.Bool("all-schemas", false, "list the tables of every schema, not only the source's")
 	var vf varFlags
 	vf.register(fs)
 	pos, code := parseArgs(e, c, fs, args)
@@ -41,10 +42,25 @@ func runInspect(e *env, args []string) int {
 		return exitError
 	}
 	defer p.Close()
-	obs, err := p.Inspect(ctx)
+	var obs *providers.Observed
+	if *allSchemas {
+		all, ok := p.(providers.AllSchemasInspector)
+		if !ok {
+			fmt.Fprintf(e.stderr, "Error: %s sources have no schemas; inspect %s without -all-schemas.\n", src.Type, src.Address())
+			return exitError
+		}
+		obs, err = all.InspectAllSchemas(ctx)
+	} else {
+		obs, err = p.Inspect(ctx)
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		return exitError
+	}
+	if !*allSchemas && src.Postgres != nil && src.Postgres.Schema != "" {
+		// Inspect also reads the schemas table blocks name, for plan; the
+		// listing is the source's schema, as documented.
+		obs.Tables = slices.DeleteFunc(obs.Tables, func(t providers.Table) bool { return t.Schema != src.Postgres.Schema })
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
@@ -154,7 +170,9 @@ func writeInspection(w io.Writer, obs *providers.Observed) {
 			key[i] = cell(k)
 		}
 		rec := t.RecommendedSync
-		if t.RecommendedIncrementalField != "" {
+		// The JSON names the best cursor whatever the recommendation; the
+		// table shows it only with the sync that uses it.
+		if t.RecommendedIncrementalField != "" && config.SyncType(t.RecommendedSync).NeedsCursor() {
 			rec += " (" + cell(t.RecommendedIncrementalField) + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(t.Schema), cell(t.Name), t.Kind, rows,

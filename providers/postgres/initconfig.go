@@ -81,7 +81,7 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	obs, err := inspect(ctx, conn, src)
+	obs, err := inspect(ctx, conn, src, inspectedSchemas(src))
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,16 +18,27 @@ import (
 )
 
 // Inspect introspects the source: its tables, partitioned tables, views and
-// materialized views (of the configured schema, or of every non-system
-// schema when the schema is ""), what each can sync, the publication and
-// the replication slot, and, when the configuration has enabled cdc
-// tables, the CDC prerequisites. It sends a fixed set of catalog queries in
-// one round trip, whatever the number of tables (DESIGN invariant 3).
+// materialized views (of the configured schema and of every schema a table
+// block names, or of every non-system schema when the schema is ""), what
+// each can sync, the publication and the replication slot, and, when the
+// configuration has enabled cdc tables, the CDC prerequisites. It sends a
+// fixed set of catalog queries in one round trip, whatever the number of
+// tables and schemas (DESIGN invariant 3).
 func (p *Provider) Inspect(ctx context.Context) (*providers.Observed, error) {
+	return p.inspectSchemas(ctx, inspectedSchemas(p.src))
+}
+
+// InspectAllSchemas is Inspect over every non-system schema
+// (`sluice inspect -all-schemas`).
+func (p *Provider) InspectAllSchemas(ctx context.Context) (*providers.Observed, error) {
+	return p.inspectSchemas(ctx, nil)
+}
+
+func (p *Provider) inspectSchemas(ctx context.Context, schemas []string) (*providers.Observed, error) {
 	var obs *providers.Observed
 	err := p.withConn(ctx, func(conn *pgx.Conn) error {
 		var err error
-		if obs, err = inspect(ctx, conn, p.src); err != nil {
+		if obs, err = inspect(ctx, conn, p.src, schemas); err != nil {
 			return err
 		}
 		if hasCDCTables(p.src) {
@@ -37,6 +49,23 @@ func (p *Provider) Inspect(ctx context.Context) (*providers.Observed, error) {
 		return nil
 	})
 	return obs, err
+}
+
+// inspectedSchemas lists the schemas Inspect reads: the source's and those
+// its table blocks name ("sales.regions"), sorted; nil (every schema) when
+// the source names none.
+func inspectedSchemas(src *config.Source) []string {
+	if src.Postgres == nil || src.Postgres.Schema == "" {
+		return nil
+	}
+	schemas := []string{src.Postgres.Schema}
+	for _, t := range src.Tables {
+		if t.Schema != "" && !slices.Contains(schemas, t.Schema) {
+			schemas = append(schemas, t.Schema)
+		}
+	}
+	sort.Strings(schemas)
+	return schemas
 }
 
 func hasCDCTables(src *config.Source) bool {
@@ -56,9 +85,14 @@ type relation struct {
 	columns []*column
 
 	rls, canSelect, schemaUsage bool
-	replident                   byte
+	// populated is false for a materialized view created WITH NO DATA and
+	// never refreshed: reading it fails.
+	populated bool
+	replident byte
 	// leadingIndex holds the attnums that lead a usable index.
 	leadingIndex map[int16]bool
+	// mergeable reports a key to merge on, live or declared.
+	mergeable bool
 }
 
 type column struct {
@@ -67,8 +101,8 @@ type column struct {
 	format   string
 	nullable bool
 	typ      *PGType
-	attlen   int16
-	storage  byte
+	// canSelect reports a SELECT privilege on the column (or the table).
+	canSelect bool
 }
 
 // Relation kinds (pg_class.relkind) inspect lists.
@@ -86,18 +120,18 @@ var relkindNames = map[byte]string{
 	relkindMatView:     providers.KindMaterializedView,
 }
 
-// relsCTE selects the relations inspect lists, with $1 the schema ("" for
-// every non-system schema). Partitions are left out: they are read through
+// relsCTE selects the relations inspect lists, with $1 the schemas (NULL
+// for every non-system schema). Partitions are left out: they are read through
 // their parent. Schemas starting with pg_ are reserved to the system
 // (pg_catalog, pg_toast, other sessions' pg_temp_N).
 const relsCTE = `rels AS (
-	SELECT c.oid, c.relname, c.relkind, c.relnamespace, c.reltuples, c.relreplident, n.nspname
+	SELECT c.oid, c.relname, c.relkind, c.relnamespace, c.reltuples, c.relreplident, c.relispopulated, n.nspname
 	FROM pg_catalog.pg_class c
 	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.relkind IN ('r', 'p', 'v', 'm')
 	  AND NOT c.relispartition
-	  AND CASE WHEN $1::text = '' THEN n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-	           ELSE n.nspname = $1::text END
+	  AND CASE WHEN $1::text[] IS NULL THEN n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+	           ELSE n.nspname = ANY ($1::text[]) END
 )`
 
 // Estimated rows: never analyzed is reltuples -1 from PostgreSQL 14
@@ -121,6 +155,7 @@ SELECT r.oid, r.nspname, r.relname, r.relkind::text,
 	pg_catalog.row_security_active(r.oid),
 	pg_catalog.has_table_privilege(r.oid, 'SELECT'),
 	pg_catalog.has_schema_privilege(r.relnamespace, 'USAGE'),
+	r.relispopulated,
 	r.relreplident::text,
 	ARRAY(
 		SELECT a.attname::text
@@ -133,7 +168,8 @@ FROM rels r`
 
 const columnsSQL = `WITH ` + relsCTE + `
 SELECT a.attrelid, a.attnum, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
-	NOT a.attnotnull, a.atttypid, a.atttypmod, a.attndims, a.attlen, a.attstorage::text
+	NOT a.attnotnull, a.atttypid, a.atttypmod, a.attndims,
+	pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
 FROM rels r
 JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid
 WHERE a.attnum > 0 AND NOT a.attisdropped
@@ -208,8 +244,7 @@ func serverMajor(conn *pgx.Conn) int {
 }
 
 // inspect reads the catalog in one batch of queries.
-func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*providers.Observed, error) {
-	schema := src.Postgres.Schema
+func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source, schemas []string) (*providers.Observed, error) {
 	obs := &providers.Observed{Source: src.Address(), Tables: []providers.Table{}}
 	var user string
 	byOID := map[uint32]*relation{}
@@ -227,13 +262,13 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*provider
 		}
 		return nil
 	})
-	b.Queue(relationsSQL, schema).Query(func(rows pgx.Rows) error {
+	b.Queue(relationsSQL, schemas).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			r := &relation{leadingIndex: map[int16]bool{}}
 			var kind, replident string
 			var est *float64
 			if err := rows.Scan(&r.oid, &r.table.Schema, &r.table.Name, &kind, &est,
-				&r.rls, &r.canSelect, &r.schemaUsage, &replident, &r.table.PrimaryKey); err != nil {
+				&r.rls, &r.canSelect, &r.schemaUsage, &r.populated, &replident, &r.table.PrimaryKey); err != nil {
 				return fmt.Errorf("reading the tables: %w", err)
 			}
 			r.relkind, r.replident = kind[0], replident[0]
@@ -247,19 +282,15 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*provider
 		}
 		return rows.Err()
 	})
-	b.Queue(columnsSQL, schema).Query(func(rows pgx.Rows) error {
+	b.Queue(columnsSQL, schemas).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var relid, typid uint32
 			var typmod int32
 			var dims int
-			var storage string
 			c := &column{}
 			if err := rows.Scan(&relid, &c.attnum, &c.name, &c.format, &c.nullable,
-				&typid, &typmod, &dims, &c.attlen, &storage); err != nil {
+				&typid, &typmod, &dims, &c.canSelect); err != nil {
 				return fmt.Errorf("reading the columns: %w", err)
-			}
-			if storage != "" {
-				c.storage = storage[0]
 			}
 			// The type is resolved once the types query has been read.
 			c.typ = &PGType{OID: typid, Typmod: typmod, Dims: dims}
@@ -269,7 +300,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*provider
 		}
 		return rows.Err()
 	})
-	b.Queue(indexesSQL, schema).Query(func(rows pgx.Rows) error {
+	b.Queue(indexesSQL, schemas).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var relid uint32
 			var attnum int16
@@ -282,7 +313,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*provider
 		}
 		return rows.Err()
 	})
-	b.Queue(typesSQL, schema).Query(func(rows pgx.Rows) error {
+	b.Queue(typesSQL, schemas).Query(func(rows pgx.Rows) error {
 		if err := types.scan(rows); err != nil {
 			return fmt.Errorf("reading the column types: %w", err)
 		}
@@ -321,11 +352,12 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*provider
 		return nil, fmt.Errorf("inspect %s: reading the catalog: %w", src.Address(), err)
 	}
 
+	declared := declaredKeys(src)
 	for _, r := range rels {
 		for _, c := range r.columns {
 			c.typ = types.Resolve(c.typ.OID, c.typ.Typmod, c.typ.Dims)
 		}
-		r.describe(user)
+		r.describe(user, declared[[2]string{r.table.Schema, r.table.Name}])
 	}
 	sort.Slice(rels, func(i, j int) bool {
 		a, b := rels[i].table, rels[j].table
@@ -340,9 +372,33 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source) (*provider
 	return obs, nil
 }
 
+// declaredKeys lists the relations whose table block declares a
+// primary_key, by [schema, name]: incremental and xmin syncs can merge on
+// it even where the relation has no key of its own.
+func declaredKeys(src *config.Source) map[[2]string]bool {
+	out := map[[2]string]bool{}
+	schema := defaultSchema
+	if src.Postgres != nil && src.Postgres.Schema != "" {
+		schema = src.Postgres.Schema
+	}
+	for _, t := range src.Tables {
+		if len(t.PrimaryKey) == 0 {
+			continue
+		}
+		s := t.Schema
+		if s == "" {
+			s = schema
+		}
+		out[[2]string{s, t.Table}] = true
+	}
+	return out
+}
+
 // describe fills what derives from the catalog rows: columns, cursor
 // candidates, sync types, the recommendation and the warnings.
-func (r *relation) describe(user string) {
+// declaredKey reports that the configuration declares a primary_key for
+// the relation.
+func (r *relation) describe(user string, declaredKey bool) {
 	t := &r.table
 	if t.PrimaryKey == nil {
 		t.PrimaryKey = []string{}
@@ -364,20 +420,57 @@ func (r *relation) describe(user string) {
 		t.ReplicaIdentity = map[byte]string{'d': "default", 'n': "nothing", 'f': "full", 'i': "index"}[r.replident]
 	}
 
+	// Incremental and xmin syncs merge the rows they read by key: without
+	// one (views and materialized views never have one) only a declared
+	// primary_key makes them possible.
+	r.mergeable = len(t.PrimaryKey) > 0 || declaredKey
 	t.SyncTypes = []string{string(config.SyncFullRefresh)}
 	if len(t.IncrementalFields) > 0 {
-		t.SyncTypes = append(t.SyncTypes, string(config.SyncIncremental), string(config.SyncAppend))
+		if r.mergeable {
+			t.SyncTypes = append(t.SyncTypes, string(config.SyncIncremental))
+		}
+		t.SyncTypes = append(t.SyncTypes, string(config.SyncAppend))
 	}
 	cdcCapable := (r.relkind == relkindTable || r.relkind == relkindPartitioned) && len(t.PrimaryKey) > 0
 	if cdcCapable {
 		t.SyncTypes = append(t.SyncTypes, string(config.SyncCDC))
 	}
-	if r.relkind == relkindTable {
+	if r.relkind == relkindTable && r.mergeable {
 		t.SyncTypes = append(t.SyncTypes, string(config.SyncXmin))
 	}
-	sync, cursor := r.recommend()
-	t.RecommendedSync, t.RecommendedIncrementalField = string(sync), cursor
-	t.Warnings = r.warnings(user, cdcCapable)
+	t.RecommendedSync = string(r.recommend())
+	t.RecommendedIncrementalField = r.recommendCursor(config.SyncType(t.RecommendedSync))
+	r.access(user)
+	t.Warnings = r.warnings(user)
+}
+
+// access fills what the planner needs to refuse a table the user may not
+// read: the statements that would let it, and the columns it may read
+// meanwhile (column privileges).
+func (r *relation) access(user string) {
+	t := &r.table
+	r.table.Unpopulated = r.relkind == relkindMatView && !r.populated
+	if r.canSelect && r.schemaUsage {
+		return
+	}
+	role := pgx.Identifier{user}.Sanitize()
+	var grants []string
+	if !r.schemaUsage {
+		s := pgx.Identifier{t.Schema}.Sanitize()
+		grants = append(grants, fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", s, role))
+	}
+	if !r.canSelect {
+		grants = append(grants, fmt.Sprintf("GRANT SELECT ON %s TO %s;", pgx.Identifier{t.Schema, t.Name}.Sanitize(), role))
+	}
+	t.SelectGrant = strings.Join(grants, " ")
+	t.ReadableColumns = []string{}
+	if r.schemaUsage {
+		for _, c := range r.columns {
+			if c.canSelect {
+				t.ReadableColumns = append(t.ReadableColumns, c.name)
+			}
+		}
+	}
 }
 
 // cursorKind is what a column is worth as an incremental field.
@@ -419,16 +512,15 @@ func cursorKindOf(t *PGType) cursorKind {
 // which cursor syncs miss.
 const smallTableRows = 100_000
 
-// recommend picks a table's sync type and, for incremental and append, its
-// incremental field. The first rule that applies wins:
+// recommend picks a table's sync type. The first rule that applies wins:
 //
 //  1. Views and materialized views: full_refresh. They have no key to merge
 //     on and no WAL of their own.
 //  2. Small tables (fewer than 100,000 estimated rows, or never analyzed,
 //     which also comes with a warning): full_refresh, which also catches
 //     deletes.
-//  3. A timestamp column named like updated_at (its name holds "updated",
-//     "modified" or "changed"): incremental on it.
+//  3. A key (live or declared) and a cursor column named like updated_at
+//     (see updateCursor): incremental on it.
 //  4. A table named like an immutable log (a word of its name is log,
 //     event, history, audit or journal, or their plurals) with no
 //     updated_at-like column and either a timestamp column named like
@@ -436,57 +528,121 @@ const smallTableRows = 100_000
 //     or an integer single-column primary key: append on it.
 //  5. A primary key: cdc, which catches every change including deletes.
 //  6. Otherwise full_refresh.
-//
-// Among several fitting columns, an indexed one comes first, then a NOT
-// NULL one, then the first in column order.
-func (r *relation) recommend() (config.SyncType, string) {
+func (r *relation) recommend() config.SyncType {
 	t := &r.table
 	if r.relkind == relkindView || r.relkind == relkindMatView {
-		return config.SyncFullRefresh, ""
+		return config.SyncFullRefresh
 	}
 	if t.EstimatedRows == nil || *t.EstimatedRows < smallTableRows {
-		return config.SyncFullRefresh, ""
+		return config.SyncFullRefresh
 	}
-	if c := r.bestCursor(func(c *column) bool { return cursorKindOf(c.typ) == cursorTime && nameHasAny(c.name, updatedWords) }); c != "" {
-		return config.SyncIncremental, c
+	if r.mergeable && r.updateCursor() != "" {
+		return config.SyncIncremental
 	}
-	if nameHasWord(t.Name, logWords) {
-		c := r.bestCursor(func(c *column) bool { return cursorKindOf(c.typ) == cursorTime && nameHasAny(c.name, createdWords) })
-		if c == "" && len(t.PrimaryKey) == 1 {
-			c = r.bestCursor(func(c *column) bool { return c.name == t.PrimaryKey[0] && cursorKindOf(c.typ) == cursorInteger })
-		}
-		if c != "" {
-			return config.SyncAppend, c
-		}
+	if nameHasWord(t.Name, logWords) && r.updateCursor() == "" && r.appendCursor() != "" {
+		return config.SyncAppend
 	}
 	if len(t.PrimaryKey) > 0 {
-		return config.SyncCDC, ""
+		return config.SyncCDC
 	}
-	return config.SyncFullRefresh, ""
+	return config.SyncFullRefresh
+}
+
+// recommendCursor is the incremental field to use with sync (the
+// recommended one), or, when that needs none, with an incremental or append
+// sync the relation can do: a column named like updated_at, else for a log
+// an append cursor; "" when no column fits.
+func (r *relation) recommendCursor(sync config.SyncType) string {
+	if sync == config.SyncAppend {
+		return r.appendCursor()
+	}
+	if !slices.Contains(r.table.SyncTypes, string(config.SyncIncremental)) &&
+		!slices.Contains(r.table.SyncTypes, string(config.SyncAppend)) {
+		return ""
+	}
+	if c := r.updateCursor(); c != "" {
+		return c
+	}
+	if nameHasWord(r.table.Name, logWords) {
+		return r.appendCursor()
+	}
+	return ""
+}
+
+// updateCursor is the best column that tells when a row last changed: a
+// timestamp, date or integer column named like updated_at ("update",
+// "modified", "changed": updated_at, last_update, ModifiedAt,
+// row_changed). Timestamps come before dates and integers, whose values
+// tell less.
+func (r *relation) updateCursor() string {
+	return r.bestCursor(func(c *column) int {
+		if !nameHasAny(c.name, updatedWords) {
+			return 0
+		}
+		switch cursorKindOf(c.typ) {
+		case cursorTime:
+			return 3
+		case cursorDate:
+			return 2
+		case cursorInteger:
+			// An integer is a time only when its name says so
+			// (updated_at as epoch seconds), not update_count.
+			if nameHasWord(c.name, timeWords) {
+				return 1
+			}
+		}
+		return 0
+	})
+}
+
+// appendCursor is the cursor of an append-only log: a timestamp named like
+// created_at, else an integer single-column primary key.
+func (r *relation) appendCursor() string {
+	t := &r.table
+	c := r.bestCursor(func(c *column) int {
+		if cursorKindOf(c.typ) == cursorTime && nameHasAny(c.name, createdWords) {
+			return 1
+		}
+		return 0
+	})
+	if c == "" && len(t.PrimaryKey) == 1 {
+		c = r.bestCursor(func(c *column) int {
+			if c.name == t.PrimaryKey[0] && cursorKindOf(c.typ) == cursorInteger {
+				return 1
+			}
+			return 0
+		})
+	}
+	return c
 }
 
 var (
-	updatedWords = []string{"updated", "modified", "changed"}
+	updatedWords = []string{"update", "modif", "changed"}
+	timeWords    = []string{"at", "on", "ts", "time", "timestamp", "epoch", "stamp"}
 	createdWords = []string{"created", "inserted", "occurred", "logged", "recorded"}
 	logWords     = []string{"log", "logs", "event", "events", "history", "histories", "audit", "audits", "journal", "journals"}
 )
 
-// bestCursor returns the best column satisfying ok, or "".
-func (r *relation) bestCursor(ok func(*column) bool) string {
+// bestCursor returns the best column that rank accepts (ranks above 0),
+// or "". Among fitting columns an indexed one comes first, then a NOT NULL
+// one, then the higher rank, then the first in column order.
+func (r *relation) bestCursor(rank func(*column) int) string {
 	var best *column
-	score := func(c *column) int {
-		s := 0
-		if r.leadingIndex[c.attnum] {
-			s += 2
-		}
-		if !c.nullable {
-			s++
-		}
-		return s
-	}
+	bestScore := 0
 	for _, c := range r.columns {
-		if ok(c) && (best == nil || score(c) > score(best)) {
-			best = c
+		k := rank(c)
+		if k <= 0 {
+			continue
+		}
+		s := k
+		if !c.nullable {
+			s += 10
+		}
+		if r.leadingIndex[c.attnum] {
+			s += 20
+		}
+		if best == nil || s > bestScore {
+			best, bestScore = c, s
 		}
 	}
 	if best == nil {
@@ -538,25 +694,42 @@ func nameHasWord(name string, words []string) bool {
 	return false
 }
 
-// maxNarrowChars is the declared length up to which a varchar or char
-// column is too narrow to be worth a TOAST warning.
-const maxNarrowChars = 255
-
 // warnings lists what the user should know before syncing the table.
-func (r *relation) warnings(user string, cdcCapable bool) []string {
+// (Unchanged TOAST values need no warning: the runner keeps the stored
+// value of a column a change did not carry, in every cdc output.)
+func (r *relation) warnings(user string) []string {
 	t := &r.table
 	name := pgx.Identifier{t.Schema, t.Name}.Sanitize()
 	role := pgx.Identifier{user}.Sanitize()
 	w := []string{}
-	if t.EstimatedRows == nil && r.relkind != relkindView {
+	if t.EstimatedRows == nil && r.relkind != relkindView && !t.Unpopulated {
 		w = append(w, fmt.Sprintf("never analyzed, so its size is unknown: run ANALYZE %s;", name))
+	}
+	if t.Unpopulated {
+		w = append(w, fmt.Sprintf("never populated (created WITH NO DATA), so it cannot be read: REFRESH MATERIALIZED VIEW %s;", name))
 	}
 	if !r.schemaUsage {
 		w = append(w, fmt.Sprintf("the user cannot use schema %s: GRANT USAGE ON SCHEMA %s TO %s;",
 			pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Schema}.Sanitize(), role))
 	}
 	if !r.canSelect {
-		w = append(w, fmt.Sprintf("the user cannot read it: GRANT SELECT ON %s TO %s;", name, role))
+		readable := 0
+		for _, c := range r.columns {
+			if c.canSelect {
+				readable++
+			}
+		}
+		switch {
+		case readable > 0 && r.schemaUsage && r.relkind == relkindMatView:
+			w = append(w, fmt.Sprintf("the user can read only some of its columns (%s), so a table block must list them in columns; to read all: GRANT SELECT ON %s TO %s;",
+				strings.Join(quoteIdents(t.ReadableColumns), ", "), name, role))
+		case readable > 0 && r.schemaUsage:
+			// A read locks the table, which column privileges do not allow.
+			w = append(w, fmt.Sprintf("the user can read only some of its columns (%s), and a read locks the table, which takes SELECT on all of it: GRANT SELECT ON %s TO %s;",
+				strings.Join(quoteIdents(t.ReadableColumns), ", "), name, role))
+		default:
+			w = append(w, fmt.Sprintf("the user cannot read it: GRANT SELECT ON %s TO %s;", name, role))
+		}
 	}
 	if r.rls {
 		w = append(w, "row-level security applies to the user: sluice reads only the rows its policies let it see")
@@ -564,30 +737,13 @@ func (r *relation) warnings(user string, cdcCapable bool) []string {
 	if t.ReplicaIdentity == "nothing" {
 		w = append(w, fmt.Sprintf("REPLICA IDENTITY NOTHING: once it is in a publication, UPDATE and DELETE on it fail; ALTER TABLE %s REPLICA IDENTITY DEFAULT;", name))
 	}
-	if cdcCapable && t.ReplicaIdentity != "full" {
-		var wide []string
-		for _, c := range r.columns {
-			if c.toastable() {
-				wide = append(wide, pgx.Identifier{c.name}.Sanitize())
-			}
-		}
-		if len(wide) > 0 {
-			w = append(w, fmt.Sprintf("with cdc, an UPDATE that leaves a large (TOASTed) value of %s unchanged does not carry it unless the table has REPLICA IDENTITY FULL",
-				strings.Join(wide, ", ")))
-		}
-	}
 	return w
 }
 
-// toastable reports whether values of the column can be large enough to be
-// stored out of line: variable-length with extended or external storage,
-// except short varchar and char columns.
-func (c *column) toastable() bool {
-	if c.attlen != -1 || (c.storage != 'x' && c.storage != 'e') {
-		return false
+func quoteIdents(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = pgx.Identifier{n}.Sanitize()
 	}
-	if b := baseType(c.typ); b != nil && (b.OID == pgtype.VarcharOID || b.OID == pgtype.BPCharOID) {
-		return b.Typmod < 0 || b.Typmod-4 > maxNarrowChars
-	}
-	return true
+	return out
 }

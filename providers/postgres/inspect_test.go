@@ -193,9 +193,6 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	toast := func(cols string) string {
-		return "with cdc, an UPDATE that leaves a large (TOASTed) value of " + cols + " unchanged does not carry it unless the table has REPLICA IDENTITY FULL"
-	}
 	want := &providers.Observed{
 		Source: "postgres.test",
 		Tables: []providers.Table{
@@ -211,7 +208,7 @@ func TestInspect(t *testing.T) {
 					{Name: "Order Id", Type: "bigint", Nullable: true},
 					{Name: "qty", Type: "smallint", Nullable: true},
 				},
-				SyncTypes:       []string{"full_refresh", "incremental", "append", "xmin"},
+				SyncTypes:       []string{"full_refresh", "append"},
 				RecommendedSync: "full_refresh",
 				Warnings: []string{
 					`REPLICA IDENTITY NOTHING: once it is in a publication, UPDATE and DELETE on it fail; ALTER TABLE "public"."Order.Items" REPLICA IDENTITY DEFAULT;`,
@@ -279,10 +276,11 @@ func TestInspect(t *testing.T) {
 					{Name: "created_at", Type: "timestamp with time zone"},
 					{Name: "updated_at", Type: "timestamp without time zone", Nullable: true, Indexed: true},
 				},
-				SyncTypes:       []string{"full_refresh", "incremental", "append", "cdc", "xmin"},
-				RecommendedSync: "full_refresh",
-				Warnings:        []string{toast(`"tags", "meta"`)},
-				ReplicaIdentity: "default",
+				SyncTypes:                   []string{"full_refresh", "incremental", "append", "cdc", "xmin"},
+				RecommendedSync:             "full_refresh",
+				RecommendedIncrementalField: "updated_at",
+				Warnings:                    []string{},
+				ReplicaIdentity:             "default",
 			},
 			{
 				Schema: "public", Name: "paid_orders", Kind: "view",
@@ -292,7 +290,7 @@ func TestInspect(t *testing.T) {
 					{Name: "total", Type: "amount", Nullable: true, ParquetType: "DECIMAL(12,2)"},
 				},
 				IncrementalFields: []providers.IncrementalField{{Name: "id", Type: "bigint", Nullable: true}},
-				SyncTypes:         []string{"full_refresh", "incremental", "append"},
+				SyncTypes:         []string{"full_refresh", "append"},
 				RecommendedSync:   "full_refresh",
 				Warnings:          []string{},
 			},
@@ -306,7 +304,7 @@ func TestInspect(t *testing.T) {
 				IncrementalFields: []providers.IncrementalField{{Name: "id", Type: "integer", Indexed: true}},
 				SyncTypes:         []string{"full_refresh", "incremental", "append", "cdc", "xmin"},
 				RecommendedSync:   "full_refresh",
-				Warnings:          []string{toast(`"Weird ""Name"""`)},
+				Warnings:          []string{},
 				ReplicaIdentity:   "default",
 			},
 			{
@@ -319,7 +317,7 @@ func TestInspect(t *testing.T) {
 				IncrementalFields: []providers.IncrementalField{{Name: "id", Type: "integer", Indexed: true}},
 				SyncTypes:         []string{"full_refresh", "incremental", "append", "cdc", "xmin"},
 				RecommendedSync:   "full_refresh",
-				Warnings:          []string{toast(`"name"`)},
+				Warnings:          []string{},
 				ReplicaIdentity:   "default",
 			},
 		},
@@ -359,6 +357,133 @@ func TestInspect(t *testing.T) {
 	}
 	if len(obs.Tables) != 1 || obs.Tables[0].Name != "customers" || obs.Publication != nil || obs.Slot != nil {
 		t.Errorf("schema sales: %+v", obs)
+	}
+
+	// Table blocks naming other schemas add theirs (and only theirs);
+	// InspectAllSchemas reads every one.
+	inspExec(t, conn, `CREATE SCHEMA other; CREATE TABLE other.t (id int); CREATE SCHEMA "Mixed Case"; CREATE TABLE "Mixed Case"."Order Items" (id int)`)
+	src = inspSource(dbURL, "sales", cdcDecl("public.orders"), cdcDecl(`"Mixed Case"."Order Items"`))
+	p3, _ := New(src)
+	defer p3.Close()
+	schemasOf := func(obs *providers.Observed) map[string]bool {
+		m := map[string]bool{}
+		for _, tb := range obs.Tables {
+			m[tb.Schema] = true
+		}
+		return m
+	}
+	if obs, err = p3.Inspect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"sales": true, "public": true, "Mixed Case": true}, schemasOf(obs)); diff != "" {
+		t.Errorf("schemas inspected (-want +got):\n%s", diff)
+	}
+	if obs.Table("Mixed Case", "Order Items") == nil || obs.Table("public", "orders") == nil {
+		t.Errorf("tables of other schemas missing: %+v", obs.Tables)
+	}
+	if obs, err = p3.InspectAllSchemas(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"sales": true, "public": true, "Mixed Case": true, "other": true}, schemasOf(obs)); diff != "" {
+		t.Errorf("every schema (-want +got):\n%s", diff)
+	}
+}
+
+// TestInspectReadability checks what the planner needs to refuse a table
+// before a run fails on it: privileges (table, column, schema), and
+// materialized views never populated.
+func TestInspectReadability(t *testing.T) {
+	dbURL := pgtest.NewDB(t)
+	conn := inspConnect(t, dbURL)
+	role := "reader_" + strings.ToLower(t.Name())
+	inspExec(t, conn, fmt.Sprintf(`
+		DROP ROLE IF EXISTS %[1]s;
+		CREATE ROLE %[1]s LOGIN;
+		CREATE TABLE open_t (id int PRIMARY KEY);
+		CREATE TABLE "Secret T" (id int PRIMARY KEY);
+		CREATE TABLE some_cols (id int PRIMARY KEY, pub text, priv text);
+		GRANT SELECT (id, pub) ON some_cols TO %[1]s;
+		CREATE MATERIALIZED VIEW empty_mv AS SELECT 1 AS x WITH NO DATA;
+		CREATE MATERIALIZED VIEW full_mv AS SELECT 1 AS x;
+		GRANT SELECT ON open_t, empty_mv, full_mv TO %[1]s;
+		CREATE SCHEMA hidden;
+		CREATE TABLE hidden.t (id int);
+		GRANT SELECT ON hidden.t TO %[1]s;
+		ANALYZE;`, role))
+	t.Cleanup(func() {
+		c := inspConnect(t, dbURL)
+		inspExec(t, c, fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role))
+	})
+	p, _ := New(inspSource(asUser(t, dbURL, role), ""))
+	defer p.Close()
+	obs, err := p.Inspect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type access struct {
+		Grant       string
+		Readable    []string
+		Unpopulated bool
+	}
+	got := map[string]access{}
+	for _, tb := range obs.Tables {
+		got[tb.Schema+"."+tb.Name] = access{tb.SelectGrant, tb.ReadableColumns, tb.Unpopulated}
+	}
+	want := map[string]access{
+		"public.open_t":    {},
+		"public.Secret T":  {Grant: fmt.Sprintf(`GRANT SELECT ON "public"."Secret T" TO "%s";`, role), Readable: []string{}},
+		"public.some_cols": {Grant: fmt.Sprintf(`GRANT SELECT ON "public"."some_cols" TO "%s";`, role), Readable: []string{"id", "pub"}},
+		"public.empty_mv":  {Unpopulated: true},
+		"public.full_mv":   {},
+		"hidden.t":         {Grant: fmt.Sprintf(`GRANT USAGE ON SCHEMA "hidden" TO "%s";`, role), Readable: []string{}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("access (-want +got):\n%s", diff)
+	}
+	if w := obs.Table("public", "empty_mv").Warnings; len(w) != 1 || !strings.Contains(w[0], `REFRESH MATERIALIZED VIEW "public"."empty_mv";`) {
+		t.Errorf("empty_mv warnings: %q", w)
+	}
+	if w := obs.Table("public", "some_cols").Warnings; len(w) != 1 || !strings.Contains(w[0], `only some of its columns ("id", "pub"), and a read locks the table`) {
+		t.Errorf("some_cols warnings: %q", w)
+	}
+}
+
+// TestInspectKeylessSyncTypes: incremental and xmin merge by key, so a
+// relation without one offers them only when its table block declares a
+// primary_key.
+func TestInspectKeylessSyncTypes(t *testing.T) {
+	dbURL := pgtest.NewDB(t)
+	conn := inspConnect(t, dbURL)
+	inspExec(t, conn, `
+		CREATE TABLE nopk (id int, ts timestamptz);
+		CREATE TABLE declared (id int, ts timestamptz);
+		CREATE TABLE keyed (id int PRIMARY KEY, ts timestamptz);
+		CREATE VIEW v AS SELECT * FROM keyed;
+		CREATE VIEW v_declared AS SELECT * FROM keyed;
+		CREATE MATERIALIZED VIEW mv AS SELECT * FROM keyed;`)
+	decl := func(name string) *config.Table {
+		return &config.Table{Name: name, Table: name, Sync: config.SyncIncremental, IncrementalField: "ts", PrimaryKey: []string{"id"}, Enabled: true}
+	}
+	p, _ := New(inspSource(dbURL, "public", decl("declared"), decl("v_declared")))
+	defer p.Close()
+	obs, err := p.Inspect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, tb := range obs.Tables {
+		got[tb.Name] = tb.SyncTypes
+	}
+	want := map[string][]string{
+		"nopk":       {"full_refresh", "append"},
+		"declared":   {"full_refresh", "incremental", "append", "xmin"},
+		"keyed":      {"full_refresh", "incremental", "append", "cdc", "xmin"},
+		"v":          {"full_refresh", "append"},
+		"v_declared": {"full_refresh", "incremental", "append"},
+		"mv":         {"full_refresh", "append"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sync types (-want +got):\n%s", diff)
 	}
 }
 
@@ -401,17 +526,12 @@ func TestInspectAsUnprivilegedUser(t *testing.T) {
 		"public.open_t": {},
 		"public.policed_t": {
 			"row-level security applies to the user: sluice reads only the rows its policies let it see",
-			toastWarning(`"owner"`),
 		},
 		"public.secret_t": {fmt.Sprintf(`the user cannot read it: GRANT SELECT ON "public"."secret_t" TO "%s";`, role)},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
-}
-
-func toastWarning(cols string) string {
-	return "with cdc, an UPDATE that leaves a large (TOASTed) value of " + cols + " unchanged does not carry it unless the table has REPLICA IDENTITY FULL"
 }
 
 // TestInspectQueryCount checks DESIGN invariant 3: the same number of
@@ -441,6 +561,11 @@ func TestInspectQueryCount(t *testing.T) {
 	for i := 1; i < 200; i += 20 {
 		src.Tables = append(src.Tables, cdcDecl(fmt.Sprintf("t%d", i)))
 	}
+	// Tables of other schemas are read by the same queries.
+	for i := range 5 {
+		inspExec(t, conn, fmt.Sprintf(`CREATE SCHEMA s%d; CREATE TABLE s%d.t (id int PRIMARY KEY)`, i, i))
+		src.Tables = append(src.Tables, cdcDecl(fmt.Sprintf("s%d.t", i)))
+	}
 	many := count()
 	if one != many || one > 12 {
 		t.Errorf("Inspect sent %d queries for 1 table and %d for 200; want the same, and few", one, many)
@@ -452,6 +577,7 @@ func TestRecommend(t *testing.T) {
 	ts := &PGType{OID: 1184}
 	i8 := &PGType{OID: 20}
 	txt := &PGType{OID: 25}
+	dt := &PGType{OID: 1082}
 	col := func(n int16, name string, typ *PGType, nullable bool) *column {
 		return &column{attnum: n, name: name, typ: typ, nullable: nullable}
 	}
@@ -465,15 +591,36 @@ func TestRecommend(t *testing.T) {
 		{"view", relation{relkind: 'v', table: providers.Table{Name: "v", EstimatedRows: big}}, config.SyncFullRefresh, ""},
 		{"matview", relation{relkind: 'm', table: providers.Table{Name: "m", EstimatedRows: big, PrimaryKey: []string{"id"}}}, config.SyncFullRefresh, ""},
 		{"small", relation{relkind: 'r', table: providers.Table{Name: "t", EstimatedRows: rows(99_999), PrimaryKey: []string{"id"}},
-			columns: []*column{col(1, "updated_at", ts, false)}}, config.SyncFullRefresh, ""},
+			columns: []*column{col(1, "updated_at", ts, false)}}, config.SyncFullRefresh, "updated_at"},
 		{"unknown size", relation{relkind: 'r', table: providers.Table{Name: "t", PrimaryKey: []string{"id"}}}, config.SyncFullRefresh, ""},
 		{"updated_at", relation{relkind: 'r', table: providers.Table{Name: "orders", EstimatedRows: big, PrimaryKey: []string{"id"}},
 			columns: []*column{col(1, "id", i8, false), col(2, "created_at", ts, false), col(3, "updated_at", ts, true)}},
 			config.SyncIncremental, "updated_at"},
-		{"indexed update column first", relation{relkind: 'p', table: providers.Table{Name: "orders", EstimatedRows: big},
+		{"indexed update column first", relation{relkind: 'p', table: providers.Table{Name: "orders", EstimatedRows: big, PrimaryKey: []string{"id"}},
 			columns:      []*column{col(1, "ModifiedAt", ts, false), col(2, "last_changed", ts, true)},
 			leadingIndex: map[int16]bool{2: true}},
 			config.SyncIncremental, "last_changed"},
+		{"NOT NULL update column first", relation{relkind: 'r', table: providers.Table{Name: "orders", EstimatedRows: big, PrimaryKey: []string{"id"}},
+			columns: []*column{col(1, "changed_on", dt, true), col(2, "last_update", ts, false)}},
+			config.SyncIncremental, "last_update"},
+		{"timestamp before date", relation{relkind: 'r', table: providers.Table{Name: "orders", EstimatedRows: big, PrimaryKey: []string{"id"}},
+			columns: []*column{col(1, "modified_on", dt, false), col(2, "updated_at", ts, false)}},
+			config.SyncIncremental, "updated_at"},
+		{"date update column", relation{relkind: 'r', table: providers.Table{Name: "films", EstimatedRows: big, PrimaryKey: []string{"id"}},
+			columns: []*column{col(1, "id", i8, false), col(2, "modified_on", dt, false)}},
+			config.SyncIncremental, "modified_on"},
+		{"epoch update column", relation{relkind: 'r', table: providers.Table{Name: "films", EstimatedRows: big, PrimaryKey: []string{"id"}},
+			columns: []*column{col(1, "id", i8, false), col(2, "updated_at", i8, false)}},
+			config.SyncIncremental, "updated_at"},
+		{"a count is no time", relation{relkind: 'r', table: providers.Table{Name: "films", EstimatedRows: big, PrimaryKey: []string{"id"}},
+			columns: []*column{col(1, "id", i8, false), col(2, "update_count", i8, false)}},
+			config.SyncCDC, ""},
+		{"no key: no incremental, the cursor is for append", relation{relkind: 'r', table: providers.Table{Name: "orders", EstimatedRows: big},
+			columns: []*column{col(1, "updated_at", ts, false)}},
+			config.SyncFullRefresh, "updated_at"},
+		{"view with a cursor: append", relation{relkind: 'v', table: providers.Table{Name: "v"},
+			columns: []*column{col(1, "updated_at", ts, false)}},
+			config.SyncFullRefresh, "updated_at"},
 		{"update column must be a timestamp", relation{relkind: 'r', table: providers.Table{Name: "t", EstimatedRows: big},
 			columns: []*column{col(1, "updated_by", txt, false)}}, config.SyncFullRefresh, ""},
 		{"log with created_at", relation{relkind: 'r', table: providers.Table{Name: "audit_log", EstimatedRows: big, PrimaryKey: []string{"id"}},
@@ -501,9 +648,10 @@ func TestRecommend(t *testing.T) {
 			if tt.rel.leadingIndex == nil {
 				tt.rel.leadingIndex = map[int16]bool{}
 			}
-			sync, cursor := tt.rel.recommend()
+			tt.rel.describe("u", false)
+			sync, cursor := config.SyncType(tt.rel.table.RecommendedSync), tt.rel.table.RecommendedIncrementalField
 			if sync != tt.wantSync || cursor != tt.wantCursor {
-				t.Errorf("recommend() = %s, %q; want %s, %q", sync, cursor, tt.wantSync, tt.wantCursor)
+				t.Errorf("recommended %s, %q; want %s, %q", sync, cursor, tt.wantSync, tt.wantCursor)
 			}
 		})
 	}

@@ -159,6 +159,54 @@ func displayName(req providers.ReadRequest) string {
 	return config.QualifiedName(req.Schema, req.Table)
 }
 
+// missingTable is the error of a read of a table the catalog does not
+// have: dropped or renamed since it was configured, or never there.
+func missingTable(req providers.ReadRequest) error {
+	return fmt.Errorf("table %s does not exist at the source, or the user may not see it: if it was dropped or renamed, "+
+		"restore it, or remove its table block and run `sluice apply`; names are case-sensitive (`sluice inspect` lists the tables)", displayName(req))
+}
+
+// missingTablesSQL returns the positions of the ($1 schemas, $2 names)
+// pairs that name no relation.
+const missingTablesSQL = `SELECT x.i::int
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(schema, name, i)
+WHERE NOT EXISTS (
+	SELECT 1 FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = x.schema AND c.relname = x.name)`
+
+// MissingTables tells which of the tables of reqs do not exist (or the
+// user may not see), in one query.
+func (p *Provider) MissingTables(ctx context.Context, reqs []providers.ReadRequest) ([]error, error) {
+	out := make([]error, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	schemas, names := make([]string, len(reqs)), make([]string, len(reqs))
+	for i, r := range reqs {
+		r = p.normalize(r)
+		schemas[i], names[i] = r.Schema, r.Table
+	}
+	err := p.withConn(ctx, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, missingTablesSQL, schemas, names)
+		if err != nil {
+			return err
+		}
+		positions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return err
+		}
+		for _, i := range positions {
+			out[i-1] = missingTable(p.normalize(reqs[i-1]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checking that the tables exist: %w", err)
+	}
+	return out, nil
+}
+
 // loadTable reads the table of req from the catalog, in one round trip
 // that also runs the extra queries queued by more (nil for none).
 func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, more func(*pgx.Batch)) (*tableInfo, error) {
@@ -206,7 +254,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, m
 		return nil, fmt.Errorf("reading the columns of %s: %w", info.name, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("table %s does not exist, or the user may not see it: check the table name (names are case-sensitive) and run `sluice inspect`", info.name)
+		return nil, missingTable(req)
 	}
 
 	keys := req.PrimaryKey

@@ -114,7 +114,7 @@ func (rt *readTx) begin(ctx context.Context, req providers.ReadRequest, export b
 	var kind string
 	if err := conn.QueryRow(ctx, relkindSQL, req.Schema, req.Table).Scan(&kind); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("table %s does not exist, or the user may not see it: check the table name (names are case-sensitive) and run `sluice inspect`", displayName(req))
+			return missingTable(req)
 		}
 		return fmt.Errorf("reading %s: %w", displayName(req), err)
 	}

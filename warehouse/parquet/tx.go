@@ -647,12 +647,15 @@ func (tx *Tx) publish(added, replaced []string) {
 	for _, name := range replaced {
 		os.Remove(filepath.Join(dir, name))
 	}
+	if tx.hook(stageAfterCleanup) != nil {
+		return
+	}
+	// Nothing a glob reaches from here on.
 	if tx.merge != nil {
 		tx.merge.removeSpill()
 	}
 	os.Remove(tx.stage) // empty unless a rename failed
 	syncDir(dir)
-	tx.hook(stageAfterCleanup)
 }
 
 // lastFileVersion is the highest version a data file of dir is named
@@ -697,6 +700,7 @@ func (tx *Tx) Abort() error {
 	if tx.merge != nil {
 		tx.merge.discard()
 	}
+	os.Remove(tx.stage) // if empty: the next Begin creates it again
 	return nil
 }
 

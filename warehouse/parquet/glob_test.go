@@ -486,3 +486,32 @@ func TestHistoryResyncRepairsDamagedTable(t *testing.T) {
 		t.Errorf("files (-manifest +directory):\n%s", diff)
 	}
 }
+
+// TestHistoryWithUnreadableManifestIsNotStartedAnew: a history table
+// whose manifest is unreadable holds versions the source cannot give back,
+// so even a resync's history transaction refuses it, saying what to do.
+func TestHistoryWithUnreadableManifestIsNotStartedAnew(t *testing.T) {
+	w := openTestWarehouse(t)
+	tb := mustTable(t, w, "kv_cdc")
+	s := historyTestSchema(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tx, err := tb.BeginHistory(s, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Write(batchOf(t, s, [][]any{{1, "a", "I", int(at.UnixMicro()), nil}})); err != nil {
+		t.Fatal(err)
+	}
+	m, err := tx.Commit(records.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tb.Dir(), metaDir, manifestName), []byte("{"), 0o644)
+	tb = mustTable(t, w, "kv_cdc")
+	if _, err := tb.BeginHistory(s, at.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "remove its directory") {
+		t.Errorf("BeginHistory on a history table with an unreadable manifest: %v, want a refusal saying what to do", err)
+	}
+	if files := dataFiles(t, tb.Dir()); !slices.Equal(files, manifestFiles(m)) {
+		t.Errorf("the refused resync left %v, want the files untouched: %v", files, manifestFiles(m))
+	}
+}

@@ -161,8 +161,11 @@ func (tx *Tx) begin() error {
 		case tx.mode == Replace:
 			// A Replace needs none of the old files: it starts the table
 			// anew, and its commit removes whatever the old version left.
-		case tx.opts.repair:
-			// Keep what survived; the commit drops what is gone.
+		case tx.opts.repair && tx.base.Version > 0:
+			// Keep what survived; the commit drops what is gone. (With an
+			// unreadable manifest nothing is known to survive: a history
+			// cannot be started anew without the user removing it, since
+			// the source cannot give it back.)
 			base := tx.base.clone()
 			base.Files = slices.DeleteFunc(base.Files, func(f FileInfo) bool { return missing[f.Name] })
 			base.Rows = 0

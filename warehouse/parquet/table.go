@@ -142,7 +142,8 @@ type Table struct {
 // Name is the table's name (its directory in the warehouse).
 func (t *Table) Name() string { return t.name }
 
-// Dir is the table's directory: read_parquet('<Dir>/*.parquet') reads it.
+// Dir is the table's directory: read_parquet('<Dir>/*.parquet') reads it
+// (see the package documentation for what it sees during a commit).
 func (t *Table) Dir() string { return t.dir }
 
 // Damaged returns why the table cannot take a Merge or Append (its

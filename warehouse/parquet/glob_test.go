@@ -342,11 +342,11 @@ func TestReplaceRepairsDamagedTable(t *testing.T) {
 		}, "is missing"},
 		{"the manifest truncated", func(t *testing.T, tb *Table, m *Manifest) {
 			os.WriteFile(filepath.Join(tb.Dir(), metaDir, manifestName), []byte(`{"format": 1, "vers`), 0o644)
-		}, "the file is damaged"},
+		}, "reading the table manifest"},
 		{"the manifest truncated and a data file removed", func(t *testing.T, tb *Table, m *Manifest) {
 			os.WriteFile(filepath.Join(tb.Dir(), metaDir, manifestName), nil, 0o644)
 			os.Remove(filepath.Join(tb.Dir(), m.Files[0].Name))
-		}, "the file is damaged"},
+		}, "reading the table manifest"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -365,7 +365,7 @@ func TestReplaceRepairsDamagedTable(t *testing.T) {
 			}
 			for _, mode := range []Mode{Merge, Append} {
 				_, err := tb.Begin(mode, kvSchema)
-				if err == nil || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), "resync") {
+				if err == nil || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), "resync") || !errors.Is(err, ErrDamaged) {
 					t.Errorf("Begin(%s) on the damaged table: %v, want it to say %q and to resync", mode, err, tc.message)
 				}
 			}

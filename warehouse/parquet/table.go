@@ -26,6 +26,11 @@ const (
 	dataExt   = ".parquet"
 )
 
+// ErrDamaged is wrapped by the errors of a table whose manifest is
+// unreadable or lists a missing file: retrying does not help, a resync
+// (a Replace) does.
+var ErrDamaged = errors.New("the table is damaged")
+
 // Warehouse is a directory of tables, one subdirectory each (SPEC §4).
 type Warehouse struct {
 	root   string
@@ -215,7 +220,7 @@ func (t *Table) recover() (missing map[string]bool, err error) {
 		if _, err := os.Stat(filepath.Join(t.dir, f.Name)); err != nil {
 			if missing == nil {
 				missing = map[string]bool{}
-				damage = fmt.Errorf("data file %s of version %d is missing (%w): the table is damaged; resync it (sluice resync), which reloads it from the source", f.Name, m.Version, err)
+				damage = fmt.Errorf("data file %s of version %d is missing (%v): %w; resync it (sluice resync), which reloads it from the source", f.Name, m.Version, err, ErrDamaged)
 			}
 			missing[f.Name] = true
 		}

@@ -175,7 +175,7 @@ func TestGlobReaderSeesOneVersion(t *testing.T) {
 	}
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	for v := 1; v <= 24 && !t.Failed(); v++ {
+	for v := 1; v <= 16 && !t.Failed(); v++ {
 		tag := fmt.Sprintf("v%d", v)
 		switch v % 4 {
 		case 0:

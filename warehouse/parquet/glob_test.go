@@ -116,7 +116,7 @@ func seq(n int) []int {
 func TestGlobReaderSeesOneVersion(t *testing.T) {
 	w := openTestWarehouse(t)
 	tinyLimits(w)
-	const keys = 200
+	const keys = 100
 	tb := mustTable(t, w, "kv")
 	commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(keys), "v0", 0), WithExpectedRows(keys))
 

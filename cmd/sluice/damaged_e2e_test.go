@@ -23,10 +23,13 @@ func TestResyncRepairsDamagedParquetTable(t *testing.T) {
 		// runFails: a run before the resync fails, saying to resync (a
 		// full_refresh reloads the table anyway: nothing to fail).
 		runFails bool
+		// manifest: the manifest is overwritten with garbage instead.
+		manifest bool
 	}{
-		{"full_refresh", `sync = "full_refresh"`, []string{"shop_orders"}, false},
-		{"incremental", "sync = \"incremental\"\n    incremental_field = \"updated_at\"", []string{"shop_orders"}, false},
-		{"cdc", "sync = \"cdc\"\n    cdc_output = \"both\"", []string{"shop_orders", "shop_orders_cdc"}, true},
+		{"full_refresh", `sync = "full_refresh"`, []string{"shop_orders"}, false, false},
+		{"incremental", "sync = \"incremental\"\n    incremental_field = \"updated_at\"", []string{"shop_orders"}, false, false},
+		{"incremental with an unreadable manifest", "sync = \"incremental\"\n    incremental_field = \"updated_at\"", []string{"shop_orders"}, false, true},
+		{"cdc", "sync = \"cdc\"\n    cdc_output = \"both\"", []string{"shop_orders", "shop_orders_cdc"}, true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +63,12 @@ source "postgres" "shop" {
 				files, _ := filepath.Glob(filepath.Join(root, name, "*.parquet"))
 				if len(files) == 0 {
 					t.Fatalf("table %s has no data file after the first run", name)
+				}
+				if tc.manifest {
+					if err := os.WriteFile(filepath.Join(root, name, "_sluice", "manifest.json"), []byte("{\"version\": "), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
 				}
 				if err := os.Remove(files[0]); err != nil {
 					t.Fatal(err)

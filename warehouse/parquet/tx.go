@@ -635,10 +635,11 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 // with no fsync or read in between, so that the step lasts as little as
 // the filesystem allows (a rename or unlink per file). Until then a glob
 // sees the previous version, whole; after it, the new one. In between it
-// may see the previous version's files with some of the new ones, or the
-// new version's with some of the old ones (DESIGN and doc.go say what that
-// means for each mode). Failing to rename or remove is harmless: the next
-// open or Begin completes the commit.
+// may see the previous version's files with some of the new ones, then
+// the new version's with some of the old ones (the package documentation,
+// under Readers, says what that means for each mode). Failing to rename or
+// remove is harmless: Scan and Lookup find a listed file still staged, and
+// the next open or Begin completes the commit.
 func (tx *Tx) publish(added, replaced []string) {
 	dir := tx.t.dir
 	for _, name := range added {

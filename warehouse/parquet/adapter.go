@@ -23,9 +23,13 @@ func (a adapter) Table(name string) (warehouse.Table, error) {
 
 type tableAdapter struct{ t *Table }
 
+// Position is the committed position. A damaged table counts as committed
+// even when its manifest is unreadable: the runner then begins the sync it
+// would have (a Merge or Append, which fails saying to resync), rather than
+// silently reloading a table whose rows the source may no longer hold.
 func (a tableAdapter) Position() (records.Position, bool) {
 	m := a.t.Manifest()
-	return m.Position, m.Version > 0
+	return m.Position, m.Version > 0 || a.t.Damaged() != nil
 }
 
 func (a tableAdapter) Begin(mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {

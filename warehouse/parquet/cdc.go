@@ -3,7 +3,6 @@ package parquet
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -77,6 +76,11 @@ func (t *Table) BeginHistory(schema *records.Schema, closeAllAt time.Time, opts 
 	if err := warehouse.CheckHistorySchema(schema); err != nil {
 		return nil, fmt.Errorf("beginning a write to history table %s: %w", t.name, err)
 	}
+	if !closeAllAt.IsZero() {
+		// A resync closes every current version: it may start a damaged
+		// history anew from the files that survive.
+		opts = append(slices.Clone(opts), func(o *txOptions) { o.repair = true })
+	}
 	tx, err := t.Begin(Merge, schema, opts...)
 	if err != nil {
 		return nil, err
@@ -125,7 +129,7 @@ func (ms *mergeState) commitHistory() ([]FileInfo, int, error) {
 	case old < maxBuckets && rows > 4*int64(old)*bucketRows:
 		buckets = max(old, chooseBuckets(rows, bucketRows, maxBuckets))
 	}
-	closedOut := newOutput(tx.t.dir, tx.version, -1, tx.cols, tx.t.w.lim)
+	closedOut := newOutput(tx.stage, tx.version, -1, tx.cols, tx.t.w.lim)
 	tx.outs = append(tx.outs, closedOut) // so that Abort removes it
 	var files []FileInfo
 	for b := range buckets {
@@ -227,7 +231,7 @@ func (ms *mergeState) historyBucket(b, buckets int, cur, sources []FileInfo, clo
 		return nil, err
 	}
 
-	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)
+	out := newOutput(tx.stage, tx.version, b, tx.cols, tx.t.w.lim)
 	tx.outs = append(tx.outs, out) // so that Abort removes it
 	// Never nil: an output writes every row for a nil selection.
 	open, shut := make([]int32, 0, 1024), make([]int32, 0, 1024)
@@ -395,7 +399,7 @@ func (t *Table) Lookup(keys *records.Batch, current bool, fn func(b *records.Bat
 		if !anyWithin(cand, f.KeyMin, f.KeyMax) {
 			continue
 		}
-		if err := lookupFile(filepath.Join(t.dir, f.Name), schema, keyCols, &set, fn); err != nil {
+		if err := lookupFile(t.dir, f.Name, schema, keyCols, &set, fn); err != nil {
 			return fmt.Errorf("looking up rows of table %s: %w", t.name, err)
 		}
 	}
@@ -404,8 +408,8 @@ func (t *Table) Lookup(keys *records.Batch, current bool, fn func(b *records.Bat
 
 // lookupFile calls fn with the rows of one file whose key is in set, a
 // row group at a time.
-func lookupFile(path string, schema *records.Schema, keyCols []int, set *keySet, fn func(*records.Batch, []int32) error) error {
-	r, err := openFile(path, schema)
+func lookupFile(dir, name string, schema *records.Schema, keyCols []int, set *keySet, fn func(*records.Batch, []int32) error) error {
+	r, err := openListed(dir, name, schema)
 	if err != nil {
 		return err
 	}

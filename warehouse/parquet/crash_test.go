@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -118,7 +119,7 @@ func TestCrashAtEveryStageLosesAndDuplicatesNothing(t *testing.T) {
 		Append:  append(v1.rows(), append(v2.rows(), append(v2.rows(), v2.rows()...)...)...),
 	}
 	for _, mode := range []Mode{Replace, Merge, Append} {
-		for _, stage := range []string{stageWrite, stageBeforeManifest, stageAfterManifest, stageAfterCleanup} {
+		for _, stage := range []string{stageWrite, stageBeforeManifest, stageAfterManifest, stageAfterPublish, stageAfterCleanup} {
 			t.Run(mode.String()+"/"+stage, func(t *testing.T) {
 				w := openTestWarehouse(t)
 				tinyLimits(w)
@@ -133,13 +134,39 @@ func TestCrashAtEveryStageLosesAndDuplicatesNothing(t *testing.T) {
 					t.Fatalf("the child was not killed: %v\n%s", err, out)
 				}
 
-				if mode == Merge && stage != stageAfterCleanup {
+				if mode == Merge {
 					spills, _ := filepath.Glob(filepath.Join(w.Root(), "kv", metaDir, spillPrefix+"*"))
 					if len(spills) != 1 {
 						t.Errorf("the merge left %d spill directories, want 1 (it must have spilled)", len(spills))
 					}
 				}
+				// What a glob reader sees before anything recovers the
+				// table: never a partial file; the old version until the
+				// manifest landed and its files were renamed into place.
+				dir := filepath.Join(w.Root(), "kv")
+				ids, err := globIDs(dir)
+				if err != nil {
+					t.Errorf("a glob read after the crash failed: %v", err)
+				}
+				landed, err := readManifest(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch stage {
+				case stageWrite, stageBeforeManifest, stageAfterManifest:
+					if files := dataFiles(t, dir); !slices.Equal(files, manifestFiles(m1)) || !wholeKeys(ids, 30) {
+						t.Errorf("the glob sees %v (%d rows), want the old version's files %v", files, len(ids), manifestFiles(m1))
+					}
+				case stageAfterCleanup:
+					if files := dataFiles(t, dir); !slices.Equal(files, manifestFiles(landed)) {
+						t.Errorf("the glob sees %v, want the new version's files %v", files, manifestFiles(landed))
+					}
+				}
+
 				reopened := mustTable(t, w, "kv")
+				if files := dataFiles(t, dir); !slices.Equal(files, manifestFiles(reopened.Manifest())) {
+					t.Errorf("after reopening the glob sees %v, want the manifest's files %v", files, manifestFiles(reopened.Manifest()))
+				}
 				got := reopened.Manifest()
 				if stage == stageWrite || stage == stageBeforeManifest {
 					if diff := cmp.Diff(m1, got); diff != "" {

@@ -1,31 +1,76 @@
 // Package parquet is the Parquet warehouse: each table is a directory of
 // Parquet files and a manifest naming them (SPEC §4).
 //
-//	<root>/<table>/*.parquet              when no commit is in progress: exactly the table's files
+//	<root>/<table>/*.parquet              the table's files (see Readers for during a commit)
 //	<root>/<table>/_sluice/manifest.json  the committed version (Manifest)
 //	<root>/<table>/_sluice/lock           held by the one writer of the table
+//	<root>/<table>/_sluice/staged/        a transaction's new files, until its commit lands
 //
 // # Commits
 //
-// A transaction (Table.Begin) streams rows into new files, named
-// <version>-<bucket>-<random>.parquet so that no name is ever reused.
-// Commit syncs them and the directory, then atomically replaces the
-// manifest (temporary file, fsync, rename, fsync of _sluice/), then removes
-// the files the new version no longer lists. The sync position
-// (records.Position) is part of the manifest, so it is committed atomically
-// with the data it covers (DESIGN invariant 1). A crash before the rename
-// leaves the previous version; after it, the new one; either way opening
-// the table (Warehouse.Table, and Begin) removes the files no manifest
-// lists, temporary manifests and spill directories. Tests kill a child
-// process at every stage of a commit to check this.
+// A transaction (Table.Begin) streams rows into new files in
+// _sluice/staged/, named <version>-<bucket>-<random>.parquet so that no name
+// is ever reused: the table directory's *.parquet glob does not reach them,
+// and neither do readers that skip directories named _* (Spark, Arrow
+// datasets). Commit syncs them and the staging directory, then atomically
+// replaces the manifest (temporary file, fsync, rename, fsync of _sluice/):
+// the commit has landed. Then it publishes: the new files are renamed into
+// the table directory and the files the new version no longer lists are
+// removed, back to back. The sync position (records.Position) is part of the
+// manifest, so it is committed atomically with the data it covers (DESIGN
+// invariant 1).
+//
+// A crash before the manifest's rename leaves the previous version; after
+// it, the new one. Opening the table (Warehouse.Table, and Begin) completes
+// what a crash interrupted, under the table's lock: staged files the
+// manifest lists are renamed into place, and other staged files, data files
+// of the table directory that the manifest does not list, temporary
+// manifests and spill directories are removed. A file the manifest lists is
+// never removed. Tests kill a child process at every stage of a commit to
+// check this.
 //
 // One transaction writes a table at a time, across processes: Begin takes
 // an exclusive flock(2) on _sluice/lock, released by Commit, Abort or the
-// death of the process. Readers take no lock: Scan opens the files of the
-// version committed when it starts, and DuckDB's
-// read_parquet('<table>/*.parquet') sees exactly one version whenever no
-// commit is in progress (during a commit's last step it may briefly see
-// both the old and the new files).
+// death of the process.
+//
+// # Readers
+//
+// Readers take no lock. Scan and Lookup read the files the manifest lists
+// (in the table directory, or still staged while a commit publishes), so
+// they see exactly one version. A reader of read_parquet('<table>/*.parquet')
+// (DuckDB, Spark, Arrow) lists the directory and then opens the files; what
+// it sees depends on when it lists them relative to a commit's publish step:
+//
+//   - before the publish step (including while the transaction writes,
+//     however long, and after a crash at any point before the manifest
+//     landed): exactly the previous version's files;
+//   - after it: exactly the new version's files;
+//   - during it, which lasts as long as renaming the files the commit adds
+//     and then removing those it replaces, with no fsync or read in between
+//     (a rename or unlink per file: about a millisecond for tens of files, a
+//     few on a loaded machine): all of the previous version's files plus
+//     some of the new ones, then all of the new version's files plus some of
+//     the old ones not yet removed. So the listing holds every file of one
+//     of the two versions, and no row is missing, but a Replace or a Merge
+//     may show a row twice (its old and its new version) and an Append some
+//     of its new rows only;
+//   - a reader that listed the files before the publish step and opens one of
+//     the replaced files after it gets "file not found": the query fails
+//     and can be retried.
+//
+// Every file a glob matches is complete: it was written and fsynced under
+// another name. A crash in the middle of the publish step leaves the mixed
+// listing until the next open or Begin of the table completes the commit.
+//
+// One directory cannot switch a glob from one set of files to another
+// atomically. A directory per version behind a symlink swapped by rename(2)
+// would make the listing atomic, but not the opens: they resolve the
+// symlink again, so a reader that listed version N and opens a file after
+// the swap still fails; it would also move the lock out of the table
+// directory, change the layout of existing tables, need a link to every
+// kept file per commit (cost proportional to the table, not to the files a
+// merge touches) and symlinks that Windows restricts. Readers that need one
+// version under any timing read the files the manifest lists, as Scan does.
 //
 // # Files
 //

@@ -307,7 +307,7 @@ func (ms *mergeState) splitGroup(members []int, buckets int, sources []FileInfo)
 			return nil, err
 		}
 		keys[b] = k
-		outs[b] = newOutput(tx.t.dir, tx.version, b, tx.cols, lim)
+		outs[b] = newOutput(tx.stage, tx.version, b, tx.cols, lim)
 		tx.outs = append(tx.outs, outs[b]) // so that Abort removes them
 	}
 	for _, f := range sources {
@@ -404,7 +404,7 @@ func (ms *mergeState) mergeBucket(b, buckets int, current []FileInfo) ([]FileInf
 		return nil, err
 	}
 
-	out := newOutput(tx.t.dir, tx.version, b, tx.cols, tx.t.w.lim)
+	out := newOutput(tx.stage, tx.version, b, tx.cols, tx.t.w.lim)
 	tx.outs = append(tx.outs, out) // so that Abort removes it
 	sel := make([]int32, 0, 1024)
 	for _, f := range rewrite {

@@ -18,8 +18,18 @@ const (
 	tmpManifestPrefix = "manifest.json.tmp-"
 	lockName          = "lock"
 	spillPrefix       = "spill-"
-	dataExt           = ".parquet"
+	// stagedDir (under _sluice/) holds a transaction's data files until
+	// its commit lands: the table directory's *.parquet glob does not
+	// reach them, and neither does a reader that skips directories named
+	// _* (Spark, Arrow datasets).
+	stagedDir = "staged"
+	dataExt   = ".parquet"
 )
+
+// ErrDamaged is wrapped by the errors of a table whose manifest is
+// unreadable or lists a missing file: retrying does not help, a resync
+// (a Replace) does.
+var ErrDamaged = errors.New("the table is damaged")
 
 // Warehouse is a directory of tables, one subdirectory each (SPEC §4).
 type Warehouse struct {
@@ -52,11 +62,13 @@ func (w *Warehouse) tableDir(name string) (string, error) {
 // Table opens the table called name. A table that does not exist yet has
 // a zero manifest; its directory is created by its first Begin.
 //
-// Opening recovers from an interrupted commit: data files the manifest does
-// not list belong to a commit that never landed (or to the version a
-// landed commit replaced) and are removed, as are temporary manifests and
-// spill directories. Recovery is skipped while another writer holds the
-// table.
+// Opening recovers from an interrupted commit (Table.recover): a commit
+// whose manifest landed is completed, and files no committed version owns
+// are removed. Recovery is skipped while another writer holds the table.
+//
+// A damaged table (its manifest unreadable, or a data file it lists
+// missing) still opens: Damaged says why, Merge and Append transactions
+// refuse it, and a Replace (a resync) starts it anew.
 func (w *Warehouse) Table(name string) (*Table, error) {
 	dir, err := w.tableDir(name)
 	if err != nil {
@@ -73,7 +85,7 @@ func (w *Warehouse) Table(name string) (*Table, error) {
 		// Another writer is committing: its files are not strays.
 		m, err := readManifest(dir)
 		if err != nil {
-			return nil, fmt.Errorf("opening table %s: %w", name, err)
+			m, t.damage = &Manifest{Format: manifestFormat}, err
 		}
 		t.m = m
 		return t, nil
@@ -81,7 +93,7 @@ func (w *Warehouse) Table(name string) (*Table, error) {
 		return nil, fmt.Errorf("opening table %s: %w", name, err)
 	}
 	defer lock.unlock()
-	if err := t.recover(); err != nil {
+	if _, err := t.recover(); err != nil {
 		return nil, fmt.Errorf("opening table %s: %w", name, err)
 	}
 	return t, nil
@@ -127,13 +139,27 @@ type Table struct {
 	dir  string
 	mu   sync.Mutex
 	m    *Manifest
+	// damage is why the table needs a resync (see Damaged), nil when its
+	// manifest and every file it lists are there.
+	damage error
 }
 
 // Name is the table's name (its directory in the warehouse).
 func (t *Table) Name() string { return t.name }
 
-// Dir is the table's directory: read_parquet('<Dir>/*.parquet') reads it.
+// Dir is the table's directory: read_parquet('<Dir>/*.parquet') reads it
+// (see the package documentation for what it sees during a commit).
 func (t *Table) Dir() string { return t.dir }
+
+// Damaged returns why the table cannot take a Merge or Append (its
+// manifest is unreadable, or a data file it lists is missing), as of the
+// last open or Begin; nil when it is whole. A Replace, which needs none of
+// the old files, repairs it.
+func (t *Table) Damaged() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.damage
+}
 
 // Manifest returns the committed version as this Table last saw it (at
 // open, Begin or Commit); its Version is 0 when the table was never
@@ -144,19 +170,97 @@ func (t *Table) Manifest() *Manifest {
 	return t.m
 }
 
-// recover reloads the manifest and removes what no committed version owns.
-// The caller holds the table lock.
-func (t *Table) recover() error {
-	m, err := readManifest(t.dir)
-	if err != nil {
-		return err
+// recover reloads the manifest, completes a commit whose manifest landed
+// and removes what no committed version owns. The caller holds the table
+// lock.
+//
+// A landed commit's new files may still be in _sluice/staged/ (a crash
+// while they were renamed into place): they are renamed now. Data files of
+// the table directory that the manifest does not list (a commit's replaced
+// files not yet removed, or files of the old layout that wrote straight into
+// the table directory), staged files it does not list (a commit that never
+// landed), temporary manifests and spill directories are removed. A file
+// the manifest lists is never removed.
+//
+// A table whose manifest is unreadable, or which lists a file that is
+// nowhere, is damaged: recover records why (Damaged) and returns the names
+// of the missing files. With an unreadable manifest no data file is
+// touched: which of them are the table is unknown.
+func (t *Table) recover() (missing map[string]bool, err error) {
+	m, merr := readManifest(t.dir)
+	if merr != nil {
+		m = &Manifest{Format: manifestFormat}
 	}
 	listed := make(map[string]bool, len(m.Files))
 	for _, f := range m.Files {
 		listed[f.Name] = true
 	}
-	removed := false
-	entries, err := os.ReadDir(t.dir)
+	meta := filepath.Join(t.dir, metaDir)
+	entries, err := os.ReadDir(meta)
+	if err != nil {
+		return nil, fmt.Errorf("listing the table directory: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpManifestPrefix) || strings.HasPrefix(e.Name(), spillPrefix) {
+			if err := os.RemoveAll(filepath.Join(meta, e.Name())); err != nil {
+				return nil, fmt.Errorf("removing temporary files of an interrupted commit: %w", err)
+			}
+		}
+	}
+	if merr == nil {
+		if err := t.rollForward(listed); err != nil {
+			return nil, err
+		}
+	}
+	var damage error
+	if merr != nil {
+		damage = merr
+	}
+	for _, f := range m.Files {
+		if _, err := os.Stat(filepath.Join(t.dir, f.Name)); err != nil {
+			if missing == nil {
+				missing = map[string]bool{}
+				damage = fmt.Errorf("data file %s of version %d is missing (%v): %w; resync it (sluice resync), which reloads it from the source", f.Name, m.Version, err, ErrDamaged)
+			}
+			missing[f.Name] = true
+		}
+	}
+	t.mu.Lock()
+	t.m, t.damage = m, damage
+	t.mu.Unlock()
+	return missing, nil
+}
+
+// rollForward renames the staged files the manifest lists into the table
+// directory and removes every other staged file and every data file of the
+// table directory the manifest does not list.
+func (t *Table) rollForward(listed map[string]bool) error {
+	staged := filepath.Join(t.dir, metaDir, stagedDir)
+	entries, err := os.ReadDir(staged)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("listing the table directory: %w", err)
+	}
+	changed := false
+	for _, e := range entries {
+		src := filepath.Join(staged, e.Name())
+		dst := filepath.Join(t.dir, e.Name())
+		if listed[e.Name()] {
+			if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+				if err := os.Rename(src, dst); err != nil {
+					return fmt.Errorf("completing an interrupted commit: %w", err)
+				}
+				changed = true
+				continue
+			}
+		}
+		if err := os.RemoveAll(src); err != nil {
+			return fmt.Errorf("removing a data file of an interrupted commit: %w", err)
+		}
+	}
+	if err == nil {
+		os.Remove(staged) // empty now; a Begin creates it again
+	}
+	entries, err = os.ReadDir(t.dir)
 	if err != nil {
 		return fmt.Errorf("listing the table directory: %w", err)
 	}
@@ -167,33 +271,11 @@ func (t *Table) recover() error {
 		if err := os.Remove(filepath.Join(t.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("removing a data file of an interrupted commit: %w", err)
 		}
-		removed = true
+		changed = true
 	}
-	meta := filepath.Join(t.dir, metaDir)
-	entries, err = os.ReadDir(meta)
-	if err != nil {
-		return fmt.Errorf("listing the table directory: %w", err)
+	if changed {
+		return syncDir(t.dir)
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tmpManifestPrefix) || strings.HasPrefix(e.Name(), spillPrefix) {
-			if err := os.RemoveAll(filepath.Join(meta, e.Name())); err != nil {
-				return fmt.Errorf("removing temporary files of an interrupted commit: %w", err)
-			}
-		}
-	}
-	if removed {
-		if err := syncDir(t.dir); err != nil {
-			return err
-		}
-	}
-	for _, f := range m.Files {
-		if _, err := os.Stat(filepath.Join(t.dir, f.Name)); err != nil {
-			return fmt.Errorf("data file %s of version %d is missing (%w): the table is damaged; resync it", f.Name, m.Version, err)
-		}
-	}
-	t.mu.Lock()
-	t.m = m
-	t.mu.Unlock()
 	return nil
 }
 
@@ -252,7 +334,7 @@ func (t *Table) Scan(fn func(*records.Batch) error) error {
 		}
 		var missing error
 		for _, f := range m.Files {
-			r, err := openFile(filepath.Join(dir, f.Name), m.Schema.Records())
+			r, err := openListed(dir, f.Name, m.Schema.Records())
 			if errors.Is(err, os.ErrNotExist) && attempt < 10 {
 				missing = err
 				break
@@ -286,4 +368,17 @@ func (t *Table) Scan(fn func(*records.Batch) error) error {
 		}
 	}
 	return nil
+}
+
+// openListed opens a data file a manifest lists: in the table directory,
+// or still in _sluice/staged/ while the commit that listed it renames its
+// files into place.
+func openListed(dir, name string, schema *records.Schema) (*fileReader, error) {
+	r, err := openFile(filepath.Join(dir, name), schema)
+	if errors.Is(err, os.ErrNotExist) {
+		if r2, err2 := openFile(filepath.Join(dir, metaDir, stagedDir, name), schema); err2 == nil {
+			return r2, nil
+		}
+	}
+	return r, err
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/sluice-dev/sluice/internal/records"
 )
@@ -45,6 +47,9 @@ type Option func(*txOptions)
 type txOptions struct {
 	syncMode     string
 	expectedRows int64
+	// repair lets a Merge begin on a damaged table, without the files it
+	// lost: a history resync, which closes every current version.
+	repair bool
 }
 
 // WithSyncMode records the sluice sync type ("full_refresh",
@@ -60,8 +65,9 @@ func WithExpectedRows(n int64) Option { return func(o *txOptions) { o.expectedRo
 
 // Stages at which the test hook runs during Commit.
 const (
-	stageBeforeManifest = "before-manifest" // new files durable, manifest not replaced
-	stageAfterManifest  = "after-manifest"  // manifest replaced, replaced files not removed
+	stageBeforeManifest = "before-manifest" // new files durable in _sluice/staged/, manifest not replaced
+	stageAfterManifest  = "after-manifest"  // manifest replaced, new files still staged
+	stageAfterPublish   = "after-publish"   // new files renamed into place, replaced files not removed
 	stageAfterCleanup   = "after-cleanup"   // replaced files removed
 )
 
@@ -71,11 +77,16 @@ const (
 // previous version as it was. Commit or Abort must end it: until then it
 // holds the table's lock. A Tx is used by one goroutine.
 type Tx struct {
-	t        *Table
-	lock     *tableLock
-	mode     Mode
-	opts     txOptions
-	base     *Manifest
+	t     *Table
+	lock  *tableLock
+	mode  Mode
+	opts  txOptions
+	base  *Manifest
+	stage string // _sluice/staged/: where the new files are written
+	// sweep removes, when the commit lands, every data file of the table
+	// directory the new version does not list, not only those of base: a
+	// Replace, which may repair a table whose manifest was lost.
+	sweep    bool
 	in       *records.Schema // the schema of incoming batches
 	inOK     *records.Schema // the last batch schema checked against in
 	cols     *columns        // the new version's table schema
@@ -137,11 +148,44 @@ func (t *Table) Begin(mode Mode, schema *records.Schema, opts ...Option) (*Tx, e
 
 func (tx *Tx) begin() error {
 	t := tx.t
-	// Under the lock: whatever an interrupted commit left is removed now.
-	if err := t.recover(); err != nil {
+	// Under the lock: an interrupted commit is completed or its files
+	// removed now.
+	missing, err := t.recover()
+	if err != nil {
 		return err
 	}
 	tx.base = t.Manifest()
+	tx.sweep = tx.mode == Replace
+	if damage := t.Damaged(); damage != nil {
+		switch {
+		case tx.mode == Replace:
+			// A Replace needs none of the old files: it starts the table
+			// anew, and its commit removes whatever the old version left.
+		case tx.opts.repair && tx.base.Version > 0:
+			// Keep what survived; the commit drops what is gone. (With an
+			// unreadable manifest nothing is known to survive: a history
+			// cannot be started anew without the user removing it, since
+			// the source cannot give it back.)
+			base := tx.base.clone()
+			base.Files = slices.DeleteFunc(base.Files, func(f FileInfo) bool { return missing[f.Name] })
+			base.Rows = 0
+			for _, f := range base.Files {
+				base.Rows += f.Rows
+			}
+			tx.base, tx.sweep = base, true
+		default:
+			return damage
+		}
+		if tx.base.Version == 0 {
+			// The manifest is unreadable: name the new files after a
+			// version newer than any file's, so that none is reused.
+			tx.base = &Manifest{Format: manifestFormat, Version: lastFileVersion(t.dir)}
+		}
+	}
+	tx.stage = filepath.Join(t.dir, metaDir, stagedDir)
+	if err := os.MkdirAll(tx.stage, 0o755); err != nil {
+		return err
+	}
 	if err := checkIncoming(tx.in); err != nil {
 		return err
 	}
@@ -173,10 +217,10 @@ func (tx *Tx) begin() error {
 			tx.outs = make([]*output, tx.buckets)
 			tx.rowSel = make([][]int32, tx.buckets)
 		} else {
-			tx.outs = []*output{newOutput(t.dir, tx.version, -1, tx.cols, t.w.lim)}
+			tx.outs = []*output{newOutput(tx.stage, tx.version, -1, tx.cols, t.w.lim)}
 		}
 	case Append:
-		tx.outs = []*output{newOutput(t.dir, tx.version, -1, tx.cols, t.w.lim)}
+		tx.outs = []*output{newOutput(tx.stage, tx.version, -1, tx.cols, t.w.lim)}
 	case Merge:
 		if tx.cols.keyCols == nil {
 			return fmt.Errorf("a merge needs a primary key: the table has none (declare primary_key, or sync it with full_refresh or append)")
@@ -416,7 +460,7 @@ func (tx *Tx) writeBuckets(view *records.Batch) error {
 			continue
 		}
 		if tx.outs[bk] == nil {
-			tx.outs[bk] = newOutput(tx.t.dir, tx.version, bk, tx.cols, tx.t.w.lim.scaled(tx.buckets))
+			tx.outs[bk] = newOutput(tx.stage, tx.version, bk, tx.cols, tx.t.w.lim.scaled(tx.buckets))
 		}
 		if err := tx.outs[bk].write(view, rows); err != nil {
 			return err
@@ -437,11 +481,13 @@ func (l limits) scaled(n int) limits {
 }
 
 // Commit makes the written rows a new version of the table, together with
-// the sync position pos, and returns the new manifest. The new files are
-// made durable, then the manifest is atomically replaced, then the files
-// of the previous version that are no longer listed are removed. If Commit
-// fails before the manifest was replaced, the previous version is intact
-// and the transaction's files are removed.
+// the sync position pos, and returns the new manifest. The new files, so
+// far in _sluice/staged/, are made durable, then the manifest is
+// atomically replaced (the commit lands), then the new files are renamed
+// into the table directory and the files of the previous version that are
+// no longer listed are removed (publish). If Commit fails before the
+// manifest was replaced, the previous version is intact and the
+// transaction's files are removed.
 func (tx *Tx) Commit(pos records.Position) (*Manifest, error) {
 	if tx.done {
 		return nil, fmt.Errorf("committing table %s: the transaction has ended", tx.t.name)
@@ -524,7 +570,43 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 	if m.Files == nil {
 		m.Files = []FileInfo{}
 	}
-	if err := syncDir(t.dir); err != nil {
+	// What the commit replaces: base's files it no longer lists, and for a
+	// sweep every other data file in the table directory, listed now so
+	// that the visible step below is only renames and removes.
+	listed := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		listed[f.Name] = true
+	}
+	var replaced []string
+	for _, f := range tx.base.Files {
+		if !listed[f.Name] {
+			replaced = append(replaced, f.Name)
+		}
+	}
+	if tx.sweep {
+		entries, err := os.ReadDir(t.dir)
+		if err != nil {
+			return nil, fmt.Errorf("listing the table directory: %w", err)
+		}
+		replaced = replaced[:0]
+		for _, e := range entries {
+			if e.Type().IsRegular() && strings.HasSuffix(e.Name(), dataExt) && !listed[e.Name()] {
+				replaced = append(replaced, e.Name())
+			}
+		}
+	}
+	var added []string
+	inBase := make(map[string]bool, len(tx.base.Files))
+	for _, f := range tx.base.Files {
+		inBase[f.Name] = true
+	}
+	for _, f := range m.Files {
+		if !inBase[f.Name] {
+			added = append(added, f.Name)
+		}
+	}
+
+	if err := syncDir(tx.stage); err != nil {
 		return nil, err
 	}
 	if err := tx.hook(stageBeforeManifest); err != nil {
@@ -533,37 +615,69 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 	if err := writeManifest(t.dir, m); err != nil {
 		return nil, err
 	}
-	// The commit has landed: from here on nothing may undo it.
+	// The commit has landed: from here on nothing may undo it. A crash
+	// from here on is completed by the next open or Begin (recover).
 	tx.done = true
 	t.mu.Lock()
-	t.m = m
+	t.m, t.damage = m, nil
 	t.mu.Unlock()
 	defer tx.lock.unlock()
 	if tx.hook(stageAfterManifest) != nil {
 		return m, nil
 	}
-	tx.cleanup(m)
-	tx.hook(stageAfterCleanup)
+	tx.publish(added, replaced)
 	return m, nil
 }
 
-// cleanup removes the files the new version no longer lists, and the
-// transaction's spill files. Failing to is harmless: the next open of the
-// table removes them.
-func (tx *Tx) cleanup(m *Manifest) {
-	listed := make(map[string]bool, len(m.Files))
-	for _, f := range m.Files {
-		listed[f.Name] = true
+// publish is the step of a commit that a reader globbing
+// <table>/*.parquet sees: the new files are renamed from _sluice/staged/
+// into the table directory, then the replaced ones removed, back to back,
+// with no fsync or read in between, so that the step lasts as little as
+// the filesystem allows (a rename or unlink per file). Until then a glob
+// sees the previous version, whole; after it, the new one. In between it
+// may see the previous version's files with some of the new ones, then
+// the new version's with some of the old ones (the package documentation,
+// under Readers, says what that means for each mode). Failing to rename or
+// remove is harmless: Scan and Lookup find a listed file still staged, and
+// the next open or Begin completes the commit.
+func (tx *Tx) publish(added, replaced []string) {
+	dir := tx.t.dir
+	for _, name := range added {
+		os.Rename(filepath.Join(tx.stage, name), filepath.Join(dir, name))
 	}
-	for _, f := range tx.base.Files {
-		if !listed[f.Name] {
-			os.Remove(filepath.Join(tx.t.dir, f.Name))
-		}
+	if tx.hook(stageAfterPublish) != nil {
+		return
 	}
+	for _, name := range replaced {
+		os.Remove(filepath.Join(dir, name))
+	}
+	if tx.hook(stageAfterCleanup) != nil {
+		return
+	}
+	// Nothing a glob reaches from here on.
 	if tx.merge != nil {
 		tx.merge.removeSpill()
 	}
-	syncDir(tx.t.dir)
+	os.Remove(tx.stage) // empty unless a rename failed
+	syncDir(dir)
+}
+
+// lastFileVersion is the highest version a data file of dir is named
+// after (<version>-<bucket>-<random>.parquet), 0 if none.
+func lastFileVersion(dir string) int64 {
+	var last int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), dataExt)
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(name, "-")
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > last {
+			last = n
+		}
+	}
+	return last
 }
 
 func (tx *Tx) hook(stage string) error {
@@ -590,6 +704,7 @@ func (tx *Tx) Abort() error {
 	if tx.merge != nil {
 		tx.merge.discard()
 	}
+	os.Remove(tx.stage) // if empty: the next Begin creates it again
 	return nil
 }
 
@@ -598,7 +713,7 @@ func (tx *Tx) Abort() error {
 func (tx *Tx) rewriteFiles(files []FileInfo) ([]FileInfo, error) {
 	var out []FileInfo
 	for _, f := range files {
-		o := newOutput(tx.t.dir, tx.version, f.Bucket, tx.cols, tx.t.w.lim)
+		o := newOutput(tx.stage, tx.version, f.Bucket, tx.cols, tx.t.w.lim)
 		tx.outs = append(tx.outs, o) // so that Abort removes it
 		err := tx.forEachRowGroup(f, nil, func(b *records.Batch) error { return o.write(b, nil) })
 		if err != nil {

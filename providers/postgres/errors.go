@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"regexp"
@@ -375,3 +377,125 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// temporaryStates are the SQLSTATEs after which the same work may succeed
+// a moment later: the transaction lost a race, the server was restarting
+// or out of connection slots, the session was ended by an administrator
+// or a timeout. Class 08 (connection exception) is transient as a whole.
+var temporaryStates = map[string]bool{
+	"40001": true, // serialization_failure
+	"40P01": true, // deadlock_detected
+	"55P03": true, // lock_not_available (lock_timeout)
+	"57P01": true, // admin_shutdown (also pg_terminate_backend)
+	"57P02": true, // crash_shutdown
+	"57P03": true, // cannot_connect_now
+	"57P05": true, // idle_session_timeout
+	"25P03": true, // idle_in_transaction_session_timeout
+	"53300": true, // too_many_connections
+	"53400": true, // configuration_limit_exceeded (all replication slots in use)
+	"58000": true, // system_error
+	"58030": true, // io_error
+}
+
+// Temporary reports whether err, from a PostgreSQL connection or query,
+// is worth retrying: a lost or refused connection, a timeout, a
+// serialization failure or deadlock, a server restarting or out of
+// connection slots, a session terminated by an administrator. A missing
+// table or column, a permission, a refused password, a TLS or SSH
+// misconfiguration, bad data and a cancelled context are permanent: the
+// same attempt would fail again.
+func Temporary(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return temporaryStates[pe.Code] || strings.HasPrefix(pe.Code, "08")
+	}
+	var te *tunnelError
+	if errors.As(err, &te) {
+		// Credentials, host keys and key files: only a network failure
+		// under it may pass.
+		return te.err != nil && networkTemporary(te.err)
+	}
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) {
+		// The bastion could not reach the database (it may be
+		// restarting), unless forwarding is forbidden.
+		return oce.Reason != ssh.Prohibited
+	}
+	if isCertificateError(err) {
+		return false
+	}
+	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return networkTemporary(err)
+}
+
+// networkTemporary reports whether err is a network failure that may pass:
+// a reset or refused connection, a timeout, a connection that ended early.
+// A host name that does not exist is a configuration error.
+func networkTemporary(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.IsTimeout || dnsErr.IsTemporary
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// isCertificateError reports whether err is a TLS verification or
+// handshake failure, or a server without TLS where sslmode requires it.
+func isCertificateError(err error) bool {
+	var (
+		uae  x509.UnknownAuthorityError
+		he   x509.HostnameError
+		cie  x509.CertificateInvalidError
+		alrt tls.AlertError
+		rhe  tls.RecordHeaderError
+		cve  *tls.CertificateVerificationError
+	)
+	if errors.As(err, &uae) || errors.As(err, &he) || errors.As(err, &cie) || errors.As(err, &alrt) || errors.As(err, &rhe) || errors.As(err, &cve) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "server refused TLS connection") || strings.Contains(msg, "remote error: tls:")
+}
+
+// Temporary reports whether the connection may succeed if tried again (see
+// the package function Temporary).
+func (e *ConnError) Temporary() bool { return Temporary(e.Err) }
+
+// classified returns err so that it says itself whether it is worth
+// retrying (a Temporary method), when it comes from PostgreSQL; other
+// errors (the warehouse's, through emit) are returned as they are.
+func classified(err error) error {
+	if err == nil {
+		return nil
+	}
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) {
+		if _, isNet := temp.(net.Error); !isNet {
+			return err // already says
+		}
+	}
+	var (
+		pe *pgconn.PgError
+		ce *pgconn.ConnectError
+	)
+	if errors.As(err, &pe) || errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return &classifiedError{err: err}
+	}
+	return err
+}
+
+// classifiedError is an error of PostgreSQL's with its Temporary verdict.
+type classifiedError struct{ err error }
+
+func (e *classifiedError) Error() string   { return e.err.Error() }
+func (e *classifiedError) Unwrap() error   { return e.err }
+func (e *classifiedError) Temporary() bool { return Temporary(e.err) }

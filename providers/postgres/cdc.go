@@ -72,7 +72,7 @@ const replCloseTimeout = 5 * time.Second
 // readers have started their transactions (it may be called more than
 // once).
 func (p *Provider) CreateSnapshotSlot(ctx context.Context, slot string) (_ providers.ExportedSnapshot, _ func() error, err error) {
-	defer func() { err = classified(err) }()
+	defer func() { err = p.classified(err) }()
 	var snap providers.ExportedSnapshot
 	if slot == "" {
 		return snap, nil, errors.New("creating a replication slot: no slot name")
@@ -169,7 +169,7 @@ func (p *Provider) CurrentLSN(ctx context.Context) (string, error) {
 // runs until ctx is cancelled and returns ctx's error. A slot that is gone
 // or lost WAL is reported as ErrSlotLost.
 func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink providers.ChangeSink) (err error) {
-	defer func() { err = classified(err) }()
+	defer func() { err = p.classified(err) }()
 	start, err := parseLSN(req.StartLSN, "StartLSN")
 	if err != nil {
 		return err

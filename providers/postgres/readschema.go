@@ -121,7 +121,7 @@ WHERE n.nspname = $1 AND c.relname = $2`
 // nullability; the key is req.PrimaryKey, or the table's live primary key.
 // It reads the catalog in one round trip.
 func (p *Provider) Schema(ctx context.Context, req providers.ReadRequest) (_ *records.Schema, err error) {
-	defer func() { err = classified(err) }()
+	defer func() { err = p.classified(err) }()
 	req = p.normalize(req)
 	var info *tableInfo
 	err = p.withConn(ctx, func(conn *pgx.Conn) error {

@@ -257,7 +257,7 @@ func (s *batchSink) flush() error {
 // indexed), from which an incremental or append sync continues.
 func (p *Provider) ReadSnapshot(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error) (records.Position, error) {
 	pos, err := p.readSnapshot(ctx, req, emit, defaultTuning)
-	return pos, classified(err)
+	return pos, p.classified(err)
 }
 
 func (p *Provider) readSnapshot(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error, tuning snapshotTuning) (records.Position, error) {

@@ -185,6 +185,29 @@ func TestSensitiveNamesInServerMessages(t *testing.T) {
 			}
 		})
 	}
+
+	// Connected as the role whose name holds the value, `sluice check`
+	// names it (ALTER ROLE ... REPLICATION): masked too.
+	t.Run("check", func(t *testing.T) {
+		src := pgSource(&config.Postgres{Host: "127.0.0.1", Port: c.Port(), User: "u-" + leakyPassword, Password: leakyPassword, Database: "postgres", SSLMode: "disable"})
+		src.Sensitive = sensitive
+		p, err := New(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		checks, err := p.Check(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := json.Marshal(checks)
+		if !strings.Contains(string(out), "may not replicate") {
+			t.Errorf("no replication check failed: %s", out)
+		}
+		if l := leaks(string(out), leakyPassword); len(l) > 0 || strings.Contains(string(out), "Le") {
+			t.Errorf("checks show the sensitive value (%v): %s", l, out)
+		}
+	})
 }
 
 // TestWarehouseErrorsNameTheWarehouseBlock: a wrong password in the

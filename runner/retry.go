@@ -99,3 +99,13 @@ func Transient(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr)
 }
+
+// Unreachable reports whether err is a failure to connect to a source (it
+// refused the credentials, could not be reached, or its TLS or SSH
+// settings are wrong), as a provider's connection errors say with an
+// Unreachable method: the source is failed, whether or not a retry may
+// help.
+func Unreachable(err error) bool {
+	var u interface{ Unreachable() bool }
+	return errors.As(err, &u) && u.Unreachable()
+}

@@ -70,10 +70,11 @@ func (e *env) onceLogged() (failed []string, retries int, log string) {
 // readable tables sync.
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	tests := []struct {
-		name    string
-		setup   func(e *env)
-		failed  []string
-		wantErr string
+		name        string
+		setup       func(e *env)
+		failed      []string
+		wantErr     string
+		sourceState string
 	}{
 		{
 			name: "permission denied",
@@ -91,20 +92,23 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 				})
 				e.useRole(role)
 			},
-			failed:  []string{"postgres.db/log"},
-			wantErr: "permission denied for table log (SQLSTATE 42501)",
+			failed:      []string{"postgres.db/log"},
+			wantErr:     "permission denied for table log (SQLSTATE 42501)",
+			sourceState: "healthy",
 		},
 		{
-			name:    "undefined table",
-			setup:   func(e *env) { e.exec(`DROP TABLE log`) },
-			failed:  []string{"postgres.db/log"},
-			wantErr: "log",
+			name:        "undefined table",
+			setup:       func(e *env) { e.exec(`DROP TABLE log`) },
+			failed:      []string{"postgres.db/log"},
+			wantErr:     "log",
+			sourceState: "healthy",
 		},
 		{
-			name:    "TLS required, server without TLS",
-			setup:   func(e *env) { e.cfg.Sources[0].Postgres.SSLMode = "require" },
-			failed:  []string{"postgres.db/Mixed Case", "postgres.db/items", "postgres.db/log"},
-			wantErr: "server refused TLS connection",
+			name:        "TLS required, server without TLS",
+			setup:       func(e *env) { e.cfg.Sources[0].Postgres.SSLMode = "require" },
+			failed:      []string{"postgres.db/Mixed Case", "postgres.db/items", "postgres.db/log"},
+			wantErr:     "server refused TLS connection",
+			sourceState: "failed",
 		},
 	}
 	for _, tt := range tests {
@@ -122,6 +126,15 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 			ts := e.status(tt.failed[0])
 			if ts.State != state.StateFailed || !strings.Contains(ts.LastError, tt.wantErr) {
 				t.Errorf("status of %s = %+v, want failed with %q", tt.failed[0], ts, tt.wantErr)
+			}
+			// A source that cannot be connected to is failed, though a
+			// retry would not help; one that refuses a table is not.
+			st, err := e.local.ReadStatus(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Sources["postgres.db"]; got == nil || got.State != tt.sourceState {
+				t.Errorf("source status = %+v, want %s", got, tt.sourceState)
 			}
 		})
 	}

@@ -495,6 +495,10 @@ func isCertificateError(err error) bool {
 // the package function Temporary).
 func (e *ConnError) Temporary() bool { return Temporary(e.Err) }
 
+// Unreachable reports that the source could not be connected to, for
+// whatever reason: its status is failed.
+func (e *ConnError) Unreachable() bool { return !errors.Is(e.Err, context.Canceled) }
+
 // classified returns an error of the provider's so that it says itself
 // whether it is worth retrying (a Temporary method), when it comes from
 // PostgreSQL, and shows none of the source's secrets (a server message may

@@ -601,22 +601,29 @@ func cutOff(w http.ResponseWriter, rc *http.ResponseController) {
 }
 
 func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hookLimiter) {
+	rc := http.NewResponseController(w)
+	// Answered before the body is read: the connection closes at once
+	// rather than wait for a body that may trickle.
+	early := func(status int, format string, args ...any) {
+		cutOff(w, rc)
+		reply(w, status, format, args...)
+	}
 	addr, _ := strings.CutPrefix(req.URL.Path, "/webhooks/")
 	r.mu.Lock()
 	loaded := r.st != nil
 	r.mu.Unlock()
 	if !loaded {
-		reply(w, http.StatusServiceUnavailable, "the runner is starting")
+		early(http.StatusServiceUnavailable, "the runner is starting")
 		return
 	}
 	src, tables := r.webhookTarget(addr)
 	if src == nil {
-		reply(w, http.StatusNotFound, "no source %q receives webhooks here", addr)
+		early(http.StatusNotFound, "no source %q receives webhooks here", addr)
 		return
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, "webhook deliveries are POSTed")
+		early(http.StatusMethodNotAllowed, "webhook deliveries are POSTed")
 		return
 	}
 	log := r.opt.Logger.With("source", addr)
@@ -624,7 +631,7 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 	hs, err := r.hookSource(ctx, addr)
 	if err != nil {
 		log.Error("cannot receive webhook deliveries", "error", err)
-		reply(w, http.StatusServiceUnavailable, "the webhook journal is not available")
+		early(http.StatusServiceUnavailable, "the webhook journal is not available")
 		return
 	}
 	h := r.hooksInit()
@@ -634,7 +641,6 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 		log.Warn("webhook delivery rejected", "status", status, "reason", fmt.Sprintf(format, args...))
 		reply(w, status, format, args...)
 	}
-	rc := http.NewResponseController(w)
 	slot := hl.acquire(addr, rc, time.Now())
 	if slot == nil {
 		// Every slot is taken by deliveries that started reading their

@@ -110,3 +110,60 @@ func TestServerCutsSlowClients(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestServerCapsConnections opens more idle connections than MaxConns
+// over real TCP: the oldest are closed as new ones arrive, long before
+// their header timeout, and a request made meanwhile is answered.
+func TestServerCapsConnections(t *testing.T) {
+	lim := defaultServerLimits
+	lim.ReadHeaderTimeout = 5 * time.Second
+	lim.MaxConns = 8
+	r := runner.New(runner.Options{Config: &config.Config{}})
+	defer r.Close()
+	srv := newServer("127.0.0.1:0", r, lim)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := ln.Addr().String()
+
+	const idle = 20
+	closed := make(chan struct{}, idle)
+	for range idle {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			// Returns when the server closes the connection.
+			io.Copy(io.Discard, conn)
+			closed <- struct{}{}
+		}()
+		time.Sleep(5 * time.Millisecond)
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	for range 3 {
+		resp, err := client.Get("http://" + addr + "/healthz")
+		if err != nil {
+			t.Fatalf("/healthz while %d connections wait: %v", idle, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/healthz: %d", resp.StatusCode)
+		}
+	}
+	// Beyond the cap, every waiting connection was closed at once.
+	deadline := time.After(2 * time.Second)
+	for n := 0; n < idle-lim.MaxConns+1; n++ {
+		select {
+		case <-closed:
+		case <-deadline:
+			t.Fatalf("only %d of %d idle connections were closed within 2s (cap %d)", n, idle, lim.MaxConns)
+		}
+	}
+}

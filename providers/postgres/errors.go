@@ -33,6 +33,8 @@ type ConnError struct {
 	// to say than Err.
 	Hint    string
 	secrets hidden
+	// warehouse: the connection was the warehouse's, not a source's.
+	warehouse bool
 }
 
 func (e *ConnError) Error() string {
@@ -64,7 +66,7 @@ func explain(err error, src *config.Source, o options) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	e := &ConnError{Source: labelOf(src, o), Err: err, secrets: secretsOf(src, o)}
+	e := &ConnError{Source: labelOf(src, o), Err: err, secrets: secretsOf(src, o), warehouse: o.warehouse}
 	x := explainer{src: src, warehouse: o.warehouse}
 	var pce *pgconn.ConnectError
 	if errors.As(err, &pce) && pce.Config != nil {
@@ -495,9 +497,12 @@ func isCertificateError(err error) bool {
 // the package function Temporary).
 func (e *ConnError) Temporary() bool { return Temporary(e.Err) }
 
-// Unreachable reports that the source could not be connected to, for
-// whatever reason: its status is failed.
-func (e *ConnError) Unreachable() bool { return !errors.Is(e.Err, context.Canceled) }
+// Unreachable reports that a source could not be connected to, for
+// whatever reason: its status is failed. The warehouse's connection
+// errors say nothing of the source.
+func (e *ConnError) Unreachable() bool {
+	return !e.warehouse && !errors.Is(e.Err, context.Canceled)
+}
 
 // classified returns an error of the provider's so that it says itself
 // whether it is worth retrying (a Temporary method), when it comes from

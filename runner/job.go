@@ -101,7 +101,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 // fail for reasons of their own, such as a dropped table) is healthy.
 func (r *Runner) reportSource(ctx context.Context, j job, err error) {
 	ss := &state.SourceStatus{Address: j.src.Address(), State: "healthy", UpdatedAt: r.opt.Now().UTC()}
-	if err != nil && Transient(err) {
+	if err != nil && (Transient(err) || Unreachable(err)) {
 		ss.State, ss.Message = "failed", errorText(err)
 	}
 	r.withSlotHealth(ss)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,8 +45,10 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// transientStates are SQLSTATEs worth a retry: the same statement may
-// succeed a moment later.
+// transientStates are SQLSTATEs worth a retry, for PostgreSQL errors that
+// do not say so themselves (the PostgreSQL warehouse's): the same
+// statement may succeed a moment later. Errors from sources carry their
+// verdict (a Temporary method), which Transient asks first.
 var transientStates = map[string]bool{
 	"40001": true, // serialization_failure
 	"40P01": true, // deadlock_detected
@@ -53,19 +56,35 @@ var transientStates = map[string]bool{
 	"57P01": true, // admin_shutdown
 	"57P02": true, // crash_shutdown
 	"57P03": true, // cannot_connect_now
+	"57P05": true, // idle_session_timeout
+	"25P03": true, // idle_in_transaction_session_timeout
 	"53300": true, // too_many_connections
 	"53400": true, // configuration_limit_exceeded
 	"58000": true, // system_error
-	"XX000": false,
+	"58030": true, // io_error
 }
 
 // Transient reports whether err is worth retrying: a lost or refused
-// connection, a timeout, a serialization failure, a server restarting.
-// Anything else (a missing table, a permission, bad data) fails the sync
-// with its message.
+// connection, a timeout, a serialization failure, a server restarting, a
+// rate limit. Anything else (a missing table, a permission, a refused
+// password, a TLS or SSH misconfiguration, bad data) fails the sync at
+// once with its message.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	// Sources say for themselves which of their errors pass (PostgreSQL's
+	// by SQLSTATE and connection state, a Stripe 429 or 5xx): the runner
+	// need not know each provider's error types. The net package's
+	// Temporary is deprecated and says false of a refused or reset
+	// connection, so it is not taken as a verdict.
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) {
+		if _, isNet := temp.(net.Error); !isNet {
+			if _, isErrno := temp.(syscall.Errno); !isErrno {
+				return temp.Temporary()
+			}
+		}
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -77,16 +96,16 @@ func Transient(err error) bool {
 	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
 	}
-	// Sources say for themselves which of their errors pass (a Stripe 429
-	// or 5xx): the runner need not know each provider's error types.
-	var temp interface{ Temporary() bool }
-	if errors.As(err, &temp) && temp.Temporary() {
-		return true
-	}
 	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
-	}
-	var connectErr *pgconn.ConnectError
-	return errors.As(err, &connectErr)
+	return errors.As(err, &netErr)
+}
+
+// Unreachable reports whether err is a failure to connect to a source (it
+// refused the credentials, could not be reached, or its TLS or SSH
+// settings are wrong), as a provider's connection errors say with an
+// Unreachable method: the source is failed, whether or not a retry may
+// help.
+func Unreachable(err error) bool {
+	var u interface{ Unreachable() bool }
+	return errors.As(err, &u) && u.Unreachable()
 }

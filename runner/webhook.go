@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -582,26 +583,47 @@ func (r *Runner) Close() error {
 }
 
 // WebhookHandler serves POST /webhooks/<source address>: mount it at
-// "/webhooks/".
-func (r *Runner) WebhookHandler() http.Handler { return http.HandlerFunc(r.serveWebhook) }
+// "/webhooks/". Deliveries are bounded by the default WebhookLimits.
+func (r *Runner) WebhookHandler() http.Handler { return r.LimitedWebhookHandler(WebhookLimits{}) }
 
-func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request) {
+// LimitedWebhookHandler is WebhookHandler with the limits l: how long a
+// body may take and how many deliveries may be received at once.
+func (r *Runner) LimitedWebhookHandler(l WebhookLimits) http.Handler {
+	hl := newHookLimiter(l)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.serveWebhook(w, req, hl) })
+}
+
+// cutOff makes the server close the connection after the reply without
+// waiting for the rest of a body (which a slow client may never send).
+func cutOff(w http.ResponseWriter, rc *http.ResponseController) {
+	w.Header().Set("Connection", "close")
+	_ = rc.SetReadDeadline(time.Now())
+}
+
+func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hookLimiter) {
+	rc := http.NewResponseController(w)
+	// Answered before the body is read: the connection closes at once
+	// rather than wait for a body that may trickle.
+	early := func(status int, format string, args ...any) {
+		cutOff(w, rc)
+		reply(w, status, format, args...)
+	}
 	addr, _ := strings.CutPrefix(req.URL.Path, "/webhooks/")
 	r.mu.Lock()
 	loaded := r.st != nil
 	r.mu.Unlock()
 	if !loaded {
-		reply(w, http.StatusServiceUnavailable, "the runner is starting")
+		early(http.StatusServiceUnavailable, "the runner is starting")
 		return
 	}
 	src, tables := r.webhookTarget(addr)
 	if src == nil {
-		reply(w, http.StatusNotFound, "no source %q receives webhooks here", addr)
+		early(http.StatusNotFound, "no source %q receives webhooks here", addr)
 		return
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, "webhook deliveries are POSTed")
+		early(http.StatusMethodNotAllowed, "webhook deliveries are POSTed")
 		return
 	}
 	log := r.opt.Logger.With("source", addr)
@@ -609,7 +631,7 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	hs, err := r.hookSource(ctx, addr)
 	if err != nil {
 		log.Error("cannot receive webhook deliveries", "error", err)
-		reply(w, http.StatusServiceUnavailable, "the webhook journal is not available")
+		early(http.StatusServiceUnavailable, "the webhook journal is not available")
 		return
 	}
 	h := r.hooksInit()
@@ -619,14 +641,32 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request) {
 		log.Warn("webhook delivery rejected", "status", status, "reason", fmt.Sprintf(format, args...))
 		reply(w, status, format, args...)
 	}
+	slot := hl.acquire(addr, rc, time.Now())
+	if slot == nil {
+		// Every slot is taken by deliveries that started reading their
+		// body within EvictAfter: Stripe retries later.
+		cutOff(w, rc)
+		w.Header().Set("Retry-After", hl.retryAfter())
+		reject(http.StatusServiceUnavailable, "too many webhook deliveries at once; retry later")
+		return
+	}
+	defer hl.release(slot)
+	// The whole body within BodyTimeout, however slowly it trickles.
+	_ = rc.SetReadDeadline(time.Now().Add(hl.lim.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxWebhookBody))
+	hl.bodyRead(slot)
 	if err != nil {
+		cutOff(w, rc)
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
 			reject(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", MaxWebhookBody)
-			return
+		case errors.As(err, &netErr) && netErr.Timeout():
+			reject(http.StatusRequestTimeout, "the body did not arrive within %s", hl.lim.BodyTimeout)
+		default:
+			reject(http.StatusBadRequest, "reading the body: %v", err)
 		}
-		reject(http.StatusBadRequest, "reading the body: %v", err)
 		return
 	}
 	secrets, err := r.signingSecrets(src)

@@ -109,9 +109,7 @@ func runRun(e *env, args []string) int {
 	if *listen != "" {
 		addr = *listen
 	}
-	mux := r.Metrics().Handler()
-	mux.Handle("/webhooks/", r.WebhookHandler())
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(addr, r, defaultServerLimits)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error: cannot listen on %s: %s; pass -listen=ADDR or change the runner block's listen.\n", addr, err)

@@ -71,7 +71,8 @@ const replCloseTimeout = 5 * time.Second
 // open and idle: release closes it, and must be called once the snapshot
 // readers have started their transactions (it may be called more than
 // once).
-func (p *Provider) CreateSnapshotSlot(ctx context.Context, slot string) (providers.ExportedSnapshot, func() error, error) {
+func (p *Provider) CreateSnapshotSlot(ctx context.Context, slot string) (_ providers.ExportedSnapshot, _ func() error, err error) {
+	defer func() { err = p.classified(err) }()
 	var snap providers.ExportedSnapshot
 	if slot == "" {
 		return snap, nil, errors.New("creating a replication slot: no slot name")
@@ -167,7 +168,8 @@ func (p *Provider) CurrentLSN(ctx context.Context) (string, error) {
 // transaction committed at or before it was handed over; otherwise it
 // runs until ctx is cancelled and returns ctx's error. A slot that is gone
 // or lost WAL is reported as ErrSlotLost.
-func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink providers.ChangeSink) error {
+func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink providers.ChangeSink) (err error) {
+	defer func() { err = p.classified(err) }()
 	start, err := parseLSN(req.StartLSN, "StartLSN")
 	if err != nil {
 		return err

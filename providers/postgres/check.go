@@ -26,7 +26,13 @@ func (p *Provider) Check(ctx context.Context) ([]providers.Check, error) {
 		checks, err = runChecks(ctx, conn, p.src)
 		return err
 	})
-	return checks, err
+	// The role's name (in a GRANT) may derive from a sensitive value.
+	h := p.dialer.secrets()
+	for i := range checks {
+		checks[i].Message = redact(checks[i].Message, h)
+		checks[i].Fix = redact(checks[i].Fix, h)
+	}
+	return checks, p.classified(err)
 }
 
 // ChecksValid reports whether every check that is not a warning passed.

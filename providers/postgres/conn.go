@@ -25,11 +25,13 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +53,11 @@ type Option func(*options)
 type options struct {
 	dir    string
 	logger *slog.Logger
+	// warehouse is set for the PostgreSQL warehouse, whose errors name the
+	// warehouse block and its attributes; sensitive is that block's
+	// Sensitive.
+	warehouse bool
+	sensitive map[string]bool
 }
 
 // WithConfigDir sets the directory that relative paths of the source
@@ -65,6 +72,17 @@ func WithConfigDir(dir string) Option {
 // checked) are logged. Default: slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
+}
+
+// ForWarehouse makes a Dialer connect for the warehouse block (given as a
+// config.Source built from it): its errors name the warehouse block and
+// its attributes (url, sslmode, ssh_tunnel, ...) instead of a source's,
+// and sensitive (the block's Sensitive) says which of them to mask.
+func ForWarehouse(sensitive map[string]bool) Option {
+	return func(o *options) {
+		o.warehouse = true
+		o.sensitive = sensitive
+	}
 }
 
 func makeOptions(opts []Option) options {
@@ -151,11 +169,11 @@ func (d *Dialer) ConnConfig() (*pgx.ConnConfig, error) {
 	pg := src.Postgres
 	connString, err := buildConnString(src, d.opts.dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", src.Address(), err)
+		return nil, fmt.Errorf("%s: %w", d.label(), err)
 	}
 	cc, err := pgx.ParseConfig(connString)
 	if err != nil {
-		return nil, fmt.Errorf("%s: invalid connection settings: %s", src.Address(), parseErrorText(err, secretsOf(src)))
+		return nil, fmt.Errorf("%s: invalid connection settings: %s", d.label(), parseErrorText(err, d.secrets()))
 	}
 	if pg.ConnectTimeout > 0 && (cc.ConnectTimeout == 0 || isSet(src, "connect_timeout")) {
 		cc.ConnectTimeout = pg.ConnectTimeout
@@ -166,7 +184,7 @@ func (d *Dialer) ConnConfig() (*pgx.ConnConfig, error) {
 	if t := pg.SSHTunnel; t != nil {
 		if t.RequireTLS {
 			if mode := plaintextMode(&cc.Config); mode != "" {
-				return nil, fmt.Errorf("%s: ssh_tunnel.require_tls is set, but %s; set sslmode = \"require\", \"verify-ca\" or \"verify-full\"", src.Address(), mode)
+				return nil, fmt.Errorf("%s: ssh_tunnel.require_tls is set, but %s; set sslmode = \"require\", \"verify-ca\" or \"verify-full\"", d.label(), mode)
 			}
 		}
 		// The database's host name means something on the bastion's side
@@ -189,7 +207,7 @@ func (d *Dialer) Connect(ctx context.Context) (*pgx.Conn, error) {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, Explain(err, d.src)
+		return nil, explain(err, d.src, d.opts)
 	}
 	return conn, nil
 }
@@ -206,7 +224,7 @@ func (d *Dialer) ConnectReplication(ctx context.Context) (*pgconn.PgConn, error)
 	pc.RuntimeParams["replication"] = "database"
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, Explain(err, d.src)
+		return nil, explain(err, d.src, d.opts)
 	}
 	return conn, nil
 }
@@ -441,33 +459,300 @@ func resolvePath(dir, p string) (string, error) {
 	return config.ResolvePath(dir, p)
 }
 
-// secretsOf lists the secrets of a source, which no error may show.
-func secretsOf(src *config.Source) []string {
-	var s []string
-	if pg := src.Postgres; pg != nil {
-		s = append(s, pg.Password)
-		if t := pg.SSHTunnel; t != nil {
-			s = append(s, t.Password, t.Passphrase)
-		}
+// label names what the Dialer connects to in errors: the source's address,
+// or "warehouse".
+func (d *Dialer) label() string { return labelOf(d.src, d.opts) }
+
+func labelOf(src *config.Source, o options) string {
+	switch {
+	case o.warehouse:
+		return "warehouse"
+	case src == nil:
+		return "postgres"
 	}
-	return s
+	return src.Address()
 }
 
-// redact replaces every secret in msg. Very short secrets are left alone:
-// hiding every "a" would garble the message and reveal the secret anyway.
-func redact(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
+// secrets lists what no error of the Dialer may show.
+func (d *Dialer) secrets() hidden { return secretsOf(d.src, d.opts) }
+
+// hidden is what no error may show: secrets, hidden wherever they appear,
+// and sensitive names (a user, database or host name that derives from a
+// sensitive variable), hidden where they stand as a whole, so that a
+// sensitive user "postgres" does not garble "postgresql.conf".
+type hidden struct {
+	secrets, names []string
+}
+
+// secretsOf lists what no error may show: the source's passwords and keys
+// (wherever they are given, connection_string included) and the value of
+// every attribute that derives from a sensitive variable (a user name
+// such as "u-${var.pw}"). Of a connection_string, which is secret by
+// nature, only the password is known to be secret; of the warehouse's url,
+// every part when the url derives from a sensitive value.
+func secretsOf(src *config.Source, o options) hidden {
+	var h hidden
+	if src == nil || src.Postgres == nil {
+		return h
+	}
+	pg := src.Postgres
+	secret := func(v ...string) { h.secrets = append(h.secrets, v...) }
+	name := func(v ...string) { h.names = append(h.names, v...) }
+	secret(pg.Password)
+	if pg.ConnectionString != "" {
+		secret(pg.ConnectionString, connStringParts(pg.ConnectionString)["password"])
+	}
+	if t := pg.SSHTunnel; t != nil {
+		secret(t.Password, t.Passphrase, t.PrivateKey)
+	}
+	sensitive := src.Sensitive
+	if o.warehouse {
+		sensitive = o.sensitive
+	}
+	for attr, yes := range sensitive {
+		switch {
+		case !yes:
+		case attr == "url":
+			parts := connStringParts(pg.ConnectionString)
+			name(parts["user"], parts["dbname"], parts["host"])
+		case config.IsSecretAttribute(attr):
+			secret(attrValue(pg, attr))
+		default:
+			name(attrValue(pg, attr))
+		}
+	}
+	return h
+}
+
+// attrValue is the value of a string attribute of a PostgreSQL source (or
+// the warehouse block), "" for others.
+func attrValue(pg *config.Postgres, attr string) string {
+	switch attr {
+	case "connection_string":
+		return pg.ConnectionString
+	case "host":
+		return pg.Host
+	case "database":
+		return pg.Database
+	case "user":
+		return pg.User
+	case "password":
+		return pg.Password
+	case "schema":
+		return pg.Schema
+	case "sslrootcert":
+		return pg.SSLRootCert
+	case "sslcert":
+		return pg.SSLCert
+	case "sslkey":
+		return pg.SSLKey
+	case "cdc.publication":
+		return pg.CDC.Publication
+	case "cdc.slot":
+		return pg.CDC.Slot
+	}
+	if t := pg.SSHTunnel; t != nil {
+		switch attr {
+		case "ssh_tunnel.host":
+			return t.Host
+		case "ssh_tunnel.user":
+			return t.User
+		case "ssh_tunnel.password":
+			return t.Password
+		case "ssh_tunnel.passphrase":
+			return t.Passphrase
+		case "ssh_tunnel.private_key":
+			return t.PrivateKey
+		case "ssh_tunnel.known_hosts":
+			return t.KnownHosts
+		}
+	}
+	return ""
+}
+
+// connStringParts returns the settings of a connection string, the user,
+// password, host and database of a URL's authority and path included.
+func connStringParts(cs string) map[string]string {
+	parts := connStringSettings(cs)
+	if !isURL(cs) {
+		return parts
+	}
+	// Multiple hosts ("h1,h2:5432") are no URL for net/url: take the
+	// authority apart by hand.
+	rest := cs[strings.Index(cs, "://")+3:]
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		if rest[i] == '/' {
+			db := rest[i+1:]
+			if j := strings.IndexByte(db, '?'); j >= 0 {
+				db = db[:j]
+			}
+			if v, err := url.PathUnescape(db); err == nil {
+				db = v
+			}
+			if _, ok := parts["dbname"]; !ok {
+				parts["dbname"] = db
+			}
+		}
+		rest = rest[:i]
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		user, pw, _ := strings.Cut(rest[:at], ":")
+		if v, err := url.PathUnescape(user); err == nil {
+			user = v
+		}
+		if v, err := url.PathUnescape(pw); err == nil {
+			pw = v
+		}
+		if _, ok := parts["user"]; !ok {
+			parts["user"] = user
+		}
+		if _, ok := parts["password"]; !ok {
+			parts["password"] = pw
+		}
+		rest = rest[at+1:]
+	}
+	if _, ok := parts["host"]; !ok {
+		parts["host"] = rest
+	}
+	return parts
+}
+
+// mask replaces a secret in messages.
+const mask = "xxxxx"
+
+// nameDataLen is PostgreSQL's NAMEDATALEN: the server cuts the user and
+// database names of a connection to NAMEDATALEN-1 bytes before quoting
+// them in its messages.
+const nameDataLen = 64
+
+// redact replaces every secret and sensitive name in msg, in every form a
+// message may quote it in: as is; quoted by Go (%q, strconv.Quote,
+// ASCII-only too), JSON, SQL (identifiers with double quotes doubled,
+// literals with single quotes doubled or with backslash escapes, as
+// E-strings and libpq's keyword=value form write them), and Go's quoting
+// of those; percent-encoded as in URLs; and cut to a PostgreSQL name's
+// length, as the server quotes a too long user or database name. Very
+// short values are left alone: hiding every "a" would garble the message
+// and reveal the value anyway.
+func redact(msg string, h hidden) string {
+	type form struct {
+		s    string
+		word bool
+	}
+	var forms []form
+	for _, f := range valueForms(h.secrets) {
+		forms = append(forms, form{f, false})
+	}
+	for _, f := range valueForms(h.names) {
+		forms = append(forms, form{f, true})
+	}
+	// Longest first, so that no part of a longer form survives the
+	// replacement of a shorter one.
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i].s) > len(forms[j].s) })
+	for _, f := range forms {
+		if f.word {
+			msg = replaceWord(msg, f.s)
+		} else {
+			msg = strings.ReplaceAll(msg, f.s, mask)
 		}
 	}
 	return msg
 }
 
+// replaceWord masks the occurrences of f in msg that are not part of a
+// longer word: f's letters, digits or underscore at either end must not
+// continue into msg's.
+func replaceWord(msg, f string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, f)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		end := i + len(f)
+		whole := !(isWordByte(f[0]) && i > 0 && isWordByte(msg[i-1])) &&
+			!(isWordByte(f[len(f)-1]) && end < len(msg) && isWordByte(msg[end]))
+		b.WriteString(msg[:i])
+		if whole {
+			b.WriteString(mask)
+		} else {
+			b.WriteString(f)
+		}
+		msg = msg[end:]
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// valueForms lists the forms of values redact hides.
+func valueForms(values []string) []string {
+	seen := map[string]bool{}
+	var forms []string
+	add := func(f string) {
+		if len(f) >= 4 && !seen[f] {
+			seen[f] = true
+			forms = append(forms, f)
+		}
+	}
+	for _, s := range values {
+		if len(s) < 4 {
+			continue
+		}
+		variants := []string{s}
+		if len(s) >= nameDataLen {
+			variants = append(variants, s[:nameDataLen-1])
+		}
+		for _, v := range variants {
+			escaped := []string{
+				v,
+				unquote(jsonString(v, true)),
+				unquote(jsonString(v, false)),
+				strings.ReplaceAll(v, `"`, `""`),
+				strings.ReplaceAll(v, `'`, `''`),
+				strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), `'`, `\'`),
+				strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), `'`, `''`),
+			}
+			for _, e := range escaped {
+				add(e)
+				// Go's quoting, of the value and of its SQL and JSON forms
+				// (a hint that quotes an identifier with %q).
+				add(unquote(strconv.Quote(e)))
+				add(unquote(strconv.QuoteToASCII(e)))
+			}
+			add(url.QueryEscape(v))
+			add(url.PathEscape(v))
+			add(uriEncode(v))
+			add(strings.ToLower(uriEncode(v)))
+		}
+	}
+	return forms
+}
+
+// unquote strips the quotes around a quoted string.
+func unquote(q string) string {
+	if len(q) >= 2 {
+		return q[1 : len(q)-1]
+	}
+	return q
+}
+
+// jsonString is s as a JSON string, with or without the HTML escapes
+// (\u003c for <) encoding/json writes by default.
+func jsonString(s string, escapeHTML bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 // parseErrorText describes why pgx could not parse the settings without
 // quoting the connection string: pgx redacts passwords only on a best-effort
 // basis.
-func parseErrorText(err error, secrets []string) string {
+func parseErrorText(err error, secrets hidden) string {
 	msg := err.Error()
 	if i, j := strings.IndexByte(msg, '`'), strings.LastIndexByte(msg, '`'); i >= 0 && j > i {
 		msg = msg[:i] + "the connection settings" + msg[j+1:]
@@ -530,7 +815,7 @@ func (d *Dialer) acquireTunnel(ctx context.Context) (*tunnel, error) {
 	if st.InsecureIgnoreHostKey && !d.warned {
 		d.warned = true
 		d.opts.logger.Warn("SSH host key of the bastion is not checked (insecure_ignore_host_key = true): anyone between sluice and the bastion can pose as it and read the database traffic",
-			"source", d.src.Address(), "bastion", net.JoinHostPort(st.Host, strconv.Itoa(st.Port)))
+			"source", d.label(), "bastion", net.JoinHostPort(st.Host, strconv.Itoa(st.Port)))
 	}
 	t, err := openTunnel(ctx, st, d.opts.dir)
 	if err != nil {

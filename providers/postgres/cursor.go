@@ -44,7 +44,8 @@ import (
 // ReadIncremental reads the rows of an incremental or append sync past
 // req.From (all rows with a cursor on the first sync, From.Cursor "").
 // The position returned is req.From when no row was read.
-func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error) (records.Position, error) {
+func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error) (_ records.Position, err error) {
+	defer func() { err = p.classified(err) }()
 	req = p.normalize(req)
 	if req.Cursor == "" {
 		return records.Position{}, fmt.Errorf("reading %s incrementally: no incremental_field", displayName(req))
@@ -342,7 +343,8 @@ const xminHorizon = 1<<31 - 1<<24
 // Limits: xmin changes on every update, so an xmin sync catches inserts
 // and updates but never deletes; no index serves xmin, so every sync
 // scans the whole table (cheaper to read than to copy, but a scan).
-func (p *Provider) ReadXmin(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error) (records.Position, error) {
+func (p *Provider) ReadXmin(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error) (_ records.Position, err error) {
+	defer func() { err = p.classified(err) }()
 	req = p.normalize(req)
 	rt, err := p.beginRead(ctx, req, false)
 	if err != nil {

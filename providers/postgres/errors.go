@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"regexp"
@@ -30,7 +32,9 @@ type ConnError struct {
 	// Hint says what to do, in sentences; "" when there is nothing better
 	// to say than Err.
 	Hint    string
-	secrets []string
+	secrets hidden
+	// warehouse: the connection was the warehouse's, not a source's.
+	warehouse bool
 }
 
 func (e *ConnError) Error() string {
@@ -50,7 +54,11 @@ func (e *ConnError) Unwrap() error { return e.Err }
 // allow-lists to check), a server without TLS while sslmode requires it,
 // and a server certificate that cannot be verified (and why). Errors
 // already explained are returned as they are; nil stays nil.
-func Explain(err error, src *config.Source) error {
+func Explain(err error, src *config.Source) error { return explain(err, src, options{}) }
+
+// explain is Explain for a Dialer with options o: the warehouse's errors
+// name the warehouse block.
+func explain(err error, src *config.Source, o options) error {
 	if err == nil {
 		return nil
 	}
@@ -58,16 +66,12 @@ func Explain(err error, src *config.Source) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	e := &ConnError{Source: "postgres", Err: err}
-	if src != nil {
-		e.Source = src.Address()
-		e.secrets = secretsOf(src)
-	}
-	x := explainer{src: src}
+	e := &ConnError{Source: labelOf(src, o), Err: err, secrets: secretsOf(src, o), warehouse: o.warehouse}
+	x := explainer{src: src, warehouse: o.warehouse}
 	var pce *pgconn.ConnectError
 	if errors.As(err, &pce) && pce.Config != nil {
 		x.cfg = pce.Config
-		e.secrets = append(e.secrets, pce.Config.Password)
+		e.secrets.secrets = append(e.secrets.secrets, pce.Config.Password)
 	}
 	e.Hint = x.hint(err)
 	return e
@@ -77,6 +81,9 @@ func Explain(err error, src *config.Source) error {
 type explainer struct {
 	src *config.Source
 	cfg *pgconn.Config // the settings of the attempt, when pgx says
+	// warehouse: the settings are the warehouse block's, whose only
+	// connection attributes are url, the ssl ones and ssh_tunnel.
+	warehouse bool
 }
 
 func (x explainer) hint(err error) string {
@@ -114,11 +121,18 @@ func (x explainer) serverHint(pe *pgconn.PgError) string {
 	switch pe.Code {
 	case "28P01": // invalid_password
 		if x.cfg != nil && x.cfg.Password == "" {
+			if x.warehouse {
+				return fmt.Sprintf("No password was given for role %q, and the server asks for one. Set it in the warehouse block's url (postgres://USER:PASSWORD@HOST/DB), or give it in PGPASSWORD or ~/.pgpass.", x.user())
+			}
 			return fmt.Sprintf("No password was given for role %q, and the server asks for one. Set password in source %s (or give it in connection_string, PGPASSWORD or ~/.pgpass).",
 				x.user(), x.name())
 		}
-		return fmt.Sprintf("The server refused the password of role %q. Check the password of source %s (password, connection_string, PGPASSWORD or ~/.pgpass, whichever gives it). If it is right, the role's password may have expired (VALID UNTIL) or not be set: ALTER ROLE %s PASSWORD '...';",
-			x.user(), x.name(), ident(x.user()))
+		where := fmt.Sprintf("the password of source %s (password, connection_string, PGPASSWORD or ~/.pgpass, whichever gives it)", x.name())
+		if x.warehouse {
+			where = "the password in the warehouse block's url (or PGPASSWORD or ~/.pgpass, whichever gives it)"
+		}
+		return fmt.Sprintf("The server refused the password of role %q. Check %s. If it is right, the role's password may have expired (VALID UNTIL) or not be set: ALTER ROLE %s PASSWORD '...';",
+			x.user(), where, ident(x.user()))
 	case "28000": // invalid_authorization_specification
 		if m := noHBAEntry.FindStringSubmatch(msg); m != nil {
 			return x.hbaHint(m[1] != "", m[2], m[3], m[4], m[5])
@@ -128,25 +142,25 @@ func (x explainer) serverHint(pe *pgconn.PgError) string {
 				m[1], x.user(), x.database())
 		}
 		if m := noRole.FindStringSubmatch(msg); m != nil {
-			return fmt.Sprintf("The server has no role %q. Check user in source %s (names are case-sensitive), or create the role: CREATE ROLE %s LOGIN PASSWORD '...'; (add REPLICATION for cdc tables).",
-				m[1], x.name(), ident(m[1]))
+			return fmt.Sprintf("The server has no role %q. Check %s (names are case-sensitive), or create the role: CREATE ROLE %s LOGIN PASSWORD '...'; (add REPLICATION for cdc tables).",
+				m[1], x.attr("in", "user"), ident(m[1]))
 		}
 		if m := noLogin.FindStringSubmatch(msg); m != nil {
 			return fmt.Sprintf("Role %q exists but may not log in: ALTER ROLE %s LOGIN;", m[1], ident(m[1]))
 		}
 		if strings.Contains(msg, "requires a valid client certificate") {
-			return fmt.Sprintf("pg_hba.conf asks for a client certificate (cert authentication or clientcert=verify-*): set sslcert and sslkey of source %s to a certificate signed by the CA in the server's ssl_ca_file, and its key.", x.name())
+			return fmt.Sprintf("pg_hba.conf asks for a client certificate (cert authentication or clientcert=verify-*): set %s to a certificate signed by the CA in the server's ssl_ca_file, and its key.", x.attr("of", "sslcert and sslkey"))
 		}
 		if m := certAuth.FindStringSubmatch(msg); m != nil {
 			return fmt.Sprintf("The client certificate's common name (CN) must be the role name %q, or be mapped to it in pg_ident.conf: issue a certificate for CN=%s, or set user to the certificate's CN.", m[1], m[1])
 		}
-		return fmt.Sprintf("The server refused role %q for database %q: check user and database of source %s and the server's pg_hba.conf.", x.user(), x.database(), x.name())
+		return fmt.Sprintf("The server refused role %q for database %q: check %s and the server's pg_hba.conf.", x.user(), x.database(), x.attr("of", "user and database"))
 	case "3D000": // invalid_catalog_name
 		db := x.database()
 		if m := noDatabase.FindStringSubmatch(msg); m != nil {
 			db = m[1]
 		}
-		return fmt.Sprintf("The server has no database %q. Check database in source %s (names are case-sensitive); SELECT datname FROM pg_database; lists the server's databases.", db, x.name())
+		return fmt.Sprintf("The server has no database %q. Check %s (names are case-sensitive); SELECT datname FROM pg_database; lists the server's databases.", db, x.attr("in", "database"))
 	case "42501": // insufficient_privilege
 		if strings.Contains(msg, "walsender") || strings.Contains(msg, "WAL sender") || strings.Contains(msg, "replication") {
 			return fmt.Sprintf("Role %q may not open replication connections, which cdc tables need: ALTER ROLE %s REPLICATION; (on Amazon RDS: GRANT rds_replication TO %s;)",
@@ -208,6 +222,21 @@ func hbaQuote(s string) string {
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 
+// attr names attributes of the settings for a hint: "user in source
+// postgres.prod" (prep "in"), "host and port of source postgres.prod"; for
+// the warehouse, "the user in the warehouse block's url" for what its url
+// holds, "sslmode of the warehouse block" for its own attributes.
+func (x explainer) attr(prep, names string) string {
+	if !x.warehouse {
+		return names + " " + prep + " source " + x.name()
+	}
+	switch names {
+	case "user", "password", "database", "host", "host and port", "user and database":
+		return "the " + names + " in the warehouse block's url"
+	}
+	return names + " of the warehouse block"
+}
+
 func (x explainer) name() string {
 	if x.src == nil {
 		return "postgres"
@@ -261,8 +290,8 @@ func (x explainer) timeout() string {
 func (x explainer) tlsHint(err error) string {
 	msg := err.Error()
 	if strings.Contains(msg, "server refused TLS connection") {
-		return fmt.Sprintf("The server at %s does not accept TLS (ssl = off), but the sslmode of source %s requires TLS. Turn TLS on at the server (ssl = on, with ssl_cert_file and ssl_key_file), or, only on a network you trust, set sslmode = \"prefer\" or \"disable\".",
-			x.addr(err), x.name())
+		return fmt.Sprintf("The server at %s does not accept TLS (ssl = off), but the %s requires TLS. Turn TLS on at the server (ssl = on, with ssl_cert_file and ssl_key_file), or, only on a network you trust, set sslmode = \"prefer\" or \"disable\".",
+			x.addr(err), x.attr("of", "sslmode"))
 	}
 	var uae x509.UnknownAuthorityError
 	if errors.As(err, &uae) {
@@ -276,7 +305,7 @@ func (x explainer) tlsHint(err error) string {
 		if p := x.rootCert(); p != "" {
 			where = fmt.Sprintf("not in sslrootcert (%s)", p)
 		}
-		return fmt.Sprintf("Verifying the server's certificate failed: %s %s. Set sslrootcert of source %s to the certificate (PEM) of the authority that issued the server's certificate, for a managed database the provider's CA bundle.", what, where, x.name())
+		return fmt.Sprintf("Verifying the server's certificate failed: %s %s. Set %s to the certificate (PEM) of the authority that issued the server's certificate, for a managed database the provider's CA bundle.", what, where, x.attr("of", "sslrootcert"))
 	}
 	var he x509.HostnameError
 	if errors.As(err, &he) {
@@ -290,8 +319,8 @@ func (x explainer) tlsHint(err error) string {
 				names = append(names, he.Certificate.Subject.CommonName)
 			}
 		}
-		return fmt.Sprintf("The server's certificate is for %s, not %q. Connect by a name the certificate holds (host of source %s), or use sslmode = \"verify-ca\", which checks who issued the certificate but not the name.",
-			strings.Join(quoteAll(names), ", "), he.Host, x.name())
+		return fmt.Sprintf("The server's certificate is for %s, not %q. Connect by a name the certificate holds (%s), or use sslmode = \"verify-ca\", which checks who issued the certificate but not the name.",
+			strings.Join(quoteAll(names), ", "), he.Host, x.attr("of", "host"))
 	}
 	var cie x509.CertificateInvalidError
 	if errors.As(err, &cie) {
@@ -302,7 +331,7 @@ func (x explainer) tlsHint(err error) string {
 		return fmt.Sprintf("The server's certificate chain cannot be used: %s. Ask the server's administrators for a valid certificate, or set sslmode = \"require\", which encrypts without verifying.", cie.Error())
 	}
 	if strings.Contains(msg, "remote error: tls:") {
-		return fmt.Sprintf("The server refused the TLS handshake. If it asks for client certificates, sslcert and sslkey of source %s must hold a certificate signed by the CA in the server's ssl_ca_file.", x.name())
+		return fmt.Sprintf("The server refused the TLS handshake. If it asks for client certificates, %s must hold a certificate signed by the CA in the server's ssl_ca_file.", x.attr("of", "sslcert and sslkey"))
 	}
 	return ""
 }
@@ -336,12 +365,12 @@ func (x explainer) networkHint(err error) string {
 		if oce.Reason == ssh.Prohibited {
 			return fmt.Sprintf("The bastion %s does not let its SSH user forward connections to %s (AllowTcpForwarding or PermitOpen in its sshd_config).", de.bastion, addr)
 		}
-		return fmt.Sprintf("The bastion %s could not connect to %s (%s). Check host and port of source %s as the bastion sees them, that PostgreSQL runs there, and the %s between the bastion and the database.",
-			de.bastion, addr, oce.Message, x.name(), firewalls)
+		return fmt.Sprintf("The bastion %s could not connect to %s (%s). Check %s as the bastion sees them, that PostgreSQL runs there, and the %s between the bastion and the database.",
+			de.bastion, addr, oce.Message, x.attr("of", "host and port"), firewalls)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		what := "host of source " + x.name()
+		what := x.attr("of", "host")
 		if de != nil && de.toBastion {
 			what = "ssh_tunnel.host"
 		}
@@ -353,7 +382,7 @@ func (x explainer) networkHint(err error) string {
 		if toBastion {
 			return fmt.Sprintf("Nothing accepts connections at %s, the SSH bastion. Check ssh_tunnel.host and ssh_tunnel.port, that sshd runs there, and that no firewall rejects the connection.", addr)
 		}
-		return fmt.Sprintf("Nothing accepts connections at %s. Check host and port of source %s, that PostgreSQL runs there and listens on that address (listen_addresses and port in postgresql.conf), and that no firewall rejects the connection.", addr, x.name())
+		return fmt.Sprintf("Nothing accepts connections at %s. Check %s, that PostgreSQL runs there and listens on that address (listen_addresses and port in postgresql.conf), and that no firewall rejects the connection.", addr, x.attr("of", "host and port"))
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return fmt.Sprintf("%s cannot be reached from this machine (no route). Check the address, the VPN or routing, and the %s on the way.", addr, firewalls)
 	case isTimeout(err):
@@ -361,9 +390,9 @@ func (x explainer) networkHint(err error) string {
 			return fmt.Sprintf("No answer from the SSH bastion %s within %s. A firewall, security group or IP allow-list probably drops the traffic: allow this machine's address to reach %s. connect_timeout sets how long to wait.", addr, x.timeout(), addr)
 		}
 		if x.src != nil && x.src.Postgres != nil && x.src.Postgres.SSHTunnel != nil {
-			return fmt.Sprintf("No answer from %s (through the SSH bastion) within %s. Check host and port of source %s as the bastion sees them, and the %s between the bastion and the database. connect_timeout sets how long to wait.", addr, x.timeout(), x.name(), firewalls)
+			return fmt.Sprintf("No answer from %s (through the SSH bastion) within %s. Check %s as the bastion sees them, and the %s between the bastion and the database. connect_timeout sets how long to wait.", addr, x.timeout(), x.attr("of", "host and port"), firewalls)
 		}
-		return fmt.Sprintf("No answer from %s within %s. Check host and port of source %s, and the %s between this machine and the server: the server's side must allow this machine's address. connect_timeout sets how long to wait.", addr, x.timeout(), x.name(), firewalls)
+		return fmt.Sprintf("No answer from %s within %s. Check %s, and the %s between this machine and the server: the server's side must allow this machine's address. connect_timeout sets how long to wait.", addr, x.timeout(), x.attr("of", "host and port"), firewalls)
 	}
 	return ""
 }
@@ -375,3 +404,155 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// temporaryStates are the SQLSTATEs after which the same work may succeed
+// a moment later: the transaction lost a race, the server was restarting
+// or out of connection slots, the session was ended by an administrator
+// or a timeout. Class 08 (connection exception) is transient as a whole.
+var temporaryStates = map[string]bool{
+	"40001": true, // serialization_failure
+	"40P01": true, // deadlock_detected
+	"55P03": true, // lock_not_available (lock_timeout)
+	"57P01": true, // admin_shutdown (also pg_terminate_backend)
+	"57P02": true, // crash_shutdown
+	"57P03": true, // cannot_connect_now
+	"57P05": true, // idle_session_timeout
+	"25P03": true, // idle_in_transaction_session_timeout
+	"53300": true, // too_many_connections
+	"53400": true, // configuration_limit_exceeded (all replication slots in use)
+	"58000": true, // system_error
+	"58030": true, // io_error
+}
+
+// Temporary reports whether err, from a PostgreSQL connection or query,
+// is worth retrying: a lost or refused connection, a timeout, a
+// serialization failure or deadlock, a server restarting or out of
+// connection slots, a session terminated by an administrator. A missing
+// table or column, a permission, a refused password, a TLS or SSH
+// misconfiguration, bad data and a cancelled context are permanent: the
+// same attempt would fail again.
+func Temporary(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return temporaryStates[pe.Code] || strings.HasPrefix(pe.Code, "08")
+	}
+	var te *tunnelError
+	if errors.As(err, &te) {
+		// Credentials, host keys and key files: only a network failure
+		// under it may pass.
+		return te.err != nil && networkTemporary(te.err)
+	}
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) {
+		// The bastion could not reach the database (it may be
+		// restarting), unless forwarding is forbidden.
+		return oce.Reason != ssh.Prohibited
+	}
+	if isCertificateError(err) {
+		return false
+	}
+	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return networkTemporary(err)
+}
+
+// networkTemporary reports whether err is a network failure that may pass:
+// a reset or refused connection, a timeout, a connection that ended early.
+// A host name that does not exist is a configuration error.
+func networkTemporary(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.IsTimeout || dnsErr.IsTemporary
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// isCertificateError reports whether err is a TLS verification or
+// handshake failure, or a server without TLS where sslmode requires it.
+func isCertificateError(err error) bool {
+	var (
+		uae  x509.UnknownAuthorityError
+		he   x509.HostnameError
+		cie  x509.CertificateInvalidError
+		alrt tls.AlertError
+		rhe  tls.RecordHeaderError
+		cve  *tls.CertificateVerificationError
+	)
+	if errors.As(err, &uae) || errors.As(err, &he) || errors.As(err, &cie) || errors.As(err, &alrt) || errors.As(err, &rhe) || errors.As(err, &cve) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "server refused TLS connection") || strings.Contains(msg, "remote error: tls:")
+}
+
+// Temporary reports whether the connection may succeed if tried again (see
+// the package function Temporary).
+func (e *ConnError) Temporary() bool { return Temporary(e.Err) }
+
+// Unreachable reports that a source could not be connected to, for
+// whatever reason: its status is failed. The warehouse's connection
+// errors say nothing of the source.
+func (e *ConnError) Unreachable() bool {
+	return !e.warehouse && !errors.Is(e.Err, context.Canceled)
+}
+
+// classified returns an error of the provider's so that it says itself
+// whether it is worth retrying (a Temporary method), when it comes from
+// PostgreSQL, and shows none of the source's secrets (a server message may
+// quote a sensitive database or user name). Other errors (the
+// warehouse's, through emit) keep their own verdict.
+func (p *Provider) classified(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	redacted := redact(msg, p.dialer.secrets())
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) {
+		if _, isNet := temp.(net.Error); !isNet {
+			// Already says; only its text may need masking.
+			if redacted != msg {
+				return &redactedError{msg: redacted, err: err}
+			}
+			return err
+		}
+	}
+	var (
+		pe *pgconn.PgError
+		ce *pgconn.ConnectError
+	)
+	if errors.As(err, &pe) || errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return &classifiedError{msg: redacted, err: err}
+	}
+	if redacted != msg {
+		return &redactedError{msg: redacted, err: err}
+	}
+	return err
+}
+
+// classifiedError is an error of PostgreSQL's with its Temporary verdict.
+type classifiedError struct {
+	msg string // the error's text without secrets
+	err error
+}
+
+func (e *classifiedError) Error() string   { return e.msg }
+func (e *classifiedError) Unwrap() error   { return e.err }
+func (e *classifiedError) Temporary() bool { return Temporary(e.err) }
+
+// redactedError is an error whose text had secrets masked.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -64,6 +64,9 @@ func TestExplain(t *testing.T) {
 		// keep verbatim.
 		wantMsg  string
 		wantHint string
+		// temporary: a retry may succeed (Temporary); every other
+		// condition here is a configuration error that would fail again.
+		temporary bool
 	}{
 		{
 			name:     "wrong password",
@@ -145,16 +148,18 @@ above any line that would match first, then reload the configuration (SELECT pg_
 			wantHint: `pg_hba.conf asks for a client certificate (cert authentication or clientcert=verify-*): set sslcert and sslkey of source postgres.test to a certificate signed by the CA in the server's ssl_ca_file, and its key.`,
 		},
 		{
-			name:     "connection refused",
-			pg:       config.Postgres{Host: closedHost, Port: closedP, User: authRole, Password: authPassword},
-			wantMsg:  "connect: connection refused",
-			wantHint: fmt.Sprintf("Nothing accepts connections at 127.0.0.1:%d. Check host and port of source postgres.test, that PostgreSQL runs there and listens on that address (listen_addresses and port in postgresql.conf), and that no firewall rejects the connection.", closedP),
+			name:      "connection refused",
+			pg:        config.Postgres{Host: closedHost, Port: closedP, User: authRole, Password: authPassword},
+			wantMsg:   "connect: connection refused",
+			wantHint:  fmt.Sprintf("Nothing accepts connections at 127.0.0.1:%d. Check host and port of source postgres.test, that PostgreSQL runs there and listens on that address (listen_addresses and port in postgresql.conf), and that no firewall rejects the connection.", closedP),
+			temporary: true,
 		},
 		{
-			name:     "timeout",
-			pg:       config.Postgres{Host: silentHost, Port: silentP, User: authRole, Password: authPassword, ConnectTimeout: 300 * time.Millisecond},
-			wantMsg:  "timeout: context deadline exceeded",
-			wantHint: fmt.Sprintf("No answer from 127.0.0.1:%d within 300ms. Check host and port of source postgres.test, and the firewalls, security groups and IP allow-lists between this machine and the server: the server's side must allow this machine's address. connect_timeout sets how long to wait.", silentP),
+			name:      "timeout",
+			pg:        config.Postgres{Host: silentHost, Port: silentP, User: authRole, Password: authPassword, ConnectTimeout: 300 * time.Millisecond},
+			wantMsg:   "timeout: context deadline exceeded",
+			wantHint:  fmt.Sprintf("No answer from 127.0.0.1:%d within 300ms. Check host and port of source postgres.test, and the firewalls, security groups and IP allow-lists between this machine and the server: the server's side must allow this machine's address. connect_timeout sets how long to wait.", silentP),
+			temporary: true,
 		},
 		{
 			name:     "server without TLS",
@@ -217,6 +222,9 @@ above any line that would match first, then reload the configuration (SELECT pg_
 			var ce *ConnError
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %T is not a *ConnError: %v", err, err)
+			}
+			if got := Temporary(err); got != tt.temporary {
+				t.Errorf("Temporary = %v, want %v (%v)", got, tt.temporary, err)
 			}
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "postgres.test: ") || !strings.Contains(msg, tt.wantMsg) {

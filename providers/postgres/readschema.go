@@ -120,10 +120,11 @@ WHERE n.nspname = $1 AND c.relname = $2`
 // mapping (MapType), its type as format_type() shows it and its
 // nullability; the key is req.PrimaryKey, or the table's live primary key.
 // It reads the catalog in one round trip.
-func (p *Provider) Schema(ctx context.Context, req providers.ReadRequest) (*records.Schema, error) {
+func (p *Provider) Schema(ctx context.Context, req providers.ReadRequest) (_ *records.Schema, err error) {
+	defer func() { err = p.classified(err) }()
 	req = p.normalize(req)
 	var info *tableInfo
-	err := p.withConn(ctx, func(conn *pgx.Conn) error {
+	err = p.withConn(ctx, func(conn *pgx.Conn) error {
 		var err error
 		info, err = loadTable(ctx, conn, req, nil)
 		return err

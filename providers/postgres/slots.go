@@ -35,7 +35,8 @@ func (p *Provider) SlotStatus(ctx context.Context, name string) (*providers.Slot
 // slot (pgoutput), leaving the source's own slot alone: tables added to a
 // source that is already streaming are snapshotted under it. The server
 // drops the slot when release closes its connection.
-func (p *Provider) CreateTemporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error) {
+func (p *Provider) CreateTemporarySnapshot(ctx context.Context) (_ providers.ExportedSnapshot, _ func() error, err error) {
+	defer func() { err = p.classified(err) }()
 	var snap providers.ExportedSnapshot
 	conn, err := p.dialer.ConnectReplication(ctx)
 	if err != nil {

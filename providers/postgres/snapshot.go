@@ -256,7 +256,8 @@ func (s *batchSink) flush() error {
 // one more query in the same snapshot, cheap when the cursor is
 // indexed), from which an incremental or append sync continues.
 func (p *Provider) ReadSnapshot(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error) (records.Position, error) {
-	return p.readSnapshot(ctx, req, emit, defaultTuning)
+	pos, err := p.readSnapshot(ctx, req, emit, defaultTuning)
+	return pos, p.classified(err)
 }
 
 func (p *Provider) readSnapshot(ctx context.Context, req providers.ReadRequest, emit func(*records.Batch) error, tuning snapshotTuning) (records.Position, error) {

@@ -119,7 +119,7 @@ func New(w *config.Warehouse, dir string) *Warehouse {
 		schema = config.DefaultSchema
 	}
 	src := Source(w, dir)
-	return &Warehouse{dialer: pgsource.NewDialer(src), src: src, schema: schema, dropCascade: w.DropCascade}
+	return &Warehouse{dialer: pgsource.NewDialer(src, pgsource.ForWarehouse(w.Sensitive)), src: src, schema: schema, dropCascade: w.DropCascade}
 }
 
 // Open connects to the warehouse database and makes sure the schema and

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // RetryPolicy shapes the retries of transient failures: exponential
@@ -70,7 +72,7 @@ var transientStates = map[string]bool{
 // password, a TLS or SSH misconfiguration, bad data) fails the sync at
 // once with its message.
 func Transient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, warehouse.ErrDamaged) {
 		return false
 	}
 	// Sources say for themselves which of their errors pass (PostgreSQL's

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 func TestDue(t *testing.T) {
@@ -82,6 +83,9 @@ func TestTransient(t *testing.T) {
 		{errors.New("column \"x\" does not exist"), false},
 		{fmt.Errorf("listing charges: %w", temporary(true)), true}, // a provider's own retryable error
 		{temporary(false), false},
+		// A damaged table fails the same way until it is resynced, even
+		// when what broke it reads like an I/O hiccup.
+		{fmt.Errorf("reading manifest: %w (%w)", io.ErrUnexpectedEOF, warehouse.ErrDamaged), false},
 		{nil, false},
 	}
 	for _, tt := range tests {

@@ -56,6 +56,10 @@ type Tx interface {
 	Abort() error
 }
 
+// ErrDamaged is wrapped by the errors of a table whose committed files or
+// manifest are damaged: retrying does not help, a resync (a Replace) does.
+var ErrDamaged = errors.New("the table is damaged")
+
 // ErrSchemaChanged is returned (wrapped) when a column's type or the key
 // changed: the table must be reloaded in full.
 var ErrSchemaChanged = errors.New("the table's schema changed incompatibly: a full resync is needed")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 const (
@@ -29,7 +30,7 @@ const (
 // ErrDamaged is wrapped by the errors of a table whose manifest is
 // unreadable or lists a missing file: retrying does not help, a resync
 // (a Replace) does.
-var ErrDamaged = errors.New("the table is damaged")
+var ErrDamaged = warehouse.ErrDamaged
 
 // Warehouse is a directory of tables, one subdirectory each (SPEC §4).
 type Warehouse struct {

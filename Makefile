@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd ensure-stripe-mock
+.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd ensure-stripe-mock ensure-duckdb
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -19,11 +19,15 @@ ensure-sshd:
 ensure-stripe-mock:
 	bash scripts/ensure-stripe-mock.sh
 
+# DuckDB (from npm) reads the Parquet warehouse in the tests, as users do.
+ensure-duckdb:
+	bash scripts/ensure-duckdb.sh
+
 # go test output is left as is: CI reads its closing lines.
 test: ensure-postgres ensure-sshd ensure-stripe-mock
 	$(GO) mod download
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	SLUICE_TEST_DUCKDB="$$(bash scripts/ensure-duckdb.sh | tail -n 1)" $(GO) test -count=1 -timeout 30m ./...
 
 demo: ensure-postgres build
 	$(GO) run ./cmd/sluice-demo

@@ -66,7 +66,8 @@ func Load(dir string, opts Options) (*Config, hcl.Diagnostics) {
 		return cfg, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "No configuration files",
-			Detail:   fmt.Sprintf("The directory %s has no *.hcl files. Write one (see examples/quickstart), generate one with `sluice init`, or pass -chdir=DIR.", displayDir(dir)),
+			Detail: fmt.Sprintf("There are no *.hcl files in %s; sluice reads the *.hcl files directly in the configuration directory, not in its subdirectories. "+
+				"Run sluice in the directory that holds them or pass -chdir=DIR, or write one (see examples/quickstart) or generate one with `sluice init -source=postgres.NAME -url=URL`.", displayDir(dir)),
 		}}
 	}
 	var diags hcl.Diagnostics
@@ -98,11 +99,18 @@ func decode(cfg *Config, names []string, files []*hcl.File, parseFailed bool, op
 	return l.e.diags
 }
 
+// displayDir names a directory for a message: as given, with its absolute
+// path when that says more ("the current directory (/srv/sluice)").
 func displayDir(dir string) string {
+	name := dir
 	if dir == "" || dir == "." {
-		return "the current directory"
+		dir, name = ".", "the current directory"
 	}
-	return dir
+	abs, err := filepath.Abs(dir)
+	if err != nil || abs == dir {
+		return name
+	}
+	return fmt.Sprintf("%s (%s)", name, abs)
 }
 
 // configFiles lists the *.hcl files directly in dir, sorted, so that

@@ -16,11 +16,13 @@ import (
 
 // functions returns the functions available in configuration: the cty
 // standard library's string, collection, numeric and encoding functions
-// under Terraform's names, plus env() and file().
-func functions(dir string, lookupEnv func(string) (string, bool)) map[string]function.Function {
+// under Terraform's names, plus env() and file(). With unknownExternal, an
+// unset environment variable and an unreadable file are unknown strings
+// rather than errors (Options.Validate).
+func functions(dir string, lookupEnv func(string) (string, bool), unknownExternal bool) map[string]function.Function {
 	return map[string]function.Function{
-		"env":  envFunc(lookupEnv),
-		"file": fileFunc(dir),
+		"env":  envFunc(lookupEnv, unknownExternal),
+		"file": fileFunc(dir, unknownExternal),
 
 		// strings
 		"chomp":         stdlib.ChompFunc,
@@ -90,8 +92,9 @@ func functions(dir string, lookupEnv func(string) (string, bool)) map[string]fun
 
 // envFunc reads an environment variable. An unset variable is an error
 // rather than "", so that a missing secret is caught before it reaches a
-// server; env("X", "default") gives a fallback.
-func envFunc(lookup func(string) (string, bool)) function.Function {
+// server; env("X", "default") gives a fallback. With unsetUnknown
+// (validate) an unset variable without a default is an unknown string.
+func envFunc(lookup func(string) (string, bool), unsetUnknown bool) function.Function {
 	return function.New(&function.Spec{
 		Description: "Returns the value of an environment variable.",
 		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
@@ -111,6 +114,9 @@ func envFunc(lookup func(string) (string, bool)) function.Function {
 			if len(args) == 2 {
 				return args[1], nil
 			}
+			if unsetUnknown {
+				return cty.UnknownVal(cty.String).RefineNotNull(), nil
+			}
 			return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set; export it, or give a default: env(%q, \"...\")", name, name)
 		},
 	})
@@ -118,7 +124,9 @@ func envFunc(lookup func(string) (string, bool)) function.Function {
 
 // fileFunc reads a file relative to the configuration directory, with "~"
 // expanded, so that keys and certificates can live outside the config.
-func fileFunc(dir string) function.Function {
+// With unreadableUnknown (validate) a file that cannot be read is an
+// unknown string: the key of a bastion is not on a CI runner.
+func fileFunc(dir string, unreadableUnknown bool) function.Function {
 	return function.New(&function.Spec{
 		Description: "Reads the contents of a file as a UTF-8 string.",
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
@@ -126,9 +134,15 @@ func fileFunc(dir string) function.Function {
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p, err := ResolvePath(dir, args[0].AsString())
 			if err != nil {
+				if unreadableUnknown {
+					return cty.UnknownVal(cty.String), nil
+				}
 				return cty.NilVal, function.NewArgError(0, err)
 			}
 			b, err := os.ReadFile(p)
+			if err != nil && unreadableUnknown {
+				return cty.UnknownVal(cty.String), nil
+			}
 			if err != nil {
 				return cty.NilVal, function.NewArgErrorf(0, "cannot read %s: %s", p, describeFSError(err))
 			}

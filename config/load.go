@@ -28,6 +28,12 @@ type Options struct {
 	// unknown instead of reporting them: commands that only need the state
 	// block (show, state, force-unlock) work without the source secrets.
 	AllowMissingVariables bool
+	// Validate evaluates without secrets, as `sluice validate` does on a
+	// pull request from a fork: a variable without a value, env() of an
+	// unset environment variable and file() of a file that cannot be read
+	// are unknown values of their type. Checks that need such a value are
+	// skipped; every other error is still reported.
+	Validate bool
 }
 
 // maxDiagnosticsPerFile bounds what one unreadable file can print: a file
@@ -220,6 +226,23 @@ type loader struct {
 	cfg  *Config
 	opts Options
 	e    evaluator
+	// unknown names, per *Source, *Table and *Warehouse, the attributes
+	// whose value is not known (validate without secrets), so that checks
+	// across blocks do not rely on the defaults those attributes leave.
+	unknown map[any]map[string]bool
+}
+
+// unknownOf returns the set of unknown attributes of a block's model.
+func (l *loader) unknownOf(owner any) map[string]bool {
+	if l.unknown == nil {
+		l.unknown = map[any]map[string]bool{}
+	}
+	m := l.unknown[owner]
+	if m == nil {
+		m = map[string]bool{}
+		l.unknown[owner] = m
+	}
+	return m
 }
 
 func (l *loader) load(bodies []hcl.Body) {
@@ -240,7 +263,7 @@ func (l *loader) load(bodies []hcl.Body) {
 	l.assignVariables()
 	l.e.ctx = &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": l.varObject()},
-		Functions: functions(l.cfg.Dir, l.opts.LookupEnv),
+		Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate),
 	}
 	l.decodeLocals(byType["locals"])
 
@@ -309,7 +332,7 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 	w.DeclRange = b.DefRange
 	content, diags := b.Body.Content(warehouseSchema)
 	l.e.diags = append(l.e.diags, diags...)
-	a := &attrs{e: &l.e, m: content.Attributes, ranges: w.Attrs, sensitive: w.Sensitive}
+	a := &attrs{e: &l.e, m: content.Attributes, ranges: w.Attrs, sensitive: w.Sensitive, unknown: l.unknownOf(w)}
 	if a.str("backend", &w.Backend) {
 		a.oneOf("backend", w.Backend, []string{"parquet", "postgres"})
 	}
@@ -344,9 +367,12 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 		}
 	}
 	if t := single(&l.e, tunnels); t != nil {
-		w.SSHTunnel = l.decodeSSHTunnel(&Source{Attrs: w.Attrs, Sensitive: w.Sensitive}, t)
+		tunnelOwner := &Source{Attrs: w.Attrs, Sensitive: w.Sensitive}
+		l.unknownOf(w)
+		l.unknown[tunnelOwner] = l.unknown[w]
+		w.SSHTunnel = l.decodeSSHTunnel(tunnelOwner, t)
 	}
-	if w.Backend != "postgres" {
+	if w.Backend != "postgres" && !a.isUnknown("backend") {
 		for _, name := range []string{"url", "schema", "drop_cascade", "sslmode", "sslrootcert", "sslcert", "sslkey"} {
 			if a.has(name) {
 				a.errorf(name, "Option of another backend", "%s applies to backend = \"postgres\" only; this warehouse writes %s.", name, w.Backend)

@@ -110,7 +110,7 @@ func (l *loader) assignVariables() {
 	for _, name := range keysOf(l.cfg.Variables) {
 		v := l.cfg.Variables[name]
 		val, ok := vals[name]
-		if !ok && l.opts.AllowMissingVariables {
+		if !ok && (l.opts.AllowMissingVariables || l.opts.Validate) {
 			val = cty.UnknownVal(v.Type)
 		} else if !ok {
 			l.e.diags = append(l.e.diags, errorAt(v.DeclRange, "No value for required variable",
@@ -168,7 +168,7 @@ func (l *loader) readVarFile(path string, vals map[string]cty.Value) {
 	l.cfg.Files[path] = f
 	attrsMap, diags := f.Body.JustAttributes()
 	l.e.diags = append(l.e.diags, diags...)
-	fe := &evaluator{ctx: &hcl.EvalContext{Functions: functions(l.cfg.Dir, l.opts.LookupEnv)}, variables: l.cfg.Variables}
+	fe := &evaluator{ctx: &hcl.EvalContext{Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate)}, variables: l.cfg.Variables}
 	for _, name := range keysOf(attrsMap) {
 		attr := attrsMap[name]
 		v, declared := l.cfg.Variables[name]

@@ -71,3 +71,43 @@ source "postgres" "p" {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 }
+
+// TestValidateSnippetsMaskSecrets: diagnostics on lines that hold literal
+// secrets show them masked, in text and in -json.
+func TestValidateSnippetsMaskSecrets(t *testing.T) {
+	const pw = "Xy9-PASSWORD-q\\\"Z"
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(`source "postgres" "p" {
+  connection_string = ["postgres://u:`+pw+`@h/db"]
+  ssh_tunnel {
+    host     = "b"
+    user     = "u"
+    password = [<<-EOT
+      `+pw+`
+      EOT
+    ]
+  }
+  table "t" { sync = "full_refresh" }
+}
+locals {
+  dsn = "host=h password=`+pw+` dbname=x" + 1
+  url = "postgres://u:`+pw+`@h/db" * 2
+}
+`), 0o644)
+	code, out, errOut := sluice(t, "", "-chdir="+dir, "-no-color", "validate")
+	if code != 1 || !strings.Contains(errOut, "Incorrect attribute value type") || !strings.Contains(errOut, "Invalid operand") {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	code, js, _ := sluice(t, "", "-chdir="+dir, "validate", "-json")
+	if code != 1 || !strings.Contains(js, `"code"`) {
+		t.Fatalf("validate -json: exit %d\n%s", code, js)
+	}
+	for name, s := range map[string]string{"text": errOut, "json": js} {
+		if strings.Contains(s, "PASSWORD") {
+			t.Errorf("%s output shows the password:\n%s", name, s)
+		}
+	}
+	if !strings.Contains(errOut, `host=h password=**** dbname=x`) || !strings.Contains(errOut, `"postgres://u:****@h/db" * 2`) {
+		t.Errorf("masked snippets are not readable:\n%s", errOut)
+	}
+}

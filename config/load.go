@@ -172,7 +172,32 @@ func ParseSource(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
 			Subject:  &hcl.Range{Filename: name, Start: pos, End: pos},
 		}}
 	}
+	if d := checkNesting(src, name, false); d != nil {
+		return nil, append(errorsBefore(src, name, d.Subject.Start.Byte), d)
+	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	return f, limitDiagnostics(diags, name)
+}
+
+// errorsBefore returns the syntax errors in src before byte cut, where
+// nesting too deep to parse starts: in a file that is not HCL at all they
+// say so better than the nesting does. The part before cut is parsed
+// safely, since it nests no deeper than the bound; what the parser says
+// about the text being cut short is left out.
+func errorsBefore(src []byte, name string, cut int) hcl.Diagnostics {
+	_, pd := hclsyntax.ParseConfig(src[:cut], name, hcl.InitialPos)
+	var diags hcl.Diagnostics
+	for _, d := range pd {
+		if d.Severity == hcl.DiagError && d.Subject != nil && d.Subject.End.Byte < cut &&
+			!strings.HasPrefix(d.Summary, "Unclosed") && !strings.HasPrefix(d.Summary, "Unterminated") && !strings.HasPrefix(d.Summary, "Missing") {
+			diags = append(diags, d)
+		}
+	}
+	return limitDiagnostics(diags, name)
+}
+
+// limitDiagnostics keeps the first maxDiagnosticsPerFile errors of a file.
+func limitDiagnostics(diags hcl.Diagnostics, name string) hcl.Diagnostics {
 	if errs := countErrors(diags); errs > maxDiagnosticsPerFile {
 		kept := diags[:0:0]
 		for _, d := range diags {
@@ -187,7 +212,7 @@ func ParseSource(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
 		})
 		diags = kept
 	}
-	return f, diags
+	return diags
 }
 
 func countErrors(diags hcl.Diagnostics) int {

@@ -134,6 +134,9 @@ func parseRawValue(v *Variable, raw, origin string) (cty.Value, hcl.Diagnostics)
 	if v.Type.IsPrimitiveType() || v.Type == cty.DynamicPseudoType {
 		val = cty.StringVal(raw)
 	} else {
+		if d := checkNesting([]byte(raw), origin, true); d != nil {
+			return cty.NilVal, hcl.Diagnostics{d}
+		}
 		expr, diags := hclsyntax.ParseExpression([]byte(raw), origin, hcl.InitialPos)
 		if diags.HasErrors() {
 			return cty.NilVal, diags

@@ -25,6 +25,10 @@ type evaluator struct {
 	variables map[string]*Variable
 	locals    map[string]bool // declared locals, evaluated or not
 	diags     hcl.Diagnostics
+	// budget bounds what the functions of one expression build; the
+	// functions in ctx charge it.
+	budget evalBudget
+	dir    string // the configuration directory
 }
 
 // value evaluates an expression. ok is false when the value is unusable: an
@@ -34,7 +38,7 @@ func (e *evaluator) value(expr hcl.Expression) (v cty.Value, sensitive, ok bool)
 	if !e.checkReferences(expr) {
 		return cty.NilVal, false, false
 	}
-	v, diags := expr.Value(e.ctx)
+	v, diags := boundedValue(expr, e.ctx, &e.budget, e.dir)
 	e.diags = append(e.diags, diags...)
 	if diags.HasErrors() {
 		return cty.NilVal, false, false

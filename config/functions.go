@@ -2,7 +2,9 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,11 +20,9 @@ import (
 // standard library's string, collection, numeric and encoding functions
 // under Terraform's names, plus env() and file(). With unknownExternal, an
 // unset environment variable and an unreadable file are unknown strings
-// rather than errors (Options.Validate).
-func functions(dir string, lookupEnv func(string) (string, bool), unknownExternal bool) map[string]function.Function {
-	return map[string]function.Function{
-		"env":  envFunc(lookupEnv, unknownExternal),
-		"file": fileFunc(dir, unknownExternal),
+// rather than errors (Options.Validate). budget is charged by every call.
+func functions(dir string, lookupEnv func(string) (string, bool), unknownExternal bool, budget *evalBudget) map[string]function.Function {
+	fns := map[string]function.Function{
 
 		// strings
 		"chomp":         stdlib.ChompFunc,
@@ -88,6 +88,14 @@ func functions(dir string, lookupEnv func(string) (string, bool), unknownExterna
 		"jsonencode":   stdlib.JSONEncodeFunc,
 		"urlencode":    urlEncodeFunc,
 	}
+	// Every function is bounded: a few bytes of configuration must not
+	// make one build gigabytes (format("%999999999s", ""), ...).
+	for name, f := range fns {
+		fns[name] = bounded(name, f, budget)
+	}
+	fns["env"] = envFunc(lookupEnv, unknownExternal)
+	fns["file"] = fileFunc(dir, unknownExternal)
+	return fns
 }
 
 // envFunc reads an environment variable. An unset variable is an error
@@ -139,8 +147,8 @@ func fileFunc(dir string, unreadableUnknown bool) function.Function {
 				}
 				return cty.NilVal, function.NewArgError(0, err)
 			}
-			b, err := os.ReadFile(p)
-			if err != nil && unreadableUnknown {
+			b, err := readFileBounded(p)
+			if err != nil && unreadableUnknown && (os.IsNotExist(err) || os.IsPermission(err)) {
 				return cty.UnknownVal(cty.String), nil
 			}
 			if err != nil {
@@ -152,6 +160,32 @@ func fileFunc(dir string, unreadableUnknown bool) function.Function {
 			return cty.StringVal(string(b)), nil
 		},
 	})
+}
+
+// readFileBounded reads a regular file of at most MaxValueBytes: not a
+// device (/dev/zero never ends) nor anything large enough to exhaust
+// memory.
+func readFileBounded(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxValueBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxValueBytes {
+		return nil, fmt.Errorf("larger than %s, the most sluice reads into a configuration value", FormatSize(MaxValueBytes))
+	}
+	return b, nil
 }
 
 func describeFSError(err error) string {

@@ -283,12 +283,13 @@ func (l *loader) load(bodies []hcl.Body) {
 	}
 
 	l.e.variables = l.cfg.Variables
+	l.e.dir = l.cfg.Dir
 	l.e.locals = map[string]bool{}
 	l.decodeVariables(byType["variable"])
 	l.assignVariables()
 	l.e.ctx = &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": l.varObject()},
-		Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate),
+		Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate, &l.e.budget),
 	}
 	l.decodeLocals(byType["locals"])
 

@@ -48,7 +48,7 @@ func (l *loader) decodeVariables(blocks hcl.Blocks) {
 		noRefs.str("description", &v.Description)
 		noRefs.boolean("sensitive", &v.Sensitive)
 		if attr, ok := m["default"]; ok {
-			dv, diags := attr.Expr.Value(nil)
+			dv, diags := boundedValue(attr.Expr, nil, nil, "")
 			l.e.diags = append(l.e.diags, diags...)
 			if !diags.HasErrors() {
 				cv, err := convert.Convert(dv, v.Type)
@@ -142,7 +142,7 @@ func parseRawValue(v *Variable, raw, origin string) (cty.Value, hcl.Diagnostics)
 			return cty.NilVal, diags
 		}
 		var vd hcl.Diagnostics
-		val, vd = expr.Value(nil)
+		val, vd = boundedValue(expr, nil, nil, "")
 		if vd.HasErrors() {
 			return cty.NilVal, vd
 		}
@@ -171,7 +171,8 @@ func (l *loader) readVarFile(path string, vals map[string]cty.Value) {
 	l.cfg.Files[path] = f
 	attrsMap, diags := f.Body.JustAttributes()
 	l.e.diags = append(l.e.diags, diags...)
-	fe := &evaluator{ctx: &hcl.EvalContext{Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate)}, variables: l.cfg.Variables}
+	fe := &evaluator{variables: l.cfg.Variables, dir: l.cfg.Dir}
+	fe.ctx = &hcl.EvalContext{Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate, &fe.budget)}
 	for _, name := range keysOf(attrsMap) {
 		attr := attrsMap[name]
 		v, declared := l.cfg.Variables[name]
@@ -277,7 +278,7 @@ func (l *loader) decodeLocals(blocks hcl.Blocks) {
 		v := cty.DynamicVal
 		if l.e.checkReferences(all[name].Expr) {
 			var diags hcl.Diagnostics
-			v, diags = all[name].Expr.Value(l.e.ctx)
+			v, diags = boundedValue(all[name].Expr, l.e.ctx, &l.e.budget, l.cfg.Dir)
 			l.e.diags = append(l.e.diags, diags...)
 			if diags.HasErrors() {
 				v = cty.DynamicVal

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -25,6 +26,16 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("source \"postgres\" \"x\" {\n  table \"a.b\" { sync = \"cdc\" cdc_output = \"both\" }\n}\n"))
 	f.Add([]byte("variable \"v\" {\n  type = map(list(number))\n  default = {a = [1]}\n}\n"))
 	f.Add([]byte("\x00\xff"))
+	// Inputs that crashed sluice or exhausted its memory (issue 12 §8),
+	// so that the fuzzer starts from them and mutates them.
+	for _, h := range hostileSources() {
+		if h.name != "large default" { // slow to parse, and no different in kind
+			f.Add([]byte(h.src))
+		}
+	}
+	f.Add([]byte("locals {\n  a = " + strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting) + "\n}\n"))
+	f.Add([]byte("locals {\n  a = \"${" + strings.Repeat("(", 200) + "1" + strings.Repeat(")", 200) + "}\"\n  b = <<EOT\n%{ for x in [1] }${x}%{ endfor }\nEOT\n}\n"))
+	f.Add([]byte("source \"postgres\" \"p\" {\n  connection_string = \"postgres://u:pw@h/db\"\n  password = <<EOT\nsecret\nEOT\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		cfg := &Config{Dir: t.TempDir(), Files: map[string]*hcl.File{}, Variables: map[string]*Variable{}, Locals: map[string]cty.Value{}}
 		file, diags := ParseSource(src, "main.hcl")

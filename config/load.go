@@ -186,9 +186,11 @@ func ParseSource(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
 // about the text being cut short is left out.
 func errorsBefore(src []byte, name string, cut int) hcl.Diagnostics {
 	_, pd := hclsyntax.ParseConfig(src[:cut], name, hcl.InitialPos)
+	lineStart := bytes.LastIndexByte(src[:cut], '\n') + 1
 	var diags hcl.Diagnostics
 	for _, d := range pd {
-		if d.Severity == hcl.DiagError && d.Subject != nil && d.Subject.End.Byte < cut &&
+		// The parser reports the cut line's start as unfinished.
+		if d.Severity == hcl.DiagError && d.Subject != nil && d.Subject.End.Byte < lineStart &&
 			!strings.HasPrefix(d.Summary, "Unclosed") && !strings.HasPrefix(d.Summary, "Unterminated") && !strings.HasPrefix(d.Summary, "Missing") {
 			diags = append(diags, d)
 		}

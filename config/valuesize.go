@@ -352,7 +352,10 @@ func (e *estimator) estimate(expr hclsyntax.Expression) size {
 	case *hclsyntax.TemplateExpr:
 		var parts size
 		for _, p := range x.Parts {
-			parts = parts.add(e.estimate(p)).add(size{bytes: numberText})
+			parts = parts.add(e.estimate(p))
+			if _, literal := p.(*hclsyntax.LiteralValueExpr); !literal {
+				parts = parts.add(size{bytes: numberText}) // a number's text
+			}
 		}
 		// The parts, and the string they are joined into.
 		return parts.add(size{bytes: parts.bytes, elems: 1})

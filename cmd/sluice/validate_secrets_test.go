@@ -111,3 +111,11 @@ locals {
 		t.Errorf("masked snippets are not readable:\n%s", errOut)
 	}
 }
+
+// TestFmtWithoutSecrets: fmt reads no variable, environment or file.
+func TestFmtWithoutSecrets(t *testing.T) {
+	cleanEnv(t)
+	if code, out, errOut := sluice(t, "", "-chdir=../../examples/full", "fmt", "-check"); code != 0 || out != "" || errOut != "" {
+		t.Errorf("fmt -check: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

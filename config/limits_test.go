@@ -130,3 +130,21 @@ source "postgres" "p" {
 		t.Fatalf("diagnostics: %v", diags[:min(len(diags), 5)])
 	}
 }
+
+// TestLimitsLookupInFor: looking up, for each of many names, its entry in
+// a large map builds a value of the entries' size, not of the map's times
+// the names.
+func TestLimitsLookupInFor(t *testing.T) {
+	src := `locals {
+  names    = [for i in range(1000) : format("t%04d", i)]
+  settings = { for n in local.names : n => { sync = "full_refresh", note = format("%200s", n) } }
+  picked   = [for n in local.names : local.settings[n]]
+  notes    = [for n in local.names : local.settings[n].note]
+  again    = [for n in local.names : "${local.settings.t0001.note}-${n}"]
+}
+`
+	_, diags := load(t, src, Options{})
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+}

@@ -338,11 +338,26 @@ func (e *estimator) estimate(expr hclsyntax.Expression) size {
 	case *hclsyntax.LiteralValueExpr:
 		return valueSize(x.Val, evalBudgetFactor+1)
 	case *hclsyntax.ScopeTraversalExpr:
+		if _, inScope := e.scope[x.Traversal.RootName()]; !inScope && len(x.Traversal) > 2 && e.ctx != nil {
+			// local.settings.orders is what it names, not all of
+			// local.settings: references do not copy.
+			if v, diags := x.Traversal.TraverseAbs(e.ctx); !diags.HasErrors() {
+				return valueSize(v, evalBudgetFactor+1)
+			}
+		}
 		return e.ref(x.Traversal)
 	case *hclsyntax.RelativeTraversalExpr:
 		return e.estimate(x.Source)
 	case *hclsyntax.IndexExpr:
-		return e.estimate(x.Collection).add(e.estimate(x.Key))
+		key := e.estimate(x.Key)
+		coll := e.estimate(x.Collection)
+		if !coll.over(evalBudgetFactor) && !e.usesScope(x.Collection) && e.ctx != nil {
+			// local.settings[t] is one element of local.settings.
+			if v, diags := x.Collection.Value(e.ctx); !diags.HasErrors() {
+				return maxElement(v).add(key)
+			}
+		}
+		return coll.add(key)
 	case *hclsyntax.SplatExpr:
 		return e.estimate(x.Source).times(2)
 	case *hclsyntax.ParenthesesExpr:

@@ -112,9 +112,13 @@ func snippet(files map[string]*hcl.File, secrets secretCache, subject hcl.Range,
 		text := strings.TrimSuffix(string(f.Bytes[start:lineEnd(f.Bytes, start)]), "\r")
 		ml := maskLine(text, start, secrets.of(f))
 		out := strings.ReplaceAll(ml.text, "\t", " ")
+		from, to := 0, 0
+		if line == subject.Start.Line {
+			from, to = highlight(ml, start, subject)
+		}
+		out, from, to = window(out, from, to)
 		fmt.Fprintf(&b, "  %4d: %s\n", line, out)
 		if line == subject.Start.Line {
-			from, to := highlight(ml, start, subject)
 			// Carets count characters, not bytes, so that they stand under
 			// the text whatever its script.
 			from, to = utf8.RuneCountInString(out[:from]), utf8.RuneCountInString(out[:to])
@@ -124,6 +128,37 @@ func snippet(files map[string]*hcl.File, secrets secretCache, subject hcl.Range,
 		}
 	}
 	return b.String()
+}
+
+// maxSnippetLine bounds the bytes of a line a snippet prints: a generated
+// or hostile file may hold a line of megabytes.
+const maxSnippetLine = 240
+
+// window cuts a long line to maxSnippetLine bytes around the highlighted
+// part [from, to), marking the cuts with "…", and returns the highlight's
+// offsets in the cut line.
+func window(text string, from, to int) (string, int, int) {
+	if len(text) <= maxSnippetLine {
+		return text, from, to
+	}
+	start := max(0, from-maxSnippetLine/3)
+	end := min(len(text), start+maxSnippetLine)
+	for start > 0 && !utf8.RuneStart(text[start]) {
+		start++
+	}
+	for end < len(text) && !utf8.RuneStart(text[end]) {
+		end--
+	}
+	prefix, suffix := "", ""
+	if start > 0 {
+		prefix = "…"
+	}
+	if end < len(text) {
+		suffix = "…"
+	}
+	from = min(max(from-start, 0), end-start) + len(prefix)
+	to = min(max(to-start, 0), end-start) + len(prefix)
+	return prefix + text[start:end] + suffix, from, to
 }
 
 // lines yields the number and starting byte offset of every line of src.

@@ -104,3 +104,20 @@ func TestSnippetCaretAfterMask(t *testing.T) {
 		t.Errorf("JSON highlight %q, want \"bad\"", hl)
 	}
 }
+
+// TestSnippetLongLine: a line of megabytes is cut around the subject.
+func TestSnippetLongLine(t *testing.T) {
+	src := "a = \"" + strings.Repeat("x", 1<<20) + "\" + bad + \"" + strings.Repeat("y", 1<<20) + "\"\n"
+	f, _ := hclsyntax.ParseConfig([]byte(src), "main.hcl", hcl.InitialPos)
+	i := strings.Index(src, "bad")
+	r := hcl.Range{Filename: "main.hcl", Start: hcl.Pos{Line: 1, Column: i + 1, Byte: i}, End: hcl.Pos{Line: 1, Column: i + 4, Byte: i + 3}}
+	got := snippet(map[string]*hcl.File{"main.hcl": f}, secretCache{}, r, nil)
+	lines := strings.Split(got, "\n")
+	if len(got) > 2*maxSnippetLine+40 || len(lines) < 2 {
+		t.Fatalf("snippet of %d bytes", len(got))
+	}
+	caret := strings.IndexByte(lines[1], '^')
+	if caret < 0 || string([]rune(lines[0])[caret:caret+3]) != "bad" {
+		t.Errorf("caret not under the subject:\n%s", got)
+	}
+}

@@ -148,3 +148,12 @@ func TestLimitsLookupInFor(t *testing.T) {
 		t.Fatalf("diagnostics: %v", diags)
 	}
 }
+
+// TestHostileVariableValue: a -var value is parsed as an expression too.
+func TestHostileVariableValue(t *testing.T) {
+	deep := strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000)
+	_, diags := load(t, "variable \"l\" {\n  type = list(any)\n}\n", Options{Vars: []string{"l=" + deep}})
+	if len(diags) != 1 || diags[0].Summary != "Configuration nested too deeply" {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}

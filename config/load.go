@@ -396,8 +396,8 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 	}
 	if t := single(&l.e, tunnels); t != nil {
 		tunnelOwner := &Source{Attrs: w.Attrs, Sensitive: w.Sensitive}
-		l.unknownOf(w)
-		l.unknown[tunnelOwner] = l.unknown[w]
+		unknown := l.unknownOf(w) // shared: the tunnel's attributes are the warehouse's
+		l.unknown[tunnelOwner] = unknown
 		w.SSHTunnel = l.decodeSSHTunnel(tunnelOwner, t)
 	}
 	if w.Backend != "postgres" && !a.isUnknown("backend") {

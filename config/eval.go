@@ -25,6 +25,10 @@ type evaluator struct {
 	variables map[string]*Variable
 	locals    map[string]bool // declared locals, evaluated or not
 	diags     hcl.Diagnostics
+	// budget bounds what the functions of one expression build; the
+	// functions in ctx charge it.
+	budget evalBudget
+	dir    string // the configuration directory
 }
 
 // value evaluates an expression. ok is false when the value is unusable: an
@@ -34,7 +38,7 @@ func (e *evaluator) value(expr hcl.Expression) (v cty.Value, sensitive, ok bool)
 	if !e.checkReferences(expr) {
 		return cty.NilVal, false, false
 	}
-	v, diags := expr.Value(e.ctx)
+	v, diags := boundedValue(expr, e.ctx, &e.budget, e.dir)
 	e.diags = append(e.diags, diags...)
 	if diags.HasErrors() {
 		return cty.NilVal, false, false
@@ -104,9 +108,17 @@ type attrs struct {
 	prefix    string // "cdc." for a nested block, so keys are unique per source
 	ranges    map[string]hcl.Range
 	sensitive map[string]bool
+	// unknown records the attributes whose value is not known (validate
+	// without secrets): checks that need the value skip them.
+	unknown map[string]bool
 }
 
 func (a *attrs) has(name string) bool { _, ok := a.m[name]; return ok }
+
+// isUnknown reports whether attribute name was set to a value that is not
+// known (wholly or in part), so that no check may rely on its value nor on
+// the default it leaves in place.
+func (a *attrs) isUnknown(name string) bool { return a.unknown[a.prefix+name] }
 
 // get evaluates attribute name converted to ty. set reports whether the
 // attribute was written at all; ok whether a usable, non-null value came out.
@@ -125,24 +137,40 @@ func (a *attrs) get(name string, ty cty.Type) (v cty.Value, set, ok bool) {
 			a.sensitive[key] = true
 		}
 	}
+	if !ok && v != cty.NilVal && !v.IsWhollyKnown() {
+		if a.unknown == nil {
+			a.unknown = map[string]bool{}
+		}
+		a.unknown[key] = true
+		// The value is not known but its type may be: a list where a
+		// string belongs is wrong whatever the value turns out to be.
+		if _, err := convert.Convert(v, ty); err != nil {
+			a.typeError(name, attr, err, ty)
+		}
+		return cty.NilVal, true, false
+	}
 	if !ok || v.IsNull() {
 		return cty.NilVal, true, false
 	}
 	cv, err := convert.Convert(v, ty)
 	if err != nil {
-		a.e.diags = append(a.e.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Incorrect attribute value type",
-			Detail:   fmt.Sprintf("Inappropriate value for attribute %q: %s.", name, describeConvertError(err, ty)),
-			Subject:  attr.Expr.Range().Ptr(),
-			Context:  attr.Range.Ptr(),
-		})
+		a.typeError(name, attr, err, ty)
 		return cty.NilVal, true, false
 	}
 	if !cv.IsWhollyKnown() {
 		return cty.NilVal, true, false
 	}
 	return cv, true, true
+}
+
+func (a *attrs) typeError(name string, attr *hcl.Attribute, err error, ty cty.Type) {
+	a.e.diags = append(a.e.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Incorrect attribute value type",
+		Detail:   fmt.Sprintf("Inappropriate value for attribute %q: %s.", name, describeConvertError(err, ty)),
+		Subject:  attr.Expr.Range().Ptr(),
+		Context:  attr.Range.Ptr(),
+	})
 }
 
 func describeConvertError(err error, ty cty.Type) string {

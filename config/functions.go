@@ -2,7 +2,9 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,11 +18,11 @@ import (
 
 // functions returns the functions available in configuration: the cty
 // standard library's string, collection, numeric and encoding functions
-// under Terraform's names, plus env() and file().
-func functions(dir string, lookupEnv func(string) (string, bool)) map[string]function.Function {
-	return map[string]function.Function{
-		"env":  envFunc(lookupEnv),
-		"file": fileFunc(dir),
+// under Terraform's names, plus env() and file(). With unknownExternal, an
+// unset environment variable and an unreadable file are unknown strings
+// rather than errors (Options.Validate). budget is charged by every call.
+func functions(dir string, lookupEnv func(string) (string, bool), unknownExternal bool, budget *evalBudget) map[string]function.Function {
+	fns := map[string]function.Function{
 
 		// strings
 		"chomp":         stdlib.ChompFunc,
@@ -86,12 +88,21 @@ func functions(dir string, lookupEnv func(string) (string, bool)) map[string]fun
 		"jsonencode":   stdlib.JSONEncodeFunc,
 		"urlencode":    urlEncodeFunc,
 	}
+	// Every function is bounded: a few bytes of configuration must not
+	// make one build gigabytes (format("%999999999s", ""), ...).
+	for name, f := range fns {
+		fns[name] = bounded(name, f, budget)
+	}
+	fns["env"] = envFunc(lookupEnv, unknownExternal)
+	fns["file"] = fileFunc(dir, unknownExternal)
+	return fns
 }
 
 // envFunc reads an environment variable. An unset variable is an error
 // rather than "", so that a missing secret is caught before it reaches a
-// server; env("X", "default") gives a fallback.
-func envFunc(lookup func(string) (string, bool)) function.Function {
+// server; env("X", "default") gives a fallback. With unsetUnknown
+// (validate) an unset variable without a default is an unknown string.
+func envFunc(lookup func(string) (string, bool), unsetUnknown bool) function.Function {
 	return function.New(&function.Spec{
 		Description: "Returns the value of an environment variable.",
 		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
@@ -111,6 +122,9 @@ func envFunc(lookup func(string) (string, bool)) function.Function {
 			if len(args) == 2 {
 				return args[1], nil
 			}
+			if unsetUnknown {
+				return cty.UnknownVal(cty.String).RefineNotNull(), nil
+			}
 			return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set; export it, or give a default: env(%q, \"...\")", name, name)
 		},
 	})
@@ -118,7 +132,9 @@ func envFunc(lookup func(string) (string, bool)) function.Function {
 
 // fileFunc reads a file relative to the configuration directory, with "~"
 // expanded, so that keys and certificates can live outside the config.
-func fileFunc(dir string) function.Function {
+// With unreadableUnknown (validate) a file that cannot be read is an
+// unknown string: the key of a bastion is not on a CI runner.
+func fileFunc(dir string, unreadableUnknown bool) function.Function {
 	return function.New(&function.Spec{
 		Description: "Reads the contents of a file as a UTF-8 string.",
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
@@ -126,9 +142,15 @@ func fileFunc(dir string) function.Function {
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p, err := ResolvePath(dir, args[0].AsString())
 			if err != nil {
+				if unreadableUnknown {
+					return cty.UnknownVal(cty.String), nil
+				}
 				return cty.NilVal, function.NewArgError(0, err)
 			}
-			b, err := os.ReadFile(p)
+			b, err := readFileBounded(p)
+			if err != nil && unreadableUnknown && (os.IsNotExist(err) || os.IsPermission(err)) {
+				return cty.UnknownVal(cty.String), nil
+			}
 			if err != nil {
 				return cty.NilVal, function.NewArgErrorf(0, "cannot read %s: %s", p, describeFSError(err))
 			}
@@ -138,6 +160,32 @@ func fileFunc(dir string) function.Function {
 			return cty.StringVal(string(b)), nil
 		},
 	})
+}
+
+// readFileBounded reads a regular file of at most MaxValueBytes: not a
+// device (/dev/zero never ends) nor anything large enough to exhaust
+// memory.
+func readFileBounded(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxValueBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxValueBytes {
+		return nil, fmt.Errorf("larger than %s, the most sluice reads into a configuration value", FormatSize(MaxValueBytes))
+	}
+	return b, nil
 }
 
 func describeFSError(err error) string {

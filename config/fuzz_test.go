@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -25,6 +26,23 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("source \"postgres\" \"x\" {\n  table \"a.b\" { sync = \"cdc\" cdc_output = \"both\" }\n}\n"))
 	f.Add([]byte("variable \"v\" {\n  type = map(list(number))\n  default = {a = [1]}\n}\n"))
 	f.Add([]byte("\x00\xff"))
+	// Inputs that crashed sluice or exhausted its memory (issue 12 §8),
+	// so that the fuzzer starts from them and mutates them.
+	// The fuzzer minimizes large inputs slowly: the large ones are given
+	// just past their bound instead.
+	for _, h := range hostileSources() {
+		if len(h.src) < 16<<10 {
+			f.Add([]byte(h.src))
+		}
+	}
+	for _, deep := range []string{"[", "(", "{a=", "!", "-", "true ? 1 : ", "\"${"} {
+		f.Add([]byte("locals {\n  a = " + strings.Repeat(deep, MaxNesting+1) + "1\n}\n"))
+	}
+	f.Add([]byte("locals {\n  a = " + strings.Repeat("1+", maxOperatorChain+1) + "1\n}\n"))
+	f.Add([]byte("locals {\n  a = jsondecode(\"" + strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1) + "\")\n}\n"))
+	f.Add([]byte("locals {\n  a = " + strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting) + "\n}\n"))
+	f.Add([]byte("locals {\n  a = \"${" + strings.Repeat("(", 200) + "1" + strings.Repeat(")", 200) + "}\"\n  b = <<EOT\n%{ for x in [1] }${x}%{ endfor }\nEOT\n}\n"))
+	f.Add([]byte("source \"postgres\" \"p\" {\n  connection_string = \"postgres://u:pw@h/db\"\n  password = <<EOT\nsecret\nEOT\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		cfg := &Config{Dir: t.TempDir(), Files: map[string]*hcl.File{}, Variables: map[string]*Variable{}, Locals: map[string]cty.Value{}}
 		file, diags := ParseSource(src, "main.hcl")

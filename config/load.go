@@ -28,6 +28,12 @@ type Options struct {
 	// unknown instead of reporting them: commands that only need the state
 	// block (show, state, force-unlock) work without the source secrets.
 	AllowMissingVariables bool
+	// Validate evaluates without secrets, as `sluice validate` does on a
+	// pull request from a fork: a variable without a value, env() of an
+	// unset environment variable and file() of a file that cannot be read
+	// are unknown values of their type. Checks that need such a value are
+	// skipped; every other error is still reported.
+	Validate bool
 }
 
 // maxDiagnosticsPerFile bounds what one unreadable file can print: a file
@@ -66,7 +72,8 @@ func Load(dir string, opts Options) (*Config, hcl.Diagnostics) {
 		return cfg, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "No configuration files",
-			Detail:   fmt.Sprintf("The directory %s has no *.hcl files. Write one (see examples/quickstart), generate one with `sluice init`, or pass -chdir=DIR.", displayDir(dir)),
+			Detail: fmt.Sprintf("There are no *.hcl files in %s; sluice reads the *.hcl files directly in the configuration directory, not in its subdirectories. "+
+				"Run sluice in the directory that holds them or pass -chdir=DIR, or write one (see examples/quickstart) or generate one with `sluice init -source=postgres.NAME -url=URL`.", displayDir(dir)),
 		}}
 	}
 	var diags hcl.Diagnostics
@@ -98,11 +105,18 @@ func decode(cfg *Config, names []string, files []*hcl.File, parseFailed bool, op
 	return l.e.diags
 }
 
+// displayDir names a directory for a message: as given, with its absolute
+// path when that says more ("the current directory (/srv/sluice)").
 func displayDir(dir string) string {
+	name := dir
 	if dir == "" || dir == "." {
-		return "the current directory"
+		dir, name = ".", "the current directory"
 	}
-	return dir
+	abs, err := filepath.Abs(dir)
+	if err != nil || abs == dir {
+		return name
+	}
+	return fmt.Sprintf("%s (%s)", name, abs)
 }
 
 // configFiles lists the *.hcl files directly in dir, sorted, so that
@@ -158,7 +172,34 @@ func ParseSource(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
 			Subject:  &hcl.Range{Filename: name, Start: pos, End: pos},
 		}}
 	}
+	if d := checkNesting(src, name, false); d != nil {
+		return nil, append(errorsBefore(src, name, d.Subject.Start.Byte), d)
+	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	return f, limitDiagnostics(diags, name)
+}
+
+// errorsBefore returns the syntax errors in src before byte cut, where
+// nesting too deep to parse starts: in a file that is not HCL at all they
+// say so better than the nesting does. The part before cut is parsed
+// safely, since it nests no deeper than the bound; what the parser says
+// about the text being cut short is left out.
+func errorsBefore(src []byte, name string, cut int) hcl.Diagnostics {
+	_, pd := hclsyntax.ParseConfig(src[:cut], name, hcl.InitialPos)
+	lineStart := bytes.LastIndexByte(src[:cut], '\n') + 1
+	var diags hcl.Diagnostics
+	for _, d := range pd {
+		// The parser reports the cut line's start as unfinished.
+		if d.Severity == hcl.DiagError && d.Subject != nil && d.Subject.End.Byte < lineStart &&
+			!strings.HasPrefix(d.Summary, "Unclosed") && !strings.HasPrefix(d.Summary, "Unterminated") && !strings.HasPrefix(d.Summary, "Missing") {
+			diags = append(diags, d)
+		}
+	}
+	return limitDiagnostics(diags, name)
+}
+
+// limitDiagnostics keeps the first maxDiagnosticsPerFile errors of a file.
+func limitDiagnostics(diags hcl.Diagnostics, name string) hcl.Diagnostics {
 	if errs := countErrors(diags); errs > maxDiagnosticsPerFile {
 		kept := diags[:0:0]
 		for _, d := range diags {
@@ -173,7 +214,7 @@ func ParseSource(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
 		})
 		diags = kept
 	}
-	return f, diags
+	return diags
 }
 
 func countErrors(diags hcl.Diagnostics) int {
@@ -212,6 +253,23 @@ type loader struct {
 	cfg  *Config
 	opts Options
 	e    evaluator
+	// unknown names, per *Source, *Table and *Warehouse, the attributes
+	// whose value is not known (validate without secrets), so that checks
+	// across blocks do not rely on the defaults those attributes leave.
+	unknown map[any]map[string]bool
+}
+
+// unknownOf returns the set of unknown attributes of a block's model.
+func (l *loader) unknownOf(owner any) map[string]bool {
+	if l.unknown == nil {
+		l.unknown = map[any]map[string]bool{}
+	}
+	m := l.unknown[owner]
+	if m == nil {
+		m = map[string]bool{}
+		l.unknown[owner] = m
+	}
+	return m
 }
 
 func (l *loader) load(bodies []hcl.Body) {
@@ -227,12 +285,13 @@ func (l *loader) load(bodies []hcl.Body) {
 	}
 
 	l.e.variables = l.cfg.Variables
+	l.e.dir = l.cfg.Dir
 	l.e.locals = map[string]bool{}
 	l.decodeVariables(byType["variable"])
 	l.assignVariables()
 	l.e.ctx = &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": l.varObject()},
-		Functions: functions(l.cfg.Dir, l.opts.LookupEnv),
+		Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate, &l.e.budget),
 	}
 	l.decodeLocals(byType["locals"])
 
@@ -301,7 +360,7 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 	w.DeclRange = b.DefRange
 	content, diags := b.Body.Content(warehouseSchema)
 	l.e.diags = append(l.e.diags, diags...)
-	a := &attrs{e: &l.e, m: content.Attributes, ranges: w.Attrs, sensitive: w.Sensitive}
+	a := &attrs{e: &l.e, m: content.Attributes, ranges: w.Attrs, sensitive: w.Sensitive, unknown: l.unknownOf(w)}
 	if a.str("backend", &w.Backend) {
 		a.oneOf("backend", w.Backend, []string{"parquet", "postgres"})
 	}
@@ -336,9 +395,12 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 		}
 	}
 	if t := single(&l.e, tunnels); t != nil {
-		w.SSHTunnel = l.decodeSSHTunnel(&Source{Attrs: w.Attrs, Sensitive: w.Sensitive}, t)
+		tunnelOwner := &Source{Attrs: w.Attrs, Sensitive: w.Sensitive}
+		unknown := l.unknownOf(w) // shared: the tunnel's attributes are the warehouse's
+		l.unknown[tunnelOwner] = unknown
+		w.SSHTunnel = l.decodeSSHTunnel(tunnelOwner, t)
 	}
-	if w.Backend != "postgres" {
+	if w.Backend != "postgres" && !a.isUnknown("backend") {
 		for _, name := range []string{"url", "schema", "drop_cascade", "sslmode", "sslrootcert", "sslcert", "sslkey"} {
 			if a.has(name) {
 				a.errorf(name, "Option of another backend", "%s applies to backend = \"postgres\" only; this warehouse writes %s.", name, w.Backend)

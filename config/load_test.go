@@ -731,3 +731,23 @@ func TestAllowMissingVariables(t *testing.T) {
 		t.Errorf("state path = %q", cfg.State.Path)
 	}
 }
+
+// TestNoConfigurationWording names the directory once, properly, and says
+// what to do, whether it is the current directory or one given by -chdir.
+func TestNoConfigurationWording(t *testing.T) {
+	dir := t.TempDir()
+	_, diags := Load(dir, Options{LookupEnv: noEnv})
+	if len(diags) != 1 {
+		t.Fatalf("got %d diagnostics, want 1: %v", len(diags), diags)
+	}
+	want := "There are no *.hcl files in " + dir + ";"
+	if d := diags[0].Detail; !strings.HasPrefix(d, want) || !strings.Contains(d, "-chdir=DIR") || !strings.Contains(d, "sluice init") {
+		t.Errorf("detail %q, want it to start with %q and say what to do", d, want)
+	}
+	t.Chdir(dir)
+	_, diags = Load(".", Options{LookupEnv: noEnv})
+	want = "There are no *.hcl files in the current directory (" + dir + ");"
+	if d := diags[0].Detail; !strings.HasPrefix(d, want) || strings.Contains(d, "directory the current") {
+		t.Errorf("detail %q, want it to start with %q", d, want)
+	}
+}

@@ -86,7 +86,7 @@ func (l *loader) decodeSource(b *hcl.Block) *Source {
 }
 
 func (l *loader) sourceAttrs(s *Source, m hcl.Attributes, prefix string) *attrs {
-	return &attrs{e: &l.e, m: m, prefix: prefix, ranges: s.Attrs, sensitive: s.Sensitive}
+	return &attrs{e: &l.e, m: m, prefix: prefix, ranges: s.Attrs, sensitive: s.Sensitive, unknown: l.unknownOf(s)}
 }
 
 func (l *loader) decodePostgres(s *Source, a *attrs, blocks map[string]hcl.Blocks) *Postgres {
@@ -193,7 +193,7 @@ func (l *loader) decodeCDC(s *Source, b *hcl.Block) CDC {
 	}
 	warnOK := l.size(a, "lag_warning", &c.LagWarning)
 	critOK := l.size(a, "lag_critical", &c.LagCritical)
-	if (warnOK || critOK) && c.LagWarning >= c.LagCritical {
+	if (warnOK || critOK) && c.LagWarning >= c.LagCritical && !a.isUnknown("lag_warning") && !a.isUnknown("lag_critical") {
 		name := "lag_warning"
 		if !a.has(name) {
 			name = "lag_critical"
@@ -282,7 +282,7 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 		l.e.diags = append(l.e.diags, errorAt(b.LabelRanges[0], "Invalid table name", "%s.", err))
 		return nil
 	}
-	a := &attrs{e: &l.e, m: l.content(b, tableSchema), ranges: t.Attrs}
+	a := &attrs{e: &l.e, m: l.content(b, tableSchema), ranges: t.Attrs, unknown: l.unknownOf(t)}
 	var sync string
 	if a.str("sync", &sync) {
 		valid := make([]string, len(SyncTypes))
@@ -340,7 +340,7 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	if t.Sync == "" {
 		return
 	}
-	if t.Sync == SyncIncremental && s.Type == "stripe" && t.IncrementalField == "" {
+	if t.Sync == SyncIncremental && s.Type == "stripe" && t.IncrementalField == "" && !a.isUnknown("incremental_field") {
 		// Stripe lists objects by creation time; that is the only cursor.
 		t.IncrementalField = "created"
 	}
@@ -355,7 +355,7 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 		a.errorf("cdc_output", "cdc_output on a table that is not cdc",
 			"cdc_output chooses the tables a cdc sync writes; this table has sync = %q. Remove cdc_output or set sync = \"cdc\".", t.Sync)
 	}
-	if t.Sync == SyncCDC && t.CDCOutput == "" {
+	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
 		t.CDCOutput = "consolidated"
 	}
 	switch {
@@ -385,7 +385,11 @@ func (l *loader) checkSources() {
 			continue
 		}
 		seenAddr[s.Address()] = s
-		if prev, dup := seenPrefix[s.Prefix]; dup {
+		// With a prefix or schema that is not known (validate without
+		// secrets), where the tables land is not known either: comparing
+		// the defaults would report collisions that may not exist.
+		prefixUnknown, schemaUnknown := l.unknownOf(s)["prefix"], l.unknownOf(s)["schema"]
+		if prev, dup := seenPrefix[s.Prefix]; dup && !prefixUnknown {
 			detail := fmt.Sprintf("Sources %s (%s) and %s both use the prefix %q, so their tables would land in the same warehouse tables. Give each source its own prefix.", prev.Address(), prev.DeclRange, s.Address(), s.Prefix)
 			if _, set := s.Attrs["prefix"]; !set {
 				detail += fmt.Sprintf(" (The prefix defaults to the source type, %q.)", s.Type)
@@ -393,12 +397,19 @@ func (l *loader) checkSources() {
 			l.e.diags = append(l.e.diags, errorAt(s.Range("prefix"), "Duplicate prefix", "%s", detail))
 			continue
 		}
-		seenPrefix[s.Prefix] = s
+		if !prefixUnknown {
+			seenPrefix[s.Prefix] = s
+		}
 		seenTable := map[string]*Table{}
 		for _, t := range s.Tables {
 			schema := t.Schema
 			if schema == "" && s.Postgres != nil {
 				schema = s.Postgres.Schema
+				if schemaUnknown {
+					// Unqualified tables are still compared among
+					// themselves, never with qualified ones.
+					schema = "\x00unknown"
+				}
 			}
 			key := schema + "\x00" + t.Table
 			if prev, dup := seenTable[key]; dup {
@@ -407,6 +418,9 @@ func (l *loader) checkSources() {
 				continue
 			}
 			seenTable[key] = t
+			if prefixUnknown || schemaUnknown || l.unknownOf(t)["sync"] || l.unknownOf(t)["cdc_output"] {
+				continue // which warehouse tables it writes is not known
+			}
 			for _, wh := range t.LandingNames(s) {
 				how := "names are lowercased and characters outside [a-z0-9_] become _"
 				if l.cfg.Warehouse.Backend == "postgres" {

@@ -48,7 +48,7 @@ func (l *loader) decodeVariables(blocks hcl.Blocks) {
 		noRefs.str("description", &v.Description)
 		noRefs.boolean("sensitive", &v.Sensitive)
 		if attr, ok := m["default"]; ok {
-			dv, diags := attr.Expr.Value(nil)
+			dv, diags := boundedValue(attr.Expr, nil, nil, "")
 			l.e.diags = append(l.e.diags, diags...)
 			if !diags.HasErrors() {
 				cv, err := convert.Convert(dv, v.Type)
@@ -110,7 +110,7 @@ func (l *loader) assignVariables() {
 	for _, name := range keysOf(l.cfg.Variables) {
 		v := l.cfg.Variables[name]
 		val, ok := vals[name]
-		if !ok && l.opts.AllowMissingVariables {
+		if !ok && (l.opts.AllowMissingVariables || l.opts.Validate) {
 			val = cty.UnknownVal(v.Type)
 		} else if !ok {
 			l.e.diags = append(l.e.diags, errorAt(v.DeclRange, "No value for required variable",
@@ -134,12 +134,15 @@ func parseRawValue(v *Variable, raw, origin string) (cty.Value, hcl.Diagnostics)
 	if v.Type.IsPrimitiveType() || v.Type == cty.DynamicPseudoType {
 		val = cty.StringVal(raw)
 	} else {
+		if d := checkNesting([]byte(raw), origin, true); d != nil {
+			return cty.NilVal, hcl.Diagnostics{d}
+		}
 		expr, diags := hclsyntax.ParseExpression([]byte(raw), origin, hcl.InitialPos)
 		if diags.HasErrors() {
 			return cty.NilVal, diags
 		}
 		var vd hcl.Diagnostics
-		val, vd = expr.Value(nil)
+		val, vd = boundedValue(expr, nil, nil, "")
 		if vd.HasErrors() {
 			return cty.NilVal, vd
 		}
@@ -168,7 +171,8 @@ func (l *loader) readVarFile(path string, vals map[string]cty.Value) {
 	l.cfg.Files[path] = f
 	attrsMap, diags := f.Body.JustAttributes()
 	l.e.diags = append(l.e.diags, diags...)
-	fe := &evaluator{ctx: &hcl.EvalContext{Functions: functions(l.cfg.Dir, l.opts.LookupEnv)}, variables: l.cfg.Variables}
+	fe := &evaluator{variables: l.cfg.Variables, dir: l.cfg.Dir}
+	fe.ctx = &hcl.EvalContext{Functions: functions(l.cfg.Dir, l.opts.LookupEnv, l.opts.Validate, &fe.budget)}
 	for _, name := range keysOf(attrsMap) {
 		attr := attrsMap[name]
 		v, declared := l.cfg.Variables[name]
@@ -274,7 +278,7 @@ func (l *loader) decodeLocals(blocks hcl.Blocks) {
 		v := cty.DynamicVal
 		if l.e.checkReferences(all[name].Expr) {
 			var diags hcl.Diagnostics
-			v, diags = all[name].Expr.Value(l.e.ctx)
+			v, diags = boundedValue(all[name].Expr, l.e.ctx, &l.e.budget, l.cfg.Dir)
 			l.e.diags = append(l.e.diags, diags...)
 			if diags.HasErrors() {
 				v = cty.DynamicVal

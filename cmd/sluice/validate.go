@@ -32,7 +32,9 @@ func runValidate(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "Error: validate takes no arguments; use -chdir=%s to validate another directory.\n", pos[0])
 		return exitError
 	}
-	cfg, diags := e.loadConfig(&vf, !*jsonOut)
+	// Like Terraform's validate, and so that a pull request from a fork can
+	// run it: secrets that are not there are unknown, not errors.
+	cfg, diags := e.loadConfigWith(&vf, !*jsonOut, config.Options{Validate: true})
 	errs, warns := config.Counts(diags)
 	if *jsonOut {
 		out := validateJSON{

@@ -75,8 +75,8 @@ type Tx struct {
 	// batches that carry exact text forms (records.Vec.Exact) are written
 	// by it.
 	textCopySQL string
-	key     []string
-	old     *existing // the table before this transaction, nil if none
+	key         []string
+	old         *existing // the table before this transaction, nil if none
 	// prevRows is the row count committed before (Append, Merge).
 	prevRows  int64
 	rows      int64 // rows written

@@ -180,6 +180,33 @@ func TestExactValuesPostgresWarehouse(t *testing.T) {
 	}
 	e.mustOnce()
 	check("first sync")
+	types := func(conn *pgx.Conn, table string) []string {
+		rows, err := conn.Query(e.ctx, `SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_sluice%' ORDER BY attnum`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// Columns keep the source's built-in types (pg_lsn included); domains
+	// become their base type, and types the warehouse may lack or would
+	// resolve in its own catalog (enums, composites, extension types,
+	// regclass) their text.
+	want := types(e.conn, "edge_full")
+	base := map[string]string{"ae": "text[]", "adom": "integer[]", "dts": "timestamp with time zone", "dn": "numeric(8,3)", "dai": "integer[]",
+		"rc": "text", "rt": "text", "hs": "text", "lt": "text", "ct": "text", "cp": "text", "e": "text"}
+	for i, c := range want {
+		name, _, _ := strings.Cut(c, " ")
+		if b, ok := base[name]; ok {
+			want[i] = name + " " + b
+		}
+	}
+	if diff := cmp.Diff(want, types(wh, "wh.pg_edge_full")); diff != "" {
+		t.Errorf("warehouse column types (-want +got):\n%s", diff)
+	}
 	edgeChanges(e, 1)
 	e.mustOnce(later(1))
 	check("second sync")

@@ -22,7 +22,7 @@ import (
 // builtinType matches format_type's spelling of a built-in type: a name,
 // an optional modifier, an optional "with[out] time zone", optional array
 // brackets.
-var builtinType = regexp.MustCompile(`^([a-z"][a-z0-9 "]*?)(\([0-9, -]+\))?( with time zone| without time zone)?((?:\[\])*)$`)
+var builtinType = regexp.MustCompile(`^([a-z"][a-z0-9_ "]*?)(\([0-9, -]+\))?( with time zone| without time zone)?((?:\[\])*)$`)
 
 // familyOf groups the built-in type names by the batch values they can
 // hold; "" marks types whose values travel as text (STRING).

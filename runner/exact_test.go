@@ -36,7 +36,7 @@ INSERT INTO edge_full VALUES
  'NaN', '-Infinity', 'NaN', 'NaN',
  '{NULL,NaN}', '{{1.5,NaN},{Infinity,-2}}', '{{1,2},{3,4}}', '{{{1}},{{2}}}', '[0:1]={a,b}', '{infinity,-infinity,2020-01-01}', '{infinity,"0044-03-15 12:00:00.5+00 BC"}', '[-3:-2]={-infinity,"10000-01-01 00:00:00"}',
  '{{"\\\\x00","\\\\x5c22"}}', '{{NaN,Infinity},{-Infinity,-0}}', '[2:3]={1e-45,3.4e38}', '{{"{\"a\": [1, null]}","\"x\""}}', '[0:0]={"{\"b\": 1,  \"a\": 2}"}', '[5:5]={a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', '{{t,f},{NULL,t}}', '{{"24:00:00","00:00:00.000001"}}', '{{-9223372036854775808},{9223372036854775807}}', '[0:1]={-32768,32767}',
- '{{sad,"with \"quotes\", commas"}}', '[0:1]={1,2}', '{{"1 day","-00:00:01"}}', '[0:0]={"[1,5)"}', '{(1,1),(0,0);(3,3),(2,2)}', '{{"a b",""},{NULL,"NULL"}}', '[7:7]={"x "}',
+ '{{sad,"with \"quotes\", commas"}}', '[0:1]={1,2}', '{{"1 day","-00:00:01"}}', '[0:0]={"[1,5)"}', (SELECT ('{' || string_agg('(1,1),(0,0)', ';') || ';(3,3),(2,2)}')::box[] FROM generate_series(1, 300)), '{{"a b",""},{NULL,"NULL"}}', '[7:7]={"x "}',
  '-infinity', 'NaN', '{{1},{2}}',
  '16/B374D848', '12:00:00+05:30', '1 year 2 mons -3 days 04:05:06.000007', '-12.34', B'1011', B'', '[1,10)', '{[1,3),[5,7)}', '[-infinity,infinity)',
  'a fat:2 cat', 'fat & !rat', '<a b="1">x &amp; y</a>', '(1.5,-2)', '{1,-1,0}', '[(0,0),(1,1)]', '(1,1),(0,0)', '[(0,0),(1,1),(2,0)]', '((0,0),(1,1),(2,0))', '<(0,0),1.5>',
@@ -87,6 +87,7 @@ func edgeTable(name string) string {
 	body text
 );
 ALTER TABLE {T} ALTER COLUMN body SET STORAGE EXTERNAL;
+ALTER TABLE {T} ALTER COLUMN abox SET STORAGE EXTERNAL;
 `, "{T}", name)
 }
 
@@ -105,7 +106,7 @@ const edgeTables = `
 
 // edgeChanges adds rows and changes to every table: new rows (by copying
 // and renumbering rows 1 and 2) and updates that leave the TOASTed body
-// unchanged (so CDC fills it from the warehouse).
+// and box array unchanged (so CDC fills them from the warehouse).
 func edgeChanges(e *cdcEnv, seq int) {
 	e.t.Helper()
 	for _, tbl := range []string{"edge_full", "edge_inc", "edge_cdc"} {

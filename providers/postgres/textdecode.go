@@ -968,6 +968,20 @@ func NewTextDecoder(pt records.ParquetType) (*TextDecoder, error) {
 	return &TextDecoder{d: d}, nil
 }
 
+// NewListTextDecoder is NewTextDecoder for a LIST whose array text form
+// separates its elements by delim (';' for arrays of box, ',' for every
+// other type).
+func NewListTextDecoder(pt records.ParquetType, delim byte) (*TextDecoder, error) {
+	d, err := newTextDecoder(pt, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d.kind == textList {
+		d.delim = delim
+	}
+	return &TextDecoder{d: d}, nil
+}
+
 // Decode appends the value whose text form is s to v; a value the type
 // cannot hold (an infinite date, a NaN in a DECIMAL) is appended as NULL
 // and counted in v.Nulled.

@@ -80,8 +80,7 @@ func appender(t records.ParquetType) (appendFunc, error) {
 // spelling): the elements of a box array are separated by ';', box's
 // array delimiter, since a box's text holds commas.
 func columnAppender(t records.ParquetType, typ string) (appendFunc, error) {
-	p, ok := parseSourceType(typ)
-	if !ok || p.base != "box" || p.arrays != 1 || t.Logical != records.LogicalList || t.Element == nil {
+	if !isBoxArray(typ) || t.Logical != records.LogicalList || t.Element == nil {
 		return appender(t)
 	}
 	elem, err := appender(*t.Element)
@@ -89,6 +88,12 @@ func columnAppender(t records.ParquetType, typ string) (appendFunc, error) {
 		return nil, err
 	}
 	return func(out []byte, v *records.Vec, i int) []byte { return appendArray(out, v.List, i, elem, ';') }, nil
+}
+
+// isBoxArray reports whether SQL type typ is box[].
+func isBoxArray(typ string) bool {
+	p, ok := parseSourceType(typ)
+	return ok && p.base == "box" && p.arrays == 1
 }
 
 func appendFloat(out []byte, f float64, bits int) []byte {

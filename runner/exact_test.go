@@ -30,7 +30,7 @@ CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
 CREATE DOMAIN tsdom AS timestamptz;
 CREATE DOMAIN numdom AS numeric(8,3);
 CREATE DOMAIN intarr AS integer[];
-` + edgeTable("edge_full") + edgeTable("edge_inc") + edgeTable("edge_cdc") + `
+` + edgeTable("edge_full") + edgeTable("edge_inc") + edgeTable("edge_cdc") + edgeTable("edge_xmin") + `
 INSERT INTO edge_full VALUES
 (1, 1, 'infinity', 'infinity', 'infinity', '-infinity',
  'NaN', '-Infinity', 'NaN', 'NaN',
@@ -70,6 +70,7 @@ ALTER TABLE edge_key ALTER COLUMN body SET STORAGE EXTERNAL;
 INSERT INTO edge_key VALUES ('infinity', 1, repeat('inf ', 3000)), ('-infinity', 2, repeat('-inf ', 3000)), ('2020-01-01', 3, repeat('x ', 3000));
 INSERT INTO edge_inc SELECT * FROM edge_full;
 INSERT INTO edge_cdc SELECT * FROM edge_full;
+INSERT INTO edge_xmin SELECT * FROM edge_full;
 `
 
 // edgeTable is the DDL of one of the edge tables (CREATE TABLE LIKE
@@ -106,6 +107,9 @@ const edgeTables = `
     sync       = "cdc"
     cdc_output = "both"
   }
+  table "edge_xmin" {
+    sync = "xmin"
+  }
   table "edge_key" {
     sync       = "cdc"
     cdc_output = "both"
@@ -116,7 +120,7 @@ const edgeTables = `
 // and box array unchanged (so CDC fills them from the warehouse).
 func edgeChanges(e *cdcEnv, seq int) {
 	e.t.Helper()
-	for _, tbl := range []string{"edge_full", "edge_inc", "edge_cdc"} {
+	for _, tbl := range []string{"edge_full", "edge_inc", "edge_cdc", "edge_xmin"} {
 		q := strings.ReplaceAll(`
 INSERT INTO {T} SELECT id + 10*{S}, 1000*{S} + id, d, ts, tstz, ts3, n, nu, nbig, ndom, an, anu, ai, ai2, at, ad, atstz, ats, ab, af, af4, ajb, aj, au, abool, atm, ai8, ai2s,
 	ae, adom, aiv, arng, abox, avc, ach, dts, dn, dai, lsn, ttz, iv, m, bits, vb, r, mr, tr, tsv, tsq, x, pt, ln, ls, bx, pa, pg, ci,
@@ -131,7 +135,7 @@ UPDATE {T} SET seq = 1000*{S} + 500 + id, tstz = 'infinity', at = '{{x}}', nu = 
 
 // TestExactValuesPostgresWarehouse syncs tables of values the Parquet
 // types cannot hold into the PostgreSQL warehouse, by full_refresh
-// (snapshot), incremental (cursor reads) and cdc (snapshot, then streamed
+// (snapshot), incremental and xmin (cursor reads) and cdc (snapshot, then streamed
 // inserts and updates with unchanged TOAST values, consolidated and
 // history), and compares every column's text form, format('%s', col),
 // with the source's: the warehouse keeps every value, and warns of none.
@@ -179,6 +183,7 @@ func TestExactValuesPostgresWarehouse(t *testing.T) {
 		for _, c := range []struct{ src, wh, where string }{
 			{"edge_full", "wh.pg_edge_full", "true"},
 			{"edge_inc", "wh.pg_edge_inc", "true"},
+			{"edge_xmin", "wh.pg_edge_xmin", "true"},
 			{"edge_cdc", "wh.pg_edge_cdc", "NOT _sluice_deleted"},
 			{"edge_cdc", "wh.pg_edge_cdc_cdc", "valid_to IS NULL"},
 			{"edge_key", "wh.pg_edge_key", "NOT _sluice_deleted"},
@@ -188,13 +193,14 @@ func TestExactValuesPostgresWarehouse(t *testing.T) {
 				t.Errorf("%s: %s (-source +warehouse):\n%s", when, c.wh, diff)
 			}
 		}
-		for _, addr := range []string{"postgres.db.edge_full", "postgres.db.edge_inc", "postgres.db.edge_cdc"} {
+		for _, addr := range []string{"postgres.db/edge_full", "postgres.db/edge_inc", "postgres.db/edge_cdc", "postgres.db/edge_xmin", "postgres.db/edge_key"} {
 			if n := e.status(addr).Warnings; n != 0 {
 				t.Errorf("%s: %s: %d values written as NULL, want none", when, addr, n)
 			}
 		}
 	}
-	e.mustOnce()
+	var log syncLog
+	e.mustOnce(logTo(&log))
 	check("first sync")
 	types := func(conn *pgx.Conn, table string) []string {
 		rows, err := conn.Query(e.ctx, `SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_sluice%' ORDER BY attnum`, table)
@@ -224,11 +230,14 @@ func TestExactValuesPostgresWarehouse(t *testing.T) {
 		t.Errorf("warehouse column types (-want +got):\n%s", diff)
 	}
 	edgeChanges(e, 1)
-	e.mustOnce(later(1))
+	e.mustOnce(logTo(&log), later(1))
 	check("second sync")
 	edgeChanges(e, 2)
-	e.mustOnce(later(2))
+	e.mustOnce(logTo(&log), later(2))
 	check("third sync")
+	if n := log.count("cannot hold"); n != 0 {
+		t.Errorf("%d warnings of values written as NULL, want none:\n%s", n, strings.Join(log.lines, ""))
+	}
 }
 
 // later makes a runner's clock run days ahead, so that every batch table
@@ -308,7 +317,7 @@ func TestExactValuesParquetWarehouse(t *testing.T) {
 		}
 	}
 	e.mustOnce(logTo(&log))
-	for _, tbl := range []string{"edge_full", "edge_inc", "edge_cdc"} {
+	for _, tbl := range []string{"edge_full", "edge_inc", "edge_cdc", "edge_xmin"} {
 		warned("first sync", tbl, edgeNulled)
 	}
 	got := e.rows("pg_edge_full", []string{"id", "d", "n", "ai", "at", "an"}, nil)

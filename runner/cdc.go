@@ -569,9 +569,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 			}
 		}
 		rows += int64(b.N)
-		for i := range b.Cols {
-			warnings += int64(b.Cols[i].Nulled)
-		}
+		warnings += warehouse.Nulled(e.r.opt.Warehouse, b)
 		progress.add(int64(b.N))
 		for k, o := range t.outs {
 			if err := txs[k].Write(fill.batch(b, o.history)); err != nil {
@@ -776,10 +774,13 @@ func (r *Runner) cdcSnapshotted(j job, rows, tableRows, warnings int64, took tim
 	ts.State, ts.LastError = state.StateCompleted, ""
 	ts.LastSyncAt, ts.LastFullSyncAt = now, now
 	ts.RowsSynced, ts.LastRunRows = tableRows, rows
-	ts.Warnings += warnings
+	ts.Warnings = warnings
 	ts.NextSyncAt = time.Time{}
 	cp := *ts
 	r.mu.Unlock()
+	if warnings > 0 {
+		r.opt.Logger.Warn(warehouse.NulledWarning(r.opt.Warehouse), "table", j.addr, "count", warnings)
+	}
 	r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(rows))
 	r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
 	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(took.Seconds())
@@ -796,14 +797,17 @@ func (r *Runner) cdcCommitted(j job, changes, tableRows, warnings int64) {
 	ts.State, ts.LastError = state.StateCompleted, ""
 	ts.LastSyncAt = now
 	ts.RowsSynced, ts.LastRunRows = tableRows, changes
-	ts.Warnings += warnings
+	ts.Warnings = warnings
 	ts.NextSyncAt = time.Time{}
-	write := now.Sub(r.statusWritten[j.addr]) >= statusEvery
+	write := now.Sub(r.statusWritten[j.addr]) >= statusEvery || warnings > 0
 	if write {
 		r.statusWritten[j.addr] = now
 	}
 	cp := *ts
 	r.mu.Unlock()
+	if warnings > 0 {
+		r.opt.Logger.Warn(warehouse.NulledWarning(r.opt.Warehouse), "table", j.addr, "count", warnings)
+	}
 	r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(changes))
 	r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
 	if write {

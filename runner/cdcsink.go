@@ -578,7 +578,7 @@ func newChangeBuild(ts *tableSink, items []*pendingItem) (*changeBuild, error) {
 	}
 	for _, it := range items {
 		for _, c := range b.srcIdx {
-			b.warnings += int64(it.rows.Cols[c].Nulled)
+			b.warnings += warehouse.NulledIn(ts.t.eng.r.opt.Warehouse, &it.rows.Cols[c])
 		}
 	}
 	return b, nil
@@ -896,6 +896,7 @@ func (ob *outBuilder) flush() error {
 func appendValue(dst *records.Vec, t records.ParquetType, src *records.Vec, i int) {
 	if src.IsNull(i) || src.Len() <= i {
 		dst.AppendNull()
+		dst.CopyExact(src, i)
 		return
 	}
 	switch t.Physical {
@@ -920,6 +921,8 @@ func appendValue(dst *records.Vec, t records.ParquetType, src *records.Vec, i in
 			appendValue(&dst.List.Elem, elem, &src.List.Elem, int(j))
 		}
 		dst.EndList()
+		// A list can carry an exact text form too (bounds, dimensions).
+		dst.CopyExact(src, i)
 	default:
 		dst.AppendNull()
 	}

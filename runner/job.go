@@ -66,7 +66,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 		ts.LastSyncAt = end.UTC()
 		ts.RowsSynced = res.tableRows
 		ts.LastRunRows = res.rowsRead
-		ts.Warnings += res.warnings
+		ts.Warnings = res.warnings
 		if res.full {
 			ts.LastFullSyncAt = end.UTC()
 		}
@@ -75,7 +75,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 		r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(end.Unix()))
 		log.Info("synced", "mode", res.mode, "rows", res.rowsRead, "table_rows", res.tableRows, "seconds", end.Sub(start).Seconds())
 		if res.warnings > 0 {
-			log.Warn("values the Parquet type cannot hold were written as NULL", "count", res.warnings)
+			log.Warn(warehouse.NulledWarning(r.opt.Warehouse), "count", res.warnings)
 		}
 	}
 	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(end.Sub(start).Seconds())
@@ -211,8 +211,8 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 	}
 	pos, err := read(ctx, req, func(b *records.Batch) error {
 		res.rowsRead += int64(b.N)
+		res.warnings += warehouse.Nulled(r.opt.Warehouse, b)
 		for i := range b.Cols {
-			res.warnings += int64(b.Cols[i].Nulled)
 			res.bytes += int64(len(b.Cols[i].Data))
 		}
 		progress.add(int64(b.N))

@@ -42,8 +42,9 @@ type TableStatus struct {
 	LastAttemptAt time.Time `json:"last_attempt_at"`
 	NextSyncAt    time.Time `json:"next_sync_at"`
 	LastError     string    `json:"last_error"`
-	// Warnings counts values written as NULL because the Parquet type
-	// cannot hold them (numeric NaN, infinite timestamps).
+	// Warnings counts the values the last sync wrote as NULL because the
+	// warehouse's column types cannot hold them (numeric NaN, infinite
+	// timestamps in the Parquet warehouse).
 	Warnings int64 `json:"warnings"`
 	// LastFullSyncAt is when the last full (re)load committed; a resync
 	// requested after it is still due.

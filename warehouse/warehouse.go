@@ -94,3 +94,49 @@ func CheckHistorySchema(s *records.Schema) error {
 	}
 	return nil
 }
+
+// ExactKeeper is implemented by a warehouse whose columns keep the
+// source's types (the PostgreSQL warehouse): it writes every value a
+// batch carries an exact text form of (records.Vec.Exact) as that value,
+// so the Parquet type's limits (SPEC §5) do not apply to it.
+type ExactKeeper interface {
+	KeepsExactValues() bool
+}
+
+func keepsExact(w Warehouse) bool {
+	k, ok := w.(ExactKeeper)
+	return ok && k.KeepsExactValues()
+}
+
+// Nulled counts the values of b that w writes as NULL because its columns
+// cannot hold them: for the Parquet warehouse every value the batch's
+// vectors count as nulled, for an ExactKeeper those without an exact
+// text form.
+func Nulled(w Warehouse, b *records.Batch) int64 {
+	var n int64
+	for i := range b.Cols {
+		n += NulledIn(w, &b.Cols[i])
+	}
+	return n
+}
+
+// NulledIn is Nulled for one column's values.
+func NulledIn(w Warehouse, v *records.Vec) int64 {
+	if keepsExact(w) {
+		return int64(v.LostNulled())
+	}
+	n := int64(v.Nulled)
+	if v.List != nil {
+		n += int64(v.List.Elem.Nulled)
+	}
+	return n
+}
+
+// NulledWarning is the message of the warning that values were written
+// as NULL (Nulled), naming the kind of warehouse they were written to.
+func NulledWarning(w Warehouse) string {
+	if keepsExact(w) {
+		return "values the PostgreSQL warehouse's column types cannot hold were written as NULL"
+	}
+	return "values the Parquet type cannot hold were written as NULL in the Parquet warehouse"
+}

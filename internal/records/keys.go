@@ -14,7 +14,8 @@ import (
 // comparing encodings with bytes.Compare orders rows by their key values
 // column by column, nulls first, as PostgreSQL orders integers, booleans,
 // dates, timestamps and decimals (text compares by bytes, as in the C
-// collation). That lets the warehouse keep key ranges per file and tests
+// collation); values with an exact text form (Vec.Exact: infinity, NaN)
+// come last, by that text. That lets the warehouse keep key ranges per file and tests
 // compare keys without decoding them. The encoding is persistent (it decides
 // which hash bucket a row lives in): changing it changes every table's
 // layout.
@@ -26,6 +27,13 @@ func (b *Batch) AppendKey(dst []byte, i int, cols []int) []byte {
 }
 
 func appendKeyValue(dst []byte, v *Vec, t ParquetType, i int) []byte {
+	if text, ok := v.ExactAt(i); ok {
+		// A value the Parquet type does not hold exactly (an infinite
+		// timestamp, written as NULL) is told from NULL and from the
+		// others by its exact text form; it sorts after every value.
+		dst = append(dst, 2)
+		return appendEscaped(dst, text)
+	}
 	if v.IsNull(i) {
 		return append(dst, 0)
 	}

@@ -93,3 +93,41 @@ func TestAppendKeyCompositeBoundaries(t *testing.T) {
 		t.Errorf("KeyHash changed: %x, want %x", got, want)
 	}
 }
+
+// TestAppendKeyExact checks that values the Parquet type cannot hold,
+// written as NULL with their exact text forms, are keys of their own:
+// neither NULL nor each other.
+func TestAppendKeyExact(t *testing.T) {
+	ts := ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp}
+	s := &Schema{Columns: []Column{{Name: "t", Type: ts}}}
+	b := NewBatch(s, 4)
+	b.Cols[0].AppendNull()
+	b.Cols[0].AppendNull()
+	b.Cols[0].SetExact([]byte("-infinity"), 1)
+	b.Cols[0].AppendNull()
+	b.Cols[0].SetExact([]byte("infinity"), 1)
+	b.Cols[0].AppendInt64(0)
+	b.Cols[0].Nulled = 2
+	b.N = 4
+	seen := map[string]int{}
+	for i := range b.N {
+		k := string(b.AppendKey(nil, i, []int{0}))
+		if j, dup := seen[k]; dup {
+			t.Errorf("rows %d and %d have the same key %q", j, i, k)
+		}
+		seen[k] = i
+	}
+	if text, ok := b.Cols[0].ExactAt(2); !ok || string(text) != "infinity" {
+		t.Errorf("ExactAt(2) = %q, %v", text, ok)
+	}
+	if _, ok := b.Cols[0].ExactAt(3); ok {
+		t.Error("ExactAt(3) found a text")
+	}
+	if got := b.Cols[0].LostNulled(); got != 0 {
+		t.Errorf("LostNulled = %d, want 0", got)
+	}
+	b.Reset()
+	if b.Cols[0].HasExact() {
+		t.Error("Reset kept the exact texts")
+	}
+}

@@ -133,6 +133,96 @@ type Vec struct {
 	// hold them (numeric NaN in a DECIMAL column, ±infinity timestamps);
 	// they are reported as warnings, never silently changed.
 	Nulled int
+	// Exact holds the source's exact text form of the values the Parquet
+	// type cannot hold exactly (those Nulled counts, lists with such
+	// elements, arrays whose bounds or dimensions a LIST drops), so that
+	// a warehouse whose columns keep the source's types writes them as
+	// they are; nil when there are none. Only a batch's column vectors
+	// carry it, never a list's elements.
+	Exact *Exact
+}
+
+// Exact is the exact text forms of some values of a Vec, in row order:
+// row Rows[k]'s is Data[Offsets[k]:Offsets[k+1]].
+type Exact struct {
+	Rows    []int32
+	Offsets []int32
+	Data    []byte
+	// Nulled is how many of the Vec's Nulled values these texts keep.
+	Nulled int
+}
+
+// SetExact records the exact text form of the value last appended (the
+// source's text form, which the source type's input function reads back
+// as the same value), which kept nulled of the values the Vec's Nulled
+// counts. text is copied.
+func (v *Vec) SetExact(text []byte, nulled int) {
+	v.setExact(int32(v.Len()-1), text, nulled)
+}
+
+func (v *Vec) setExact(row int32, text []byte, nulled int) {
+	e := v.Exact
+	if e == nil {
+		e = &Exact{Offsets: []int32{0}}
+		v.Exact = e
+	}
+	if n := len(e.Rows); n > 0 && e.Rows[n-1] == row {
+		// The value was replaced (appended again at the same row).
+		e.Data = e.Data[:e.Offsets[n-1]]
+		e.Rows, e.Offsets = e.Rows[:n-1], e.Offsets[:n]
+	}
+	e.Rows = append(e.Rows, row)
+	e.Data = append(e.Data, text...)
+	e.Offsets = append(e.Offsets, int32(len(e.Data)))
+	e.Nulled += nulled
+}
+
+// ExactAt returns the exact text form recorded for value i, if any.
+func (v *Vec) ExactAt(i int) ([]byte, bool) {
+	e := v.Exact
+	if e == nil || len(e.Rows) == 0 {
+		return nil, false
+	}
+	lo, hi := 0, len(e.Rows)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if int(e.Rows[m]) < i {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(e.Rows) && int(e.Rows[lo]) == i {
+		return e.Data[e.Offsets[lo]:e.Offsets[lo+1]], true
+	}
+	return nil, false
+}
+
+// HasExact reports whether some value of the vector has an exact text
+// form recorded.
+func (v *Vec) HasExact() bool { return v.Exact != nil && len(v.Exact.Rows) > 0 }
+
+// CopyExact records for the value last appended to v the exact text
+// form that value i of src has, if any: the way rows are copied between
+// batches keeps them.
+func (v *Vec) CopyExact(src *Vec, i int) {
+	if text, ok := src.ExactAt(i); ok {
+		v.SetExact(text, 0)
+	}
+}
+
+// LostNulled is how many of the values Nulled counts have no exact text
+// form: what a warehouse whose columns keep the source's types still
+// writes as NULL.
+func (v *Vec) LostNulled() int {
+	n := v.Nulled
+	if v.Exact != nil {
+		n -= v.Exact.Nulled
+	}
+	if v.List != nil {
+		n += v.List.Elem.Nulled
+	}
+	return max(n, 0)
 }
 
 // ListVec holds the values of a LIST column: row i's elements are
@@ -211,6 +301,9 @@ func (v *Vec) reset() {
 	v.Data = v.Data[:0]
 	v.Unchanged = v.Unchanged[:0]
 	v.Nulled = 0
+	if e := v.Exact; e != nil {
+		e.Rows, e.Offsets, e.Data, e.Nulled = e.Rows[:0], e.Offsets[:1], e.Data[:0], 0
+	}
 	if v.List != nil {
 		v.List.Offsets = v.List.Offsets[:1]
 		v.List.Elem.reset()

@@ -55,11 +55,20 @@ type decoder struct {
 	// text decodes the text form of a list (decTextList). It has scratch
 	// space: clone decoders (tableInfo.decoders) for each reader.
 	text *textDecoder
+	// bytea marks a decBytes decoder of bytea values, whose text form
+	// (exactText) is not their bytes.
+	bytea bool
+	// buf holds an exact text form while it is built.
+	buf []byte
 }
 
 // clone returns a copy that shares no scratch space with d.
 func (d *decoder) clone() *decoder {
 	c := *d
+	c.buf = nil
+	if d.elem != nil {
+		c.elem = d.elem.clone()
+	}
 	if d.text != nil {
 		t := *d.text
 		t.buf = nil
@@ -782,7 +791,7 @@ func (s *copyStream) decodeRow(row []byte) error {
 			v.AppendNull()
 			continue
 		}
-		if err := d.decode(v, row[p:p+int(n)], &v.Nulled); err != nil {
+		if err := d.decodeColumn(v, row[p:p+int(n)]); err != nil {
 			return fmt.Errorf("column %s: %w", colName(b.Schema, i), err)
 		}
 		p += int(n)
@@ -803,7 +812,7 @@ func decodeValues(cols []*decoder, b *records.Batch, vals [][]byte) error {
 			v.AppendNull()
 			continue
 		}
-		if err := d.decode(v, vals[i], &v.Nulled); err != nil {
+		if err := d.decodeColumn(v, vals[i]); err != nil {
 			return fmt.Errorf("column %s: %w", colName(b.Schema, i), err)
 		}
 	}

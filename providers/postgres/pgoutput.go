@@ -658,7 +658,7 @@ func appendValue(v *records.Vec, dec *textDecoder, c tupleCol, row int) error {
 		}
 		v.Unchanged = append(v.Unchanged, true)
 	case 't':
-		return dec.decode(v, c.data, &v.Nulled)
+		return dec.decodeColumn(v, c.data)
 	default:
 		return fmt.Errorf("value of kind %q (binary values are not requested)", c.kind)
 	}

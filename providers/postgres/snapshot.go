@@ -189,6 +189,13 @@ func (info *tableInfo) decoders() []*decoder {
 	out := make([]*decoder, len(info.cols))
 	for i, c := range info.cols {
 		out[i] = c.dec.clone()
+		// bytea elements are written as their hex text when an array's
+		// exact text form is needed (exact.go).
+		if d := out[i]; d.kind == decList && d.elem != nil && d.elem.kind == decBytes && i < len(info.schema.Columns) {
+			if e := info.schema.Columns[i].Type.Element; e != nil && e.Physical == records.PhysicalByteArray && e.Logical == records.LogicalNone {
+				d.elem.bytea = true
+			}
+		}
 	}
 	return out
 }

@@ -968,9 +968,40 @@ func NewTextDecoder(pt records.ParquetType) (*TextDecoder, error) {
 	return &TextDecoder{d: d}, nil
 }
 
+// NewListTextDecoder is NewTextDecoder for a LIST whose array text form
+// separates its elements by delim (';' for arrays of box, ',' for every
+// other type).
+func NewListTextDecoder(pt records.ParquetType, delim byte) (*TextDecoder, error) {
+	d, err := newTextDecoder(pt, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d.kind == textList {
+		d.delim = delim
+	}
+	return &TextDecoder{d: d}, nil
+}
+
 // Decode appends the value whose text form is s to v; a value the type
 // cannot hold (an infinite date, a NaN in a DECIMAL) is appended as NULL
 // and counted in v.Nulled.
+//
+// Such a value, and an array whose bounds or dimensions a LIST does not
+// keep, also gets its exact text form (records.Vec.SetExact): s.
 func (d *TextDecoder) Decode(v *records.Vec, s []byte) error {
-	return d.d.decode(v, s, &v.Nulled)
+	return d.d.decodeColumn(v, s)
+}
+
+// decodeColumn decodes the text form s of a batch column's value,
+// keeping s as its exact text form when the Parquet type does not hold
+// the value exactly (exact.go).
+func (d *textDecoder) decodeColumn(v *records.Vec, s []byte) error {
+	before := v.Nulled
+	if err := d.decode(v, s, &v.Nulled); err != nil {
+		return err
+	}
+	if nulled := v.Nulled - before; nulled > 0 || d.kind == textList && len(s) > 0 && s[0] == '[' {
+		v.SetExact(s, nulled)
+	}
+	return nil
 }

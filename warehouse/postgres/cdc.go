@@ -255,6 +255,10 @@ func readBatches(ctx context.Context, conn *pgx.Conn, query string, schema *reco
 	decs := make([]*pgsource.TextDecoder, len(schema.Columns))
 	for i, c := range schema.Columns {
 		d, err := pgsource.NewTextDecoder(c.Type)
+		if typ, terr := columnType(c); terr == nil && isBoxArray(typ) {
+			// box's array delimiter is ';' (its text holds commas).
+			d, err = pgsource.NewListTextDecoder(c.Type, ';')
+		}
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}

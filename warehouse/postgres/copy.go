@@ -49,7 +49,7 @@ func appender(t records.ParquetType) (appendFunc, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func(out []byte, v *records.Vec, i int) []byte { return appendArray(out, v.List, i, elem) }, nil
+		return func(out []byte, v *records.Vec, i int) []byte { return appendArray(out, v.List, i, elem, ',') }, nil
 	}
 	switch t.Physical {
 	case records.PhysicalBoolean:
@@ -74,6 +74,26 @@ func appender(t records.ParquetType) (appendFunc, error) {
 		return func(out []byte, v *records.Vec, i int) []byte { return append(out, v.Bytes(i)...) }, nil
 	}
 	return nil, fmt.Errorf("cannot write Parquet type %s to PostgreSQL", t.Name)
+}
+
+// columnAppender is appender for a column of SQL type typ (columnType's
+// spelling): the elements of a box array are separated by ';', box's
+// array delimiter, since a box's text holds commas.
+func columnAppender(t records.ParquetType, typ string) (appendFunc, error) {
+	if !isBoxArray(typ) || t.Logical != records.LogicalList || t.Element == nil {
+		return appender(t)
+	}
+	elem, err := appender(*t.Element)
+	if err != nil {
+		return nil, err
+	}
+	return func(out []byte, v *records.Vec, i int) []byte { return appendArray(out, v.List, i, elem, ';') }, nil
+}
+
+// isBoxArray reports whether SQL type typ is box[].
+func isBoxArray(typ string) bool {
+	p, ok := parseSourceType(typ)
+	return ok && p.base == "box" && p.arrays == 1
 }
 
 func appendFloat(out []byte, f float64, bits int) []byte {
@@ -223,11 +243,11 @@ func appendBytea(out []byte, b []byte) []byte {
 
 // appendArray writes a one-dimensional array literal, every element
 // quoted (array_in accepts quoted elements of any type).
-func appendArray(out []byte, l *records.ListVec, i int, elem appendFunc) []byte {
+func appendArray(out []byte, l *records.ListVec, i int, elem appendFunc, delim byte) []byte {
 	out = append(out, '{')
 	for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
 		if j > l.Offsets[i] {
-			out = append(out, ',')
+			out = append(out, delim)
 		}
 		if l.Elem.IsNull(int(j)) {
 			out = append(out, "NULL"...)
@@ -324,7 +344,17 @@ func (r *rowReader) appendRow(out []byte, row int) []byte {
 			out = append(out, '\t')
 		}
 		v := &r.b.Cols[ci]
-		if v.IsNull(row) || (v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row]) {
+		if v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row] {
+			out = append(out, '\\', 'N')
+			continue
+		}
+		if text, ok := v.ExactAt(row); ok {
+			// The source's exact text form of a value the Parquet type
+			// does not hold (infinity, NaN, an array's bounds).
+			out = appendCopyEscaped(out, text)
+			continue
+		}
+		if v.IsNull(row) {
 			out = append(out, '\\', 'N')
 			continue
 		}

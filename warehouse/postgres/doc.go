@@ -23,7 +23,13 @@
 // bytea, dates and times, uuid, and one-dimensional arrays of those),
 // else in the text format (copy.go), each value in PostgreSQL's text
 // form, which the column type's input function reads exactly (interval,
-// inet, ranges, multi-dimensional arrays carried as strings...):
+// inet, ranges, multi-dimensional arrays carried as strings...). A value
+// the batch's Parquet type cannot hold (±infinity, numeric NaN, an array
+// of several dimensions or with other lower bounds than 1, a list with
+// such elements) arrives with its exact text form (records.Vec.Exact);
+// a batch that carries one is copied in the text format with that form,
+// so the table keeps every value of the source exactly, and no warning
+// is counted for it (Warehouse.KeepsExactValues):
 //
 //   - Replace copies (FREEZE) into a new table; Commit builds its primary
 //     key, carries over what users added to the old table (privileges,

@@ -71,8 +71,12 @@ type Tx struct {
 	target  string
 	newName string // the new table of a Replace
 	copySQL string
-	key     []string
-	old     *existing // the table before this transaction, nil if none
+	// textCopySQL copies in the text format: a binary transaction's
+	// batches that carry exact text forms (records.Vec.Exact) are written
+	// by it.
+	textCopySQL string
+	key         []string
+	old         *existing // the table before this transaction, nil if none
 	// prevRows is the row count committed before (Append, Merge).
 	prevRows  int64
 	rows      int64 // rows written
@@ -145,7 +149,7 @@ func (tx *Tx) prepareColumns() error {
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
-		enc, err := appender(c.Type)
+		enc, err := columnAppender(c.Type, typ)
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
@@ -251,15 +255,19 @@ func (tx *Tx) start(ctx context.Context) error {
 		names = append(names, SyncedAtColumn)
 	}
 	tx.copySQL = "COPY " + tx.target + " (" + quoteList(names, "") + ") FROM STDIN"
+	tx.textCopySQL = tx.copySQL
 	var opts []string
-	if tx.binary {
-		opts = append(opts, "FORMAT binary")
-	}
 	if tx.mode == warehouse.Replace {
 		// The new table was created by this transaction: its rows can be
 		// written frozen, sparing the readers' first scans (and vacuum)
 		// the work of marking them.
 		opts = append(opts, "FREEZE")
+	}
+	if len(opts) > 0 {
+		tx.textCopySQL += " (" + strings.Join(opts, ", ") + ")"
+	}
+	if tx.binary {
+		opts = append([]string{"FORMAT binary"}, opts...)
 	}
 	if len(opts) > 0 {
 		tx.copySQL += " (" + strings.Join(opts, ", ") + ")"
@@ -462,7 +470,16 @@ func (tx *Tx) Write(b *records.Batch) error {
 		io.Reader
 		copied() int64
 	}
-	if tx.binary {
+	// Values the batch's Parquet types cannot hold come with their exact
+	// text forms, which only the text format takes: such (rare) batches
+	// are copied in it.
+	binary, copySQL := tx.binary, tx.copySQL
+	for ci := range b.Cols {
+		if binary && b.Cols[ci].HasExact() {
+			binary, copySQL = false, tx.textCopySQL
+		}
+	}
+	if binary {
 		br := &binaryRowReader{b: b, cols: cols, enc: make([]binaryAppendFunc, len(tx.cols))}
 		for i, c := range tx.cols {
 			br.enc[i] = c.bin
@@ -511,7 +528,7 @@ func (tx *Tx) Write(b *records.Batch) error {
 		r = tr
 	}
 	ctx := context.Background()
-	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, tx.copySQL); err != nil {
+	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, copySQL); err != nil {
 		tx.fail()
 		return fmt.Errorf("writing to %s: %w", tx.t.qualified(), err)
 	}

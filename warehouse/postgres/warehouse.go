@@ -155,6 +155,11 @@ func (w *Warehouse) Close() error {
 }
 
 // Schema is the schema the warehouse tables live in.
+// KeepsExactValues reports that the warehouse's columns keep the source's
+// types, so it writes the exact text form of every value the Parquet type
+// cannot hold (warehouse.ExactKeeper).
+func (w *Warehouse) KeepsExactValues() bool { return true }
+
 func (w *Warehouse) Schema() string { return w.schema }
 
 func (w *Warehouse) positionsIdent() string {

@@ -389,7 +389,7 @@ func (r *Runner) recoverInterrupted(ctx context.Context) {
 	for _, addr := range sortedKeys(r.status) {
 		ts := r.status[addr]
 		if ts.State == state.StateRunning && !state.RunnerAlive(ts.Owner, r.opt.Owner) {
-			ts.State, ts.LastError, ts.Owner = state.StateFailed, state.InterruptedError, nil
+			state.Interrupt(ts)
 			marked = append(marked, *ts)
 		}
 	}

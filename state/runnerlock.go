@@ -107,11 +107,13 @@ type RunnerLocker interface {
 
 // InterruptedError is the last_error of a sync whose runner stopped
 // during it.
-const InterruptedError = "interrupted: the runner stopped during this sync (killed, or the machine stopped); the next run syncs the table again"
+const InterruptedError = "interrupted: the runner stopped during this sync (it was killed, or its machine stopped); the next run syncs the table again"
 
 // MarkInterrupted turns the running records whose runner no longer holds
 // the runner lock (holder: the one that does, nil for none) into failed
-// ones, and returns their addresses.
+// ones, and returns their addresses. The interrupted attempt does not
+// count as one: the table is due as if it had not started (a failure
+// waits for the next interval, an interruption is not the table's fault).
 func MarkInterrupted(st *Status, holder *RunnerInfo) []string {
 	var out []string
 	for _, addr := range st.TableAddrs() {
@@ -119,10 +121,16 @@ func MarkInterrupted(st *Status, holder *RunnerInfo) []string {
 		if ts.State != StateRunning || RunnerAlive(ts.Owner, holder) {
 			continue
 		}
-		ts.State, ts.LastError, ts.Owner = StateFailed, InterruptedError, nil
+		Interrupt(ts)
 		out = append(out, addr)
 	}
 	return out
+}
+
+// Interrupt records that a running sync was interrupted.
+func Interrupt(ts *TableStatus) {
+	ts.State, ts.LastError, ts.Owner = StateFailed, InterruptedError, nil
+	ts.LastAttemptAt = ts.LastSyncAt
 }
 
 // RunnerAlive reports whether owner (of a running record) still runs,

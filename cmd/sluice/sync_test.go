@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/json"
-		"regexp"
+	"regexp"
 	"strings"
 	"testing"
 	"time"

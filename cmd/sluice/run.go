@@ -105,6 +105,9 @@ func (e *env) printRunSummary(outcomes []runner.Outcome, failed []string, took t
 			if !o.NextSyncAt.IsZero() {
 				next = "next sync " + o.NextSyncAt.UTC().Format("2006-01-02 15:04:05Z")
 			}
+			if o.State == state.StateFailed && o.LastError != "" {
+				next += " (the last attempt failed: " + o.LastError + ")"
+			}
 			fmt.Fprintf(e.stdout, "%-40s %-10s %s\n", o.Address, "not due", next)
 		case o.State == state.StateCompleted:
 			fmt.Fprintf(e.stdout, "%-40s %-10s %10d rows  (%d read)\n", o.Address, o.State, o.RowsSynced, o.LastRunRows)

@@ -201,3 +201,15 @@ func TestStatusNextSyncFollowsApply(t *testing.T) {
 		t.Errorf("status text does not show the new next sync %s:\n%s", st.NextSyncAt, out)
 	}
 }
+
+// TestSyncHelp: sync is in the command list and has its usage.
+func TestSyncHelp(t *testing.T) {
+	_, out, _ := sluice(t, "", "help")
+	if !strings.Contains(out, "\n  sync ") {
+		t.Errorf("help does not list sync:\n%s", out)
+	}
+	code, out, _ := sluice(t, "", "sync", "-h")
+	if code != 0 || !strings.HasPrefix(out, "Usage: sluice sync [-var=K=V]... [-var-file=F]... [ADDR...]") || !strings.Contains(out, "-concurrency") {
+		t.Errorf("sync -h: exit %d\n%s", code, out)
+	}
+}

@@ -139,3 +139,43 @@ func TestMarkInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresRunnerLockCheck: a runner whose lock session was lost (a
+// restart of the state database, here a terminated backend) takes the
+// lock again at its next check, unless another runner took it meanwhile.
+func TestPostgresRunnerLockCheck(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	a, b := openPG(t, url), openPG(t, url)
+	first := NewRunnerInfo("run")
+	lock, err := a.LockRunner(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	terminate := func() {
+		t.Helper()
+		h, err := b.RunnerHolder(ctx)
+		if err != nil || h == nil || h.BackendPID == 0 {
+			t.Fatalf("holder = %+v, %v", h, err)
+		}
+		query[bool](t, url, `SELECT pg_terminate_backend($1)`, h.BackendPID)
+		waitFor(t, "the lock to be released", func() bool { h, _ := b.RunnerHolder(ctx); return h == nil })
+	}
+	terminate()
+	if err := lock.Check(ctx); err != nil {
+		t.Fatalf("Check after a lost session: %v", err)
+	}
+	if h, _ := b.RunnerHolder(ctx); h == nil || h.ID != first.ID {
+		t.Fatalf("holder after Check = %+v, want the first runner again", h)
+	}
+	terminate()
+	other, err := b.LockRunner(ctx, NewRunnerInfo("sync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Unlock()
+	if err := lock.Check(ctx); !errors.Is(err, ErrRunnerLocked) || !strings.Contains(err.Error(), "`sluice sync`") {
+		t.Errorf("Check while another runner holds the lock: %v", err)
+	}
+}

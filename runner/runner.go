@@ -71,6 +71,10 @@ type Options struct {
 	// it at every poll and stops when another runner took it.
 	Owner *state.RunnerInfo
 	Lock  state.RunnerLock
+	// Requests, when set, are the sync requests of `sluice sync` (see
+	// requests.go): the daemon takes them every second, run -once and sync
+	// when they start. Only the holder of the runner lock may take them.
+	Requests state.SyncRequests
 }
 
 // Runner runs syncs.
@@ -89,6 +93,11 @@ type Runner struct {
 	sourceHealth  map[string]*state.SourceStatus
 	// ran are the tables the last Once or Sync synced.
 	ran map[string]bool
+	// requests are the sync requests the daemon took and has not
+	// answered; requestWarned is when it last warned that it could not
+	// read them.
+	requests      map[string]*activeRequest
+	requestWarned time.Time
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -131,7 +140,8 @@ func New(opt Options) *Runner {
 		opt.Status = ownedStatus{StatusStore: opt.Status, owner: opt.Owner}
 	}
 	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
-		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{}}
+		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
+		requests: map[string]*activeRequest{}}
 }
 
 // Metrics returns the runner's metrics, to serve them.
@@ -285,15 +295,28 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 			return nil, err
 		}
 	}
+	now := r.opt.Now()
+	// Requests of a daemon that stopped (or of sync processes that could
+	// not hand them to one) are run with the rest.
+	taken := r.takeRequests(ctx, jobs, now)
+	forced := func(addr string) bool { return force[addr] }
+	if len(taken) > 0 {
+		requested := map[string]bool{}
+		for _, a := range taken {
+			for _, addr := range a.tables() {
+				requested[addr] = true
+			}
+		}
+		forced = func(addr string) bool { return force[addr] || requested[addr] }
+	}
 	// The cdc tables of a source share its stream: a source is drained
 	// whole, when one of its tables is named.
 	cdcSources := map[string]bool{}
 	for _, j := range jobs {
-		if config.SyncType(j.table.Sync) == config.SyncCDC && (force == nil || force[j.addr]) {
+		if config.SyncType(j.table.Sync) == config.SyncCDC && (force == nil || forced(j.addr)) {
 			cdcSources[j.src.Address()] = true
 		}
 	}
-	now := r.opt.Now()
 	ran := map[string]bool{}
 	var due, cdc []job
 	for _, j := range jobs {
@@ -305,11 +328,11 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 				cdc = append(cdc, j)
 				ran[j.addr] = j.table.Enabled
 			}
-		case force != nil && !force[j.addr]:
-		case force != nil && !ok && config.SyncType(j.table.Sync) == config.SyncWebhook:
+		case force != nil && !forced(j.addr):
+		case forced(j.addr) && !ok && config.SyncType(j.table.Sync) == config.SyncWebhook:
 			// Its journal is applied below, after the syncs.
 			ran[j.addr] = true
-		case ok || force != nil:
+		case ok || forced(j.addr):
 			due = append(due, j)
 			ran[j.addr] = true
 		case !next.IsZero():
@@ -331,6 +354,7 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	}
 	failed = append(failed, <-cdcDone...)
 	sort.Strings(failed)
+	r.answerTaken(ctx, taken)
 	return failed, ctx.Err()
 }
 
@@ -433,6 +457,12 @@ func (r *Runner) runJobs(ctx context.Context, jobs []job) map[string]error {
 	return results
 }
 
+func (r *Runner) isRunning(addr string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running[addr]
+}
+
 func (r *Runner) setRunning(addr string, on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -483,8 +513,16 @@ func (r *Runner) Run(parent context.Context) error {
 		// One stream per source with cdc tables, restarted when they
 		// change in state (cdc.go).
 		streams.sync(ctx, cdcGroups(jobs))
+		if ctx.Err() == nil {
+			r.pollRequests(ctx, jobs, now)
+		}
 		for _, j := range jobs {
-			if ok, _ := r.due(j, now); !ok || config.SyncType(j.table.Sync) == config.SyncCDC {
+			if config.SyncType(j.table.Sync) == config.SyncCDC {
+				continue
+			}
+			// due is false while the table runs: a request waits for
+			// the running sync to end and then starts its own.
+			if ok, _ := r.due(j, now); !ok && !(j.table.Enabled && r.requested(j.addr) && !r.isRunning(j.addr)) {
 				continue
 			}
 			select {
@@ -493,14 +531,17 @@ func (r *Runner) Run(parent context.Context) error {
 				continue // all workers busy; try again at the next tick
 			}
 			r.setRunning(j.addr, true)
+			r.requestStarted(j.addr)
 			wg.Add(1)
 			go func(j job) {
 				defer wg.Done()
-				defer r.setRunning(j.addr, false)
 				defer func() { <-sem }()
 				_ = r.runJob(ctx, j)
+				r.setRunning(j.addr, false)
+				r.requestFinished(ctx, j.addr)
 			}(j)
 		}
+		r.answerRequests(ctx, now)
 		select {
 		case <-ctx.Done():
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")

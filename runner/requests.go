@@ -268,21 +268,39 @@ func (r *Runner) requestFinished(ctx context.Context, addr string) {
 		}
 	}
 	r.mu.Unlock()
-	r.answerRequests(ctx, r.opt.Now())
+	r.answerRequests(ctx, nil, r.opt.Now())
 }
 
-// answerRequests answers the passive tables that are ready, and records
-// the requests whose every table has its result.
-func (r *Runner) answerRequests(ctx context.Context, now time.Time) {
+// answerRequests answers the passive tables that are ready, and the
+// waiting ones that an apply since the request removed or disabled (jobs:
+// the applied tables, nil to skip that check), and records the requests
+// whose every table has its result.
+func (r *Runner) answerRequests(ctx context.Context, jobs []job, now time.Time) {
 	if ctx.Err() != nil {
 		return
+	}
+	var enabled map[string]bool
+	if jobs != nil {
+		enabled = map[string]bool{}
+		for _, j := range jobs {
+			enabled[j.addr] = j.table.Enabled
+		}
 	}
 	r.mu.Lock()
 	var done []*activeRequest
 	for id, a := range r.requests {
+		for addr := range a.waiting {
+			if enabled != nil && !enabled[addr] {
+				a.results[addr] = state.TableStatus{Address: addr, State: state.StateFailed,
+					LastError: "not synced: an apply since the request removed or disabled it"}
+				delete(a.waiting, addr)
+			}
+		}
 		if !now.Before(a.readyAt) {
 			for addr := range a.passive {
-				if ts := r.status[addr]; ts == nil || ts.State != state.StateRunning {
+				// A snapshot, or a stream that has not started yet, is
+				// waited for.
+				if ts := r.status[addr]; ts == nil || !(ts.State == state.StateRunning || ts.State == state.StatePending && ts.LastError == "") {
 					if ts != nil {
 						a.results[addr] = *ts
 					} else {

@@ -144,3 +144,47 @@ func TestOnceTakesPendingRequests(t *testing.T) {
 		t.Errorf("a table that was neither due nor requested was synced: %+v", ts)
 	}
 }
+
+// TestRequestWaitsForASyncStartedAfterIt: a table whose sync started
+// before the request is synced again once that sync ends, and the
+// request is answered by the second sync, which sees the rows committed
+// before the request.
+func TestRequestWaitsForASyncStartedAfterIt(t *testing.T) {
+	e := newEnv(t)
+	// Every read of "Mixed Case" takes a second.
+	e.exec(`ALTER TABLE "Mixed Case" RENAME TO "Mixed Case_t";
+		CREATE VIEW "Mixed Case" AS SELECT "Id", "Value" FROM "Mixed Case_t", pg_sleep(1)`)
+	me := state.NewRunnerInfo("run")
+	r := e.requestRunner(&me)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Its read is under way: the rows inserted now are not in it.
+		var reading bool
+		if err := e.conn.QueryRow(e.ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()`).Scan(&reading); err != nil {
+			t.Fatal(err)
+		}
+		if reading {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon never started Mixed Case")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.exec(`INSERT INTO "Mixed Case_t" VALUES (3, 'three')`)
+	req := state.NewSyncRequest([]string{"postgres.db/Mixed Case"})
+	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	ts := results(e.waitRequest(req.ID))["postgres.db/Mixed Case"]
+	if ts.State != state.StateCompleted || ts.RowsSynced != 3 {
+		t.Errorf("answered by the sync that started before the request: %+v", ts)
+	}
+}

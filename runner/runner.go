@@ -541,7 +541,7 @@ func (r *Runner) Run(parent context.Context) error {
 				r.requestFinished(ctx, j.addr)
 			}(j)
 		}
-		r.answerRequests(ctx, now)
+		r.answerRequests(ctx, jobs, now)
 		select {
 		case <-ctx.Done():
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")

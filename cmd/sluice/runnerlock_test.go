@@ -152,6 +152,29 @@ func TestOneRunnerPerState(t *testing.T) {
 			if code != 1 || out != "" || !strings.Contains(errOut, "has not answered sync request") || !strings.Contains(errOut, "It still has it and syncs the tables") {
 				t.Errorf("sync -timeout=1s of a table that runs on: exit %d\n%s%s", code, out, errOut)
 			}
+			// Ctrl-C stops waiting and leaves the request to the daemon.
+			waiter, waiterLog := startSluice(t, "-chdir="+s.dir, "-no-color", "sync", "postgres.shop/customers")
+			waitLog := func(path, want string) string {
+				t.Helper()
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					data, _ := os.ReadFile(path)
+					if strings.Contains(string(data), want) {
+						return string(data)
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s never says %q:\n%s", path, want, data)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			waitLog(waiterLog, "Waiting for it")
+			waiter.Process.Signal(os.Interrupt)
+			err := waiter.Wait()
+			text := waitLog(waiterLog, "Interrupted: stopped waiting.")
+			if code := waiter.ProcessState.ExitCode(); code != 1 || !strings.Contains(text, "`sluice run` (pid "+pid+" on ") || !strings.Contains(text, "keeps sync request") {
+				t.Errorf("sync interrupted while waiting: exit %d (%v)\n%s", code, err, text)
+			}
 
 			// kill -9: the sync is not running any more.
 			if err := daemon.Process.Kill(); err != nil {

@@ -114,6 +114,22 @@
 // show records whose runner no longer holds the lock as interrupted
 // (MarkInterrupted), and the next runner records them so.
 //
+// # Sync requests
+//
+// `sluice sync` next to a running `sluice run` daemon (which holds the
+// runner lock) hands its tables to the daemon as a SyncRequest kept
+// beside the status records: local, one JSON file per request in
+// state.sync-requests/ beside the state file, written as a synced
+// temporary file renamed into place; postgres, a row of sluice.status of
+// kind 'sync_request' (address: the request ID), so that no new table is
+// needed. The requester creates the request and deletes it once answered;
+// the runner holding the lock records that it took it and, when every
+// table has its result, its answer. The daemon lists requests every
+// second (one directory listing, or one query on the primary key's
+// range). Requests that no runner answered are taken by the next runner
+// to start, or expire after SyncRequestExpiry; answers nobody collected
+// are removed after SyncRequestKeep.
+//
 // # The fingerprint key
 //
 // FingerprintKey returns a 32-byte random key created on first use and

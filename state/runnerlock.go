@@ -79,7 +79,8 @@ type RunnerLockedError struct {
 
 func (e *RunnerLockedError) Error() string {
 	return fmt.Sprintf("%s is already running on this state: it holds the runner lock (%s). Only one runner may run at a time: "+
-		"stop it first (sync and run -once also need the lock), or give this configuration another state. "+
+		"stop it first or wait for it to end, or give this configuration another state "+
+		"(`sluice sync` hands its tables to a running `sluice run` daemon, but not to run -once or another sync). "+
 		"A runner that was killed releases the lock by itself", e.Holder, e.Lock)
 }
 

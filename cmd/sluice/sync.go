@@ -92,6 +92,13 @@ var (
 	holderPoll = time.Second
 )
 
+// pgTakeover is how long the postgres runner lock must be seen free
+// before a waiting sync takes it: a daemon whose session was cut (a
+// restart of the state database) takes its lock back at its next check,
+// within its 10s poll, and a sync must not take it from it meanwhile. A
+// local lock (flock) is only free once its holder is gone.
+const pgTakeover = 15 * time.Second
+
 // handOffSync records a sync request for the daemon holding the runner
 // lock and waits for its answer, printed as syncHere prints. When the
 // daemon stops before answering, the next runner takes the request; when
@@ -123,6 +130,11 @@ func (e *env) handOffSync(ctx context.Context, rs *runnerSession, rf *runnerFlag
 	}
 	holder := daemon
 	lastHolderCheck := time.Now()
+	var freeSince time.Time
+	takeover := time.Duration(0)
+	if _, ok := rs.backend.(*state.Postgres); ok {
+		takeover = pgTakeover
+	}
 	var readErr error
 	for {
 		got, err := store.SyncRequest(ctx, req.ID)
@@ -143,8 +155,14 @@ func (e *env) handOffSync(ctx context.Context, rs *runnerSession, rf *runnerFlag
 		if time.Since(lastHolderCheck) >= holderPoll {
 			lastHolderCheck = time.Now()
 			h, err := locker.RunnerHolder(ctx)
+			if h != nil || err != nil {
+				freeSince = time.Time{}
+			} else if freeSince.IsZero() {
+				freeSince = time.Now()
+			}
 			switch {
 			case err != nil:
+			case h == nil && time.Since(freeSince) < takeover:
 			case h == nil:
 				// The daemon stopped before answering, and no runner
 				// took its place: run the request here (its tables,
@@ -158,7 +176,7 @@ func (e *env) handOffSync(ctx context.Context, rs *runnerSession, rf *runnerFlag
 					}
 					return code
 				}
-			case h.ID != holder.ID:
+			case h.ID != "" && h.ID != holder.ID:
 				// A new runner takes pending requests when it starts.
 				holder = h
 				fmt.Fprintf(e.stderr, "%s holds the runner lock now; it takes the request.\n", holder)

@@ -63,6 +63,18 @@ type Options struct {
 	// Resources opens a source's resource manager (to drop a slot over
 	// lag_critical); the PostgreSQL provider's when nil.
 	Resources func(ctx context.Context, src *config.Source) (providers.ResourceManager, error)
+
+	// Owner is this runner, recorded with the status of the syncs it runs,
+	// when the caller holds the runner lock (state.RunnerLocker) for it:
+	// running records of other runners are then interrupted ones, marked
+	// failed at the start. Lock, when set, is that lock: the daemon checks
+	// it at every poll and stops when another runner took it.
+	Owner *state.RunnerInfo
+	Lock  state.RunnerLock
+	// Requests, when set, are the sync requests of `sluice sync` (see
+	// requests.go): the daemon takes them every second, run -once and sync
+	// when they start. Only the holder of the runner lock may take them.
+	Requests state.SyncRequests
 }
 
 // Runner runs syncs.
@@ -79,6 +91,13 @@ type Runner struct {
 	// walmonitor.go).
 	statusWritten map[string]time.Time
 	sourceHealth  map[string]*state.SourceStatus
+	// ran are the tables the last Once or Sync synced.
+	ran map[string]bool
+	// requests are the sync requests the daemon took and has not
+	// answered; requestWarned is when it last warned that it could not
+	// read them.
+	requests      map[string]*activeRequest
+	requestWarned time.Time
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -117,8 +136,12 @@ func New(opt Options) *Runner {
 		opt.WALCheckInterval = defaultWALCheckInterval
 	}
 	opt.Retry = opt.Retry.withDefaults()
+	if opt.Status != nil {
+		opt.Status = ownedStatus{StatusStore: opt.Status, owner: opt.Owner}
+	}
 	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
-		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{}}
+		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
+		requests: map[string]*activeRequest{}}
 }
 
 // Metrics returns the runner's metrics, to serve them.
@@ -203,10 +226,22 @@ func (r *Runner) due(j job, now time.Time) (bool, time.Time) {
 	if r.running[j.addr] {
 		return false, time.Time{}
 	}
-	if resyncDue(j.table, ts) || ts.LastSyncAt.IsZero() && ts.LastAttemptAt.IsZero() {
+	return NextSync(j.table, ts, now)
+}
+
+// NextSync reports whether an enabled table is due at now, and when it
+// next will be, from its applied frequency (the current one: a frequency
+// changed by apply counts at once) and its status record (nil: never
+// synced). A table never synced, or whose resync was requested after its
+// last full load, is due now.
+func NextSync(t *state.Table, ts *state.TableStatus, now time.Time) (bool, time.Time) {
+	if ts == nil {
+		ts = &state.TableStatus{}
+	}
+	if resyncDue(t, ts) || ts.LastSyncAt.IsZero() && ts.LastAttemptAt.IsZero() {
 		return true, now
 	}
-	sched, err := config.ParseSchedule(j.table.Frequency)
+	sched, err := config.ParseSchedule(t.Frequency)
 	if err != nil {
 		sched = config.Schedule{Interval: config.DefaultFrequency}
 	}
@@ -227,29 +262,89 @@ func resyncDue(t *state.Table, ts *state.TableStatus) bool {
 // snapshotted if needed and then drained of the changes committed before
 // Once started, whatever their frequency.
 func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
+	return r.once(ctx, nil)
+}
+
+// Sync is Once for the named tables (table addresses), whatever their
+// schedule: incremental, append and xmin tables from their committed
+// position, full_refresh tables reloaded, cdc tables drained of what was
+// committed before it started (with the other cdc tables of their source,
+// which share its stream), webhook tables' journals applied (after their
+// bulk load when it is due). An address that is not an applied, enabled
+// table of the configuration is an error, and nothing is synced.
+func (r *Runner) Sync(ctx context.Context, addrs []string) (failed []string, err error) {
+	force := map[string]bool{}
+	for _, a := range addrs {
+		force[a] = true
+	}
+	return r.once(ctx, force)
+}
+
+// once runs the due tables, or with force the tables it names.
+func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []string, err error) {
 	if err := r.Load(ctx); err != nil {
 		return nil, err
 	}
+	r.recoverInterrupted(ctx)
 	jobs, problems := r.jobs()
 	for _, p := range problems {
 		r.opt.Logger.Warn(p)
 	}
+	if force != nil {
+		if err := r.checkForced(jobs, force); err != nil {
+			return nil, err
+		}
+	}
 	now := r.opt.Now()
-	var due []job
+	// Requests of a daemon that stopped (or of sync processes that could
+	// not hand them to one) are run with the rest.
+	taken := r.takeRequests(ctx, jobs, now)
+	forced := func(addr string) bool { return force[addr] }
+	if len(taken) > 0 {
+		requested := map[string]bool{}
+		for _, a := range taken {
+			for _, addr := range a.tables() {
+				requested[addr] = true
+			}
+		}
+		forced = func(addr string) bool { return force[addr] || requested[addr] }
+	}
+	// The cdc tables of a source share its stream: a source is drained
+	// whole, when one of its tables is named.
+	cdcSources := map[string]bool{}
+	for _, j := range jobs {
+		if config.SyncType(j.table.Sync) == config.SyncCDC && (force == nil || forced(j.addr)) {
+			cdcSources[j.src.Address()] = true
+		}
+	}
+	ran := map[string]bool{}
+	var due, cdc []job
 	for _, j := range jobs {
 		ok, next := r.due(j, now)
 		switch {
 		case config.SyncType(j.table.Sync) == config.SyncCDC:
 			// Streamed per source, by onceCDC.
-		case ok:
+			if cdcSources[j.src.Address()] {
+				cdc = append(cdc, j)
+				ran[j.addr] = j.table.Enabled
+			}
+		case force != nil && !forced(j.addr):
+		case forced(j.addr) && !ok && config.SyncType(j.table.Sync) == config.SyncWebhook:
+			// Its journal is applied below, after the syncs.
+			ran[j.addr] = true
+		case ok || forced(j.addr):
 			due = append(due, j)
+			ran[j.addr] = true
 		case !next.IsZero():
 			r.opt.Logger.Debug("not due", "table", j.addr, "next", next)
 		}
 	}
+	r.mu.Lock()
+	r.ran = ran
+	r.mu.Unlock()
 	r.writeAllStatus(ctx)
 	cdcDone := make(chan []string, 1)
-	go func() { cdcDone <- r.onceCDC(ctx, jobs) }()
+	go func() { cdcDone <- r.onceCDC(ctx, cdc) }()
 	results := r.runJobs(ctx, due)
 	r.drainWebhooks(ctx)
 	for addr, err := range results {
@@ -259,7 +354,76 @@ func (r *Runner) Once(ctx context.Context) (failed []string, err error) {
 	}
 	failed = append(failed, <-cdcDone...)
 	sort.Strings(failed)
+	r.answerTaken(ctx, taken)
 	return failed, ctx.Err()
+}
+
+// checkForced refuses addresses that are not applied, enabled tables with
+// a source in the configuration.
+func (r *Runner) checkForced(jobs []job, force map[string]bool) error {
+	known := map[string]job{}
+	for _, j := range jobs {
+		known[j.addr] = j
+	}
+	var errs []string
+	for _, addr := range sortedKeys(force) {
+		j, ok := known[addr]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Sprintf("%s is not an applied table of a configured source", addr))
+		case !j.table.Enabled:
+			errs = append(errs, fmt.Sprintf("%s is disabled (enabled = false)", addr))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("nothing was synced: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Outcome is a table's status after Once or Sync, and whether that call
+// synced it (false: not due, disabled, or not named).
+type Outcome struct {
+	state.TableStatus
+	Ran bool
+}
+
+// Outcomes returns what the last Once or Sync did with every applied
+// table, in address order.
+func (r *Runner) Outcomes() []Outcome {
+	statuses := r.Statuses()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Outcome, len(statuses))
+	for i, ts := range statuses {
+		out[i] = Outcome{TableStatus: ts, Ran: r.ran[ts.Address]}
+	}
+	return out
+}
+
+// recoverInterrupted marks the running records of runners that are gone
+// as failed: a runner with an owner holds the runner lock, so any other
+// runner's sync stopped without recording its end (kill -9, a crash).
+func (r *Runner) recoverInterrupted(ctx context.Context) {
+	if r.opt.Owner == nil {
+		return
+	}
+	r.mu.Lock()
+	var marked []state.TableStatus
+	for _, addr := range sortedKeys(r.status) {
+		ts := r.status[addr]
+		if ts.State == state.StateRunning && !state.RunnerAlive(ts.Owner, r.opt.Owner) {
+			state.Interrupt(ts)
+			marked = append(marked, *ts)
+		}
+	}
+	r.mu.Unlock()
+	for i := range marked {
+		r.opt.Logger.Warn("a sync was interrupted when its runner stopped; it runs again when due", "table", marked[i].Address)
+		if err := r.opt.Status.PutTableStatus(ctx, &marked[i]); err != nil {
+			r.opt.Logger.Warn("cannot record status", "table", marked[i].Address, "error", err)
+		}
+	}
 }
 
 // runJobs runs jobs with bounded concurrency and waits for them.
@@ -293,6 +457,12 @@ func (r *Runner) runJobs(ctx context.Context, jobs []job) map[string]error {
 	return results
 }
 
+func (r *Runner) isRunning(addr string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running[addr]
+}
+
 func (r *Runner) setRunning(addr string, on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -307,10 +477,15 @@ func (r *Runner) setRunning(addr string, on bool) {
 // applied state, and returns when ctx is cancelled, after in-flight syncs
 // have finished or been abandoned (an abandoned commit leaves the previous
 // version intact).
-func (r *Runner) Run(ctx context.Context) error {
-	if err := r.Load(ctx); err != nil {
+func (r *Runner) Run(parent context.Context) error {
+	if err := r.Load(parent); err != nil {
 		return err
 	}
+	r.recoverInterrupted(parent)
+	// A runner that lost its lock to another stops as at a shutdown.
+	ctx, stopLost := context.WithCancel(parent)
+	defer stopLost()
+	var lost error
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.opt.Concurrency)
 	streams := newCDCSupervisor(r)
@@ -326,13 +501,28 @@ func (r *Runner) Run(ctx context.Context) error {
 			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
 				r.opt.Logger.Error("cannot reload state; keeping the previous one", "error", err)
 			}
+			if r.opt.Lock != nil && lost == nil {
+				if err := r.opt.Lock.Check(ctx); err != nil && ctx.Err() == nil {
+					lost = fmt.Errorf("stopping: %w", err)
+					r.opt.Logger.Error("lost the runner lock", "error", err)
+					stopLost()
+				}
+			}
 		}
 		jobs, _ := r.jobs()
 		// One stream per source with cdc tables, restarted when they
 		// change in state (cdc.go).
 		streams.sync(ctx, cdcGroups(jobs))
+		if ctx.Err() == nil {
+			r.pollRequests(ctx, jobs, now)
+		}
 		for _, j := range jobs {
-			if ok, _ := r.due(j, now); !ok || config.SyncType(j.table.Sync) == config.SyncCDC {
+			if config.SyncType(j.table.Sync) == config.SyncCDC {
+				continue
+			}
+			// due is false while the table runs: a request waits for
+			// the running sync to end and then starts its own.
+			if ok, _ := r.due(j, now); !ok && !(j.table.Enabled && r.requested(j.addr) && !r.isRunning(j.addr)) {
 				continue
 			}
 			select {
@@ -341,21 +531,24 @@ func (r *Runner) Run(ctx context.Context) error {
 				continue // all workers busy; try again at the next tick
 			}
 			r.setRunning(j.addr, true)
+			r.requestStarted(j.addr)
 			wg.Add(1)
 			go func(j job) {
 				defer wg.Done()
-				defer r.setRunning(j.addr, false)
 				defer func() { <-sem }()
 				_ = r.runJob(ctx, j)
+				r.setRunning(j.addr, false)
+				r.requestFinished(ctx, j.addr)
 			}(j)
 		}
+		r.answerRequests(ctx, jobs, now)
 		select {
 		case <-ctx.Done():
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")
 			wg.Wait()
 			streams.wait()
 			<-hooksDone
-			return nil
+			return lost
 		case <-tick.C:
 		}
 	}
@@ -381,6 +574,22 @@ func (r *Runner) writeAllStatus(ctx context.Context) {
 			r.opt.Logger.Warn("cannot record status", "table", j.addr, "error", err)
 		}
 	}
+}
+
+// ownedStatus records the runner with a running status, and no runner
+// with any other.
+type ownedStatus struct {
+	state.StatusStore
+	owner *state.RunnerInfo
+}
+
+func (s ownedStatus) PutTableStatus(ctx context.Context, ts *state.TableStatus) error {
+	cp := *ts
+	cp.Owner = nil
+	if cp.State == state.StateRunning {
+		cp.Owner = s.owner
+	}
+	return s.StatusStore.PutTableStatus(ctx, &cp)
 }
 
 // Statuses returns a copy of the runner's table status records.

@@ -95,7 +95,40 @@
 // process's next statement fails instead of writing without the lock.
 //
 // The advisory lock keys are 0x736c75696365 ("sluice") followed by 0001
-// (the state lock), 0002 (writes) and 0003 (creating the tables).
+// (the state lock), 0002 (writes), 0003 (creating the tables) and 0004
+// (the runner lock).
+//
+// # The runner lock
+//
+// One runner (`sluice run`, `run -once`, `sync`) at a time per state:
+// LockRunner fails at once with a *RunnerLockedError naming the holder's
+// operation, pid, host and start. Local: flock(2) on state.json.runner.lock
+// beside the state file, which holds the runner's RunnerInfo. Postgres: the
+// session advisory lock 0x736c756963650004 on a connection of its own,
+// described by the row (kind 'runner', address 'lock') of sluice.status, so
+// that it excludes runners on other machines too. Either is released when
+// the runner's process dies. RunnerHolder reads who holds it without
+// taking it (postgres: pg_locks) or by a shared flock held for a moment
+// (local; LockRunner tells such a probe from a runner and tries again).
+// A running status record names its runner (TableStatus.Owner); readers
+// show records whose runner no longer holds the lock as interrupted
+// (MarkInterrupted), and the next runner records them so.
+//
+// # Sync requests
+//
+// `sluice sync` next to a running `sluice run` daemon (which holds the
+// runner lock) hands its tables to the daemon as a SyncRequest kept
+// beside the status records: local, one JSON file per request in
+// state.sync-requests/ beside the state file, written as a synced
+// temporary file renamed into place; postgres, a row of sluice.status of
+// kind 'sync_request' (address: the request ID), so that no new table is
+// needed. The requester creates the request and deletes it once answered;
+// the runner holding the lock records that it took it and, when every
+// table has its result, its answer. The daemon lists requests every
+// second (one directory listing, or one query on the primary key's
+// range). Requests that no runner answered are taken by the next runner
+// to start, or expire after SyncRequestExpiry; answers nobody collected
+// are removed after SyncRequestKeep.
 //
 // # The fingerprint key
 //

@@ -49,6 +49,10 @@ type TableStatus struct {
 	// LastFullSyncAt is when the last full (re)load committed; a resync
 	// requested after it is still due.
 	LastFullSyncAt time.Time `json:"last_full_sync_at"`
+	// Owner is the runner of a running sync: while it no longer holds the
+	// runner lock, the sync is not running but interrupted
+	// (MarkInterrupted).
+	Owner *RunnerInfo `json:"owner,omitempty"`
 }
 
 // SourceStatus is the runner's record of one source's health.

@@ -16,6 +16,7 @@ var commands = []*command{
 	{name: "show", synopsis: "Show the recorded state or a saved plan", usage: "[-json] [PLANFILE]", notYet: "state, planner and apply"},
 	{name: "status", synopsis: "Show per-table sync status and per-source health", usage: "[-json] [ADDR]", notYet: "the runner"},
 	{name: "run", synopsis: "Run the sync daemon", usage: "[-once] [-listen=ADDR] [-concurrency=N]", notYet: "the runner"},
+	{name: "sync", synopsis: "Sync tables now, whatever their schedule (default: every enabled table)", usage: "[-var=K=V]... [-var-file=F]... [ADDR...]"},
 	{name: "resync", synopsis: "Mark a table for a full resync at its next run", usage: "ADDR", notYet: "the runner"},
 	{name: "destroy", synopsis: "Plan and apply removal of everything recorded", usage: "[-auto-approve]", notYet: "state, planner and apply"},
 	{name: "state", synopsis: "State housekeeping: state list, state rm ADDR", usage: "list | rm ADDR", notYet: "state, planner and apply"},

@@ -67,6 +67,6 @@ func runResync(e *env, args []string) int {
 	for _, addr := range marked {
 		fmt.Fprintf(e.stdout, "%s will be reloaded in full at its next run.\n", addr)
 	}
-	fmt.Fprintln(e.stdout, "`sluice run` picks this up without a restart; `sluice run -once` does it now.")
+	fmt.Fprintln(e.stdout, "`sluice run` picks this up without a restart; `sluice sync ADDR` (or `sluice run -once`) does it now.")
 	return exitOK
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/state"
 )
@@ -26,72 +24,28 @@ func runRun(e *env, args []string) int {
 	fs := newFlags(e, c)
 	once := fs.Bool("once", false, "run every sync that is due now, wait for them, and exit (1 if any failed)")
 	listen := fs.String("listen", "", "serve /healthz, /metrics and webhooks on `ADDR` (default: the runner block's listen)")
-	concurrency := fs.Int("concurrency", 0, "syncs running at once (default: the runner block's concurrency)")
-	logFormat := fs.String("log-format", "text", "log `FORMAT`: text, or json for machines")
-	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn, error")
-	parallel := fs.Int("parallel", 2, "connections one full read of a large table may use")
-	var vf varFlags
-	vf.register(fs)
+	var rf runnerFlags
+	rf.register(fs)
 	pos, code := parseArgs(e, c, fs, args)
 	if code != proceed {
 		return code
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(e.stderr, "Error: run takes no arguments (got %q).\n", pos[0])
+		fmt.Fprintf(e.stderr, "Error: run takes no arguments (got %q).%s\n", pos[0], syncHint(pos[0]))
 		return exitError
 	}
-	if *logFormat != "text" && *logFormat != "json" {
-		fmt.Fprintf(e.stderr, "Error: -log-format must be text or json, not %q.\n", *logFormat)
-		return exitError
-	}
-	cfg, diags := e.loadConfig(&vf, true)
-	if diags.HasErrors() {
-		return exitError
+	operation := "run"
+	if *once {
+		operation = "run -once"
 	}
 	ctx, stop := runContext()
 	defer stop()
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name:       "sluice",
-		Output:     e.stderr,
-		JSONFormat: *logFormat == "json",
-		Level:      hclog.LevelFromString(*logLevel),
-		Color:      hclog.ColorOff,
-	})
-	backend, err := state.Open(ctx, cfg.State, cfg.Dir)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: %s\n", err)
-		return exitError
+	rs, code := e.startRunner(ctx, &rf, operation, nil)
+	if code != proceed {
+		return code
 	}
-	defer backend.Close()
-	store, err := state.Statuses(backend)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: %s\n", err)
-		return exitError
-	}
-	wh, err := openWarehouse(cfg)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "Error: %s\n", err)
-		return exitError
-	}
-	n := cfg.Runner.Concurrency
-	if *concurrency > 0 {
-		n = *concurrency
-	}
-	opt := runner.Options{
-		Config:      cfg,
-		Backend:     backend,
-		Status:      store,
-		Warehouse:   wh,
-		Resources:   openResources,
-		Concurrency: n,
-		Logger:      logger,
-		Parallel:    *parallel,
-	}
-	if isTerminal(e.stderr) {
-		opt.Progress = e.stderr
-	}
-	r := runner.New(opt)
-	defer r.Close()
+	defer rs.close()
+	cfg, logger, r, n := rs.cfg, rs.logger, rs.r, rs.concurrency
 	if *once {
 		start := time.Now()
 		failed, err := r.Once(ctx)
@@ -99,7 +53,7 @@ func runRun(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "Error: %s\n", err)
 			return exitError
 		}
-		e.printRunSummary(r.Statuses(), failed, time.Since(start))
+		e.printRunSummary(r.Outcomes(), failed, time.Since(start), false)
 		if len(failed) > 0 {
 			return exitError
 		}
@@ -132,23 +86,45 @@ func runRun(e *env, args []string) int {
 	return exitOK
 }
 
-func (e *env) printRunSummary(statuses []state.TableStatus, failed []string, took time.Duration) {
-	for _, ts := range statuses {
-		switch ts.State {
-		case state.StateCompleted:
-			fmt.Fprintf(e.stdout, "%-40s %-10s %10d rows  (%d read)\n", ts.Address, ts.State, ts.RowsSynced, ts.LastRunRows)
-		case state.StateFailed:
-			fmt.Fprintf(e.stdout, "%-40s %-10s %s\n", ts.Address, ts.State, ts.LastError)
+// printRunSummary prints a line per table of a run -once or sync: the
+// tables it synced with their outcome, and (run -once) those that were not
+// due with their next sync. onlyRan leaves the others out (sync).
+func (e *env) printRunSummary(outcomes []runner.Outcome, failed []string, took time.Duration, onlyRan bool) {
+	ran := 0
+	for _, o := range outcomes {
+		if o.Ran {
+			ran++
+		} else if onlyRan {
+			continue
+		}
+		switch {
+		case !o.Ran && o.State != state.StateDisabled:
+			next := ""
+			if !o.NextSyncAt.IsZero() {
+				next = "next sync " + o.NextSyncAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			if o.State == state.StateFailed && o.LastError != "" {
+				next += " (the last attempt failed: " + o.LastError + ")"
+			}
+			fmt.Fprintf(e.stdout, "%-40s %-10s %s\n", o.Address, "not due", next)
+		case o.State == state.StateCompleted:
+			fmt.Fprintf(e.stdout, "%-40s %-10s %10d rows  (%d read)\n", o.Address, o.State, o.RowsSynced, o.LastRunRows)
+		case o.State == state.StateFailed:
+			fmt.Fprintf(e.stdout, "%-40s %-10s %s\n", o.Address, o.State, o.LastError)
 		default:
 			note := ""
-			if ts.LastError != "" {
-				note = " " + ts.LastError
+			if o.LastError != "" {
+				note = " " + o.LastError
 			}
-			fmt.Fprintf(e.stdout, "%-40s %-10s%s\n", ts.Address, ts.State, note)
+			fmt.Fprintf(e.stdout, "%-40s %-10s%s\n", o.Address, o.State, note)
 		}
 	}
 	if len(failed) > 0 {
 		fmt.Fprintf(e.stdout, "\n%d sync(s) failed: %s (%s).\n", len(failed), strings.Join(failed, ", "), took.Round(time.Millisecond))
+		return
+	}
+	if onlyRan {
+		fmt.Fprintf(e.stdout, "\nAll %d sync(s) completed in %s.\n", ran, took.Round(time.Millisecond))
 		return
 	}
 	fmt.Fprintf(e.stdout, "\nAll due syncs completed in %s.\n", took.Round(time.Millisecond))

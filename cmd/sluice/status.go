@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -79,14 +82,36 @@ func runStatus(e *env, args []string) int {
 	if err == nil {
 		var status *state.Status
 		if status, err = store.ReadStatus(ctx); err == nil {
-			return e.printStatus(buildStatus(st, status, pos), *jsonOut, pos)
+			if err = markInterrupted(ctx, b, status); err == nil {
+				return e.printStatus(buildStatus(st, status, pos, time.Now()), *jsonOut, pos)
+			}
 		}
 	}
 	fmt.Fprintf(e.stderr, "Error: %s\n", err)
 	return exitError
 }
 
-func buildStatus(st *state.State, status *state.Status, filter []string) statusJSON {
+// markInterrupted shows the syncs whose runner is gone (killed, or its
+// machine stopped) as failed rather than running: a running record is
+// running only while its runner holds the runner lock. The next runner
+// records the same.
+func markInterrupted(ctx context.Context, b state.Backend, status *state.Status) error {
+	locker, ok := b.(state.RunnerLocker)
+	if !ok {
+		return nil
+	}
+	holder, err := locker.RunnerHolder(ctx)
+	if err != nil {
+		return err
+	}
+	state.MarkInterrupted(status, holder)
+	return nil
+}
+
+// buildStatus joins the applied state and the status records. The next
+// sync time is computed from the table's applied frequency, so that it
+// follows a frequency changed by apply before the runner noticed.
+func buildStatus(st *state.State, status *state.Status, filter []string, now time.Time) statusJSON {
 	out := statusJSON{Tables: []tableStatusJSON{}, Sources: []sourceStatusJSON{}}
 	match := func(addr string) bool {
 		if len(filter) == 0 {
@@ -107,6 +132,10 @@ func buildStatus(st *state.State, status *state.Status, filter []string) statusJ
 				tj.State, tj.RowsSynced, tj.LastError, tj.Warnings = ts.State, ts.RowsSynced, ts.LastError, ts.Warnings
 				tj.LastSyncAt, tj.NextSyncAt = timePtr(ts.LastSyncAt), timePtr(ts.NextSyncAt)
 				tj.ResyncPending = !t.ResyncRequestedAt.IsZero() && t.ResyncRequestedAt.After(ts.LastFullSyncAt)
+				if t.Enabled && config.SyncType(t.Sync) != config.SyncCDC && ts.State != state.StateRunning {
+					_, next := runner.NextSync(t, ts, now.UTC())
+					tj.NextSyncAt = timePtr(next)
+				}
 			} else {
 				tj.ResyncPending = !t.ResyncRequestedAt.IsZero()
 			}

@@ -1,0 +1,407 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The runner lock: one runner (`sluice run`, `run -once`, `sync`) at a
+// time per state, until several runners can share work. Two runners would
+// both sync the batch tables and overwrite each other's status records.
+// It is held for the runner's whole life and released by the kernel (local
+// backend: flock) or the server (postgres backend: a session advisory
+// lock) when the process dies however it dies, so a runner that was
+// killed never leaves it behind and no force-unlock is needed.
+//
+// Status readers use it to tell a sync that is running from one whose
+// runner is gone: a running status record names its runner (Owner), and
+// is running only while that runner holds the lock.
+
+// runnerLockKey is the postgres backend's runner lock (see the keys in
+// postgres.go).
+const runnerLockKey int64 = 0x736c756963650004
+
+// runnerStatusKind and runnerStatusAddr are the row of sluice.status that
+// describes the holder of the postgres runner lock.
+const (
+	runnerStatusKind = "runner"
+	runnerStatusAddr = "lock"
+)
+
+// RunnerInfo names a runner: recorded with the runner lock, and with the
+// status of the syncs it runs.
+type RunnerInfo struct {
+	ID        string    `json:"id"`
+	Operation string    `json:"operation"` // "run", "run -once", "sync"
+	PID       int       `json:"pid"`
+	Host      string    `json:"host"`
+	Started   time.Time `json:"started"`
+	// BackendPID is the PostgreSQL session holding the advisory lock
+	// (postgres backend).
+	BackendPID int `json:"backend_pid,omitempty"`
+}
+
+// NewRunnerInfo describes this process as a runner for operation.
+func NewRunnerInfo(operation string) RunnerInfo {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return RunnerInfo{ID: newID(), Operation: operation, PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second)}
+}
+
+func (i *RunnerInfo) String() string {
+	if i == nil || i.ID == "" {
+		return "another sluice runner (it has not said who it is)"
+	}
+	return fmt.Sprintf("`sluice %s` (pid %d on %s, since %s)", i.Operation, i.PID, i.Host, i.Started.Format(time.RFC3339))
+}
+
+// ErrRunnerLocked is returned (wrapped in a *RunnerLockedError) when
+// another runner holds the runner lock.
+var ErrRunnerLocked = errors.New("another sluice runner is running")
+
+// RunnerLockedError names the runner that holds the lock.
+type RunnerLockedError struct {
+	Lock   string      // the lock: a file, or an advisory lock of a database
+	Holder *RunnerInfo // nil when it could not be read
+}
+
+func (e *RunnerLockedError) Error() string {
+	return fmt.Sprintf("%s is already running on this state: it holds the runner lock (%s). Only one runner may run at a time: "+
+		"stop it first or wait for it to end, or give this configuration another state "+
+		"(`sluice sync` hands its tables to a running `sluice run` daemon, but not to run -once or another sync). "+
+		"A runner that was killed releases the lock by itself", e.Holder, e.Lock)
+}
+
+func (e *RunnerLockedError) Unwrap() error { return ErrRunnerLocked }
+
+// RunnerLock is a held runner lock.
+type RunnerLock interface {
+	// Check reports whether the lock is still held, taking it again after
+	// a lost connection (postgres); it fails only when another runner
+	// holds it now.
+	Check(ctx context.Context) error
+	Unlock() error
+}
+
+// RunnerLocker is implemented by the backends: the runner lock and who
+// holds it.
+type RunnerLocker interface {
+	// LockRunner takes the runner lock, or fails at once with a
+	// *RunnerLockedError.
+	LockRunner(ctx context.Context, info RunnerInfo) (RunnerLock, error)
+	// RunnerHolder returns the runner holding the lock, nil when none
+	// does.
+	RunnerHolder(ctx context.Context) (*RunnerInfo, error)
+}
+
+// InterruptedError is the last_error of a sync whose runner stopped
+// during it.
+const InterruptedError = "interrupted: the runner stopped during this sync (it was killed, or its machine stopped); the next run syncs the table again"
+
+// MarkInterrupted turns the running records whose runner no longer holds
+// the runner lock (holder: the one that does, nil for none) into failed
+// ones, and returns their addresses. The interrupted attempt does not
+// count as one: the table is due as if it had not started (a failure
+// waits for the next interval, an interruption is not the table's fault).
+func MarkInterrupted(st *Status, holder *RunnerInfo) []string {
+	var out []string
+	for _, addr := range st.TableAddrs() {
+		ts := st.Tables[addr]
+		if ts.State != StateRunning || RunnerAlive(ts.Owner, holder) {
+			continue
+		}
+		Interrupt(ts)
+		out = append(out, addr)
+	}
+	return out
+}
+
+// Interrupt records that a running sync was interrupted.
+func Interrupt(ts *TableStatus) {
+	ts.State, ts.LastError, ts.Owner = StateFailed, InterruptedError, nil
+	ts.LastAttemptAt = ts.LastSyncAt
+}
+
+// RunnerAlive reports whether owner (of a running record) still runs,
+// given the runner holding the lock. A record without an owner (written
+// before owners were recorded) is taken as running while any runner runs.
+func RunnerAlive(owner, holder *RunnerInfo) bool {
+	if holder == nil {
+		return false
+	}
+	return owner == nil || owner.ID == "" || owner.ID == holder.ID
+}
+
+// RunnerLockPath is the local backend's runner lock file.
+func (b *Local) RunnerLockPath() string { return b.path + ".runner.lock" }
+
+// LockRunner takes the flock of the runner lock file and writes info in
+// it. Status readers probe the lock with a shared flock for a moment; a
+// lock found held only by such a probe is tried again.
+func (b *Local) LockRunner(ctx context.Context, info RunnerInfo) (RunnerLock, error) {
+	if err := os.MkdirAll(filepath.Dir(b.path), 0o700); err != nil {
+		return nil, fmt.Errorf("create the state directory: %w", err)
+	}
+	f, err := os.OpenFile(b.RunnerLockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the runner lock file: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", b.RunnerLockPath(), err)
+		}
+		// Held exclusively (a runner), or shared (a status reader's probe)?
+		if attempt < 100 && flock(f, syscall.LOCK_SH|syscall.LOCK_NB) == nil {
+			_ = flock(f, syscall.LOCK_UN)
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		holder := waitForRunner(func() *RunnerInfo { return readRunnerInfo(f) })
+		f.Close()
+		return nil, &RunnerLockedError{Lock: "flock on " + b.RunnerLockPath(), Holder: holder}
+	}
+	data, err := json.MarshalIndent(info, "", "  ")
+	if err == nil {
+		err = f.Truncate(0)
+	}
+	if err == nil {
+		_, err = f.WriteAt(append(data, '\n'), 0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("record the runner in %s: %w", b.RunnerLockPath(), err)
+	}
+	return &localRunnerLock{f: f}, nil
+}
+
+// RunnerHolder probes the runner lock file with a shared flock: taken,
+// nobody holds the lock; refused, the file names the holder.
+func (b *Local) RunnerHolder(ctx context.Context) (*RunnerInfo, error) {
+	f, err := os.Open(b.RunnerLockPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the runner lock file: %w", err)
+	}
+	defer f.Close()
+	err = flock(f, syscall.LOCK_SH|syscall.LOCK_NB)
+	if err == nil {
+		_ = flock(f, syscall.LOCK_UN)
+		return nil, nil
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("probe %s: %w", b.RunnerLockPath(), err)
+	}
+	if h := waitForRunner(func() *RunnerInfo { return readRunnerInfo(f) }); h != nil {
+		return h, nil
+	}
+	return &RunnerInfo{}, nil
+}
+
+type localRunnerLock struct {
+	once sync.Once
+	f    *os.File
+}
+
+func (l *localRunnerLock) Check(ctx context.Context) error { return nil }
+
+func (l *localRunnerLock) Unlock() error {
+	var err error
+	l.once.Do(func() {
+		// The holder's description goes first, so that nobody reads it
+		// as the holder of a lock that is free.
+		_ = l.f.Truncate(0)
+		err = l.f.Close()
+	})
+	return err
+}
+
+func readRunnerInfo(f *os.File) *RunnerInfo {
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
+	if err != nil {
+		return nil
+	}
+	var info RunnerInfo
+	if json.Unmarshal(data, &info) != nil || info.ID == "" {
+		return nil
+	}
+	return &info
+}
+
+// waitForRunner gives a runner that has just taken the lock a moment to
+// describe itself.
+func waitForRunner(read func() *RunnerInfo) *RunnerInfo {
+	for i := 0; ; i++ {
+		if h := read(); h != nil || i == 10 {
+			return h
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// LockRunner takes the runner's session advisory lock on a connection of
+// its own, kept open while the runner runs, and describes the holder in
+// sluice.status.
+func (b *Postgres) LockRunner(ctx context.Context, info RunnerInfo) (RunnerLock, error) {
+	l := &pgRunnerLock{b: b, info: info}
+	if err := l.lock(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (b *Postgres) runnerLockName() string {
+	return fmt.Sprintf("advisory lock %d of database %q on %s", runnerLockKey, b.cfg.Database, b.cfg.Host)
+}
+
+// RunnerHolder reads pg_locks for the session holding the runner lock,
+// and the holder's description.
+func (b *Postgres) RunnerHolder(ctx context.Context) (*RunnerInfo, error) {
+	var pid int
+	err := b.withConn(ctx, func(conn *pgx.Conn) error {
+		var err error
+		pid, err = advisoryLockHolder(ctx, conn, runnerLockKey)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find the runner: %w", err)
+	}
+	if pid == 0 {
+		return nil, nil
+	}
+	h := waitForRunner(func() *RunnerInfo {
+		var info *RunnerInfo
+		_ = b.withConn(ctx, func(conn *pgx.Conn) error {
+			info = readPgRunnerInfo(ctx, conn, pid)
+			return nil
+		})
+		return info
+	})
+	if h == nil {
+		return &RunnerInfo{BackendPID: pid}, nil
+	}
+	return h, nil
+}
+
+// readPgRunnerInfo reads the holder's description, nil unless it is that
+// of the session pid.
+func readPgRunnerInfo(ctx context.Context, conn *pgx.Conn, pid int) *RunnerInfo {
+	var info RunnerInfo
+	err := conn.QueryRow(ctx, `SELECT record FROM `+pgStatusTable+` WHERE kind = $1 AND address = $2`, runnerStatusKind, runnerStatusAddr).Scan(&info)
+	if err != nil || info.ID == "" || (pid != 0 && info.BackendPID != pid) {
+		return nil
+	}
+	return &info
+}
+
+// advisoryLockHolder returns the backend PID holding a session advisory
+// lock on key, 0 when none does.
+func advisoryLockHolder(ctx context.Context, conn *pgx.Conn, key int64) (int, error) {
+	var pid int
+	err := conn.QueryRow(ctx, `SELECT pid FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND classid::bigint = $1 AND objid::bigint = $2`,
+		key>>32, key&0xffffffff).Scan(&pid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return pid, err
+}
+
+type pgRunnerLock struct {
+	b    *Postgres
+	info RunnerInfo
+
+	mu   sync.Mutex
+	conn *pgx.Conn
+	done bool
+}
+
+// lock connects and takes the lock; l.mu is held or l is not shared yet.
+func (l *pgRunnerLock) lock(ctx context.Context) error {
+	conn, err := l.b.connect(ctx)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	var pid int
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, runnerLockKey).Scan(&ok, &pid); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("take the runner lock: %w", err)
+	}
+	if !ok {
+		holder, _ := advisoryLockHolder(ctx, conn, runnerLockKey)
+		info := waitForRunner(func() *RunnerInfo { return readPgRunnerInfo(ctx, conn, holder) })
+		conn.Close(context.Background())
+		return &RunnerLockedError{Lock: l.b.runnerLockName(), Holder: info}
+	}
+	l.info.BackendPID = pid
+	data, _ := json.Marshal(l.info)
+	if _, err := conn.Exec(ctx, `INSERT INTO `+pgStatusTable+` (kind, address, record, updated_at) VALUES ($1, $2, $3, now())
+		ON CONFLICT (kind, address) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at`,
+		runnerStatusKind, runnerStatusAddr, data); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("record the runner holding the lock: %w", err)
+	}
+	l.conn = conn
+	return nil
+}
+
+// Check pings the lock's session; after a lost connection (a restart of
+// the state database) it takes the lock again.
+func (l *pgRunnerLock) Check(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return errors.New("the runner lock was released")
+	}
+	if l.conn != nil && !l.conn.IsClosed() && l.conn.Ping(ctx) == nil {
+		return nil
+	}
+	if l.conn != nil {
+		l.conn.Close(context.Background())
+		l.conn = nil
+	}
+	err := l.lock(ctx)
+	var locked *RunnerLockedError
+	if errors.As(err, &locked) {
+		return fmt.Errorf("the connection holding the runner lock was lost, and %w", err)
+	}
+	// Unreachable: nobody else can take the lock either; try again later.
+	return nil
+}
+
+func (l *pgRunnerLock) Unlock() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done || l.conn == nil {
+		l.done = true
+		return nil
+	}
+	l.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	defer l.conn.Close(ctx)
+	_, _ = l.conn.Exec(ctx, `DELETE FROM `+pgStatusTable+` WHERE kind = $1 AND address = $2 AND record->>'id' = $3`, runnerStatusKind, runnerStatusAddr, l.info.ID)
+	_, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, runnerLockKey)
+	return err
+}

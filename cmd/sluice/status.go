@@ -190,7 +190,7 @@ func (e *env) printStatus(s statusJSON, jsonOut bool, filter []string) int {
 			fmt.Fprintf(e.stdout, "\n%s: %s\n", t.Address, t.LastError)
 		}
 		if t.Warnings > 0 {
-			fmt.Fprintf(e.stdout, "\n%s: %d values the Parquet type cannot hold were written as NULL (numeric NaN, infinite timestamps)\n", t.Address, t.Warnings)
+			fmt.Fprintf(e.stdout, "\n%s: its last sync wrote %d values as NULL that the warehouse column's type cannot hold (in Parquet: numeric NaN, infinite dates and timestamps, multi-dimensional arrays); a PostgreSQL warehouse keeps them\n", t.Address, t.Warnings)
 		}
 	}
 	fmt.Fprintln(e.stdout)

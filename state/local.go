@@ -352,12 +352,22 @@ func (b *Local) Close() error {
 }
 
 func readLockInfo(f *os.File) *LockInfo {
+	info := readHolder[LockInfo](f)
+	if info == nil || info.ID == "" {
+		return nil
+	}
+	return info
+}
+
+// readHolder reads the description a lock's holder wrote into its lock
+// file: nil while there is none (the file is empty or half written).
+func readHolder[T any](f *os.File) *T {
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
 	if err != nil {
 		return nil
 	}
-	var info LockInfo
-	if json.Unmarshal(data, &info) != nil || info.ID == "" {
+	var info T
+	if json.Unmarshal(data, &info) != nil {
 		return nil
 	}
 	return &info

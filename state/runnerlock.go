@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -235,15 +234,11 @@ func (l *localRunnerLock) Unlock() error {
 }
 
 func readRunnerInfo(f *os.File) *RunnerInfo {
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
-	if err != nil {
+	info := readHolder[RunnerInfo](f)
+	if info == nil || info.ID == "" {
 		return nil
 	}
-	var info RunnerInfo
-	if json.Unmarshal(data, &info) != nil || info.ID == "" {
-		return nil
-	}
-	return &info
+	return info
 }
 
 // waitForRunner gives a runner that has just taken the lock a moment to

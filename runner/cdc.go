@@ -774,6 +774,7 @@ func (r *Runner) cdcRunning(j job) {
 	ts := r.tableStatus(j)
 	ts.State = state.StateRunning
 	ts.LastAttemptAt = r.opt.Now().UTC()
+	ts.Runner = r.id()
 	cp := *ts
 	r.mu.Unlock()
 	r.putStatus(&cp)
@@ -786,6 +787,7 @@ func (r *Runner) cdcSnapshotted(j job, rows, tableRows, warnings int64, took tim
 	ts := r.tableStatus(j)
 	ts.State, ts.LastError = state.StateCompleted, ""
 	ts.LastSyncAt, ts.LastFullSyncAt = now, now
+	ts.Runner = r.id()
 	ts.RowsSynced, ts.LastRunRows = tableRows, rows
 	ts.Warnings = warnings
 	ts.NextSyncAt = time.Time{}
@@ -809,6 +811,7 @@ func (r *Runner) cdcCommitted(j job, changes, tableRows, warnings int64) {
 	ts := r.tableStatus(j)
 	ts.State, ts.LastError = state.StateCompleted, ""
 	ts.LastSyncAt = now
+	ts.Runner = r.id()
 	ts.RowsSynced, ts.LastRunRows = tableRows, changes
 	ts.Warnings = warnings
 	ts.NextSyncAt = time.Time{}
@@ -837,6 +840,7 @@ func (r *Runner) cdcFailed(j job, err error) {
 	ts := r.tableStatus(j)
 	ts.State, ts.LastError = state.StateFailed, errorText(err)
 	ts.LastAttemptAt = r.opt.Now().UTC()
+	ts.Runner = r.id()
 	cp := *ts
 	r.mu.Unlock()
 	r.opt.Metrics.failures.WithLabelValues(j.addr).Inc()

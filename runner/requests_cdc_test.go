@@ -219,7 +219,7 @@ INSERT INTO u VALUES (1, 'a');`, `
 	if n := watch.at(lagging.ID)["pg_t"]; n != 2000 {
 		t.Errorf("pg_t held %d rows when the request was answered (after %s), want the 2000 committed before it", n, took)
 	}
-	if len(got.Results) != 1 || got.Results[0].State != state.StateCompleted || got.Results[0].RowsSynced != 2000 {
+	if len(got.Results) != 1 || got.Results[0].State != state.StateCompleted || got.Results[0].RowsSynced != 2000 || got.Results[0].Runner != me.ID {
 		t.Errorf("answer: %+v", got.Results)
 	}
 

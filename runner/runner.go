@@ -151,6 +151,15 @@ func New(opt Options) *Runner {
 		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
 }
 
+// id is this runner's name (Owner.ID), recorded as TableStatus.Runner by
+// the syncs it runs; "" without an owner.
+func (r *Runner) id() string {
+	if r.opt.Owner == nil {
+		return ""
+	}
+	return r.opt.Owner.ID
+}
+
 // Metrics returns the runner's metrics, to serve them.
 func (r *Runner) Metrics() *Metrics { return r.opt.Metrics }
 

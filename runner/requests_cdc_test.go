@@ -17,8 +17,8 @@ import (
 )
 
 // TestDaemonAnswersCDCRequest: a request naming a cdc table is answered
-// from its stream, which the daemon does not restart, once the stream had
-// time to commit the changes committed before the request.
+// from its stream, which the daemon does not restart, once the changes
+// committed before the request are in the warehouse.
 func TestDaemonAnswersCDCRequest(t *testing.T) {
 	e := newCDCEnv(t, `
 CREATE TABLE t (id int PRIMARY KEY, v text);
@@ -256,5 +256,49 @@ INSERT INTO u VALUES (1, 'a');`, `
 	got, _ = answer(failing, 15*time.Second)
 	if len(got.Results) != 1 || got.Results[0].State != state.StateFailed || !strings.Contains(got.Results[0].LastError, "the warehouse is full") {
 		t.Errorf("answer while the stream fails: %+v", got.Results)
+	}
+}
+
+// TestDaemonCDCRequestSlotLost: a request naming a cdc table whose slot
+// is lost (dropped behind sluice's back) fails at once, saying a resync
+// is required, rather than waiting for a stream that does not run.
+func TestDaemonCDCRequestSlotLost(t *testing.T) {
+	e := newCDCEnv(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`, `
+  table "t" {
+    sync = "cdc"
+  }`, "")
+	e.mustOnce()
+	e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
+	me := state.NewRunnerInfo("run")
+	r := e.runner(func(o *Options) { o.Owner, o.Requests = &me, e.local })
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "the stream to fail", func() bool {
+		ts := e.status("postgres.db/t")
+		return ts.State == state.StateFailed
+	})
+	req := state.NewSyncRequest([]string{"postgres.db/t"})
+	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var got *state.SyncRequest
+	waitFor(t, "the answer", func() bool {
+		var err error
+		got, err = e.local.SyncRequest(e.ctx, req.ID)
+		return err == nil && got != nil && got.Done()
+	})
+	if len(got.Results) != 1 || got.Results[0].State != state.StateFailed || !strings.Contains(got.Results[0].LastError, "resync required") {
+		t.Errorf("answer: %+v", got.Results)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("answered after %s", took)
 	}
 }

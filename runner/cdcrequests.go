@@ -35,9 +35,13 @@ import (
 // dropped over lag_critical. A daemon that stops before answering leaves
 // the request to the next runner.
 
-// cdcWatchInterval is how often a watcher looks at the stream's progress
-// (and the slot, when that decides).
-var cdcWatchInterval = 200 * time.Millisecond
+// cdcWatchInterval is how often a watcher looks at the stream's progress;
+// slotWatchInterval how often at most it reads the slot, when that
+// decides.
+var (
+	cdcWatchInterval  = 200 * time.Millisecond
+	slotWatchInterval = time.Second
+)
 
 // streamProgress is how far a table's stream got towards a target.
 type streamProgress int
@@ -186,6 +190,7 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 	slots, _ := prov.(slotStatuser)
 	tick := time.NewTicker(cdcWatchInterval)
 	defer tick.Stop()
+	var slotRead time.Time
 	for {
 		var left []string
 		r.mu.Lock()
@@ -208,7 +213,8 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 			}
 			answered = r.answerCDC(a, srcAddr, addr, p) || answered
 		}
-		if len(streaming) > 0 && slots != nil {
+		if len(streaming) > 0 && slots != nil && time.Since(slotRead) >= slotWatchInterval {
+			slotRead = time.Now()
 			slot, err := slots.SlotStatus(ctx, src.Postgres.CDC.Slot)
 			var confirmed pglogrepl.LSN
 			if err == nil && slot != nil {

@@ -203,6 +203,19 @@ type cdcEngine struct {
 	prov providers.Source
 	cs   providers.ChangeStream
 	sr   providers.SnapshotReader
+
+	// mu guards sink, the sink of the stream under way (nil while the
+	// engine snapshots or starts): sync requests read how far it got
+	// (progress).
+	mu   sync.Mutex
+	sink *cdcSink
+}
+
+// walPositioner is a source that tells its current WAL position: the
+// target of run -once's drain, and of a sync request handed to the
+// daemon.
+type walPositioner interface {
+	CurrentLSN(context.Context) (string, error)
 }
 
 // cdcGroups groups the enabled cdc tables of jobs by source, in a stable
@@ -348,9 +361,7 @@ func (e *cdcEngine) run(ctx context.Context, once bool) error {
 	defer e.close()
 	var stop string
 	if once {
-		cur, ok := e.prov.(interface {
-			CurrentLSN(context.Context) (string, error)
-		})
+		cur, ok := e.prov.(walPositioner)
 		if !ok {
 			err := fmt.Errorf("%s sources cannot tell their WAL position", e.src.Type)
 			e.failAll(err)
@@ -698,6 +709,8 @@ func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 		return err
 	}
 	sink := newCDCSink(e, live, start, stopLSN)
+	e.setSink(sink)
+	defer e.setSink(nil)
 	req := providers.StreamRequest{
 		Slot: e.src.Postgres.CDC.Slot, Publication: e.src.Postgres.CDC.Publication,
 		Tables: tables, StartLSN: start.String(), StopAtLSN: stop,
@@ -761,6 +774,7 @@ func (r *Runner) cdcRunning(j job) {
 	ts := r.tableStatus(j)
 	ts.State = state.StateRunning
 	ts.LastAttemptAt = r.opt.Now().UTC()
+	ts.Runner = r.id()
 	cp := *ts
 	r.mu.Unlock()
 	r.putStatus(&cp)
@@ -773,6 +787,7 @@ func (r *Runner) cdcSnapshotted(j job, rows, tableRows, warnings int64, took tim
 	ts := r.tableStatus(j)
 	ts.State, ts.LastError = state.StateCompleted, ""
 	ts.LastSyncAt, ts.LastFullSyncAt = now, now
+	ts.Runner = r.id()
 	ts.RowsSynced, ts.LastRunRows = tableRows, rows
 	ts.Warnings = warnings
 	ts.NextSyncAt = time.Time{}
@@ -796,6 +811,7 @@ func (r *Runner) cdcCommitted(j job, changes, tableRows, warnings int64) {
 	ts := r.tableStatus(j)
 	ts.State, ts.LastError = state.StateCompleted, ""
 	ts.LastSyncAt = now
+	ts.Runner = r.id()
 	ts.RowsSynced, ts.LastRunRows = tableRows, changes
 	ts.Warnings = warnings
 	ts.NextSyncAt = time.Time{}
@@ -824,6 +840,7 @@ func (r *Runner) cdcFailed(j job, err error) {
 	ts := r.tableStatus(j)
 	ts.State, ts.LastError = state.StateFailed, errorText(err)
 	ts.LastAttemptAt = r.opt.Now().UTC()
+	ts.Runner = r.id()
 	cp := *ts
 	r.mu.Unlock()
 	r.opt.Metrics.failures.WithLabelValues(j.addr).Inc()
@@ -967,6 +984,11 @@ func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
 			defer s.wg.Done()
 			defer close(engDone)
 			s.loop(engCtx, g)
+			if ctx.Err() == nil {
+				// The WAL monitor stopped the stream to drop its slot:
+				// nothing streams until apply recreates it.
+				s.r.setCDCDown(addr, fmt.Errorf("the stream of %s was stopped, and its replication slot dropped, because it retained WAL over lag_critical: resync required (see `sluice status`)", addr))
+			}
 		}()
 		go func() {
 			defer s.wg.Done()
@@ -978,6 +1000,7 @@ func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
 			<-engDone
 			<-monDone
 			engCancel()
+			s.r.setCDCDown(addr, nil)
 			close(sv.done)
 		}()
 	}
@@ -994,7 +1017,9 @@ func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		started := time.Now()
 		e := r.newCDCEngine(g)
+		r.setEngine(e.addr, e)
 		err := e.run(ctx, false)
+		r.setEngine(e.addr, nil)
 		r.flushStatus(g)
 		if ctx.Err() != nil {
 			return
@@ -1003,6 +1028,9 @@ func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
 			err = errors.New("the stream ended")
 		}
 		if r.slotFailure(ctx, g[0].src, err) {
+			// Until apply recreates the slot (which restarts the loop),
+			// sync requests naming these tables fail at once.
+			r.setCDCDown(e.addr, fmt.Errorf("%s (resync required: run `sluice apply`)", errorText(err)))
 			<-ctx.Done()
 			return
 		}

@@ -63,6 +63,9 @@ type tableSink struct {
 	// change too), so that a restart can skip the ones committed.
 	txLSN pglogrepl.LSN
 	txN   int64
+	// inflight is set while a flush commits some of the table's changes
+	// (taken from items, not committed yet).
+	inflight bool
 }
 
 // pendingItem is one table's changes of one transaction chunk.
@@ -288,6 +291,7 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 		}
 		takes[k] = ts.items[:n:n]
 		ts.items = ts.items[n:]
+		ts.inflight = n > 0
 		took = took || n > 0
 		for _, it := range ts.items {
 			s.pendRows += int(it.changes())
@@ -329,6 +333,9 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inflight = false
+	for _, ts := range s.order {
+		ts.inflight = false
+	}
 	if err != nil {
 		if s.err == nil {
 			s.err = err

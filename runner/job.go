@@ -26,6 +26,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 	ts := r.tableStatus(j)
 	ts.State = state.StateRunning
 	ts.LastAttemptAt = start.UTC()
+	ts.Runner = r.id()
 	full := resyncDue(j.table, ts)
 	running := *ts
 	r.mu.Unlock()
@@ -48,6 +49,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 	end := r.opt.Now()
 	r.mu.Lock()
 	ts = r.tableStatus(j)
+	ts.Runner = r.id()
 	switch {
 	case errors.Is(err, errNotYet):
 		ts.State = state.StatePending

@@ -17,10 +17,12 @@ import (
 //     the daemon took the request. A sync already running then finishes,
 //     and the table runs again: only a sync that started after the
 //     request is sure to see what was committed before it.
-//   - A cdc table is streamed all along: it is answered with its status
-//     once the stream had two flush intervals to commit what was committed
-//     before the request (a snapshot in progress is waited for). A stream
-//     behind by more than that is not waited for.
+//   - A cdc table is streamed all along: when the daemon takes the
+//     request it reads the source's WAL position, and answers the table
+//     with its status once everything committed before that position is
+//     committed to its warehouse tables, however far behind the stream is
+//     (see watchCDC in cdcrequests.go); a stream that fails meanwhile, or
+//     a slot that is lost, fails it.
 //   - A webhook table whose bulk load is not due is answered with its
 //     status: the daemon applies journaled events as they arrive. Due, it
 //     is synced as a batch table.
@@ -36,13 +38,17 @@ type activeRequest struct {
 	running map[string]bool // tables whose answering sync runs
 	passive map[string]bool // answered with their status at readyAt
 	readyAt time.Time
+	// cdc are the cdc tables whose stream has not reached the request's
+	// target yet (cdcrequests.go); takenAt is when this runner took it.
+	cdc     map[string]bool
+	takenAt time.Time
 	results map[string]state.TableStatus
 }
 
 // tables are every table the request syncs (not those refused at take).
 func (a *activeRequest) tables() []string {
 	var out []string
-	for _, m := range []map[string]bool{a.waiting, a.running, a.passive} {
+	for _, m := range []map[string]bool{a.waiting, a.running, a.passive, a.cdc} {
 		out = append(out, sortedKeys(m)...)
 	}
 	return out
@@ -130,7 +136,7 @@ func (r *Runner) knowsAll(jobs []job, addrs []string) bool {
 // with their status, and those refused (answered at once as failed).
 func (r *Runner) activate(req *state.SyncRequest, jobs []job, now time.Time) *activeRequest {
 	a := &activeRequest{req: req, waiting: map[string]bool{}, running: map[string]bool{}, passive: map[string]bool{},
-		results: map[string]state.TableStatus{}, readyAt: now.Add(2 * r.opt.CDCFlushInterval)}
+		cdc: map[string]bool{}, takenAt: now, results: map[string]state.TableStatus{}, readyAt: now.Add(2 * r.opt.CDCFlushInterval)}
 	byAddr := map[string]job{}
 	for _, j := range jobs {
 		byAddr[j.addr] = j
@@ -145,7 +151,7 @@ func (r *Runner) activate(req *state.SyncRequest, jobs []job, now time.Time) *ac
 			a.results[addr] = state.TableStatus{Address: addr, State: state.StateFailed,
 				LastError: "not synced: it is disabled (enabled = false)"}
 		case config.SyncType(j.table.Sync) == config.SyncCDC:
-			a.passive[addr] = true
+			a.cdc[addr] = true
 		case config.SyncType(j.table.Sync) == config.SyncWebhook:
 			r.mu.Lock()
 			due, _ := NextSync(j.table, r.status[addr], now)
@@ -221,6 +227,7 @@ func (r *Runner) pollRequests(ctx context.Context, jobs []job, now time.Time) {
 		r.mu.Lock()
 		r.requests[a.req.ID] = a
 		r.mu.Unlock()
+		r.watchCDCTables(ctx, a, jobs)
 	}
 }
 
@@ -289,17 +296,18 @@ func (r *Runner) answerRequests(ctx context.Context, jobs []job, now time.Time) 
 	r.mu.Lock()
 	var done []*activeRequest
 	for id, a := range r.requests {
-		for addr := range a.waiting {
-			if enabled != nil && !enabled[addr] {
-				a.results[addr] = state.TableStatus{Address: addr, State: state.StateFailed,
-					LastError: "not synced: an apply since the request removed or disabled it"}
-				delete(a.waiting, addr)
+		for _, m := range []map[string]bool{a.waiting, a.cdc} {
+			for addr := range m {
+				if enabled != nil && !enabled[addr] {
+					a.results[addr] = state.TableStatus{Address: addr, State: state.StateFailed,
+						LastError: "not synced: an apply since the request removed or disabled it"}
+					delete(m, addr)
+				}
 			}
 		}
 		if !now.Before(a.readyAt) {
 			for addr := range a.passive {
-				// A snapshot, or a stream that has not started yet, is
-				// waited for.
+				// A bulk load that has not ended is waited for.
 				if ts := r.status[addr]; ts == nil || !(ts.State == state.StateRunning || ts.State == state.StatePending && ts.LastError == "") {
 					if ts != nil {
 						a.results[addr] = *ts
@@ -310,7 +318,7 @@ func (r *Runner) answerRequests(ctx context.Context, jobs []job, now time.Time) 
 				}
 			}
 		}
-		if len(a.waiting)+len(a.running)+len(a.passive) == 0 {
+		if len(a.waiting)+len(a.running)+len(a.passive)+len(a.cdc) == 0 {
 			done = append(done, a)
 			delete(r.requests, id)
 		}

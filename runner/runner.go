@@ -98,6 +98,13 @@ type Runner struct {
 	// read them.
 	requests      map[string]*activeRequest
 	requestWarned time.Time
+	// engines are the daemon's cdc engines running now, by source;
+	// cdcDown says why a source's stream stays stopped (its slot lost or
+	// dropped) until apply changes it; watchers are the goroutines that
+	// answer requests naming cdc tables (cdcrequests.go).
+	engines  map[string]*cdcEngine
+	cdcDown  map[string]error
+	watchers sync.WaitGroup
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -141,7 +148,16 @@ func New(opt Options) *Runner {
 	}
 	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
 		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
-		requests: map[string]*activeRequest{}}
+		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
+}
+
+// id is this runner's name (Owner.ID), recorded as TableStatus.Runner by
+// the syncs it runs; "" without an owner.
+func (r *Runner) id() string {
+	if r.opt.Owner == nil {
+		return ""
+	}
+	return r.opt.Owner.ID
 }
 
 // Metrics returns the runner's metrics, to serve them.
@@ -547,6 +563,7 @@ func (r *Runner) Run(parent context.Context) error {
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")
 			wg.Wait()
 			streams.wait()
+			r.watchers.Wait()
 			<-hooksDone
 			return lost
 		case <-tick.C:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,7 +41,14 @@ const (
 // RunnerInfo names a runner: recorded with the runner lock, and with the
 // status of the syncs it runs.
 type RunnerInfo struct {
-	ID        string    `json:"id"`
+	// ID names the runner (`run -id=NAME`, default <hostname>-<pid>): in
+	// logs, status (TableStatus.Runner) and messages. Two runners may
+	// carry the same name (one restarted under it): Instance tells them
+	// apart.
+	ID string `json:"id"`
+	// Instance is unique to the process (empty in records written before
+	// it was recorded).
+	Instance  string    `json:"instance,omitempty"`
 	Operation string    `json:"operation"` // "run", "run -once", "sync"
 	PID       int       `json:"pid"`
 	Host      string    `json:"host"`
@@ -50,20 +58,62 @@ type RunnerInfo struct {
 	BackendPID int `json:"backend_pid,omitempty"`
 }
 
-// NewRunnerInfo describes this process as a runner for operation.
+// NewRunnerInfo describes this process as a runner for operation, named
+// DefaultRunnerID() (set ID to name it otherwise).
 func NewRunnerInfo(operation string) RunnerInfo {
+	return RunnerInfo{ID: DefaultRunnerID(), Instance: newID(), Operation: operation, PID: os.Getpid(), Host: hostname(),
+		Started: time.Now().UTC().Truncate(time.Second)}
+}
+
+// DefaultRunnerID is the name of a runner not given one: <hostname>-<pid>.
+func DefaultRunnerID() string {
+	return fmt.Sprintf("%s-%d", hostname(), os.Getpid())
+}
+
+func hostname() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
-		host = "unknown"
+		return "unknown"
 	}
-	return RunnerInfo{ID: newID(), Operation: operation, PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second)}
+	return host
+}
+
+// maxRunnerID bounds a runner's name.
+const maxRunnerID = 128
+
+// CheckRunnerID says what is wrong with a runner name given with -id, or
+// nil: 1 to 128 letters, digits and . _ - : @ (it shows in logs, status
+// and messages, and must read the same everywhere).
+func CheckRunnerID(id string) error {
+	ok := id != "" && len(id) <= maxRunnerID
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-:@", c)) {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("-id must be 1 to %d letters, digits, or . _ - : @ (got %q)", maxRunnerID, id)
+	}
+	return nil
+}
+
+// SameRunner reports whether a and b describe the same runner process:
+// the same Instance, or, for a record without one, the same ID.
+func SameRunner(a, b *RunnerInfo) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	if a.Instance != "" && b.Instance != "" {
+		return a.Instance == b.Instance
+	}
+	return a.ID != "" && a.ID == b.ID
 }
 
 func (i *RunnerInfo) String() string {
 	if i == nil || i.ID == "" {
 		return "another sluice runner (it has not said who it is)"
 	}
-	return fmt.Sprintf("`sluice %s` (pid %d on %s, since %s)", i.Operation, i.PID, i.Host, i.Started.Format(time.RFC3339))
+	return fmt.Sprintf("runner %s (`sluice %s`, pid %d on %s, since %s)", i.ID, i.Operation, i.PID, i.Host, i.Started.Format(time.RFC3339))
 }
 
 // ErrRunnerLocked is returned (wrapped in a *RunnerLockedError) when
@@ -140,7 +190,7 @@ func RunnerAlive(owner, holder *RunnerInfo) bool {
 	if holder == nil {
 		return false
 	}
-	return owner == nil || owner.ID == "" || owner.ID == holder.ID
+	return owner == nil || owner.ID == "" || SameRunner(owner, holder)
 }
 
 // RunnerLockPath is the local backend's runner lock file.
@@ -396,7 +446,10 @@ func (l *pgRunnerLock) Unlock() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	defer l.conn.Close(ctx)
-	_, _ = l.conn.Exec(ctx, `DELETE FROM `+pgStatusTable+` WHERE kind = $1 AND address = $2 AND record->>'id' = $3`, runnerStatusKind, runnerStatusAddr, l.info.ID)
+	// Only this runner's description: another of the same name may have
+	// taken the lock after this one's session was lost.
+	_, _ = l.conn.Exec(ctx, `DELETE FROM `+pgStatusTable+` WHERE kind = $1 AND address = $2 AND record->>'id' = $3 AND coalesce(record->>'instance', '') = $4`,
+		runnerStatusKind, runnerStatusAddr, l.info.ID, l.info.Instance)
 	_, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, runnerLockKey)
 	return err
 }

@@ -107,11 +107,18 @@ func TestRunnerLockHeldAgainstProbes(t *testing.T) {
 }
 
 func TestMarkInterrupted(t *testing.T) {
-	alive := &RunnerInfo{ID: "alive"}
-	gone := &RunnerInfo{ID: "gone"}
+	alive := &RunnerInfo{ID: "alive", Instance: "i2"}
+	gone := &RunnerInfo{ID: "gone", Instance: "i1"}
+	// A runner killed and started again under the same name (-id) is
+	// another runner.
+	sameName := &RunnerInfo{ID: "alive", Instance: "i0"}
+	// Records written before instances were recorded go by ID.
+	oldRecord := &RunnerInfo{ID: "alive"}
 	st := &Status{Tables: map[string]*TableStatus{
 		"p.a/mine":      {Address: "p.a/mine", State: StateRunning, Owner: alive},
 		"p.a/gone":      {Address: "p.a/gone", State: StateRunning, Owner: gone},
+		"p.a/same-name": {Address: "p.a/same-name", State: StateRunning, Owner: sameName},
+		"p.a/old":       {Address: "p.a/old", State: StateRunning, Owner: oldRecord},
 		"p.a/ownerless": {Address: "p.a/ownerless", State: StateRunning},
 		"p.a/done":      {Address: "p.a/done", State: StateCompleted},
 	}}
@@ -119,8 +126,8 @@ func TestMarkInterrupted(t *testing.T) {
 		holder *RunnerInfo
 		want   []string
 	}{
-		{alive, []string{"p.a/gone"}},
-		{nil, []string{"p.a/gone", "p.a/mine", "p.a/ownerless"}},
+		{alive, []string{"p.a/gone", "p.a/same-name"}},
+		{nil, []string{"p.a/gone", "p.a/mine", "p.a/old", "p.a/ownerless", "p.a/same-name"}},
 	}
 	for _, tt := range tests {
 		cp := &Status{Tables: map[string]*TableStatus{}}
@@ -177,5 +184,32 @@ func TestPostgresRunnerLockCheck(t *testing.T) {
 	defer other.Unlock()
 	if err := lock.Check(ctx); !errors.Is(err, ErrRunnerLocked) || !strings.Contains(err.Error(), "`sluice sync`") {
 		t.Errorf("Check while another runner holds the lock: %v", err)
+	}
+}
+
+func TestCheckRunnerID(t *testing.T) {
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"worker-1", true},
+		{"db1.example.com-4242", true},
+		{"ops@eu:blue_2", true},
+		{"", false},
+		{"two words", false},
+		{"tab\there", false},
+		{"new\nline", false},
+		{"quote\"", false},
+		{"é", false},
+		{strings.Repeat("a", 128), true},
+		{strings.Repeat("a", 129), false},
+	}
+	for _, tt := range tests {
+		if err := CheckRunnerID(tt.id); (err == nil) != tt.ok {
+			t.Errorf("CheckRunnerID(%q) = %v", tt.id, err)
+		}
+	}
+	if id := DefaultRunnerID(); !strings.HasSuffix(id, "-"+strconv.Itoa(os.Getpid())) {
+		t.Errorf("DefaultRunnerID() = %q", id)
 	}
 }

@@ -49,6 +49,9 @@ type TableStatus struct {
 	// LastFullSyncAt is when the last full (re)load committed; a resync
 	// requested after it is still due.
 	LastFullSyncAt time.Time `json:"last_full_sync_at"`
+	// Runner is the RunnerInfo.ID of the runner that last synced the
+	// table (empty in records of runners without one).
+	Runner string `json:"runner,omitempty"`
 	// Owner is the runner of a running sync: while it no longer holds the
 	// runner lock, the sync is not running but interrupted
 	// (MarkInterrupted).

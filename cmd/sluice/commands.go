@@ -15,7 +15,7 @@ var commands = []*command{
 	{name: "apply", synopsis: "Create or change publications, slots, webhooks and state", usage: "[-auto-approve] [-json] [-target=ADDR]... [-var...] [PLANFILE]", notYet: "state, planner and apply"},
 	{name: "show", synopsis: "Show the recorded state or a saved plan", usage: "[-json] [PLANFILE]", notYet: "state, planner and apply"},
 	{name: "status", synopsis: "Show per-table sync status and per-source health", usage: "[-json] [ADDR]", notYet: "the runner"},
-	{name: "run", synopsis: "Run the sync daemon", usage: "[-once] [-listen=ADDR] [-concurrency=N]", notYet: "the runner"},
+	{name: "run", synopsis: "Run the sync daemon", usage: "[-once] [-id=NAME] [-listen=ADDR] [-concurrency=N]", notYet: "the runner"},
 	{name: "sync", synopsis: "Sync tables now, whatever their schedule (default: every enabled table)", usage: "[-var=K=V]... [-var-file=F]... [ADDR...]"},
 	{name: "resync", synopsis: "Mark a table for a full resync at its next run", usage: "ADDR", notYet: "the runner"},
 	{name: "destroy", synopsis: "Plan and apply removal of everything recorded", usage: "[-auto-approve]", notYet: "state, planner and apply"},

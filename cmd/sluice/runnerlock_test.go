@@ -72,7 +72,7 @@ func TestOneRunnerPerState(t *testing.T) {
 			// sync runs until the runner is killed.
 			s.exec(`ALTER TABLE customers RENAME TO customers_t;
 				CREATE VIEW customers AS SELECT g::bigint AS id, (SELECT 'x'::text FROM pg_sleep(0.01 + g * 0)) AS email FROM generate_series(1, 1000000) g`)
-			daemon, logPath := startSluice(t, "-chdir="+s.dir, "-no-color", "run", "-listen=127.0.0.1:0")
+			daemon, logPath := startSluice(t, "-chdir="+s.dir, "-no-color", "run", "-id=daemon-1", "-listen=127.0.0.1:0")
 			pid := strconv.Itoa(daemon.Process.Pid)
 			waitStatus := func(what string, ok func(tableStatusJSON) bool) tableStatusJSON {
 				t.Helper()
@@ -102,14 +102,17 @@ func TestOneRunnerPerState(t *testing.T) {
 				if code != 1 {
 					t.Errorf("%v while a runner runs: exit %d\n%s%s", args, code, out, errOut)
 				}
-				for _, want := range []string{"`sluice run` (pid " + pid + " on ", "is already running on this state", "runner lock (", lockName, "stop it first"} {
+				for _, want := range []string{"runner daemon-1 (`sluice run`, pid " + pid + " on ", "is already running on this state", "runner lock (", lockName, "stop it first"} {
 					if !strings.Contains(errOut, want) {
 						t.Errorf("%v: the refusal lacks %q:\n%s", args, want, errOut)
 					}
 				}
 			}
-			if st := s.statusOf("postgres.shop/customers"); st.State != "running" {
+			if st := s.statusOf("postgres.shop/customers"); st.State != "running" || st.Runner != "daemon-1" {
 				t.Errorf("while the runner syncs, status = %+v", st)
+			}
+			if log, _ := os.ReadFile(logPath); !strings.Contains(string(log), "runner=daemon-1") {
+				t.Errorf("the daemon's log does not name it:\n%s", log)
 			}
 
 			// sync hands the tables to the daemon, which syncs them now
@@ -133,10 +136,10 @@ func TestOneRunnerPerState(t *testing.T) {
 			code, out, errOut := s.run("sync", "postgres.shop/orders")
 			want := fmt.Sprintf("postgres.shop/orders completed %d rows", before+2)
 			if code != 0 || !strings.HasPrefix(line(out, "postgres.shop/orders"), want) || !strings.Contains(out, "All 1 sync(s) completed") ||
-				!strings.Contains(errOut, "`sluice run` (pid "+pid+" on ") || !strings.Contains(errOut, "is running on this state: it syncs the 1 table now") {
+				!strings.Contains(errOut, "runner daemon-1 (`sluice run`, pid "+pid+" on ") || !strings.Contains(errOut, "is running on this state: it syncs the 1 table now") {
 				t.Errorf("sync while a daemon runs: exit %d, want a line %q\n%s%s", code, want, out, errOut)
 			}
-			if st := s.statusOf("postgres.shop/orders"); st.RowsSynced != before+2 {
+			if st := s.statusOf("postgres.shop/orders"); st.RowsSynced != before+2 || st.Runner != "daemon-1" {
 				t.Errorf("after the daemon synced orders: %+v", st)
 			}
 			// A table that fails: exit 1, named.
@@ -172,7 +175,7 @@ func TestOneRunnerPerState(t *testing.T) {
 			waiter.Process.Signal(os.Interrupt)
 			err := waiter.Wait()
 			text := waitLog(waiterLog, "Interrupted: stopped waiting.")
-			if code := waiter.ProcessState.ExitCode(); code != 1 || !strings.Contains(text, "`sluice run` (pid "+pid+" on ") || !strings.Contains(text, "keeps sync request") {
+			if code := waiter.ProcessState.ExitCode(); code != 1 || !strings.Contains(text, "runner daemon-1 (`sluice run`, pid "+pid+" on ") || !strings.Contains(text, "keeps sync request") {
 				t.Errorf("sync interrupted while waiting: exit %d (%v)\n%s", code, err, text)
 			}
 
@@ -195,7 +198,9 @@ func TestOneRunnerPerState(t *testing.T) {
 			once, _ := startSluice(t, "-chdir="+s.dir, "-no-color", "run", "-once")
 			waitStatus("running again", func(st tableStatusJSON) bool { return st.State == "running" })
 			code, out, errOut = s.run("sync", "postgres.shop/orders")
-			if code != 1 || !strings.Contains(errOut, "`sluice run -once` (pid "+strconv.Itoa(once.Process.Pid)+" on ") || !strings.Contains(errOut, "is already running on this state") {
+			host, _ := os.Hostname()
+			onceID := fmt.Sprintf("%s-%d", host, once.Process.Pid) // the default -id
+			if code != 1 || !strings.Contains(errOut, "runner "+onceID+" (`sluice run -once`, pid "+strconv.Itoa(once.Process.Pid)+" on ") || !strings.Contains(errOut, "is already running on this state") {
 				t.Errorf("sync while run -once runs: exit %d\n%s%s", code, out, errOut)
 			}
 			once.Process.Kill()
@@ -207,9 +212,17 @@ func TestOneRunnerPerState(t *testing.T) {
 			// to send a row; it holds the view.)
 			s.exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%customers%'`)
 			s.exec(`DROP VIEW customers; ALTER TABLE customers_t RENAME TO customers; INSERT INTO customers VALUES (7, 'c@example.com')`)
-			code, out, errOut = s.run("run", "-once")
+			// Under the killed runner's name: a runner of the same name
+			// is another runner all the same.
+			code, out, errOut = s.run("run", "-once", "-id="+onceID)
 			if code != 0 || !strings.Contains(errOut, "a sync was interrupted when its runner stopped") || !strings.HasPrefix(line(out, "postgres.shop/customers"), "postgres.shop/customers completed 1 rows") {
 				t.Errorf("run -once after the kill: exit %d\n%s%s", code, out, errOut)
+			}
+			if st := s.statusOf("postgres.shop/customers"); st.Runner != onceID {
+				t.Errorf("status after run -once -id=%s: %+v", onceID, st)
+			}
+			if code, _, errOut := s.run("run", "-once", "-id=two words"); code != 1 || !strings.Contains(errOut, "-id must be 1 to 128 letters, digits") {
+				t.Errorf("run -id with a space: exit %d\n%s", code, errOut)
 			}
 		})
 	}

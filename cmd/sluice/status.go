@@ -32,6 +32,9 @@ type tableStatusJSON struct {
 	LastError      string     `json:"last_error"`
 	Warnings       int64      `json:"warnings"`
 	ResyncPending  bool       `json:"resync_pending,omitempty"`
+	// Runner is the runner (`run -id`) that last synced the table; ""
+	// when none recorded it.
+	Runner string `json:"runner"`
 }
 
 type sourceStatusJSON struct {
@@ -130,6 +133,7 @@ func buildStatus(st *state.State, status *state.Status, filter []string, now tim
 			tj := tableStatusJSON{Address: addr, WarehouseTable: t.WarehouseTable, Sync: t.Sync, State: state.StatePending}
 			if ts := status.Tables[addr]; ts != nil {
 				tj.State, tj.RowsSynced, tj.LastError, tj.Warnings = ts.State, ts.RowsSynced, ts.LastError, ts.Warnings
+				tj.Runner = ts.Runner
 				tj.LastSyncAt, tj.NextSyncAt = timePtr(ts.LastSyncAt), timePtr(ts.NextSyncAt)
 				tj.ResyncPending = !t.ResyncRequestedAt.IsZero() && t.ResyncRequestedAt.After(ts.LastFullSyncAt)
 				if t.Enabled && config.SyncType(t.Sync) != config.SyncCDC && ts.State != state.StateRunning {

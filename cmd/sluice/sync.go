@@ -176,7 +176,7 @@ func (e *env) handOffSync(ctx context.Context, rs *runnerSession, rf *runnerFlag
 					}
 					return code
 				}
-			case h.ID != "" && h.ID != holder.ID:
+			case h.ID != "" && !state.SameRunner(h, holder):
 				// A new runner takes pending requests when it starts.
 				holder = h
 				fmt.Fprintf(e.stderr, "%s holds the runner lock now; it takes the request.\n", holder)
@@ -324,6 +324,7 @@ func syncHint(arg string) string {
 // runnerFlags are the flags run and sync share.
 type runnerFlags struct {
 	vars        varFlags
+	id          string
 	concurrency int
 	logFormat   string
 	logLevel    string
@@ -331,6 +332,7 @@ type runnerFlags struct {
 }
 
 func (f *runnerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.id, "id", "", "this runner's `NAME`, shown in logs, status and the runner lock (default: <hostname>-<pid>)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "syncs running at once (default: the runner block's concurrency)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `FORMAT`: text, or json for machines")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn, error")
@@ -340,6 +342,7 @@ func (f *runnerFlags) register(fs *flag.FlagSet) {
 
 // runnerSession is a runner ready to run, holding the runner lock.
 type runnerSession struct {
+	id          string // the runner's name (-id)
 	cfg         *config.Config
 	logger      hclog.Logger
 	backend     state.Backend
@@ -388,11 +391,18 @@ func (e *env) openRunner(ctx context.Context, f *runnerFlags, check func(*config
 		fmt.Fprintf(e.stderr, "Error: -log-format must be text or json, not %q.\n", f.logFormat)
 		return nil, exitError
 	}
+	id := f.id
+	if id == "" {
+		id = state.DefaultRunnerID()
+	} else if err := state.CheckRunnerID(id); err != nil {
+		fmt.Fprintf(e.stderr, "Error: %s.\n", err)
+		return nil, exitError
+	}
 	cfg, diags := e.loadConfig(&f.vars, true)
 	if diags.HasErrors() {
 		return nil, exitError
 	}
-	s := &runnerSession{cfg: cfg}
+	s := &runnerSession{id: id, cfg: cfg}
 	fail := func(err error) (*runnerSession, int) {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		s.close()
@@ -404,7 +414,7 @@ func (e *env) openRunner(ctx context.Context, f *runnerFlags, check func(*config
 		JSONFormat: f.logFormat == "json",
 		Level:      hclog.LevelFromString(f.logLevel),
 		Color:      hclog.ColorOff,
-	})
+	}).With("runner", id)
 	var err error
 	if s.backend, err = state.Open(ctx, cfg.State, cfg.Dir); err != nil {
 		return fail(err)
@@ -430,6 +440,7 @@ func (s *runnerSession) lockRunner(ctx context.Context, operation string) error 
 		return fmt.Errorf("the %T state backend has no runner lock", s.backend)
 	}
 	owner := state.NewRunnerInfo(operation)
+	owner.ID = s.id
 	lock, err := locker.LockRunner(ctx, owner)
 	if err != nil {
 		return err

@@ -108,10 +108,14 @@ func TestSyncNow(t *testing.T) {
 		t.Fatalf("run -once synced a table that was not due: %+v", st)
 	}
 
-	// sync ADDR syncs it now, and only it.
-	out = s.must(0, "sync", "postgres.shop/orders")
+	// sync ADDR syncs it now, and only it; -id names the runner in
+	// status.
+	out = s.must(0, "sync", "-id=manual-sync", "postgres.shop/orders")
 	if got := line(out, "postgres.shop/orders"); !strings.HasPrefix(got, "postgres.shop/orders completed 3 rows") {
 		t.Errorf("sync: orders line %q\n%s", got, out)
+	}
+	if st := s.statusOf("postgres.shop/orders"); st.Runner != "manual-sync" {
+		t.Errorf("status after sync -id=manual-sync: %+v", st)
 	}
 	if line(out, "postgres.shop/customers") != "" || !strings.Contains(out, "All 1 sync(s) completed") {
 		t.Errorf("sync of one table printed others:\n%s", out)

@@ -350,8 +350,8 @@ func TestSSHTunnel(t *testing.T) {
 		dbPort  int
 		timeout time.Duration
 		// wantErr and wantHint are the error's text and hint ("" when the
-		// connection must work); ADDR stands for the bastion's address, DB
-		// for the database's, FP for the host key's fingerprint, USER for
+		// connection must work); {ADDR} stands for the bastion's address, {DB}
+		// for the database's, {FP} for the host key's fingerprint, {USER} for
 		// the password user.
 		wantErr, wantHint string
 		wantLog           string
@@ -381,25 +381,25 @@ func TestSSHTunnel(t *testing.T) {
 				st.RequireTLS = true
 			}),
 			wantErr:  "tls error: server refused TLS connection",
-			wantHint: `The server at DB does not accept TLS (ssl = off), but the sslmode of source postgres.test requires TLS. Turn TLS on at the server (ssl = on, with ssl_cert_file and ssl_key_file), or, only on a network you trust, set sslmode = "prefer" or "disable".`,
+			wantHint: `The server at {DB} does not accept TLS (ssl = off), but the sslmode of source postgres.test requires TLS. Turn TLS on at the server (ssl = on, with ssl_cert_file and ssl_key_file), or, only on a network you trust, set sslmode = "prefer" or "disable".`,
 		},
 		{
 			name:    "unknown host key",
 			st:      tunnel(func(st *config.SSHTunnel) { st.KnownHosts = empty }),
-			wantErr: "dial error: ssh_tunnel: the host key of bastion ADDR is not in known_hosts (" + empty + "): it presented ssh-ed25519 key FP",
+			wantErr: "dial error: ssh_tunnel: the host key of bastion {ADDR} is not in known_hosts (" + empty + "): it presented ssh-ed25519 key {FP}",
 			wantHint: "If that is the bastion's key (compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the bastion), add this line to " + empty + ":\n    " +
 				goodLine,
 		},
 		{
 			name:     "known_hosts missing",
 			st:       tunnel(func(st *config.SSHTunnel) { st.KnownHosts = empty + ".missing" }),
-			wantErr:  "dial error: ssh_tunnel: the host key of bastion ADDR is not in known_hosts (" + empty + ".missing, which does not exist): it presented ssh-ed25519 key FP",
+			wantErr:  "dial error: ssh_tunnel: the host key of bastion {ADDR} is not in known_hosts (" + empty + ".missing, which does not exist): it presented ssh-ed25519 key {FP}",
 			wantHint: "If that is the bastion's key (compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the bastion), add this line to " + empty + ".missing:\n    " + goodLine,
 		},
 		{
 			name:     "wrong known_hosts entry",
 			st:       tunnel(func(st *config.SSHTunnel) { st.KnownHosts = wrong }),
-			wantErr:  "dial error: ssh_tunnel: the host key of bastion ADDR does not match known_hosts: it presented ssh-ed25519 key FP, but " + wrong + ":1 has ssh-ed25519 key " + ssh.FingerprintSHA256(otherKey),
+			wantErr:  "dial error: ssh_tunnel: the host key of bastion {ADDR} does not match known_hosts: it presented ssh-ed25519 key {FP}, but " + wrong + ":1 has ssh-ed25519 key " + ssh.FingerprintSHA256(otherKey),
 			wantHint: "Someone may be posing as the bastion (a man-in-the-middle attack): do not connect until you know why the key differs. If the bastion's key changed legitimately, replace that line of " + wrong + " with:\n    " + goodLine,
 		},
 		{
@@ -421,8 +421,8 @@ func TestSSHTunnel(t *testing.T) {
 			st: tunnel(func(st *config.SSHTunnel) {
 				st.User, st.PrivateKey, st.Password = sshd.passwordUser, "", sshWrongPw
 			}),
-			wantErr:  `dial error: ssh_tunnel: bastion ADDR refused user "USER": ssh: handshake failed: ssh: unable to authenticate, attempted methods [none password], no supported methods remain`,
-			wantHint: "Check ssh_tunnel.user and ssh_tunnel.password. For a key, its public half must be in ~USER/.ssh/authorized_keys on the bastion; for a password, the bastion must allow password authentication (PasswordAuthentication yes in sshd_config).",
+			wantErr:  `dial error: ssh_tunnel: bastion {ADDR} refused user "{USER}": ssh: handshake failed: ssh: unable to authenticate, attempted methods [none password], no supported methods remain`,
+			wantHint: "Check ssh_tunnel.user and ssh_tunnel.password. For a key, its public half must be in ~{USER}/.ssh/authorized_keys on the bastion; for a password, the bastion must allow password authentication (PasswordAuthentication yes in sshd_config).",
 		},
 		{
 			name:     "bastion refuses connections",
@@ -435,7 +435,7 @@ func TestSSHTunnel(t *testing.T) {
 			st:       tunnel(nil),
 			dbPort:   closedP,
 			wantErr:  `ssh: rejected: connect failed ("Connection refused")`,
-			wantHint: "The bastion ADDR could not connect to DB (Connection refused). Check host and port of source postgres.test as the bastion sees them, that PostgreSQL runs there, and the firewalls, security groups and IP allow-lists between the bastion and the database.",
+			wantHint: "The bastion {ADDR} could not connect to {DB} (Connection refused). Check host and port of source postgres.test as the bastion sees them, that PostgreSQL runs there, and the firewalls, security groups and IP allow-lists between the bastion and the database.",
 		},
 		{
 			name:     "database silent behind the bastion",
@@ -443,7 +443,7 @@ func TestSSHTunnel(t *testing.T) {
 			dbPort:   silentP,
 			timeout:  500 * time.Millisecond,
 			wantErr:  "timeout: context deadline exceeded",
-			wantHint: "No answer from DB (through the SSH bastion) within 500ms. Check host and port of source postgres.test as the bastion sees them, and the firewalls, security groups and IP allow-lists between the bastion and the database. connect_timeout sets how long to wait.",
+			wantHint: "No answer from {DB} (through the SSH bastion) within 500ms. Check host and port of source postgres.test as the bastion sees them, and the firewalls, security groups and IP allow-lists between the bastion and the database. connect_timeout sets how long to wait.",
 		},
 	}
 	// The hashed known_hosts file, as `ssh-keygen -H` writes it.
@@ -474,7 +474,7 @@ func TestSSHTunnel(t *testing.T) {
 			conn, err := Connect(ctx, src, WithConfigDir(cfgDir), WithLogger(logger))
 			dbAddr := net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))
 			expand := func(s string) string {
-				return strings.NewReplacer("ADDR", sshd.addr, "DB", dbAddr, "FP", fp, "USER", sshd.passwordUser).Replace(s)
+				return strings.NewReplacer("{ADDR}", sshd.addr, "{DB}", dbAddr, "{FP}", fp, "{USER}", sshd.passwordUser).Replace(s)
 			}
 			if tt.wantErr == "" {
 				if err != nil {

@@ -60,8 +60,10 @@ type Options struct {
 	// WALCheckInterval is how often each source's replication slot lag
 	// is read (default 30s).
 	WALCheckInterval time.Duration
-	// Resources opens a source's resource manager (to drop a slot over
-	// lag_critical); the PostgreSQL provider's when nil.
+	// Resources opens a source's resource manager, which the WAL monitor
+	// needs to drop a slot over lag_critical (auto_drop_slot). When nil,
+	// the monitor still marks such a source failed but cannot drop its
+	// slot, and says so in the source's status.
 	Resources func(ctx context.Context, src *config.Source) (providers.ResourceManager, error)
 
 	// Owner is this runner, recorded with the status of the syncs it runs,

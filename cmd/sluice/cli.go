@@ -40,8 +40,6 @@ type command struct {
 	synopsis string
 	usage    string // flags and arguments, after "sluice NAME"
 	run      func(e *env, args []string) int
-	// notYet names the capability a command arrives with while run is nil.
-	notYet string
 }
 
 func findCommand(name string) *command {
@@ -101,14 +99,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: unknown command %q.%s Run `sluice help` for the list.\n", rest[0], closest(rest[0], names))
 		return exitError
 	}
-	return c.exec(e, rest[1:])
-}
-
-func (c *command) exec(e *env, args []string) int {
-	if c.run == nil {
-		return runNotBuilt(e, c, args)
-	}
-	return c.run(e, args)
+	return c.run(e, rest[1:])
 }
 
 func closest(given string, names []string) string {

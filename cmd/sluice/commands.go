@@ -4,23 +4,23 @@ import "fmt"
 
 // commands lists every command of SPEC §1, in the order help shows them.
 // Each command's file installs its implementation with implement() from an
-// init function; until then the command says it is not built yet.
+// init function (TestEveryCommandImplemented checks that none is missing).
 var commands = []*command{
 	{name: "validate", synopsis: "Check the configuration without connecting to anything", usage: "[-json] [-var=K=V]... [-var-file=F]..."},
 	{name: "fmt", synopsis: "Rewrite *.hcl files in the canonical format", usage: "[-check] [-diff] [PATH...]"},
-	{name: "inspect", synopsis: "List a source's live tables and what each can sync", usage: "SOURCE [-json] [-all-schemas]", notYet: "the PostgreSQL provider"},
-	{name: "check", synopsis: "Check a PostgreSQL source's CDC prerequisites", usage: "SOURCE [-json]", notYet: "the PostgreSQL provider"},
-	{name: "init", synopsis: "Write a starting configuration from a live database", usage: "-source=postgres.NAME -url=URL [-out=FILE]", notYet: "the PostgreSQL provider"},
-	{name: "plan", synopsis: "Show what apply would change, and any drift", usage: "[-out=FILE] [-json] [-format=text|markdown] [-detailed-exitcode] [-refresh=false] [-target=ADDR]... [-var=K=V]... [-var-file=F]... [-lock=false] [-lock-timeout=DUR]", notYet: "state, planner and apply"},
-	{name: "apply", synopsis: "Create or change publications, slots, webhooks and state", usage: "[-auto-approve] [-json] [-target=ADDR]... [-var...] [PLANFILE]", notYet: "state, planner and apply"},
-	{name: "show", synopsis: "Show the recorded state or a saved plan", usage: "[-json] [PLANFILE]", notYet: "state, planner and apply"},
-	{name: "status", synopsis: "Show per-table sync status and per-source health", usage: "[-json] [ADDR]", notYet: "the runner"},
-	{name: "run", synopsis: "Run the sync daemon", usage: "[-once] [-id=NAME] [-listen=ADDR] [-concurrency=N]", notYet: "the runner"},
+	{name: "inspect", synopsis: "List a source's live tables and what each can sync", usage: "SOURCE [-json] [-all-schemas]"},
+	{name: "check", synopsis: "Check a PostgreSQL source's CDC prerequisites", usage: "SOURCE [-json]"},
+	{name: "init", synopsis: "Write a starting configuration from a live database", usage: "-source=postgres.NAME -url=URL [-out=FILE]"},
+	{name: "plan", synopsis: "Show what apply would change, and any drift", usage: "[-out=FILE] [-json] [-format=text|markdown] [-detailed-exitcode] [-refresh=false] [-target=ADDR]... [-var=K=V]... [-var-file=F]... [-lock=false] [-lock-timeout=DUR]"},
+	{name: "apply", synopsis: "Create or change publications, slots, webhooks and state", usage: "[-auto-approve] [-json] [-target=ADDR]... [-var...] [PLANFILE]"},
+	{name: "show", synopsis: "Show the recorded state or a saved plan", usage: "[-json] [PLANFILE]"},
+	{name: "status", synopsis: "Show per-table sync status and per-source health", usage: "[-json] [ADDR]"},
+	{name: "run", synopsis: "Run the sync daemon", usage: "[-once] [-id=NAME] [-listen=ADDR] [-concurrency=N]"},
 	{name: "sync", synopsis: "Sync tables now, whatever their schedule (default: every enabled table)", usage: "[-var=K=V]... [-var-file=F]... [ADDR...]"},
-	{name: "resync", synopsis: "Mark a table for a full resync at its next run", usage: "ADDR", notYet: "the runner"},
-	{name: "destroy", synopsis: "Plan and apply removal of everything recorded", usage: "[-auto-approve]", notYet: "state, planner and apply"},
-	{name: "state", synopsis: "State housekeeping: state list, state rm ADDR", usage: "list | rm ADDR", notYet: "state, planner and apply"},
-	{name: "force-unlock", synopsis: "Release a stuck state lock", usage: "LOCK_ID", notYet: "state, planner and apply"},
+	{name: "resync", synopsis: "Mark a table for a full resync at its next run", usage: "ADDR"},
+	{name: "destroy", synopsis: "Plan and apply removal of everything recorded", usage: "[-auto-approve]"},
+	{name: "state", synopsis: "State housekeeping: state list, state rm ADDR", usage: "list | rm ADDR"},
+	{name: "force-unlock", synopsis: "Release a stuck state lock", usage: "LOCK_ID"},
 	{name: "version", synopsis: "Print the version", usage: ""},
 	{name: "help", synopsis: "Show this help, or a command's", usage: "[COMMAND]"},
 }
@@ -39,18 +39,6 @@ func implement(name string, run func(*env, []string) int) {
 	c.run = run
 }
 
-// runNotBuilt stands in for a command whose capability has not been built
-// yet: it says so plainly and fails, so that no script mistakes it for
-// success.
-func runNotBuilt(e *env, c *command, args []string) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		writeCommandHelp(e.stdout, c, nil)
-		return exitOK
-	}
-	fmt.Fprintf(e.stderr, "Error: `sluice %s` is not available in this version of sluice: it arrives with %s. Nothing was done.\n", c.name, c.notYet)
-	return exitError
-}
-
 func runHelp(e *env, args []string) int {
 	if len(args) == 0 {
 		writeHelp(e.stdout)
@@ -66,5 +54,5 @@ func runHelp(e *env, args []string) int {
 		return exitOK
 	}
 	// Every other command prints its own flags for -h.
-	return c.exec(e, []string{"-h"})
+	return c.run(e, []string{"-h"})
 }

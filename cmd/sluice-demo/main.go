@@ -51,6 +51,12 @@ var steps = []step{
 			"DELETE FROM customers WHERE email = 'visitor@example.com'",
 		args: []string{"run", "-once"},
 	},
+	{
+		title: "an order is paid and a new one comes; orders sync hourly, so sluice sync runs it now",
+		sql: "UPDATE orders SET status = 'paid', updated_at = now() WHERE id = 1; " +
+			"INSERT INTO orders (customer_id, status, total, items, created_at, updated_at) VALUES (1, 'new', 42.00, '[]', now(), now())",
+		args: []string{"sync", "postgres.shop/orders"},
+	},
 }
 
 const (

@@ -105,7 +105,7 @@ func Write(path string, perm fs.FileMode, fill func(io.Writer) error, opts ...Op
 
 // CreateFile writes path with data, a new file of mode perm, only if path
 // does not exist; if it does, path is left as it is and the error matches
-// fs.ErrExist. Like WriteFile, a crash leaves no partial file at path:
+// fs.ErrExist. Either way the directory is synced. Like WriteFile, a crash leaves no partial file at path:
 // the temporary file is linked into place rather than renamed.
 func CreateFile(path string, data []byte, perm fs.FileMode, opts ...Option) error {
 	var o options
@@ -124,16 +124,19 @@ func CreateFile(path string, data []byte, perm fs.FileMode, opts ...Option) erro
 	if err == nil {
 		err = os.Link(tmp, path)
 	}
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create %s: %w", path, fs.ErrExist)
-	}
-	if err != nil {
+	exists := errors.Is(err, fs.ErrExist)
+	if err != nil && !exists {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
+	// Synced even when another process created path first: the caller
+	// goes on to use that file, which must then survive a crash too.
 	if !o.nosync {
 		if err := SyncDir(filepath.Dir(path)); err != nil {
 			return fmt.Errorf("create %s: %w", path, err)
 		}
+	}
+	if exists {
+		return fmt.Errorf("create %s: %w", path, fs.ErrExist)
 	}
 	return nil
 }

@@ -199,6 +199,11 @@ func TestTempPrefix(t *testing.T) {
 
 func TestCreateFile(t *testing.T) {
 	dir, path := prepare(t)
+	var synced bool
+	setHook(t, func(step, name string) error {
+		synced = synced || step == "syncdir" && name == dir
+		return nil
+	})
 	err := CreateFile(path, []byte("new\n"), 0o600)
 	if !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("CreateFile over an existing file: %v, want fs.ErrExist", err)
@@ -206,12 +211,11 @@ func TestCreateFile(t *testing.T) {
 	if c := content(t, path); c != "old\n" {
 		t.Errorf("existing file changed to %q", c)
 	}
+	if !synced {
+		t.Error("the directory was not synced when the file existed")
+	}
 	fresh := filepath.Join(dir, "key")
-	var synced bool
-	setHook(t, func(step, name string) error {
-		synced = synced || step == "syncdir" && name == dir
-		return nil
-	})
+	synced = false
 	if err := CreateFile(fresh, []byte("k\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}

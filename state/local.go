@@ -205,17 +205,7 @@ func (b *Local) tryLock(info LockInfo) (*localLock, error) {
 			f.Close()
 			continue
 		}
-		data, err := json.MarshalIndent(info, "", "  ")
-		if err == nil {
-			err = f.Truncate(0)
-		}
-		if err == nil {
-			_, err = f.WriteAt(append(data, '\n'), 0)
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
+		if err := writeHolder(f, info); err != nil {
 			os.Remove(b.LockPath())
 			f.Close()
 			return nil, fmt.Errorf("record the lock holder in %s: %w", b.LockPath(), err)
@@ -365,6 +355,24 @@ func readHolder[T any](f *os.File) *T {
 		return nil
 	}
 	return &info
+}
+
+// writeHolder replaces the content of a held lock file with the holder's
+// description, in place: the file is the one locked, so it cannot be
+// replaced by a rename. A reader that finds it half written (readHolder)
+// waits for the whole.
+func writeHolder(f *os.File, info any) error {
+	data, err := json.MarshalIndent(info, "", "  ")
+	if err == nil {
+		err = f.Truncate(0)
+	}
+	if err == nil {
+		_, err = f.WriteAt(append(data, '\n'), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return err
 }
 
 // flock retries on EINTR, which a signal arriving during the call causes.

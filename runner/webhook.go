@@ -45,6 +45,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/atomicfile"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
@@ -278,7 +279,7 @@ func openJournal(dir, addr string, now time.Time) (*hookSource, error) {
 		return fail(err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return fail(err)
 		}
 	}
@@ -485,12 +486,12 @@ func (hs *hookSource) compact(live map[string]bool, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSynced(hs.dir, seenFile, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(hs.dir, seenFile), data, 0o600); err != nil {
 		return err
 	}
 	var kept []journalEntry
 	var size int64
-	err = writeFileSynced(hs.dir, journalFile, func(w io.Writer) error {
+	err = atomicfile.Write(filepath.Join(hs.dir, journalFile), 0o600, func(w io.Writer) error {
 		if _, err := hs.f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
@@ -522,50 +523,6 @@ func (hs *hookSource) compact(live map[string]bool, now time.Time) error {
 	hs.f.Close()
 	hs.f, hs.size, hs.index = f, size, kept
 	return nil
-}
-
-// writeFileSynced replaces dir/name with what fill writes: a synced
-// temporary file renamed into place, the directory synced.
-func writeFileSynced(dir, name string, fill func(io.Writer) error) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	bw := bufio.NewWriterSize(f, 64<<10)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("rewrite %s: %w", filepath.Join(dir, name), err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Close releases the webhook journals. A runner that is not closed (a

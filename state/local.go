@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/atomicfile"
 )
 
 // Local is the local backend: a JSON file, with a lock file, a fingerprint
@@ -203,17 +205,7 @@ func (b *Local) tryLock(info LockInfo) (*localLock, error) {
 			f.Close()
 			continue
 		}
-		data, err := json.MarshalIndent(info, "", "  ")
-		if err == nil {
-			err = f.Truncate(0)
-		}
-		if err == nil {
-			_, err = f.WriteAt(append(data, '\n'), 0)
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
+		if err := writeHolder(f, info); err != nil {
 			os.Remove(b.LockPath())
 			f.Close()
 			return nil, fmt.Errorf("record the lock holder in %s: %w", b.LockPath(), err)
@@ -288,7 +280,7 @@ func (b *Local) ForceUnlock(ctx context.Context, id string) error {
 	if err := os.Remove(b.LockPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("force-unlock: %w", err)
 	}
-	return syncDir(filepath.Dir(b.LockPath()))
+	return atomicfile.SyncDir(filepath.Dir(b.LockPath()))
 }
 
 // FingerprintKey reads the key file beside the state, creating it with a
@@ -302,19 +294,11 @@ func (b *Local) FingerprintKey(ctx context.Context) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create the state directory: %w", err)
 	}
-	// Written whole to a temporary file, then linked into place: link fails
-	// if another process created the key meanwhile, and then both use
-	// theirs, rather than each using a different key.
-	tmp, err := writeTemp(filepath.Dir(path), filepath.Base(path), []byte(hex.EncodeToString(NewKey())+"\n"))
-	if err != nil {
+	// Created only if absent: if another process created the key
+	// meanwhile, both use theirs, rather than each using a different key.
+	err = atomicfile.CreateFile(path, []byte(hex.EncodeToString(NewKey())+"\n"), 0o600)
+	if err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("create fingerprint key: %w", err)
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("create fingerprint key: %w", err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return nil, err
 	}
 	return readKeyFile(path)
 }
@@ -373,6 +357,24 @@ func readHolder[T any](f *os.File) *T {
 	return &info
 }
 
+// writeHolder replaces the content of a held lock file with the holder's
+// description, in place: the file is the one locked, so it cannot be
+// replaced by a rename. A reader that finds it half written (readHolder)
+// waits for the whole.
+func writeHolder(f *os.File, info any) error {
+	data, err := json.MarshalIndent(info, "", "  ")
+	if err == nil {
+		err = f.Truncate(0)
+	}
+	if err == nil {
+		_, err = f.WriteAt(append(data, '\n'), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return err
+}
+
 // flock retries on EINTR, which a signal arriving during the call causes.
 func flock(f *os.File, how int) error {
 	for {
@@ -396,59 +398,11 @@ func samePath(f *os.File, path string) (bool, error) {
 	return os.SameFile(fi, pi), nil
 }
 
-// writeFileAtomic replaces path with data so that a crash leaves either
-// the old or the new content, never a mix: a synced temporary file in the
-// same directory, renamed over path, then the directory synced so that the
-// rename itself survives a crash.
+// writeFileAtomic replaces path with data, mode 0600, so that a crash
+// leaves either the old or the new content, never a mix.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create the state directory: %w", err)
 	}
-	tmp, err := writeTemp(dir, filepath.Base(path), data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// writeTemp writes data to a new synced file of mode 0600 in dir and
-// returns its name.
-func writeTemp(dir, base string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("create a temporary file: %w", err)
-	}
-	name := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		os.Remove(name)
-		return "", fmt.Errorf("write %s: %w", name, err)
-	}
-	return name, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o600)
 }

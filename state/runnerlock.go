@@ -226,14 +226,7 @@ func (b *Local) LockRunner(ctx context.Context, info RunnerInfo) (RunnerLock, er
 		f.Close()
 		return nil, &RunnerLockedError{Lock: "flock on " + b.RunnerLockPath(), Holder: holder}
 	}
-	data, err := json.MarshalIndent(info, "", "  ")
-	if err == nil {
-		err = f.Truncate(0)
-	}
-	if err == nil {
-		_, err = f.WriteAt(append(data, '\n'), 0)
-	}
-	if err != nil {
+	if err := writeHolder(f, info); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("record the runner in %s: %w", b.RunnerLockPath(), err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/atomicfile"
 )
 
 func init() { implement("fmt", runFmt) }
@@ -117,32 +118,12 @@ func writeDiff(w io.Writer, path string, before, after []byte) {
 	fmt.Fprint(w, text)
 }
 
-// writeFileAtomic replaces a file through a temporary file and a rename, so
-// that an interrupted fmt never leaves a half-written configuration.
+// writeFileAtomic replaces a file crash-safely, keeping its mode, so that
+// an interrupted fmt never leaves a half-written configuration.
 func writeFileAtomic(path string, data []byte) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, fi.Mode().Perm())
 }

@@ -185,6 +185,9 @@ func TestFmt(t *testing.T) {
 			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
 				t.Errorf("mode changed to %v", fi.Mode().Perm())
 			}
+			if es, _ := os.ReadDir(dir); len(es) != 1 {
+				t.Errorf("fmt left files beside main.hcl: %v", es)
+			}
 		})
 	}
 	t.Run("formatted", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/atomicfile"
 	"github.com/sluice-dev/sluice/internal/records"
 )
 
@@ -196,27 +197,8 @@ func writeManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("encoding the table manifest: %w", err)
 	}
-	meta := filepath.Join(dir, metaDir)
-	f, err := os.CreateTemp(meta, tmpManifestPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("writing the table manifest: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(data, '\n'))
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(meta, manifestName))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing the table manifest: %w", err)
-	}
-	if err := syncDir(meta); err != nil {
+	path := filepath.Join(dir, metaDir, manifestName)
+	if err := atomicfile.WriteFile(path, append(data, '\n'), 0o600, atomicfile.TempPrefix(tmpManifestPrefix), atomicfile.NoSync(!durable)); err != nil {
 		return fmt.Errorf("writing the table manifest: %w", err)
 	}
 	return nil
@@ -233,16 +215,5 @@ func syncDir(dir string) error {
 	if !durable {
 		return nil
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/atomicfile"
 	"github.com/sluice-dev/sluice/planner"
 )
 
@@ -79,5 +80,12 @@ func writeSavedPlan(e *env, path string, p *planner.Plan) error {
 	if err := planner.WriteSaved(&buf, p, version, time.Now()); err != nil {
 		return err
 	}
-	return os.WriteFile(e.path(path), buf.Bytes(), 0o600)
+	target := e.path(path)
+	// A plan file is replaced whole, so that a crash never leaves half a
+	// plan for apply to refuse; a device or pipe (-out=/dev/stdout) is
+	// written to as it is.
+	if fi, err := os.Stat(target); err == nil && !fi.Mode().IsRegular() {
+		return os.WriteFile(target, buf.Bytes(), 0o600)
+	}
+	return atomicfile.WriteFile(target, buf.Bytes(), 0o600)
 }

@@ -89,16 +89,6 @@ const (
 	extraPartialChanges = "cdc_partial_changes"
 )
 
-// cdcWarehouseTable is what CDC needs of a warehouse table beyond
-// warehouse.Table: history commits, and the stored rows of keys (unchanged
-// TOAST values and tombstones keep the stored values).
-type cdcWarehouseTable interface {
-	warehouse.Table
-	BeginHistory(schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error)
-	Lookup(keys *records.Batch, current bool, fn func(*records.Batch, []int32) error) error
-	Schema() *records.Schema
-}
-
 // errResnapshot asks the engine to snapshot a table again: its schema
 // changed in a way the warehouse table cannot follow.
 type errResnapshot struct {
@@ -129,7 +119,7 @@ type cdcTable struct {
 type cdcOutput struct {
 	name    string
 	history bool
-	wt      cdcWarehouseTable
+	wt      warehouse.CDCTable
 	pos     records.Position
 	// lsn is pos.LSN; partLSN and partN, when partLSN is set, say that the
 	// first partN changes of the table in the transaction committed at
@@ -284,11 +274,11 @@ func (e *cdcEngine) open(ctx context.Context) error {
 		}
 		for _, ot := range outs {
 			name := ot.name
-			wt, err := e.r.opt.Warehouse.Table(name)
+			wt, err := e.r.opt.Warehouse.Table(ctx, name)
 			if err != nil {
 				return err
 			}
-			cwt, ok := wt.(cdcWarehouseTable)
+			cwt, ok := wt.(warehouse.CDCTable)
 			if !ok {
 				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.r.opt.Warehouse)
 			}
@@ -547,7 +537,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	var txs []warehouse.Tx
 	abort := func() {
 		for _, tx := range txs {
-			tx.Abort()
+			tx.Abort(ctx)
 		}
 	}
 	var fill *snapshotFill
@@ -560,9 +550,9 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 			}
 			var tx warehouse.Tx
 			if o.history {
-				tx, err = o.wt.BeginHistory(s, string(config.SyncCDC), at)
+				tx, err = o.wt.BeginHistory(ctx, s, string(config.SyncCDC), at)
 			} else {
-				tx, err = o.wt.Begin(warehouse.Replace, s, string(config.SyncCDC))
+				tx, err = o.wt.Begin(ctx, warehouse.Replace, s, string(config.SyncCDC))
 			}
 			if err != nil {
 				return err
@@ -583,7 +573,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		warnings += warehouse.Nulled(e.r.opt.Warehouse, b)
 		progress.add(int64(b.N))
 		for k, o := range t.outs {
-			if err := txs[k].Write(fill.batch(b, o.history)); err != nil {
+			if err := txs[k].Write(ctx, fill.batch(b, o.history)); err != nil {
 				return err
 			}
 		}
@@ -606,7 +596,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	pos := records.Position{LSN: lsn.String(), SnapshotDone: true}
 	var tableRows int64
 	for k, o := range t.outs {
-		n, err := txs[k].Commit(pos)
+		n, err := txs[k].Commit(ctx, pos)
 		if err != nil {
 			abort()
 			return err
@@ -720,7 +710,7 @@ func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		sink.flusher(sctx, cancel)
+		sink.flusher(sctx, ctx, cancel)
 	}()
 	e.log.Debug("streaming", "from", req.StartLSN, "to", stop)
 	err = e.cs.Stream(sctx, req, sink)

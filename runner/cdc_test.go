@@ -83,28 +83,28 @@ func (e *cdcEnv) warehouse() warehouse.Warehouse {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return parquet.AsWarehouse(w)
+	return w
 }
 
 // scan reads a warehouse table's rows.
 func (e *cdcEnv) scan(table string, fn func(*records.Batch) error) error {
 	e.t.Helper()
 	if e.pgwh != nil {
-		tb, err := e.pgwh.Table(table)
+		tb, err := e.pgwh.Table(e.t.Context(), table)
 		if err != nil {
 			return err
 		}
-		return tb.(*whpg.Table).Scan(fn)
+		return tb.(*whpg.Table).Scan(e.t.Context(), fn)
 	}
 	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
 	if err != nil {
 		return err
 	}
-	tb, err := w.Table(table)
+	tb, err := w.OpenTable(table)
 	if err != nil {
 		return err
 	}
-	return tb.Scan(fn)
+	return tb.Scan(e.t.Context(), fn)
 }
 
 const cdcConfigHCL = `
@@ -337,7 +337,7 @@ func (e *cdcEnv) source(sql string) []string {
 // manifestLSN is the position committed with a warehouse table.
 func (e *cdcEnv) manifestLSN(table string) pglogrepl.LSN {
 	e.t.Helper()
-	tb, err := e.warehouse().Table(table)
+	tb, err := e.warehouse().Table(e.t.Context(), table)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -1086,7 +1086,7 @@ func TestCDCHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(Options{
-		Config: cfg, Backend: local, Status: local, Warehouse: parquet.AsWarehouse(w), Resources: openResources,
+		Config: cfg, Backend: local, Status: local, Warehouse: w, Resources: openResources,
 		BatchRows: 500, PollInterval: 50 * time.Millisecond,
 		Retry:            RetryPolicy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 		CDCFlushInterval: 30 * time.Millisecond, CDCFlushChanges: 200,

@@ -222,7 +222,11 @@ func (s *cdcSink) positions() (committed, reported pglogrepl.LSN) {
 
 // flusher commits buffered transactions when they are due, until ctx
 // ends. A failed commit stops the stream.
-func (s *cdcSink) flusher(ctx context.Context, cancelStream context.CancelFunc) {
+//
+// The flusher stops once ctx is done (the stream ended), but a commit in
+// flight then runs to its end under commitCtx: only cancelling that (a
+// shutdown) cancels it.
+func (s *cdcSink) flusher(ctx, commitCtx context.Context, cancelStream context.CancelFunc) {
 	tick := time.NewTicker(max(s.interval/4, 5*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -238,7 +242,7 @@ func (s *cdcSink) flusher(ctx context.Context, cancelStream context.CancelFunc) 
 		if !due {
 			continue
 		}
-		if err := s.flush(ctx, false); err != nil {
+		if err := s.flush(commitCtx, false); err != nil {
 			if ctx.Err() == nil {
 				cancelStream()
 			}
@@ -434,17 +438,17 @@ func (ts *tableSink) commitTruncate(ctx context.Context, it *pendingItem) error 
 		}
 		var tx warehouse.Tx
 		if o.history {
-			tx, err = o.wt.BeginHistory(s, string(config.SyncCDC), time.UnixMicro(it.micros))
+			tx, err = o.wt.BeginHistory(ctx, s, string(config.SyncCDC), time.UnixMicro(it.micros))
 		} else {
-			tx, err = o.wt.Begin(warehouse.Replace, s, string(config.SyncCDC))
+			tx, err = o.wt.Begin(ctx, warehouse.Replace, s, string(config.SyncCDC))
 		}
 		if err != nil {
 			return ts.commitError(err)
 		}
 		pos := advanced(o, it.prev, it.lsn, it.base+1)
-		rows, err := tx.Commit(pos)
+		rows, err := tx.Commit(ctx, pos)
 		if err != nil {
-			tx.Abort()
+			tx.Abort(ctx)
 			return ts.commitError(err)
 		}
 		if err := ts.setPosition(o, pos); err != nil {
@@ -502,22 +506,22 @@ func (ts *tableSink) commitRows(ctx context.Context, items []*pendingItem, pos f
 		}
 		var tx warehouse.Tx
 		if o.history {
-			tx, err = o.wt.BeginHistory(s, string(config.SyncCDC), time.Time{})
+			tx, err = o.wt.BeginHistory(ctx, s, string(config.SyncCDC), time.Time{})
 		} else {
-			tx, err = o.wt.Begin(warehouse.Merge, s, string(config.SyncCDC))
+			tx, err = o.wt.Begin(ctx, warehouse.Merge, s, string(config.SyncCDC))
 		}
 		if err != nil {
 			return ts.commitError(err)
 		}
 		ob := &outBuilder{history: o.history, schema: s, tx: tx, max: outBatchRows}
-		if err := b.write(ob, from); err != nil {
-			tx.Abort()
+		if err := b.write(ctx, ob, from); err != nil {
+			tx.Abort(ctx)
 			return ts.commitError(err)
 		}
 		p := pos(o)
-		rows, err := tx.Commit(p)
+		rows, err := tx.Commit(ctx, p)
 		if err != nil {
-			tx.Abort()
+			tx.Abort(ctx)
 			return ts.commitError(err)
 		}
 		if err := ts.setPosition(o, p); err != nil {
@@ -711,7 +715,7 @@ func (b *changeBuild) resolve(ctx context.Context) error {
 				o = p
 			}
 		}
-		err := o.wt.Lookup(lookup, o.history, func(lb *records.Batch, rows []int32) error {
+		err := o.wt.Lookup(ctx, lookup, o.history, func(lb *records.Batch, rows []int32) error {
 			if stored == nil {
 				stored = records.NewBatch(lb.Schema, len(rows))
 			}
@@ -805,16 +809,16 @@ func appendRow(dst, src *records.Batch, cols []int, r int) {
 
 // write writes the rows each warehouse table lacks (from[i]: the first
 // row of item i it lacks) to ob.
-func (b *changeBuild) write(ob *outBuilder, from []int) error {
+func (b *changeBuild) write(ctx context.Context, ob *outBuilder, from []int) error {
 	if b.resolved == nil {
 		for i, it := range b.items {
 			for r := from[i]; r < it.rows.N; r++ {
-				if err := ob.add(it.rows, b.srcIdx, r, b.op(it, r), it); err != nil {
+				if err := ob.add(ctx, it.rows, b.srcIdx, r, b.op(it, r), it); err != nil {
 					return err
 				}
 			}
 		}
-		return ob.flush()
+		return ob.flush(ctx)
 	}
 	all := identityCols(len(b.srcIdx))
 	for n, ch := range b.changes {
@@ -826,11 +830,11 @@ func (b *changeBuild) write(ob *outBuilder, from []int) error {
 		if ch.oldKeyDelete {
 			op = 'D'
 		}
-		if err := ob.add(b.resolved, all, n, op, it); err != nil {
+		if err := ob.add(ctx, b.resolved, all, n, op, it); err != nil {
 			return err
 		}
 	}
-	return ob.flush()
+	return ob.flush(ctx)
 }
 
 func identityCols(n int) []int {
@@ -855,7 +859,7 @@ var opNames = map[byte]string{'I': "I", 'U': "U", 'D': "D"}
 
 // add appends row r of src (its source columns cols) with the metadata
 // of a change op of item it.
-func (ob *outBuilder) add(src *records.Batch, cols []int, r int, op byte, it *pendingItem) error {
+func (ob *outBuilder) add(ctx context.Context, src *records.Batch, cols []int, r int, op byte, it *pendingItem) error {
 	if ob.b == nil {
 		ob.b = records.NewBatch(ob.schema, ob.max)
 	}
@@ -885,16 +889,16 @@ func (ob *outBuilder) add(src *records.Batch, cols []int, r int, op byte, it *pe
 	}
 	b.N++
 	if b.N >= ob.max {
-		return ob.flush()
+		return ob.flush(ctx)
 	}
 	return nil
 }
 
-func (ob *outBuilder) flush() error {
+func (ob *outBuilder) flush(ctx context.Context) error {
 	if ob.b == nil || ob.b.N == 0 {
 		return nil
 	}
-	err := ob.tx.Write(ob.b)
+	err := ob.tx.Write(ctx, ob.b)
 	ob.b.Reset()
 	return err
 }

@@ -138,7 +138,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 		return result{}, err
 	}
 	defer src.Close()
-	wt, err := r.opt.Warehouse.Table(t.WarehouseTable)
+	wt, err := r.opt.Warehouse.Table(ctx, t.WarehouseTable)
 	if err != nil {
 		return result{}, err
 	}
@@ -201,7 +201,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
-	tx, err := wt.Begin(res.mode, schema, j.table.Sync)
+	tx, err := wt.Begin(ctx, res.mode, schema, j.table.Sync)
 	if err != nil {
 		return res, err
 	}
@@ -218,19 +218,19 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 			res.bytes += int64(len(b.Cols[i].Data))
 		}
 		progress.add(int64(b.N))
-		return tx.Write(b)
+		return tx.Write(ctx, b)
 	})
 	progress.done()
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		_ = tx.Abort()
+		_ = tx.Abort(ctx)
 		return res, err
 	}
-	rows, err := tx.Commit(pos)
+	rows, err := tx.Commit(ctx, pos)
 	if err != nil {
-		_ = tx.Abort()
+		_ = tx.Abort(ctx)
 		return res, err
 	}
 	res.tableRows = rows

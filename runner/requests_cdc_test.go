@@ -67,27 +67,27 @@ type slowWarehouse struct {
 	fail  *atomic.Bool // commits fail when set
 }
 
-func (w slowWarehouse) Table(name string) (warehouse.Table, error) {
-	t, err := w.Warehouse.Table(name)
+func (w slowWarehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
+	t, err := w.Warehouse.Table(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return slowTable{cdcWarehouseTable: t.(cdcWarehouseTable), delay: w.delay, fail: w.fail}, nil
+	return slowTable{CDCTable: t.(warehouse.CDCTable), delay: w.delay, fail: w.fail}, nil
 }
 
 type slowTable struct {
-	cdcWarehouseTable
+	warehouse.CDCTable
 	delay *atomic.Int64
 	fail  *atomic.Bool
 }
 
-func (t slowTable) Begin(mode warehouse.Mode, s *records.Schema, sync string) (warehouse.Tx, error) {
-	tx, err := t.cdcWarehouseTable.Begin(mode, s, sync)
+func (t slowTable) Begin(ctx context.Context, mode warehouse.Mode, s *records.Schema, sync string) (warehouse.Tx, error) {
+	tx, err := t.CDCTable.Begin(ctx, mode, s, sync)
 	return slowTx{Tx: tx, delay: t.delay, fail: t.fail}, err
 }
 
-func (t slowTable) BeginHistory(s *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
-	tx, err := t.cdcWarehouseTable.BeginHistory(s, sync, closeAllAt)
+func (t slowTable) BeginHistory(ctx context.Context, s *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
+	tx, err := t.CDCTable.BeginHistory(ctx, s, sync, closeAllAt)
 	return slowTx{Tx: tx, delay: t.delay, fail: t.fail}, err
 }
 
@@ -97,12 +97,12 @@ type slowTx struct {
 	fail  *atomic.Bool
 }
 
-func (tx slowTx) Commit(pos records.Position) (int64, error) {
+func (tx slowTx) Commit(ctx context.Context, pos records.Position) (int64, error) {
 	time.Sleep(time.Duration(tx.delay.Load()))
 	if tx.fail.Load() {
 		return 0, errors.New("the warehouse is full (test)")
 	}
-	return tx.Tx.Commit(pos)
+	return tx.Tx.Commit(ctx, pos)
 }
 
 // answerWatch records, for each request answered, what the warehouse

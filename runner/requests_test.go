@@ -21,7 +21,7 @@ func (e *env) requestRunner(owner *state.RunnerInfo) *runner.Runner {
 		e.t.Fatal(err)
 	}
 	return runner.New(runner.Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w,
 		Concurrency: 2, BatchRows: 7, Retry: runner.RetryPolicy{Attempts: 1},
 		Owner: owner, Requests: e.local,
 	})

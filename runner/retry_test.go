@@ -50,7 +50,7 @@ func (e *env) onceLogged() (failed []string, retries int, log string) {
 	var buf syncBuffer
 	now := e.now
 	r := runner.New(runner.Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w,
 		Concurrency: 1, Now: func() time.Time { return now },
 		Logger: hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Debug}),
 		Retry:  runner.RetryPolicy{Attempts: 5, Base: time.Millisecond, Max: 10 * time.Millisecond},

@@ -134,7 +134,7 @@ func (e *env) once() []string {
 	}
 	now := e.now
 	r := runner.New(runner.Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w,
 		Concurrency: 2, BatchRows: 7, Now: func() time.Time { return now },
 		Retry: runner.RetryPolicy{Attempts: 2, Base: time.Millisecond},
 	})
@@ -366,12 +366,12 @@ func (e *env) typedRows(table string, cols []string) []string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tb, err := w.Table(table)
+	tb, err := w.OpenTable(table)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var out []string
-	err = tb.Scan(func(b *records.Batch) error {
+	err = tb.Scan(e.t.Context(), func(b *records.Batch) error {
 		for i := 0; i < b.N; i++ {
 			var parts []string
 			for _, c := range cols {
@@ -444,7 +444,7 @@ func TestDaemonNoticesAppliedTablesAndServesMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runner.New(runner.Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w,
 		Concurrency: 2, PollInterval: 100 * time.Millisecond,
 	})
 	srv := httptest.NewServer(r.Metrics().Handler())

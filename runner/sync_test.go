@@ -22,7 +22,7 @@ func (e *env) newRunner(owner *state.RunnerInfo) *runner.Runner {
 	}
 	now := e.now
 	return runner.New(runner.Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w,
 		Concurrency: 2, BatchRows: 7, Now: func() time.Time { return now },
 		Retry: runner.RetryPolicy{Attempts: 2, Base: time.Millisecond}, Owner: owner,
 	})

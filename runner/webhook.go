@@ -215,8 +215,11 @@ func (r *Runner) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	if err != nil {
 		return nil, err
 	}
+	// The journal is cached for later requests: a cancelled request must
+	// not leave it without the committed sequence numbers.
+	ctx = context.WithoutCancel(ctx)
 	for _, j := range r.webhookJobs(addr) {
-		if seq, _, err := r.committedSeq(j); err == nil {
+		if seq, _, err := r.committedSeq(ctx, j); err == nil {
 			hs.done[j.table.Table] = seq
 			// Sequence numbers never go back, even if the journal's
 			// files were lost: a number already committed would be
@@ -735,8 +738,8 @@ func (r *Runner) signingSecrets(src *config.Source) ([]string, error) {
 
 // committedSeq is the last journal record a webhook table committed, and
 // whether its bulk load committed at all.
-func (r *Runner) committedSeq(j job) (seq uint64, loaded bool, err error) {
-	wt, err := r.opt.Warehouse.Table(j.table.WarehouseTable)
+func (r *Runner) committedSeq(ctx context.Context, j job) (seq uint64, loaded bool, err error) {
+	wt, err := r.opt.Warehouse.Table(ctx, j.table.WarehouseTable)
 	if err != nil {
 		return 0, false, err
 	}
@@ -772,7 +775,7 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 	if !ok {
 		return result{}, fmt.Errorf("%s sources cannot be read by sluice run yet", j.src.Type)
 	}
-	wt, err := r.opt.Warehouse.Table(j.table.WarehouseTable)
+	wt, err := r.opt.Warehouse.Table(ctx, j.table.WarehouseTable)
 	if err != nil {
 		return result{}, err
 	}
@@ -831,7 +834,7 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 		Schema: j.table.Schema, Table: j.table.Table, Columns: j.table.Columns, PrimaryKey: j.table.PrimaryKey,
 	}
 	for ctx.Err() == nil {
-		wt, err := r.opt.Warehouse.Table(j.table.WarehouseTable)
+		wt, err := r.opt.Warehouse.Table(ctx, j.table.WarehouseTable)
 		if err != nil {
 			return applied, rows, err
 		}
@@ -878,12 +881,12 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 				return applied, rows, err
 			}
 		}
-		tx, err := wt.Begin(warehouse.Merge, b.Schema, j.table.Sync)
+		tx, err := wt.Begin(ctx, warehouse.Merge, b.Schema, j.table.Sync)
 		if err != nil {
 			return applied, rows, err
 		}
-		if err := tx.Write(b); err != nil {
-			_ = tx.Abort()
+		if err := tx.Write(ctx, b); err != nil {
+			_ = tx.Abort(ctx)
 			return applied, rows, err
 		}
 		next := pos
@@ -893,9 +896,9 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 		}
 		last := recs[len(recs)-1].Seq
 		next.Extra[WebhookSeqKey] = strconv.FormatUint(last, 10)
-		n, err := tx.Commit(next)
+		n, err := tx.Commit(ctx, next)
 		if err != nil {
-			_ = tx.Abort()
+			_ = tx.Abort(ctx)
 			return applied, rows, err
 		}
 		rows = n

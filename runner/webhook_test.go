@@ -96,7 +96,7 @@ func (e *hookEnv) runner() *runner.Runner {
 		e.t.Fatal(err)
 	}
 	r := runner.New(runner.Options{
-		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: parquet.AsWarehouse(w),
+		Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w,
 		PollInterval: 50 * time.Millisecond, Retry: runner.RetryPolicy{Attempts: 1},
 	})
 	e.t.Cleanup(func() { r.Close() })
@@ -165,12 +165,12 @@ func (e *hookEnv) charges() []string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tb, err := w.Table("stripe_charges")
+	tb, err := w.OpenTable("stripe_charges")
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var out []string
-	err = tb.Scan(func(b *records.Batch) error {
+	err = tb.Scan(e.t.Context(), func(b *records.Batch) error {
 		id, amount := b.Schema.Index("id"), b.Schema.Index("amount")
 		for i := 0; i < b.N; i++ {
 			out = append(out, fmt.Sprintf("%s|%d", b.Cols[id].Bytes(i), b.Cols[amount].I64[i]))

@@ -1,10 +1,10 @@
-// Package warehouse defines the destination as the runner uses it; the
-// parquet package (and later postgres) implement it.
 package warehouse
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/records"
 )
@@ -33,27 +33,103 @@ func (m Mode) String() string {
 
 // Warehouse is a destination of tables.
 type Warehouse interface {
-	Table(name string) (Table, error)
+	// Table opens the table called name (a runner table name; the
+	// warehouse maps it to its own naming) and reads its committed
+	// position. A table never written opens too, uncommitted. Opening
+	// may complete or undo a commit a crash interrupted.
+	Table(ctx context.Context, name string) (Table, error)
+	// Close releases the warehouse's connections and files; transactions
+	// still open are rolled back.
+	Close() error
 }
 
 // Table is one warehouse table.
 type Table interface {
-	// Position is the committed sync position; committed is false for a
-	// table never written.
+	// Position is the committed sync position as of the table's opening
+	// or its last commit through this value; committed is false for a
+	// table never written. It does no I/O.
 	Position() (pos records.Position, committed bool)
-	// Begin starts a commit; sync is the table's sync type, recorded with
-	// the data.
-	Begin(mode Mode, schema *records.Schema, sync string) (Tx, error)
+	// Begin starts a commit of mode; schema is the schema of the batches
+	// Write takes, sync the table's sync type, recorded with the data.
+	Begin(ctx context.Context, mode Mode, schema *records.Schema, sync string) (Tx, error)
 }
 
 // Tx is one commit in progress. Nothing it writes is visible until Commit,
 // which makes the rows and the position the table's current version at
-// once; Abort (or a crash) leaves the previous version intact.
+// once; Abort (or a crash) leaves the previous version intact. A Tx is used
+// by one goroutine; Commit or Abort must end it.
 type Tx interface {
-	Write(b *records.Batch) error
-	// Commit returns the rows the table holds now.
-	Commit(pos records.Position) (rows int64, err error)
-	Abort() error
+	// Write adds a batch of the schema given to Begin; the batch may be
+	// reused once Write returns. After a failed Write the transaction can
+	// only be aborted.
+	Write(ctx context.Context, b *records.Batch) error
+	// Commit makes the rows and pos the table's current version and
+	// returns the rows the table holds now. An error means the previous
+	// version is intact, and the transaction is ended.
+	Commit(ctx context.Context, pos records.Position) (rows int64, err error)
+	// Abort ends the transaction without committing; aborting an ended
+	// transaction does nothing. It rolls back whatever ctx says: ctx only
+	// bounds the clean-up of what the transaction wrote.
+	Abort(ctx context.Context) error
+}
+
+// HistoryTable is a Table that can hold a cdc history table (SPEC §4): one
+// row per version of a source row, closed (ValidToColumn set) by the next
+// version of its key.
+type HistoryTable interface {
+	Table
+	// BeginHistory starts a transaction adding versions. schema holds
+	// HistoryOpColumn (STRING), ValidFromColumn and ValidToColumn
+	// (TIMESTAMP) and the source's primary key (CheckHistorySchema); the
+	// incoming rows' valid_to is ignored. Rows arrive in change order;
+	// each closes the key's previous version at its valid_from, and a
+	// delete ('D') is closed at its own valid_from. A non-zero closeAllAt
+	// closes every current version at that time first (a truncate, or a
+	// resync whose rows become the current versions).
+	BeginHistory(ctx context.Context, schema *records.Schema, sync string, closeAllAt time.Time) (Tx, error)
+}
+
+// Lookuper is a Table that reads the stored rows of given keys.
+type Lookuper interface {
+	// Lookup calls fn with the committed rows whose primary key is one
+	// of the keys in keys, a batch of the table's key columns (same names
+	// and types, in key order); fn may be called several times, each time
+	// with a batch (reused afterwards) and the rows of it to read. Keys
+	// that match no row are left out. With current set, only the current
+	// versions of a history table are read. Values come back with the
+	// types of the recorded schema (SchemaReader).
+	Lookup(ctx context.Context, keys *records.Batch, current bool, fn func(b *records.Batch, rows []int32) error) error
+}
+
+// SchemaReader is a Table that records the schema it was committed with.
+type SchemaReader interface {
+	// Schema is the committed schema (the columns with the types the
+	// batches carried, _sluice_synced_at included, and the key) as of the
+	// last opening or commit, nil when none is recorded. It does no I/O.
+	Schema() *records.Schema
+}
+
+// Scanner is a Table whose committed rows can be read back.
+type Scanner interface {
+	// Scan calls fn with every committed row, in batches of the recorded
+	// schema (reused afterwards), all of one committed version.
+	Scan(ctx context.Context, fn func(*records.Batch) error) error
+}
+
+// CDCTable is what a table needs to hold a cdc table or its history: the
+// runner refuses cdc tables on a warehouse whose tables are not CDCTables.
+type CDCTable interface {
+	HistoryTable
+	Lookuper
+	SchemaReader
+}
+
+// Checker is a Warehouse that can check, before anything is written, that
+// sluice may write to it (plan runs it).
+type Checker interface {
+	// Check returns an error saying what to grant when the warehouse's
+	// user may not create or write its tables.
+	Check(ctx context.Context) error
 }
 
 // ErrDamaged is wrapped by the errors of a table whose committed files or

@@ -526,13 +526,13 @@ func (b *bench) markerReader(ctx context.Context) (func() ([]int64, error), func
 	}
 	// Opened once, before the daemon runs: opening takes the table's lock
 	// for a moment to clean up, scanning takes none.
-	marker, err := w.Table("bench_bench_marker")
+	marker, err := w.OpenTable("bench_bench_marker")
 	if err != nil {
 		return nil, nil, err
 	}
 	read := func() ([]int64, error) {
 		var ids []int64
-		err := marker.Scan(func(bt *records.Batch) error {
+		err := marker.Scan(ctx, func(bt *records.Batch) error {
 			v := &bt.Cols[bt.Schema.Index("id")]
 			ids = append(ids, v.I64[:bt.N]...)
 			return nil

@@ -156,18 +156,18 @@ func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin s
 // showHistory prints what CDC made of the two customers the demo changed:
 // the consolidated rows (a tombstone for the deleted one) and every
 // version in the history table.
-func showHistory(out io.Writer, w *parquet.Warehouse, _ *pgx.Conn) error {
+func showHistory(ctx context.Context, out io.Writer, w *parquet.Warehouse, _ *pgx.Conn) error {
 	for _, t := range []struct{ name, cols string }{
 		{"shop_customers", "id,email,_sluice_deleted"},
 		{"shop_customers_cdc", "id,email,_sluice_cdc_op,valid_to"},
 	} {
-		tb, err := w.Table(t.name)
+		tb, err := w.OpenTable(t.name)
 		if err != nil {
 			return err
 		}
 		cols := strings.Split(t.cols, ",")
 		fmt.Fprintf(out, "\n    %s, the changed customers (%s):\n", t.name, strings.Join(cols, ", "))
-		err = tb.Scan(func(b *records.Batch) error {
+		err = tb.Scan(ctx, func(b *records.Batch) error {
 			for i := 0; i < b.N; i++ {
 				id := b.Cols[b.Schema.Index("id")]
 				if id.IsNull(i) || id.I64[i] != 1 && id.I64[i] <= 200 {
@@ -222,13 +222,13 @@ func readBack(ctx context.Context, out io.Writer, url, root string) error {
 	for _, t := range []struct{ warehouse, source string }{
 		{"shop_customers", "customers"}, {"shop_orders", "orders"}, {"shop_events", "events"},
 	} {
-		tb, err := w.Table(t.warehouse)
+		tb, err := w.OpenTable(t.warehouse)
 		if err != nil {
 			return err
 		}
 		// A cdc table keeps deleted rows as tombstones: count the live ones.
 		var rows int64
-		err = tb.Scan(func(b *records.Batch) error {
+		err = tb.Scan(ctx, func(b *records.Batch) error {
 			deleted := b.Schema.Index("_sluice_deleted")
 			for i := 0; i < b.N; i++ {
 				if deleted < 0 || b.Cols[deleted].IsNull(i) || !b.Cols[deleted].Bool[i] {
@@ -251,7 +251,7 @@ func readBack(ctx context.Context, out io.Writer, url, root string) error {
 		}
 	}
 	tw.Flush()
-	if err := showHistory(out, w, conn); err != nil {
+	if err := showHistory(ctx, out, w, conn); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\n    Query it with DuckDB (from the repository root):\n")

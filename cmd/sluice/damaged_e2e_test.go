@@ -91,7 +91,7 @@ source "postgres" "shop" {
 				t.Fatal(err)
 			}
 			for _, name := range tc.tables {
-				tb, err := w.Table(name)
+				tb, err := w.OpenTable(name)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -102,7 +102,7 @@ source "postgres" "shop" {
 				// its current versions.
 				current := 0
 				validTo := -1
-				err = tb.Scan(func(b *records.Batch) error {
+				err = tb.Scan(t.Context(), func(b *records.Batch) error {
 					if validTo < 0 {
 						validTo = b.Schema.Index("valid_to")
 					}

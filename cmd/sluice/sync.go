@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 func init() { implement("sync", runSync) }
@@ -69,7 +70,7 @@ func runSync(e *env, args []string) int {
 
 // syncHere runs the sync in this process, which holds the runner lock.
 func (e *env) syncHere(ctx context.Context, rs *runnerSession, rf *runnerFlags, tables []string, start time.Time) int {
-	if err := e.buildRunner(rs, rf); err != nil {
+	if err := e.buildRunner(ctx, rs, rf); err != nil {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		return exitError
 	}
@@ -349,12 +350,16 @@ type runnerSession struct {
 	lock        state.RunnerLock
 	owner       *state.RunnerInfo
 	r           *runner.Runner
+	wh          warehouse.Warehouse
 	concurrency int
 }
 
 func (s *runnerSession) close() {
 	if s.r != nil {
 		_ = s.r.Close()
+	}
+	if s.wh != nil {
+		_ = s.wh.Close()
 	}
 	if s.lock != nil {
 		_ = s.lock.Unlock()
@@ -376,7 +381,7 @@ func (e *env) startRunner(ctx context.Context, f *runnerFlags, operation string,
 	if err := s.lockRunner(ctx, operation); err != nil {
 		return nil, e.lockFailed(s, operation, err)
 	}
-	if err := e.buildRunner(s, f); err != nil {
+	if err := e.buildRunner(ctx, s, f); err != nil {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		s.close()
 		return nil, exitError
@@ -463,7 +468,7 @@ func (e *env) lockFailed(s *runnerSession, operation string, err error) int {
 }
 
 // buildRunner makes the runner of a session holding the runner lock.
-func (e *env) buildRunner(s *runnerSession, f *runnerFlags) error {
+func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags) error {
 	store, err := state.Statuses(s.backend)
 	if err != nil {
 		return err
@@ -472,10 +477,11 @@ func (e *env) buildRunner(s *runnerSession, f *runnerFlags) error {
 	if err != nil {
 		return err
 	}
-	wh, err := openWarehouse(s.cfg)
+	wh, err := openWarehouse(ctx, s.cfg)
 	if err != nil {
 		return err
 	}
+	s.wh = wh
 	s.concurrency = s.cfg.Runner.Concurrency
 	if f.concurrency > 0 {
 		s.concurrency = f.concurrency

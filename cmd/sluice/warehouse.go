@@ -15,8 +15,9 @@ import (
 // creating its schema and positions table.
 const warehouseOpenTimeout = 2 * time.Minute
 
-// openWarehouse opens the configured destination for the runner.
-func openWarehouse(cfg *config.Config) (warehouse.Warehouse, error) {
+// openWarehouse opens the configured destination for the runner; the
+// caller closes it.
+func openWarehouse(ctx context.Context, cfg *config.Config) (warehouse.Warehouse, error) {
 	switch cfg.Warehouse.Backend {
 	case "", "parquet":
 		root, err := config.ResolvePath(cfg.Dir, cfg.Warehouse.Path)
@@ -27,15 +28,14 @@ func openWarehouse(cfg *config.Config) (warehouse.Warehouse, error) {
 		if err != nil {
 			return nil, err
 		}
-		return parquet.AsWarehouse(w), nil
+		return w, nil
 	case "postgres":
-		ctx, cancel := context.WithTimeout(context.Background(), warehouseOpenTimeout)
+		ctx, cancel := context.WithTimeout(ctx, warehouseOpenTimeout)
 		defer cancel()
 		w, err := postgres.Open(ctx, &cfg.Warehouse, cfg.Dir)
 		if err != nil {
 			return nil, err
 		}
-		// Its connections close when the process exits.
 		return w, nil
 	}
 	return nil, fmt.Errorf("warehouse backend %q is not available in this version of sluice; use backend = \"parquet\" or \"postgres\"", cfg.Warehouse.Backend)

@@ -247,12 +247,12 @@ func chargeIDs(t *testing.T, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := w.Table("stripe_charges")
+	tb, err := w.OpenTable("stripe_charges")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
-	err = tb.Scan(func(b *records.Batch) error {
+	err = tb.Scan(t.Context(), func(b *records.Batch) error {
 		c := b.Schema.Index("id")
 		for i := 0; i < b.N; i++ {
 			ids = append(ids, string(b.Cols[c].Bytes(i)))

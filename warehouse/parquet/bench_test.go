@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/records/recordstest"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // benchSchema is the 11-column table of the benchmarks.
@@ -61,7 +62,7 @@ func (s *benchSource) write(tb testing.TB, tx *Tx, first, n int64) {
 		for i := range b.N {
 			b.Cols[0].I64[i] = first + done + int64(i)
 		}
-		if err := tx.Write(b); err != nil {
+		if err := tx.Write(ctx, b); err != nil {
 			tb.Fatal(err)
 		}
 		done += rows
@@ -142,18 +143,18 @@ func BenchmarkWriteReplace(b *testing.B) {
 			var elapsed, cpu time.Duration
 			var peak uint64
 			for i := 0; b.Loop(); i++ {
-				tb, err := w.Table(fmt.Sprintf("t%d", i))
+				tb, err := w.OpenTable(fmt.Sprintf("t%d", i))
 				if err != nil {
 					b.Fatal(err)
 				}
 				peak = max(peak, heapPeak(func() {
 					start, startCPU := time.Now(), cpuTime()
-					tx, err := tb.Begin(Replace, benchSchema, WithExpectedRows(c.expected))
+					tx, err := tb.BeginTx(ctx, warehouse.Replace, benchSchema, WithExpectedRows(c.expected))
 					if err != nil {
 						b.Fatal(err)
 					}
 					src.write(b, tx, 0, n)
-					if m, err = tx.Commit(records.Position{}); err != nil {
+					if m, err = tx.commitManifest(ctx, records.Position{}); err != nil {
 						b.Fatal(err)
 					}
 					elapsed += time.Since(start)
@@ -197,17 +198,17 @@ func BenchmarkMerge1Percent(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tb, err := w.Table("t")
+			tb, err := w.OpenTable("t")
 			if err != nil {
 				b.Fatal(err)
 			}
 			start, startCPU := time.Now(), cpuTime()
-			tx, err := tb.Begin(Replace, benchSchema, WithExpectedRows(n))
+			tx, err := tb.BeginTx(ctx, warehouse.Replace, benchSchema, WithExpectedRows(n))
 			if err != nil {
 				b.Fatal(err)
 			}
 			src.write(b, tx, 0, n)
-			if _, err := tx.Commit(records.Position{}); err != nil {
+			if _, err := tx.Commit(ctx, records.Position{}); err != nil {
 				b.Fatal(err)
 			}
 			full, fullCPU := time.Since(start), cpuTime()-startCPU
@@ -226,14 +227,14 @@ func BenchmarkMerge1Percent(b *testing.B) {
 					}
 				}
 				start, startCPU := time.Now(), cpuTime()
-				tx, err := tb.Begin(Merge, benchSchema)
+				tx, err := tb.BeginTx(ctx, warehouse.Merge, benchSchema)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := tx.Write(changes); err != nil {
+				if err := tx.Write(ctx, changes); err != nil {
 					b.Fatal(err)
 				}
-				if m, err = tx.Commit(records.Position{}); err != nil {
+				if m, err = tx.commitManifest(ctx, records.Position{}); err != nil {
 					b.Fatal(err)
 				}
 				elapsed += time.Since(start)

@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -72,7 +73,19 @@ type historySpec struct {
 // The table must be written only by history transactions: their layout
 // (current versions bucketed, closed ones not) is what makes a commit cost
 // no more than a merge.
-func (t *Table) BeginHistory(schema *records.Schema, closeAllAt time.Time, opts ...Option) (*Tx, error) {
+//
+// BeginHistory is warehouse.HistoryTable's: BeginHistoryTx with the sync
+// type recorded in the manifest.
+func (t *Table) BeginHistory(ctx context.Context, schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
+	tx, err := t.BeginHistoryTx(ctx, schema, closeAllAt, WithSyncMode(sync))
+	if err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// BeginHistoryTx is BeginHistory with the transaction's options.
+func (t *Table) BeginHistoryTx(ctx context.Context, schema *records.Schema, closeAllAt time.Time, opts ...Option) (*Tx, error) {
 	if err := warehouse.CheckHistorySchema(schema); err != nil {
 		return nil, fmt.Errorf("beginning a write to history table %s: %w", t.name, err)
 	}
@@ -81,7 +94,7 @@ func (t *Table) BeginHistory(schema *records.Schema, closeAllAt time.Time, opts 
 		// history anew from the files that survive.
 		opts = append(slices.Clone(opts), func(o *txOptions) { o.repair = true })
 	}
-	tx, err := t.Begin(Merge, schema, opts...)
+	tx, err := t.BeginTx(ctx, warehouse.Merge, schema, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -337,8 +350,9 @@ func setNull(v *records.Vec, r int) {
 // batch (reused afterwards) and the rows of it that match. With current
 // set, the closed versions of a history table are not read. It reads only
 // the files whose bucket and key range may hold a key, and of those only
-// the row groups that hold one (probed by their key columns first).
-func (t *Table) Lookup(keys *records.Batch, current bool, fn func(b *records.Batch, rows []int32) error) error {
+// the row groups that hold one (probed by their key columns first). A
+// cancelled ctx stops it between files.
+func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, fn func(b *records.Batch, rows []int32) error) error {
 	if keys == nil || keys.N == 0 {
 		return nil
 	}
@@ -399,6 +413,9 @@ func (t *Table) Lookup(keys *records.Batch, current bool, fn func(b *records.Bat
 		if !anyWithin(cand, f.KeyMin, f.KeyMax) {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("looking up rows of table %s: %w", t.name, err)
+		}
 		if err := lookupFile(t.dir, f.Name, schema, keyCols, &set, fn); err != nil {
 			return fmt.Errorf("looking up rows of table %s: %w", t.name, err)
 		}
@@ -440,30 +457,4 @@ func lookupFile(dir, name string, schema *records.Schema, keyCols []int, set *ke
 		}
 	}
 	return nil
-}
-
-// The runner reaches these through the warehouse adapter.
-
-// BeginHistory starts a history transaction (Table.BeginHistory).
-func (a tableAdapter) BeginHistory(schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
-	tx, err := a.t.BeginHistory(schema, closeAllAt, WithSyncMode(sync))
-	if err != nil {
-		return nil, asSchemaChanged(err)
-	}
-	return txAdapter{tx}, nil
-}
-
-// Lookup reads the stored rows of keys (Table.Lookup).
-func (a tableAdapter) Lookup(keys *records.Batch, current bool, fn func(*records.Batch, []int32) error) error {
-	return a.t.Lookup(keys, current, fn)
-}
-
-// Schema is the committed schema (its last column _sluice_synced_at), nil
-// for a table never committed.
-func (a tableAdapter) Schema() *records.Schema {
-	m := a.t.Manifest()
-	if m.Version == 0 {
-		return nil
-	}
-	return m.Schema.Records()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 var historySchema = &records.Schema{
@@ -83,7 +84,7 @@ func TestHistoryClosesVersions(t *testing.T) {
 					closeAt = time.UnixMicro(int64(clock))
 					m.closeAll(clock)
 				}
-				tx, err := tb.BeginHistory(historySchema, closeAt)
+				tx, err := tb.BeginHistoryTx(ctx, historySchema, closeAt)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -115,12 +116,12 @@ func TestHistoryClosesVersions(t *testing.T) {
 				}
 				for len(rows) > 0 {
 					n := min(len(rows), 1+rng.IntN(10))
-					if err := tx.Write(batchOf(t, historySchema, rows[:n])); err != nil {
+					if err := tx.Write(ctx, batchOf(t, historySchema, rows[:n])); err != nil {
 						t.Fatal(err)
 					}
 					rows = rows[n:]
 				}
-				if _, err := tx.Commit(records.Position{LSN: fmt.Sprint(round)}); err != nil {
+				if _, err := tx.Commit(ctx, records.Position{LSN: fmt.Sprint(round)}); err != nil {
 					t.Fatal(err)
 				}
 				_, got := scanAll(t, tb)
@@ -195,8 +196,8 @@ func TestLookup(t *testing.T) {
 	for id := range 100 {
 		rows = append(rows, []any{id, fmt.Sprintf("v%d", id), id})
 	}
-	commitRows(t, kv, Replace, kvSchema, records.Position{}, rows, WithExpectedRows(100))
-	commitRows(t, kv, Merge, kvSchema, records.Position{}, [][]any{{7, "seven", 70}, {200, "new", 1}})
+	commitRows(t, kv, warehouse.Replace, kvSchema, records.Position{}, rows, WithExpectedRows(100))
+	commitRows(t, kv, warehouse.Merge, kvSchema, records.Position{}, [][]any{{7, "seven", 70}, {200, "new", 1}})
 
 	keySchema := &records.Schema{Columns: []records.Column{col("id", tInt64)}, PrimaryKey: []string{"id"}}
 	lookup := func(tb *Table, current bool, ids ...any) [][]any {
@@ -206,7 +207,7 @@ func TestLookup(t *testing.T) {
 			keys = append(keys, []any{id})
 		}
 		var got [][]any
-		err := tb.Lookup(batchOf(t, keySchema, keys), current, func(b *records.Batch, sel []int32) error {
+		err := tb.Lookup(ctx, batchOf(t, keySchema, keys), current, func(b *records.Batch, sel []int32) error {
 			all := rowsOf(b)
 			for _, r := range sel {
 				got = append(got, all[r][:len(all[r])-1])
@@ -230,14 +231,14 @@ func TestLookup(t *testing.T) {
 		{{1, "a", "I", 10, nil}, {2, "b", "I", 10, nil}},
 		{{1, "a2", "U", 20, nil}, {2, nil, "D", 20, nil}},
 	} {
-		tx, err := h.BeginHistory(hs, time.Time{})
+		tx, err := h.BeginHistoryTx(ctx, hs, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tx.Write(batchOf(t, hs, step)); err != nil {
+		if err := tx.Write(ctx, batchOf(t, hs, step)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tx.Commit(records.Position{LSN: fmt.Sprint(i)}); err != nil {
+		if _, err := tx.Commit(ctx, records.Position{LSN: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

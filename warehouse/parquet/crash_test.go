@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // The crash tests run a commit in a child process (this test binary) that
@@ -58,12 +59,12 @@ func crashChild(dir, stage, mode string) {
 		fail(err)
 	}
 	tinyLimits(w)
-	tb, err := w.Table("kv")
+	tb, err := w.OpenTable("kv")
 	if err != nil {
 		fail(err)
 	}
 	m, _ := strconv.Atoi(mode)
-	tx, err := tb.Begin(Mode(m), kvSchema)
+	tx, err := tb.BeginTx(ctx, warehouse.Mode(m), kvSchema)
 	if err != nil {
 		fail(err)
 	}
@@ -77,7 +78,7 @@ func crashChild(dir, stage, mode string) {
 	// Three times: a merge spills (tiny limits) and keeps the last of each
 	// key.
 	for range 3 {
-		if err := tx.Write(b); err != nil {
+		if err := tx.Write(ctx, b); err != nil {
 			fail(err)
 		}
 	}
@@ -90,7 +91,7 @@ func crashChild(dir, stage, mode string) {
 		}
 		return nil
 	}
-	if _, err := tx.Commit(records.Position{Cursor: "two"}); err != nil {
+	if _, err := tx.Commit(ctx, records.Position{Cursor: "two"}); err != nil {
 		fail(err)
 	}
 	fail(errors.New("the commit finished without reaching stage " + stage))
@@ -113,18 +114,18 @@ func TestCrashAtEveryStageLosesAndDuplicatesNothing(t *testing.T) {
 	for id, r := range v2 {
 		merged[id] = r
 	}
-	after := map[Mode][][]any{
-		Replace: append(v2.rows(), append(v2.rows(), v2.rows()...)...),
-		Merge:   merged.rows(),
-		Append:  append(v1.rows(), append(v2.rows(), append(v2.rows(), v2.rows()...)...)...),
+	after := map[warehouse.Mode][][]any{
+		warehouse.Replace: append(v2.rows(), append(v2.rows(), v2.rows()...)...),
+		warehouse.Merge:   merged.rows(),
+		warehouse.Append:  append(v1.rows(), append(v2.rows(), append(v2.rows(), v2.rows()...)...)...),
 	}
-	for _, mode := range []Mode{Replace, Merge, Append} {
+	for _, mode := range []warehouse.Mode{warehouse.Replace, warehouse.Merge, warehouse.Append} {
 		for _, stage := range []string{stageWrite, stageBeforeManifest, stageAfterManifest, stageAfterPublish, stageAfterCleanup} {
 			t.Run(mode.String()+"/"+stage, func(t *testing.T) {
 				w := openTestWarehouse(t)
 				tinyLimits(w)
 				tb := mustTable(t, w, "kv")
-				m1 := commitRows(t, tb, Replace, kvSchema, records.Position{Cursor: "one"}, v1.rows(), WithExpectedRows(30))
+				m1 := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "one"}, v1.rows(), WithExpectedRows(30))
 
 				cmd := exec.Command(os.Args[0], "-test.run=^$")
 				cmd.Env = append(os.Environ(), envCrashDir+"="+w.Root(), envCrashStage+"="+stage, envCrashMode+"="+strconv.Itoa(int(mode)))
@@ -134,7 +135,7 @@ func TestCrashAtEveryStageLosesAndDuplicatesNothing(t *testing.T) {
 					t.Fatalf("the child was not killed: %v\n%s", err, out)
 				}
 
-				if mode == Merge {
+				if mode == warehouse.Merge {
 					spills, _ := filepath.Glob(filepath.Join(w.Root(), "kv", metaDir, spillPrefix+"*"))
 					if len(spills) != 1 {
 						t.Errorf("the merge left %d spill directories, want 1 (it must have spilled)", len(spills))
@@ -184,7 +185,7 @@ func TestCrashAtEveryStageLosesAndDuplicatesNothing(t *testing.T) {
 					t.Errorf("_sluice holds %v, want the manifest and the lock", entries)
 				}
 				// The dead writer's lock is gone: the table takes commits.
-				commitRows(t, reopened, Merge, kvSchema, records.Position{}, [][]any{{1000, "later", 3}})
+				commitRows(t, reopened, warehouse.Merge, kvSchema, records.Position{}, [][]any{{1000, "later", 3}})
 			})
 		}
 	}

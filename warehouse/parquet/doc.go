@@ -165,12 +165,15 @@
 // read_parquet('*.parquet') (without union_by_name) reads the table: a rare
 // event that costs a rewrite of the table. A column whose Parquet type
 // changed, or a changed primary key for Merge, fails Begin with
-// ErrSchemaChanged: the caller resyncs with Replace.
+// warehouse.ErrSchemaChanged: the caller resyncs with Replace.
 //
 // # API
 //
-// The runner uses the concrete types (Warehouse, Table, Tx): with one
-// backend an interface would only restate them. A second destination
-// (PostgreSQL) can introduce an interface in package warehouse then, with
-// these types as its first implementation.
+// Warehouse, Table and Tx implement package warehouse's interfaces
+// directly (Warehouse.Table, Table.Begin and BeginHistory return them as
+// such; Table is a warehouse.CDCTable and a warehouse.Scanner), and fail
+// with warehouse.ErrSchemaChanged and warehouse.ErrDamaged. Tools and
+// tests that need more use the concrete types: OpenTable returns the
+// *Table (Manifest, Damaged, Dir), BeginTx and BeginHistoryTx take
+// options (WithExpectedRows) and return the *Tx.
 package parquet

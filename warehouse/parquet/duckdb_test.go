@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // duckdbReader is a Node.js script that queries
@@ -56,7 +57,7 @@ func TestDuckDBGlobReader(t *testing.T) {
 	tinyLimits(w)
 	const keys = 200
 	tb := mustTable(t, w, "kv")
-	commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(keys), "v0", 0), WithExpectedRows(keys))
+	commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(keys), "v0", 0), WithExpectedRows(keys))
 
 	var mu sync.Mutex
 	var windows [][2]int64 // publish steps, µs since 1970
@@ -111,9 +112,9 @@ func TestDuckDBGlobReader(t *testing.T) {
 	for v := 1; time.Now().Before(deadline); v++ {
 		tag := fmt.Sprintf("v%d", v)
 		if v%2 == 0 {
-			commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(keys), tag, v))
+			commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(keys), tag, v))
 		} else {
-			commitRows(t, tb, Merge, kvSchema, records.Position{}, kvRows(seq(keys)[:keys/3], tag, v))
+			commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, kvRows(seq(keys)[:keys/3], tag, v))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

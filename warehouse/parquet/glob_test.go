@@ -18,6 +18,7 @@ import (
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // These tests read a table as a user's query engine does:
@@ -118,7 +119,7 @@ func TestGlobReaderSeesOneVersion(t *testing.T) {
 	tinyLimits(w)
 	const keys = 100
 	tb := mustTable(t, w, "kv")
-	commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(keys), "v0", 0), WithExpectedRows(keys))
+	commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(keys), "v0", 0), WithExpectedRows(keys))
 
 	// publishing is odd from the moment a commit's manifest lands until
 	// its replaced files are removed.
@@ -179,14 +180,14 @@ func TestGlobReaderSeesOneVersion(t *testing.T) {
 		tag := fmt.Sprintf("v%d", v)
 		switch v % 4 {
 		case 0:
-			commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(keys), tag, v), WithExpectedRows(keys))
+			commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(keys), tag, v), WithExpectedRows(keys))
 		case 1:
-			commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(keys), tag, v)) // sized by the previous version
+			commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(keys), tag, v)) // sized by the previous version
 		case 2:
-			commitRows(t, tb, Merge, kvSchema, records.Position{}, kvRows(seq(keys), tag, v)) // every key: every file rewritten
+			commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, kvRows(seq(keys), tag, v)) // every key: every file rewritten
 		case 3:
 			some := rng.Perm(keys)[:keys/20]
-			commitRows(t, tb, Merge, kvSchema, records.Position{}, kvRows(some, tag, v))
+			commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, kvRows(some, tag, v))
 		}
 		time.Sleep(2 * time.Millisecond) // let the readers see the version
 	}
@@ -205,18 +206,18 @@ func TestGlobReaderSeesOneVersion(t *testing.T) {
 // TestUncommittedFilesAreInvisible checks that while a transaction writes,
 // and after it is abandoned, the glob sees the committed version only.
 func TestUncommittedFilesAreInvisible(t *testing.T) {
-	for _, mode := range []Mode{Replace, Merge, Append} {
+	for _, mode := range []warehouse.Mode{warehouse.Replace, warehouse.Merge, warehouse.Append} {
 		t.Run(mode.String(), func(t *testing.T) {
 			w := openTestWarehouse(t)
 			tinyLimits(w)
 			tb := mustTable(t, w, "kv")
-			m1 := commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(40), "v1", 1), WithExpectedRows(40))
-			tx, err := tb.Begin(mode, kvSchema)
+			m1 := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(40), "v1", 1), WithExpectedRows(40))
+			tx, err := tb.BeginTx(ctx, mode, kvSchema)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for range 3 {
-				if err := tx.Write(batchOf(t, kvSchema, kvRows(seq(50), "v2", 2))); err != nil {
+				if err := tx.Write(ctx, batchOf(t, kvSchema, kvRows(seq(50), "v2", 2))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -227,10 +228,10 @@ func TestUncommittedFilesAreInvisible(t *testing.T) {
 				t.Errorf("while the transaction writes, a glob read %d rows (%v), want the 40 committed", len(ids), err)
 			}
 			staged, _ := os.ReadDir(filepath.Join(tb.Dir(), metaDir, stagedDir))
-			if len(staged) == 0 && mode != Merge { // a merge writes at Commit
+			if len(staged) == 0 && mode != warehouse.Merge { // a merge writes at Commit
 				t.Errorf("nothing in %s/%s: where did the transaction write?", metaDir, stagedDir)
 			}
-			tx.Abort()
+			tx.Abort(ctx)
 			if files := dataFiles(t, tb.Dir()); !slices.Equal(files, manifestFiles(m1)) {
 				t.Errorf("after Abort the glob sees %v, want %v", files, manifestFiles(m1))
 			}
@@ -275,17 +276,17 @@ func TestBeginCleansLeftovers(t *testing.T) {
 				w := openTestWarehouse(t)
 				tinyLimits(w)
 				tb := mustTable(t, w, "kv")
-				m := commitRows(t, tb, Replace, kvSchema, records.Position{}, kvRows(seq(40), "v1", 1), WithExpectedRows(40))
+				m := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, kvRows(seq(40), "v1", 1), WithExpectedRows(40))
 				os.MkdirAll(filepath.Join(tb.Dir(), metaDir, stagedDir), 0o755)
 				gone := tc.leave(t, tb, m)
 				if how == "open" {
 					tb = mustTable(t, w, "kv")
 				} else {
-					tx, err := tb.Begin(Merge, kvSchema)
+					tx, err := tb.BeginTx(ctx, warehouse.Merge, kvSchema)
 					if err != nil {
 						t.Fatalf("Begin: %v", err)
 					}
-					tx.Abort()
+					tx.Abort(ctx)
 				}
 				for _, p := range gone {
 					if fileExists(p) {
@@ -353,28 +354,28 @@ func TestReplaceRepairsDamagedTable(t *testing.T) {
 			w := openTestWarehouse(t)
 			tinyLimits(w)
 			tb := mustTable(t, w, "kv")
-			m := commitRows(t, tb, Replace, kvSchema, records.Position{Cursor: "old"}, kvRows(seq(40), "v1", 1), WithExpectedRows(40))
+			m := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "old"}, kvRows(seq(40), "v1", 1), WithExpectedRows(40))
 			tc.damage(t, tb, m)
 
-			tb, err := w.Table("kv")
+			tb, err := w.OpenTable("kv")
 			if err != nil {
 				t.Fatalf("opening the damaged table: %v", err)
 			}
 			if err := tb.Damaged(); err == nil || !strings.Contains(err.Error(), tc.message) {
 				t.Errorf("Damaged() = %v, want it to say %q", err, tc.message)
 			}
-			for _, mode := range []Mode{Merge, Append} {
-				_, err := tb.Begin(mode, kvSchema)
-				if err == nil || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), "resync") || !errors.Is(err, ErrDamaged) {
+			for _, mode := range []warehouse.Mode{warehouse.Merge, warehouse.Append} {
+				_, err := tb.BeginTx(ctx, mode, kvSchema)
+				if err == nil || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), "resync") || !errors.Is(err, warehouse.ErrDamaged) {
 					t.Errorf("Begin(%s) on the damaged table: %v, want it to say %q and to resync", mode, err, tc.message)
 				}
 			}
-			if _, err := tb.BeginHistory(historyTestSchema(t), time.Time{}); err == nil {
+			if _, err := tb.BeginHistoryTx(ctx, historyTestSchema(t), time.Time{}); err == nil {
 				t.Error("a history transaction that closes nothing began on the damaged table")
 			}
 
 			want := kvRows([]int{5, 6, 7}, "v2", 2)
-			m2 := commitRows(t, tb, Replace, kvSchema, records.Position{Cursor: "new"}, want)
+			m2 := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "new"}, want)
 			if m2.Version <= m.Version {
 				t.Errorf("the repaired table's version is %d, want above %d", m2.Version, m.Version)
 			}
@@ -391,7 +392,7 @@ func TestReplaceRepairsDamagedTable(t *testing.T) {
 				t.Errorf("a glob reads %v (%v), want [5 6 7]", ids, err)
 			}
 			// And the table takes merges again.
-			commitRows(t, tb, Merge, kvSchema, records.Position{}, kvRows([]int{1}, "v3", 3))
+			commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, kvRows([]int{1}, "v3", 3))
 		})
 	}
 }
@@ -429,14 +430,14 @@ func TestHistoryResyncRepairsDamagedTable(t *testing.T) {
 	for id := range 40 {
 		rows = append(rows, []any{id, "a", "I", int(t0.UnixMicro()), nil})
 	}
-	tx, err := tb.BeginHistory(s, time.Time{}, WithExpectedRows(40))
+	tx, err := tb.BeginHistoryTx(ctx, s, time.Time{}, WithExpectedRows(40))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Write(batchOf(t, s, rows)); err != nil {
+	if err := tx.Write(ctx, batchOf(t, s, rows)); err != nil {
 		t.Fatal(err)
 	}
-	m, err := tx.Commit(records.Position{})
+	m, err := tx.commitManifest(ctx, records.Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,14 +448,14 @@ func TestHistoryResyncRepairsDamagedTable(t *testing.T) {
 		t.Fatal("the history table with a missing file is not damaged")
 	}
 
-	tx, err = tb.BeginHistory(s, t1)
+	tx, err = tb.BeginHistoryTx(ctx, s, t1)
 	if err != nil {
 		t.Fatalf("the resync's history transaction: %v", err)
 	}
-	if err := tx.Write(batchOf(t, s, [][]any{{7, "b", "I", int(t1.UnixMicro()), nil}})); err != nil {
+	if err := tx.Write(ctx, batchOf(t, s, [][]any{{7, "b", "I", int(t1.UnixMicro()), nil}})); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := tx.Commit(records.Position{})
+	m2, err := tx.commitManifest(ctx, records.Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,20 +496,20 @@ func TestHistoryWithUnreadableManifestIsNotStartedAnew(t *testing.T) {
 	tb := mustTable(t, w, "kv_cdc")
 	s := historyTestSchema(t)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tx, err := tb.BeginHistory(s, time.Time{})
+	tx, err := tb.BeginHistoryTx(ctx, s, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Write(batchOf(t, s, [][]any{{1, "a", "I", int(at.UnixMicro()), nil}})); err != nil {
+	if err := tx.Write(ctx, batchOf(t, s, [][]any{{1, "a", "I", int(at.UnixMicro()), nil}})); err != nil {
 		t.Fatal(err)
 	}
-	m, err := tx.Commit(records.Position{})
+	m, err := tx.commitManifest(ctx, records.Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(tb.Dir(), metaDir, manifestName), []byte("{"), 0o644)
 	tb = mustTable(t, w, "kv_cdc")
-	if _, err := tb.BeginHistory(s, at.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "remove its directory") {
+	if _, err := tb.BeginHistoryTx(ctx, s, at.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "remove its directory") {
 		t.Errorf("BeginHistory on a history table with an unreadable manifest: %v, want a refusal saying what to do", err)
 	}
 	if files := dataFiles(t, tb.Dir()); !slices.Equal(files, manifestFiles(m)) {

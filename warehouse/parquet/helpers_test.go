@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,11 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
+
+// ctx is the context of the tests' warehouse calls.
+var ctx = context.Background()
 
 // Types of SPEC §5, as providers/postgres maps them.
 var (
@@ -139,7 +144,7 @@ func valueOf(v *records.Vec, t records.ParquetType, i int) any {
 // printed value, and the schema's column names.
 func scanAll(t testing.TB, tb *Table) (names []string, rows [][]any) {
 	t.Helper()
-	err := tb.Scan(func(b *records.Batch) error {
+	err := tb.Scan(ctx, func(b *records.Batch) error {
 		if names == nil {
 			for _, c := range b.Schema.Columns {
 				names = append(names, c.Name)
@@ -216,7 +221,7 @@ func openTestWarehouse(t testing.TB) *Warehouse {
 
 func mustTable(t testing.TB, w *Warehouse, name string) *Table {
 	t.Helper()
-	tb, err := w.Table(name)
+	tb, err := w.OpenTable(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,18 +229,18 @@ func mustTable(t testing.TB, w *Warehouse, name string) *Table {
 }
 
 // commitRows writes rows in one transaction and commits it.
-func commitRows(t testing.TB, tb *Table, mode Mode, s *records.Schema, pos records.Position, rows [][]any, opts ...Option) *Manifest {
+func commitRows(t testing.TB, tb *Table, mode warehouse.Mode, s *records.Schema, pos records.Position, rows [][]any, opts ...Option) *Manifest {
 	t.Helper()
-	tx, err := tb.Begin(mode, s, opts...)
+	tx, err := tb.BeginTx(ctx, mode, s, opts...)
 	if err != nil {
 		t.Fatalf("Begin: %v", err)
 	}
 	if len(rows) > 0 {
-		if err := tx.Write(batchOf(t, s, rows)); err != nil {
+		if err := tx.Write(ctx, batchOf(t, s, rows)); err != nil {
 			t.Fatalf("Write: %v", err)
 		}
 	}
-	m, err := tx.Commit(pos)
+	m, err := tx.commitManifest(ctx, pos)
 	if err != nil {
 		t.Fatalf("Commit: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/atomicfile"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // manifestFormat is the version of the manifest's JSON shape. A reader
@@ -180,7 +181,7 @@ func readManifest(dir string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("reading the table manifest %s: %w (%w: restore it from a backup, or resync the table (sluice resync), which reloads it from the source; for a cdc history table, whose past versions the source does not have, remove its directory before the resync)", path, err, ErrDamaged)
+		return nil, fmt.Errorf("reading the table manifest %s: %w (%w: restore it from a backup, or resync the table (sluice resync), which reloads it from the source; for a cdc history table, whose past versions the source does not have, remove its directory before the resync)", path, err, warehouse.ErrDamaged)
 	}
 	if m.Format > manifestFormat {
 		return nil, fmt.Errorf("the table manifest %s has format %d, newer than this sluice understands (%d): upgrade sluice", path, m.Format, manifestFormat)

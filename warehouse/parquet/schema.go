@@ -1,7 +1,6 @@
 package parquet
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 
@@ -15,11 +14,6 @@ import (
 // SyncedAtColumn is the metadata column the writer adds to every row: when
 // the commit that wrote the row began (TIMESTAMP micros, UTC).
 const SyncedAtColumn = "_sluice_synced_at"
-
-// ErrSchemaChanged is returned by Begin when a column changed type (same
-// name, another Parquet type) or the primary key changed: the files cannot
-// hold both, so the table needs a full resync (a Replace).
-var ErrSchemaChanged = errors.New("the table's schema changed incompatibly: a full resync is needed")
 
 var syncedAtType = records.ParquetType{
 	Physical:      records.PhysicalInt64,

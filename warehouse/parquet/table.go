@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -27,11 +28,6 @@ const (
 	dataExt   = ".parquet"
 )
 
-// ErrDamaged is wrapped by the errors of a table whose manifest is
-// unreadable or lists a missing file: retrying does not help, a resync
-// (a Replace) does.
-var ErrDamaged = warehouse.ErrDamaged
-
 // Warehouse is a directory of tables, one subdirectory each (SPEC §4).
 type Warehouse struct {
 	root   string
@@ -49,6 +45,12 @@ func Open(root string) (*Warehouse, error) {
 	}
 	return &Warehouse{root: root, lim: defaultLimits, now: time.Now, spillB: 64 << 20}, nil
 }
+
+var _ warehouse.Warehouse = (*Warehouse)(nil)
+
+// Close does nothing: a Parquet warehouse holds no connection, and each
+// transaction its own table lock (warehouse.Warehouse).
+func (w *Warehouse) Close() error { return nil }
 
 // Root is the warehouse directory.
 func (w *Warehouse) Root() string { return w.root }
@@ -70,7 +72,21 @@ func (w *Warehouse) tableDir(name string) (string, error) {
 // A damaged table (its manifest unreadable, or a data file it lists
 // missing) still opens: Damaged says why, Merge and Append transactions
 // refuse it, and a Replace (a resync) starts it anew.
-func (w *Warehouse) Table(name string) (*Table, error) {
+//
+// Table is warehouse.Warehouse's; OpenTable returns the *Table.
+func (w *Warehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("opening table %s: %w", name, err)
+	}
+	t, err := w.OpenTable(name)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// OpenTable opens the table called name (see Table).
+func (w *Warehouse) OpenTable(name string) (*Table, error) {
 	dir, err := w.tableDir(name)
 	if err != nil {
 		return nil, err
@@ -162,6 +178,26 @@ func (t *Table) Damaged() error {
 	return t.damage
 }
 
+// Position is the committed position as of the last open, Begin or
+// Commit (warehouse.Table). A damaged table counts as committed even when
+// its manifest is unreadable: the runner then begins the sync it would
+// have (a Merge or Append, which fails saying to resync), rather than
+// silently reloading a table whose rows the source may no longer hold.
+func (t *Table) Position() (records.Position, bool) {
+	m := t.Manifest()
+	return m.Position, m.Version > 0 || t.Damaged() != nil
+}
+
+// Schema is the committed schema (its last column _sluice_synced_at), nil
+// for a table never committed (warehouse.SchemaReader).
+func (t *Table) Schema() *records.Schema {
+	m := t.Manifest()
+	if m.Version == 0 {
+		return nil
+	}
+	return m.Schema.Records()
+}
+
 // Manifest returns the committed version as this Table last saw it (at
 // open, Begin or Commit); its Version is 0 when the table was never
 // committed. The caller must not modify it.
@@ -221,7 +257,7 @@ func (t *Table) recover() (missing map[string]bool, err error) {
 		if _, err := os.Stat(filepath.Join(t.dir, f.Name)); err != nil {
 			if missing == nil {
 				missing = map[string]bool{}
-				damage = fmt.Errorf("data file %s of version %d is missing (%v): %w; resync it (sluice resync), which reloads it from the source", f.Name, m.Version, err, ErrDamaged)
+				damage = fmt.Errorf("data file %s of version %d is missing (%v): %w; resync it (sluice resync), which reloads it from the source", f.Name, m.Version, err, warehouse.ErrDamaged)
 			}
 			missing[f.Name] = true
 		}
@@ -314,8 +350,9 @@ func (t *Table) Rename(newName string) error {
 // row group of rows. The batch's schema is the table's (its last column is
 // _sluice_synced_at); the batch is reused after fn returns. Files are
 // opened up front, so a commit landing during the scan does not disturb
-// it: the scan sees the version that was committed when it began.
-func (t *Table) Scan(fn func(*records.Batch) error) error {
+// it: the scan sees the version that was committed when it began. A
+// cancelled ctx stops it between row groups.
+func (t *Table) Scan(ctx context.Context, fn func(*records.Batch) error) error {
 	t.mu.Lock()
 	dir := t.dir
 	t.mu.Unlock()
@@ -360,6 +397,9 @@ func (t *Table) Scan(fn func(*records.Batch) error) error {
 	b := records.NewBatch(schema, 0)
 	for _, r := range readers {
 		for g := range r.numRowGroups() {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("scanning table %s: %w", t.name, err)
+			}
 			if err := r.readRowGroup(g, b, nil); err != nil {
 				return fmt.Errorf("scanning table %s: %w", t.name, err)
 			}

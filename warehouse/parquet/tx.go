@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -11,35 +12,8 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
-
-// Mode is how a transaction changes its table.
-type Mode int
-
-const (
-	// Replace makes the transaction's rows the whole table (full_refresh,
-	// resync): the previous version stays readable until the commit lands.
-	Replace Mode = iota + 1
-	// Merge upserts by primary key: the table keeps one row per key, and an
-	// incoming row replaces the row with its key (within one transaction
-	// the last row of a key wins). Deletes arrive as rows (tombstones).
-	Merge
-	// Append adds the rows; nothing is replaced (append sync, history
-	// tables).
-	Append
-)
-
-func (m Mode) String() string {
-	switch m {
-	case Replace:
-		return "replace"
-	case Merge:
-		return "merge"
-	case Append:
-		return "append"
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
 
 // Option configures a transaction.
 type Option func(*txOptions)
@@ -79,7 +53,7 @@ const (
 type Tx struct {
 	t     *Table
 	lock  *tableLock
-	mode  Mode
+	mode  warehouse.Mode
 	opts  txOptions
 	base  *Manifest
 	stage string // _sluice/staged/: where the new files are written
@@ -112,17 +86,36 @@ type Tx struct {
 	done bool
 }
 
-// Begin starts a transaction writing rows of the given schema. The table's
+var (
+	_ warehouse.Tx       = (*Tx)(nil)
+	_ warehouse.CDCTable = (*Table)(nil)
+	_ warehouse.Scanner  = (*Table)(nil)
+)
+
+// Begin starts a transaction writing rows of the given schema
+// (warehouse.Table): BeginTx with the sync type recorded in the manifest.
+func (t *Table) Begin(ctx context.Context, mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
+	tx, err := t.BeginTx(ctx, mode, schema, WithSyncMode(sync))
+	if err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// BeginTx starts a transaction writing rows of the given schema. The table's
 // new schema is the incoming one for Replace; for Merge and Append it is
 // the committed schema with the incoming columns added (a column the
 // source dropped stays, NULL in new rows). A column whose Parquet type
-// changed, or a changed primary key for Merge, fails with ErrSchemaChanged:
-// the caller resyncs with Replace.
+// changed, or a changed primary key for Merge, fails with
+// warehouse.ErrSchemaChanged: the caller resyncs with Replace.
 //
 // Only one transaction writes a table at a time, across processes: Begin
 // fails while another holds it.
-func (t *Table) Begin(mode Mode, schema *records.Schema, opts ...Option) (*Tx, error) {
-	if mode != Replace && mode != Merge && mode != Append {
+func (t *Table) BeginTx(ctx context.Context, mode warehouse.Mode, schema *records.Schema, opts ...Option) (*Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("beginning a write to table %s: %w", t.name, err)
+	}
+	if mode != warehouse.Replace && mode != warehouse.Merge && mode != warehouse.Append {
 		return nil, fmt.Errorf("beginning a write to table %s: unknown mode %d", t.name, mode)
 	}
 	if err := os.MkdirAll(filepath.Join(t.dir, metaDir), 0o755); err != nil {
@@ -155,10 +148,10 @@ func (tx *Tx) begin() error {
 		return err
 	}
 	tx.base = t.Manifest()
-	tx.sweep = tx.mode == Replace
+	tx.sweep = tx.mode == warehouse.Replace
 	if damage := t.Damaged(); damage != nil {
 		switch {
-		case tx.mode == Replace:
+		case tx.mode == warehouse.Replace:
 			// A Replace needs none of the old files: it starts the table
 			// anew, and its commit removes whatever the old version left.
 		case tx.opts.repair && tx.base.Version > 0:
@@ -207,7 +200,7 @@ func (tx *Tx) begin() error {
 	tx.nulls = make([]records.Vec, len(tableSchema.Columns))
 
 	switch tx.mode {
-	case Replace:
+	case warehouse.Replace:
 		if tx.cols.keyCols != nil {
 			rows := tx.opts.expectedRows
 			if rows <= 0 {
@@ -219,9 +212,9 @@ func (tx *Tx) begin() error {
 		} else {
 			tx.outs = []*output{newOutput(tx.stage, tx.version, -1, tx.cols, t.w.lim)}
 		}
-	case Append:
+	case warehouse.Append:
 		tx.outs = []*output{newOutput(tx.stage, tx.version, -1, tx.cols, t.w.lim)}
-	case Merge:
+	case warehouse.Merge:
 		if tx.cols.keyCols == nil {
 			return fmt.Errorf("a merge needs a primary key: the table has none (declare primary_key, or sync it with full_refresh or append)")
 		}
@@ -266,7 +259,7 @@ func (tx *Tx) evolve() (*records.Schema, error) {
 		return s
 	}
 	base := tx.base
-	if tx.mode == Replace || base.Version == 0 || len(base.Schema.Columns) == 0 {
+	if tx.mode == warehouse.Replace || base.Version == 0 || len(base.Schema.Columns) == 0 {
 		return fresh(), nil
 	}
 	old := base.Schema.Records()
@@ -274,8 +267,8 @@ func (tx *Tx) evolve() (*records.Schema, error) {
 		// An empty table has no files to keep compatible.
 		return fresh(), nil
 	}
-	if tx.mode == Merge && len(old.PrimaryKey) > 0 && !slices.Equal(old.PrimaryKey, tx.in.PrimaryKey) {
-		return nil, fmt.Errorf("%w: the primary key changed from %q to %q", ErrSchemaChanged, old.PrimaryKey, tx.in.PrimaryKey)
+	if tx.mode == warehouse.Merge && len(old.PrimaryKey) > 0 && !slices.Equal(old.PrimaryKey, tx.in.PrimaryKey) {
+		return nil, fmt.Errorf("%w: the primary key changed from %q to %q", warehouse.ErrSchemaChanged, old.PrimaryKey, tx.in.PrimaryKey)
 	}
 	s := &records.Schema{PrimaryKey: slices.Clone(old.PrimaryKey)}
 	if len(tx.in.PrimaryKey) > 0 {
@@ -288,7 +281,7 @@ func (tx *Tx) evolve() (*records.Schema, error) {
 		if i := tx.in.Index(c.Name); i >= 0 {
 			n := tx.in.Columns[i]
 			if !sameType(c.Type, n.Type) {
-				return nil, fmt.Errorf("%w: column %q changed from %s (%s) to %s (%s)", ErrSchemaChanged, c.Name, describe(c.Type), c.SourceType, describe(n.Type), n.SourceType)
+				return nil, fmt.Errorf("%w: column %q changed from %s (%s) to %s (%s)", warehouse.ErrSchemaChanged, c.Name, describe(c.Type), c.SourceType, describe(n.Type), n.SourceType)
 			}
 			c.SourceType, c.Nullable, c.Type.Name = n.SourceType, n.Nullable, n.Type.Name
 		}
@@ -324,16 +317,20 @@ func chooseBuckets(rows, bucketRows int64, limit int) int {
 
 // Write adds a batch of rows. The batch's schema must have the columns of
 // the schema given to Begin, in that order; the batch may be reused once
-// Write returns. After a failed Write the transaction can only be
-// aborted.
-func (tx *Tx) Write(b *records.Batch) error {
+// Write returns. After a failed Write (a cancelled ctx too) the
+// transaction can only be aborted.
+func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	if tx.done {
 		return fmt.Errorf("writing table %s: the transaction has ended", tx.t.name)
 	}
 	if tx.err != nil {
 		return tx.err
 	}
-	if err := tx.write(b); err != nil {
+	err := ctx.Err()
+	if err == nil {
+		err = tx.write(b)
+	}
+	if err != nil {
 		tx.err = fmt.Errorf("writing table %s: %w", tx.t.name, err)
 		return tx.err
 	}
@@ -487,18 +484,34 @@ func (l limits) scaled(n int) limits {
 // into the table directory and the files of the previous version that are
 // no longer listed are removed (publish). If Commit fails before the
 // manifest was replaced, the previous version is intact and the
-// transaction's files are removed.
-func (tx *Tx) Commit(pos records.Position) (*Manifest, error) {
+// transaction's files are removed. A ctx cancelled before the commit
+// begins aborts it; once the files are being made durable the commit
+// runs to its end (a local fsync and rename cannot be interrupted).
+// It returns the rows the table holds now.
+func (tx *Tx) Commit(ctx context.Context, pos records.Position) (int64, error) {
+	m, err := tx.commitManifest(ctx, pos)
+	if err != nil {
+		return 0, err
+	}
+	return m.Rows, nil
+}
+
+// commitManifest is Commit, returning the new version's manifest.
+func (tx *Tx) commitManifest(ctx context.Context, pos records.Position) (*Manifest, error) {
 	if tx.done {
 		return nil, fmt.Errorf("committing table %s: the transaction has ended", tx.t.name)
 	}
 	if tx.err != nil {
-		tx.Abort()
+		tx.abort()
 		return nil, tx.err
+	}
+	if err := ctx.Err(); err != nil {
+		tx.abort()
+		return nil, fmt.Errorf("committing table %s: %w", tx.t.name, err)
 	}
 	m, err := tx.commit(pos)
 	if err != nil {
-		tx.Abort()
+		tx.abort()
 		return nil, fmt.Errorf("committing table %s: %w", tx.t.name, err)
 	}
 	return m, nil
@@ -509,7 +522,7 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 	var files []FileInfo
 	buckets := tx.base.Buckets
 	switch tx.mode {
-	case Replace:
+	case warehouse.Replace:
 		buckets = tx.buckets
 		for _, o := range tx.outs {
 			if o == nil {
@@ -521,7 +534,7 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 			}
 			files = append(files, fs...)
 		}
-	case Append:
+	case warehouse.Append:
 		kept := tx.base.Files
 		if tx.rewriteAll {
 			var err error
@@ -534,7 +547,7 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 			return nil, err
 		}
 		files = append(slices.Clone(kept), fs...)
-	case Merge:
+	case warehouse.Merge:
 		var err error
 		if files, buckets, err = tx.merge.commit(); err != nil {
 			return nil, err
@@ -557,7 +570,7 @@ func (tx *Tx) commit(pos records.Position) (*Manifest, error) {
 	if m.SyncMode == "" {
 		m.SyncMode = tx.base.SyncMode
 	}
-	if tx.mode != Replace {
+	if tx.mode != warehouse.Replace {
 		m.Warnings += tx.base.Warnings
 	}
 	if buckets > 0 {
@@ -689,8 +702,10 @@ func (tx *Tx) hook(stage string) error {
 
 // Abort ends the transaction without committing: its files are removed
 // and the previous version stays as it was. Aborting an ended transaction
-// does nothing.
-func (tx *Tx) Abort() error {
+// does nothing. The files are local: ctx is not needed.
+func (tx *Tx) Abort(context.Context) error { return tx.abort() }
+
+func (tx *Tx) abort() error {
 	if tx.done {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/records/recordstest"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 var kvSchema = &records.Schema{
@@ -86,14 +88,14 @@ func TestMergeKeepsOneRowPerKeyLastWins(t *testing.T) {
 					rows = append(rows, r)
 					want[id] = r
 				}
-				commitRows(t, tb, Replace, kvSchema, records.Position{}, rows, WithExpectedRows(60))
+				commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, rows, WithExpectedRows(60))
 				if b := tb.Manifest().Buckets; b != 8 {
 					t.Fatalf("a replace of 60 rows at 10 rows a bucket has %d buckets, want 8", b)
 				}
 				checkTable(t, tb, want.rows())
 			}
 			for round := 1; round <= 25; round++ {
-				tx, err := tb.Begin(Merge, kvSchema)
+				tx, err := tb.BeginTx(ctx, warehouse.Merge, kvSchema)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -111,12 +113,12 @@ func TestMergeKeepsOneRowPerKeyLastWins(t *testing.T) {
 						rows = append(rows, r)
 						want[id] = r
 					}
-					if err := tx.Write(fillBatch(t, batch, rows)); err != nil {
+					if err := tx.Write(ctx, fillBatch(t, batch, rows)); err != nil {
 						t.Fatal(err)
 					}
 				}
 				pos := records.Position{Cursor: fmt.Sprint(round)}
-				m, err := tx.Commit(pos)
+				m, err := tx.commitManifest(ctx, pos)
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
@@ -185,14 +187,14 @@ func TestMergeRewritesOnlyTheFilesItMust(t *testing.T) {
 	for id := range 400 {
 		rows = append(rows, []any{id, "a", 0})
 	}
-	m1 := commitRows(t, tb, Replace, kvSchema, records.Position{}, rows, WithExpectedRows(400))
+	m1 := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, rows, WithExpectedRows(400))
 	if m1.Buckets != 4 || len(m1.Files) != 4 {
 		t.Fatalf("replace of 400 rows: %d buckets, %d files; want 4 and 4", m1.Buckets, len(m1.Files))
 	}
 
 	// New keys above every existing one: the files' key ranges rule them
 	// out, nothing is rewritten.
-	m2 := commitRows(t, tb, Merge, kvSchema, records.Position{}, [][]any{{1000, "new", 1}, {1001, "new", 1}, {1002, "new", 1}})
+	m2 := commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, [][]any{{1000, "new", 1}, {1001, "new", 1}, {1002, "new", 1}})
 	kept := 0
 	for _, f := range m2.Files {
 		if slices.Contains(manifestFiles(m1), f.Name) {
@@ -204,7 +206,7 @@ func TestMergeRewritesOnlyTheFilesItMust(t *testing.T) {
 	}
 
 	// An update of key 7 rewrites the one file holding it.
-	m3 := commitRows(t, tb, Merge, kvSchema, records.Position{}, [][]any{{7, "changed", 2}})
+	m3 := commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, [][]any{{7, "changed", 2}})
 	var gone []string
 	for _, f := range m2.Files {
 		if !slices.Contains(manifestFiles(m3), f.Name) {
@@ -237,7 +239,7 @@ func TestMergeCompactsSmallFiles(t *testing.T) {
 	for round := range 30 {
 		r := []any{round, "x", round}
 		want[round] = r
-		m := commitRows(t, tb, Merge, kvSchema, records.Position{}, [][]any{r})
+		m := commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, [][]any{r})
 		if len(m.Files) > maxSmallFiles {
 			t.Fatalf("round %d: %d files in one bucket", round, len(m.Files))
 		}
@@ -254,24 +256,41 @@ func TestReplaceAbortAndFailedWriteKeepThePreviousVersion(t *testing.T) {
 	for id := range 30 {
 		v1 = append(v1, []any{id, "v1", 1})
 	}
-	m1 := commitRows(t, tb, Replace, kvSchema, records.Position{Cursor: "one"}, v1)
+	m1 := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "one"}, v1)
 
 	cases := []struct {
 		name string
 		fail func(t *testing.T, tx *Tx)
 	}{
 		{"abort", func(t *testing.T, tx *Tx) {
-			if err := tx.Abort(); err != nil {
+			if err := tx.Abort(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"failed write, then commit", func(t *testing.T, tx *Tx) {
 			other := &records.Schema{Columns: []records.Column{col("id", tString)}}
-			if err := tx.Write(batchOf(t, other, [][]any{{"x"}})); err == nil {
+			if err := tx.Write(ctx, batchOf(t, other, [][]any{{"x"}})); err == nil {
 				t.Fatal("a batch of another schema was written")
 			}
-			if _, err := tx.Commit(records.Position{Cursor: "two"}); err == nil {
+			if _, err := tx.Commit(ctx, records.Position{Cursor: "two"}); err == nil {
 				t.Fatal("a transaction whose write failed committed")
+			}
+		}},
+		{"cancelled write, then commit", func(t *testing.T, tx *Tx) {
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := tx.Write(cctx, batchOf(t, kvSchema, [][]any{{100, "x", 1}})); !errors.Is(err, context.Canceled) {
+				t.Fatalf("write error %v, want context.Canceled", err)
+			}
+			if _, err := tx.Commit(ctx, records.Position{Cursor: "two"}); err == nil {
+				t.Fatal("a transaction whose write was cancelled committed")
+			}
+		}},
+		{"cancelled commit", func(t *testing.T, tx *Tx) {
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if _, err := tx.Commit(cctx, records.Position{Cursor: "two"}); !errors.Is(err, context.Canceled) {
+				t.Fatalf("commit error %v, want context.Canceled", err)
 			}
 		}},
 		{"failed commit before the manifest", func(t *testing.T, tx *Tx) {
@@ -282,15 +301,15 @@ func TestReplaceAbortAndFailedWriteKeepThePreviousVersion(t *testing.T) {
 				return nil
 			}
 			defer func() { w.hook = nil }()
-			if _, err := tx.Commit(records.Position{Cursor: "two"}); err == nil || !strings.Contains(err.Error(), "disk full") {
+			if _, err := tx.Commit(ctx, records.Position{Cursor: "two"}); err == nil || !strings.Contains(err.Error(), "disk full") {
 				t.Fatalf("commit error %v, want disk full", err)
 			}
 		}},
 	}
-	for _, mode := range []Mode{Replace, Merge, Append} {
+	for _, mode := range []warehouse.Mode{warehouse.Replace, warehouse.Merge, warehouse.Append} {
 		for _, c := range cases {
 			t.Run(mode.String()+"/"+c.name, func(t *testing.T) {
-				tx, err := tb.Begin(mode, kvSchema)
+				tx, err := tb.BeginTx(ctx, mode, kvSchema)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -298,7 +317,7 @@ func TestReplaceAbortAndFailedWriteKeepThePreviousVersion(t *testing.T) {
 				for id := range 40 {
 					rows = append(rows, []any{id, "v2", 2})
 				}
-				if err := tx.Write(batchOf(t, kvSchema, rows)); err != nil {
+				if err := tx.Write(ctx, batchOf(t, kvSchema, rows)); err != nil {
 					t.Fatal(err)
 				}
 				c.fail(t, tx)
@@ -324,11 +343,11 @@ func TestSchemaEvolution(t *testing.T) {
 	for id := range 25 {
 		rows = append(rows, []any{id, "a"})
 	}
-	commitRows(t, tb, Replace, v1, records.Position{}, rows)
+	commitRows(t, tb, warehouse.Replace, v1, records.Position{}, rows)
 
 	// A new column: every file of the table gets it.
 	v2 := &records.Schema{Columns: []records.Column{col("id", tInt64), col("a", tString), col("B b", tInt32)}, PrimaryKey: []string{"id"}}
-	m := commitRows(t, tb, Merge, v2, records.Position{}, [][]any{{3, "changed", 33}, {100, "new", 1}})
+	m := commitRows(t, tb, warehouse.Merge, v2, records.Position{}, [][]any{{3, "changed", 33}, {100, "new", 1}})
 	want := [][]any{}
 	for id := range 25 {
 		want = append(want, []any{id, "a", nil})
@@ -344,11 +363,11 @@ func TestSchemaEvolution(t *testing.T) {
 
 	// A dropped column stays, NULL in new rows; appended rows too.
 	v3 := &records.Schema{Columns: []records.Column{col("id", tInt64), col("B b", tInt32)}, PrimaryKey: []string{"id"}}
-	commitRows(t, tb, Merge, v3, records.Position{}, [][]any{{4, 44}})
+	commitRows(t, tb, warehouse.Merge, v3, records.Position{}, [][]any{{4, 44}})
 	want[4] = []any{4, nil, 44}
 	checkTable(t, tb, want)
 	v4 := &records.Schema{Columns: []records.Column{col("id", tInt64), col("c", tBool)}, PrimaryKey: []string{"id"}}
-	m = commitRows(t, tb, Append, v4, records.Position{}, [][]any{{4, true}})
+	m = commitRows(t, tb, warehouse.Append, v4, records.Position{}, [][]any{{4, true}})
 	for i := range want {
 		want[i] = append(want[i], nil)
 	}
@@ -362,16 +381,16 @@ func TestSchemaEvolution(t *testing.T) {
 
 	// A type change needs a resync.
 	changed := &records.Schema{Columns: []records.Column{col("id", tInt64), col("a", tInt64)}, PrimaryKey: []string{"id"}}
-	for _, mode := range []Mode{Merge, Append} {
-		if _, err := tb.Begin(mode, changed); !errors.Is(err, ErrSchemaChanged) {
+	for _, mode := range []warehouse.Mode{warehouse.Merge, warehouse.Append} {
+		if _, err := tb.BeginTx(ctx, mode, changed); !errors.Is(err, warehouse.ErrSchemaChanged) {
 			t.Errorf("%v with a changed type: %v, want ErrSchemaChanged", mode, err)
 		}
 	}
 	otherKey := &records.Schema{Columns: []records.Column{col("id", tInt64), col("a", tString)}, PrimaryKey: []string{"a"}}
-	if _, err := tb.Begin(Merge, otherKey); !errors.Is(err, ErrSchemaChanged) {
+	if _, err := tb.BeginTx(ctx, warehouse.Merge, otherKey); !errors.Is(err, warehouse.ErrSchemaChanged) {
 		t.Errorf("merge with another key: %v, want ErrSchemaChanged", err)
 	}
-	commitRows(t, tb, Replace, changed, records.Position{}, [][]any{{1, 2}})
+	commitRows(t, tb, warehouse.Replace, changed, records.Position{}, [][]any{{1, 2}})
 	checkTable(t, tb, [][]any{{1, 2}})
 }
 
@@ -398,8 +417,8 @@ func TestAppendKeepsEveryRow(t *testing.T) {
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "log")
 	s := &records.Schema{Columns: []records.Column{col("id", tInt64), col("v", tString)}}
-	commitRows(t, tb, Append, s, records.Position{Cursor: "1"}, [][]any{{1, "a"}, {1, "a"}})
-	m := commitRows(t, tb, Append, s, records.Position{Cursor: "2"}, [][]any{{1, "b"}})
+	commitRows(t, tb, warehouse.Append, s, records.Position{Cursor: "1"}, [][]any{{1, "a"}, {1, "a"}})
+	m := commitRows(t, tb, warehouse.Append, s, records.Position{Cursor: "2"}, [][]any{{1, "b"}})
 	checkTable(t, tb, [][]any{{1, "a"}, {1, "a"}, {1, "b"}})
 	if m.Version != 2 || m.Position.Cursor != "2" || m.Buckets != 0 || m.Mode != "append" {
 		t.Errorf("manifest version %d cursor %q buckets %d mode %q", m.Version, m.Position.Cursor, m.Buckets, m.Mode)
@@ -419,8 +438,8 @@ func TestMergeIntoUnbucketedFiles(t *testing.T) {
 		rows = append(rows, r)
 		want[id] = r
 	}
-	commitRows(t, tb, Append, kvSchema, records.Position{}, rows)
-	m := commitRows(t, tb, Merge, kvSchema, records.Position{}, [][]any{{5, "merged", 1}, {500, "merged", 1}})
+	commitRows(t, tb, warehouse.Append, kvSchema, records.Position{}, rows)
+	m := commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, [][]any{{5, "merged", 1}, {500, "merged", 1}})
 	want[5] = []any{5, "merged", 1}
 	want[500] = []any{500, "merged", 1}
 	checkTable(t, tb, want.rows())
@@ -442,17 +461,17 @@ func TestManifestRecordsTheCommit(t *testing.T) {
 	if m := tb.Manifest(); m.Version != 0 || len(m.Files) != 0 {
 		t.Fatalf("a new table has version %d and %d files", m.Version, len(m.Files))
 	}
-	tx, err := tb.Begin(Merge, kvSchema, WithSyncMode("incremental"))
+	tx, err := tb.BeginTx(ctx, warehouse.Merge, kvSchema, WithSyncMode("incremental"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := batchOf(t, kvSchema, [][]any{{1, "a", nil}, {2, "b", nil}})
 	b.Cols[2].Nulled = 2 // NaN that became NULL
-	if err := tx.Write(b); err != nil {
+	if err := tx.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	pos := records.Position{Cursor: "2026-01-01 00:00:00+00", BoundaryKeys: []string{"k"}, LSN: "0/1", Extra: map[string]string{"x": "y"}}
-	m, err := tx.Commit(pos)
+	m, err := tx.commitManifest(ctx, pos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +490,7 @@ func TestManifestRecordsTheCommit(t *testing.T) {
 	if diff := cmp.Diff(wantSchema, got.Schema.Records().Columns); diff != "" {
 		t.Errorf("schema (-want +got):\n%s", diff)
 	}
-	m2 := commitRows(t, reopened, Merge, kvSchema, pos, nil)
+	m2 := commitRows(t, reopened, warehouse.Merge, kvSchema, pos, nil)
 	if m2.Version != 2 || m2.Warnings != 2 || m2.CommitWarnings != 0 || m2.SyncMode != "incremental" {
 		t.Errorf("second commit: version %d warnings %d/%d sync mode %q", m2.Version, m2.Warnings, m2.CommitWarnings, m2.SyncMode)
 	}
@@ -481,38 +500,38 @@ func TestOneWriterAtATime(t *testing.T) {
 	w := openTestWarehouse(t)
 	a := mustTable(t, w, "kv")
 	b := mustTable(t, w, "kv")
-	tx, err := a.Begin(Replace, kvSchema)
+	tx, err := a.BeginTx(ctx, warehouse.Replace, kvSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Write(batchOf(t, kvSchema, [][]any{{1, "a", 1}})); err != nil {
+	if err := tx.Write(ctx, batchOf(t, kvSchema, [][]any{{1, "a", 1}})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Begin(Merge, kvSchema); err == nil || !strings.Contains(err.Error(), "another sync is writing it") {
+	if _, err := b.BeginTx(ctx, warehouse.Merge, kvSchema); err == nil || !strings.Contains(err.Error(), "another sync is writing it") {
 		t.Fatalf("second Begin: %v, want a lock error", err)
 	}
 	// Opening the table meanwhile must not take the writer's files for
 	// strays.
 	c := mustTable(t, w, "kv")
-	if _, err := tx.Commit(records.Position{}); err != nil {
+	if _, err := tx.Commit(ctx, records.Position{}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Manifest().Version != 0 {
 		t.Errorf("a Table's manifest changed without a commit through it")
 	}
 	checkTable(t, mustTable(t, w, "kv"), [][]any{{1, "a", 1}})
-	tx2, err := b.Begin(Merge, kvSchema)
+	tx2, err := b.BeginTx(ctx, warehouse.Merge, kvSchema)
 	if err != nil {
 		t.Fatalf("Begin after the commit: %v", err)
 	}
-	tx2.Abort()
+	tx2.Abort(ctx)
 }
 
 func TestOpenRemovesStrays(t *testing.T) {
 	withFsync(t)
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "kv")
-	m := commitRows(t, tb, Replace, kvSchema, records.Position{}, [][]any{{1, "a", 1}})
+	m := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, [][]any{{1, "a", 1}})
 	strays := []string{
 		filepath.Join(tb.Dir(), "2-b0-deadbeef.parquet"),
 		filepath.Join(tb.Dir(), metaDir, tmpManifestPrefix+"123"),
@@ -543,7 +562,7 @@ func TestDropAndRename(t *testing.T) {
 	withFsync(t)
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "kv")
-	commitRows(t, tb, Replace, kvSchema, records.Position{}, [][]any{{1, "a", 1}})
+	commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, [][]any{{1, "a", 1}})
 	if err := tb.Rename("kv2"); err != nil {
 		t.Fatal(err)
 	}
@@ -566,11 +585,11 @@ func TestDropAndRename(t *testing.T) {
 	if ghost.Manifest().Version != 0 || fileExists(ghost.Dir()) {
 		t.Errorf("opening a missing table: version %d, directory created: %v", ghost.Manifest().Version, fileExists(ghost.Dir()))
 	}
-	if err := ghost.Scan(func(*records.Batch) error { t.Error("a missing table has rows"); return nil }); err != nil {
+	if err := ghost.Scan(ctx, func(*records.Batch) error { t.Error("a missing table has rows"); return nil }); err != nil {
 		t.Error(err)
 	}
 	for _, bad := range []string{"", ".", "..", "a/b", ".hidden"} {
-		if _, err := w.Table(bad); err == nil {
+		if _, err := w.OpenTable(bad); err == nil {
 			t.Errorf("table name %q accepted", bad)
 		}
 	}
@@ -587,11 +606,11 @@ func TestRejectedSchemas(t *testing.T) {
 		"no columns":      {},
 	}
 	for name, s := range cases {
-		if _, err := tb.Begin(Replace, s); err == nil {
+		if _, err := tb.BeginTx(ctx, warehouse.Replace, s); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := tb.Begin(Merge, &records.Schema{Columns: []records.Column{col("a", tInt64)}}); err == nil || !strings.Contains(err.Error(), "primary key") {
+	if _, err := tb.BeginTx(ctx, warehouse.Merge, &records.Schema{Columns: []records.Column{col("a", tInt64)}}); err == nil || !strings.Contains(err.Error(), "primary key") {
 		t.Errorf("merge without a key: %v", err)
 	}
 }
@@ -605,7 +624,7 @@ func TestLargeTablesRoundTrip(t *testing.T) {
 	tb := mustTable(t, w, "orders")
 	rng := rand.New(rand.NewPCG(5, 6))
 	want := model{}
-	tx, err := tb.Begin(Replace, benchSchema, WithExpectedRows(30_000))
+	tx, err := tb.BeginTx(ctx, warehouse.Replace, benchSchema, WithExpectedRows(30_000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,11 +633,11 @@ func TestLargeTablesRoundTrip(t *testing.T) {
 		for _, r := range rowsOf(b) {
 			want[r[0].(int)] = r
 		}
-		if err := tx.Write(b); err != nil {
+		if err := tx.Write(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m, err := tx.Commit(records.Position{})
+	m, err := tx.commitManifest(ctx, records.Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,14 +658,14 @@ func TestLargeTablesRoundTrip(t *testing.T) {
 	for _, r := range rowsOf(b) {
 		want[r[0].(int)] = r
 	}
-	tx, err = tb.Begin(Merge, benchSchema)
+	tx, err = tb.BeginTx(ctx, warehouse.Merge, benchSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Write(b); err != nil {
+	if err := tx.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Commit(records.Position{}); err != nil {
+	if _, err := tx.Commit(ctx, records.Position{}); err != nil {
 		t.Fatal(err)
 	}
 	checkTable(t, tb, want.rows())
@@ -671,7 +690,7 @@ func TestMergeGrowsBuckets(t *testing.T) {
 		}
 		rows = append(rows, []any{round, "updated", round}) // and an update
 		want[round] = rows[len(rows)-1]
-		m := commitRows(t, tb, Merge, kvSchema, records.Position{}, rows)
+		m := commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, rows)
 		seen[m.Buckets] = true
 		checkTable(t, tb, want.rows())
 		checkBuckets(t, tb)
@@ -694,10 +713,10 @@ func TestMergeAfterUnhintedReplaceSpreadsBuckets(t *testing.T) {
 		rows = append(rows, r)
 		want[id] = r
 	}
-	if m := commitRows(t, tb, Replace, kvSchema, records.Position{}, rows); m.Buckets != 1 {
+	if m := commitRows(t, tb, warehouse.Replace, kvSchema, records.Position{}, rows); m.Buckets != 1 {
 		t.Fatalf("%d buckets, want 1", m.Buckets)
 	}
-	m := commitRows(t, tb, Merge, kvSchema, records.Position{}, [][]any{{7, "merged", 1}, {700, "merged", 1}})
+	m := commitRows(t, tb, warehouse.Merge, kvSchema, records.Position{}, [][]any{{7, "merged", 1}, {700, "merged", 1}})
 	want[7] = []any{7, "merged", 1}
 	want[700] = []any{700, "merged", 1}
 	if m.Buckets != 32 {

@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // decimal16 is the 16-byte big-endian two's complement form of an unscaled
@@ -82,7 +83,7 @@ func TestRoundTripEveryType(t *testing.T) {
 	tb := mustTable(t, w, "types")
 	s := allTypesSchema()
 	want := allTypesRows(t)
-	m := commitRows(t, tb, Replace, s, records.Position{Cursor: "4"}, want)
+	m := commitRows(t, tb, warehouse.Replace, s, records.Position{Cursor: "4"}, want)
 	if m.Rows != 4 || m.Version != 1 {
 		t.Fatalf("manifest rows %d version %d, want 4 and 1", m.Rows, m.Version)
 	}
@@ -113,7 +114,7 @@ func TestIndependentReader(t *testing.T) {
 	w := openTestWarehouse(t)
 	tb := mustTable(t, w, "types")
 	s := allTypesSchema()
-	commitRows(t, tb, Replace, s, records.Position{}, allTypesRows(t))
+	commitRows(t, tb, warehouse.Replace, s, records.Position{}, allTypesRows(t))
 	files := dataFiles(t, tb.Dir())
 	if len(files) != 1 {
 		t.Fatalf("files %v, want one", files)

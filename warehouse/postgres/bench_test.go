@@ -45,11 +45,11 @@ func BenchmarkFullRefresh(b *testing.B) {
 	run := func(b *testing.B, w warehouse.Warehouse) {
 		b.ReportAllocs()
 		for b.Loop() {
-			tbl, err := w.Table("bench_orders")
+			tbl, err := w.Table(ctx, "bench_orders")
 			if err != nil {
 				b.Fatal(err)
 			}
-			tx, err := tbl.Begin(warehouse.Replace, benchSchema, "full_refresh")
+			tx, err := tbl.Begin(ctx, warehouse.Replace, benchSchema, "full_refresh")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -59,12 +59,12 @@ func BenchmarkFullRefresh(b *testing.B) {
 				for i := range bt.N {
 					bt.Cols[0].I64[i] = done + int64(i)
 				}
-				if err := tx.Write(bt); err != nil {
+				if err := tx.Write(ctx, bt); err != nil {
 					b.Fatal(err)
 				}
 				done += int64(bt.N)
 			}
-			rows, err := tx.Commit(records.Position{})
+			rows, err := tx.Commit(ctx, records.Position{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -83,6 +83,6 @@ func BenchmarkFullRefresh(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		run(b, parquet.AsWarehouse(w))
+		run(b, w)
 	})
 }

@@ -52,8 +52,8 @@ var syncedAtType = records.ParquetType{
 	Name:          "TIMESTAMP(MICROS,UTC)",
 }
 
-// lookupTimeout bounds a lookup or scan (warehouse.Table's methods take no
-// context); a lookup reads a few rows by index, a scan is for tests.
+// lookupTimeout bounds a lookup or scan within the caller's context: a
+// lookup reads a few rows by index, a scan is for tests.
 const lookupTimeout = 10 * time.Minute
 
 // readBatchRows is how many rows a lookup or scan hands over at a time.
@@ -74,12 +74,12 @@ type historySpec struct {
 // incoming rows' valid_to is ignored (the commit sets it). Rows arrive in
 // change order; each closes the key's previous version at its valid_from.
 // A non-zero closeAllAt closes every current version at that time first.
-func (t *Table) BeginHistory(schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
+func (t *Table) BeginHistory(ctx context.Context, schema *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
 	if err := warehouse.CheckHistorySchema(schema); err != nil {
 		return nil, fmt.Errorf("beginning a write to history table %s: %w", t.qualified(), err)
 	}
 	h := &historySpec{closeAll: !closeAllAt.IsZero(), closeAt: closeAllAt.UTC()}
-	tx, err := t.begin(warehouse.Merge, schema, sync, h)
+	tx, err := t.begin(ctx, warehouse.Merge, schema, sync, h)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ ORDER BY s.%s`, t.ident(), insertCols, strings.Join(sel, ", "), stage, keyS, sta
 // afterwards) and the rows of it to read. With current set, only the
 // current versions of a history table are read. Values come back with the
 // types of the committed schema (Schema).
-func (t *Table) Lookup(keys *records.Batch, current bool, fn func(*records.Batch, []int32) error) error {
+func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, fn func(*records.Batch, []int32) error) error {
 	if keys == nil || keys.N == 0 {
 		return nil
 	}
@@ -169,7 +169,7 @@ func (t *Table) Lookup(keys *records.Batch, current bool, fn func(*records.Batch
 		}
 		r.cols[i], r.enc[i] = i, enc
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	err := t.w.withConn(ctx, func(conn *pgx.Conn) error {
 		return inTransaction(ctx, conn, func() error {
@@ -204,12 +204,12 @@ func (t *Table) Lookup(keys *records.Batch, current bool, fn func(*records.Batch
 
 // Scan calls fn with every row of the table, in batches of the committed
 // schema (reused afterwards).
-func (t *Table) Scan(fn func(*records.Batch) error) error {
+func (t *Table) Scan(ctx context.Context, fn func(*records.Batch) error) error {
 	schema := t.Schema()
 	if schema == nil {
 		return fmt.Errorf("reading %s: no schema is recorded for it", t.qualified())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	err := t.w.withConn(ctx, func(conn *pgx.Conn) error {
 		q := fmt.Sprintf("SELECT %s FROM %s", columnList(schema, ""), t.ident())

@@ -52,29 +52,29 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := w.Table("types")
+	tbl, err := w.Table(ctx, "types")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := tbl.Begin(warehouse.Replace, schema, "cdc")
+	tx, err := tbl.Begin(ctx, warehouse.Replace, schema, "cdc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []string
 	pos, err := prov.ReadSnapshot(ctx, req, func(b *records.Batch) error {
 		want = append(want, renderRows(b, allRows(b), len(schema.Columns))...)
-		return tx.Write(b)
+		return tx.Write(ctx, b)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Commit(pos); err != nil {
+	if _, err := tx.Commit(ctx, pos); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(want)
 
 	// A fresh value reads the schema recorded with the position.
-	tbl, err = w.Table("types")
+	tbl, err = w.Table(ctx, "types")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 	}
 
 	var scanned []string
-	if err := wt.Scan(func(b *records.Batch) error {
+	if err := wt.Scan(ctx, func(b *records.Batch) error {
 		scanned = append(scanned, renderRows(b, allRows(b), len(schema.Columns))...)
 		return nil
 	}); err != nil {
@@ -109,7 +109,7 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 		keys.N++
 	}
 	var found []string
-	if err := wt.Lookup(keys, false, func(b *records.Batch, rows []int32) error {
+	if err := wt.Lookup(ctx, keys, false, func(b *records.Batch, rows []int32) error {
 		found = append(found, renderRows(b, rows, len(schema.Columns))...)
 		return nil
 	}); err != nil {
@@ -124,7 +124,7 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 	bad := records.NewBatch(&records.Schema{Columns: []records.Column{{Name: "ID", Type: tInt64}}}, 1)
 	bad.Cols[0].AppendInt64(1)
 	bad.N++
-	if err := wt.Lookup(bad, false, func(*records.Batch, []int32) error { return nil }); err == nil || !strings.Contains(err.Error(), "the table's key is (id)") {
+	if err := wt.Lookup(ctx, bad, false, func(*records.Batch, []int32) error { return nil }); err == nil || !strings.Contains(err.Error(), "the table's key is (id)") {
 		t.Errorf("lookup by another key: %v", err)
 	}
 }
@@ -173,19 +173,19 @@ func historyBatch(vs ...version) *records.Batch {
 
 func commitHistory(t *testing.T, w warehouse.Warehouse, closeAll time.Time, pos string, vs ...version) (int64, error) {
 	t.Helper()
-	tbl, err := w.Table("orders_cdc")
+	tbl, err := w.Table(ctx, "orders_cdc")
 	if err != nil {
 		return 0, err
 	}
-	tx, err := tbl.(*Table).BeginHistory(historySchema, "cdc", closeAll)
+	tx, err := tbl.(*Table).BeginHistory(ctx, historySchema, "cdc", closeAll)
 	if err != nil {
 		return 0, err
 	}
-	if err := tx.Write(historyBatch(vs...)); err != nil {
-		tx.Abort()
+	if err := tx.Write(ctx, historyBatch(vs...)); err != nil {
+		tx.Abort(ctx)
 		return 0, err
 	}
-	return tx.Commit(records.Position{LSN: pos})
+	return tx.Commit(ctx, records.Position{LSN: pos})
 }
 
 // TestHistory: versions close the key's previous version at their
@@ -243,7 +243,7 @@ func TestHistory(t *testing.T) {
 		t.Errorf("indexes (-want +got):\n%s", diff)
 	}
 
-	tbl, err := w.Table("orders_cdc")
+	tbl, err := w.Table(ctx, "orders_cdc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestHistory(t *testing.T) {
 		keys.N++
 	}
 	var current []string
-	err = tbl.(*Table).Lookup(keys, true, func(b *records.Batch, rows []int32) error {
+	err = tbl.(*Table).Lookup(ctx, keys, true, func(b *records.Batch, rows []int32) error {
 		current = append(current, renderRows(b, rows, 3)...)
 		return nil
 	})
@@ -283,7 +283,7 @@ func TestHistory(t *testing.T) {
 
 	// A key other than the recorded one needs a resync.
 	other := &records.Schema{Columns: historySchema.Columns, PrimaryKey: []string{"v"}}
-	_, err = tbl.(*Table).BeginHistory(other, "cdc", time.Time{})
+	_, err = tbl.(*Table).BeginHistory(ctx, other, "cdc", time.Time{})
 	if !errors.Is(err, warehouse.ErrSchemaChanged) {
 		t.Errorf("history with another key: %v, want ErrSchemaChanged", err)
 	}
@@ -304,7 +304,7 @@ func TestSchemaRecorded(t *testing.T) {
 	commit(t, w, "orders", warehouse.Merge, wider, records.Position{}, b)
 	names := func() string {
 		t.Helper()
-		tbl, err := w.Table("orders")
+		tbl, err := w.Table(ctx, "orders")
 		if err != nil {
 			t.Fatal(err)
 		}

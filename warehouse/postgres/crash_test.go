@@ -34,18 +34,18 @@ func TestCrashBeforeCommit(t *testing.T) {
 				t.Fatalf("commit error = %v, want the injected crash", err)
 			}
 			// Abort after some rows are copied.
-			tbl, err := w.Table("orders")
+			tbl, err := w.Table(ctx, "orders")
 			if err != nil {
 				t.Fatal(err)
 			}
-			tx, err := tbl.Begin(mode, ordersSchema, "incremental")
+			tx, err := tbl.Begin(ctx, mode, ordersSchema, "incremental")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := tx.Write(ordersBatch(row{id: 3, name: "d"})); err != nil {
+			if err := tx.Write(ctx, ordersBatch(row{id: 3, name: "d"})); err != nil {
 				t.Fatal(err)
 			}
-			if err := tx.Abort(); err != nil {
+			if err := tx.Abort(ctx); err != nil {
 				t.Fatal(err)
 			}
 

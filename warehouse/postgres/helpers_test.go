@@ -16,6 +16,10 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// ctx is the context of the tests' warehouse calls that have none of
+// their own.
+var ctx = context.Background()
+
 // Column types of the tests' schemas.
 var (
 	tBool   = records.ParquetType{Physical: records.PhysicalBoolean, Name: "BOOLEAN"}
@@ -165,27 +169,27 @@ func commit(t *testing.T, w warehouse.Warehouse, name string, mode warehouse.Mod
 }
 
 func tryCommit(w warehouse.Warehouse, name string, mode warehouse.Mode, s *records.Schema, pos records.Position, batches ...*records.Batch) (int64, error) {
-	tbl, err := w.Table(name)
+	tbl, err := w.Table(ctx, name)
 	if err != nil {
 		return 0, err
 	}
 	sync := map[warehouse.Mode]string{warehouse.Replace: "full_refresh", warehouse.Merge: "incremental", warehouse.Append: "append"}[mode]
-	tx, err := tbl.Begin(mode, s, sync)
+	tx, err := tbl.Begin(ctx, mode, s, sync)
 	if err != nil {
 		return 0, err
 	}
 	for _, b := range batches {
-		if err := tx.Write(b); err != nil {
-			tx.Abort()
+		if err := tx.Write(ctx, b); err != nil {
+			tx.Abort(ctx)
 			return 0, err
 		}
 	}
-	return tx.Commit(pos)
+	return tx.Commit(ctx, pos)
 }
 
 func position(t *testing.T, w warehouse.Warehouse, name string) (records.Position, bool) {
 	t.Helper()
-	tbl, err := w.Table(name)
+	tbl, err := w.Table(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}

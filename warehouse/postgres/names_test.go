@@ -63,7 +63,7 @@ func TestIdentifiers(t *testing.T) {
 			}
 			b.N = 1
 			pos := records.Position{Cursor: name + mode.String()}
-			tbl, err := w.Table(name)
+			tbl, err := w.Table(ctx, name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,14 +71,14 @@ func TestIdentifiers(t *testing.T) {
 			if mode == warehouse.Append {
 				sync = "append"
 			}
-			tx, err := tbl.Begin(mode, s, sync)
+			tx, err := tbl.Begin(ctx, mode, s, sync)
 			if err != nil {
 				t.Fatalf("%s %s: %v", name, mode, err)
 			}
-			if err := tx.Write(b); err != nil {
+			if err := tx.Write(ctx, b); err != nil {
 				t.Fatalf("%s %s: %v", name, mode, err)
 			}
-			if _, err := tx.Commit(pos); err != nil {
+			if _, err := tx.Commit(ctx, pos); err != nil {
 				t.Fatalf("%s %s: %v", name, mode, err)
 			}
 			if got, _ := position(t, w, name); got.Cursor != pos.Cursor {

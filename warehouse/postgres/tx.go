@@ -101,22 +101,22 @@ var _ warehouse.Tx = (*Tx)(nil)
 // staging table upserted at Commit; Append copies into the table. Columns
 // new to the table are added; a column whose type changed, or a changed
 // primary key for Merge, is an error wrapping warehouse.ErrSchemaChanged.
-func (t *Table) Begin(mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
-	tx, err := t.begin(mode, schema, sync, nil)
+func (t *Table) Begin(ctx context.Context, mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
+	tx, err := t.begin(ctx, mode, schema, sync, nil)
 	if err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-func (t *Table) begin(mode warehouse.Mode, schema *records.Schema, sync string, hist *historySpec) (*Tx, error) {
+func (t *Table) begin(ctx context.Context, mode warehouse.Mode, schema *records.Schema, sync string, hist *historySpec) (*Tx, error) {
 	tx := &Tx{t: t, mode: mode, sync: sync, schema: schema, hasSyncedAt: schema.Index(SyncedAtColumn) < 0,
 		syncedAt: time.Now().UTC().Truncate(time.Microsecond), unchanged: map[int]bool{}, hist: hist}
 	if err := tx.prepareColumns(); err != nil {
 		return nil, fmt.Errorf("beginning a write to %s: %w", t.qualified(), err)
 	}
 	tx.syncedText = appendTimestamp([]byte{'\t'}, tx.syncedAt.UnixMicro(), true)
-	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
 	defer cancel()
 	conn, err := t.w.txConn(ctx)
 	if err != nil {
@@ -435,8 +435,9 @@ func (tx *Tx) resultSchema() *records.Schema {
 	return out
 }
 
-// Write copies a batch of the transaction's schema.
-func (tx *Tx) Write(b *records.Batch) error {
+// Write copies a batch of the transaction's schema. Cancelling ctx stops
+// the COPY and rolls the transaction back.
+func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	if tx.done {
 		return errors.New("write after the transaction ended")
 	}
@@ -527,7 +528,6 @@ func (tx *Tx) Write(b *records.Batch) error {
 		}
 		r = tr
 	}
-	ctx := context.Background()
 	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, copySQL); err != nil {
 		tx.fail()
 		return fmt.Errorf("writing to %s: %w", tx.t.qualified(), err)
@@ -538,11 +538,12 @@ func (tx *Tx) Write(b *records.Batch) error {
 
 // Commit makes the rows and the position the table's current version in
 // one PostgreSQL transaction, and returns the rows the table holds.
-func (tx *Tx) Commit(pos records.Position) (int64, error) {
+// Cancelling ctx before COMMIT completes (a swap waiting for a reader's
+// lock, a long upsert) rolls the transaction back.
+func (tx *Tx) Commit(ctx context.Context, pos records.Position) (int64, error) {
 	if tx.done {
 		return 0, errors.New("commit after the transaction ended")
 	}
-	ctx := context.Background()
 	rows, err := tx.commit(ctx, pos)
 	if err != nil {
 		tx.fail()
@@ -862,7 +863,8 @@ SELECT count(*) FILTER (WHERE inserted) FROM up`,
 }
 
 // Abort rolls the transaction back; the table keeps its previous version.
-func (tx *Tx) Abort() error {
+// Closing the connection is what rolls back, so ctx is not needed.
+func (tx *Tx) Abort(context.Context) error {
 	if tx.done {
 		return nil
 	}

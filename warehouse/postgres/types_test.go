@@ -67,20 +67,20 @@ func syncTable(t *testing.T, srcURL, table string, w warehouse.Warehouse, name s
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := w.Table(name)
+	tbl, err := w.Table(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := tbl.Begin(mode, schema, "full_refresh")
+	tx, err := tbl.Begin(ctx, mode, schema, "full_refresh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos, err := src.ReadSnapshot(ctx, req, func(b *records.Batch) error { return tx.Write(b) })
+	pos, err := src.ReadSnapshot(ctx, req, func(b *records.Batch) error { return tx.Write(ctx, b) })
 	if err != nil {
-		tx.Abort()
+		tx.Abort(ctx)
 		t.Fatal(err)
 	}
-	if _, err := tx.Commit(pos); err != nil {
+	if _, err := tx.Commit(ctx, pos); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -178,18 +178,18 @@ func TestTypesRoundTripBinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tbl, err := w.Table("format_" + table)
+		tbl, err := w.Table(ctx, "format_"+table)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx, err := tbl.Begin(warehouse.Replace, schema, "full_refresh")
+		tx, err := tbl.Begin(ctx, warehouse.Replace, schema, "full_refresh")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := tx.(*Tx).binary; got != want {
 			t.Errorf("%s copied in binary: %v, want %v", table, got, want)
 		}
-		tx.Abort()
+		tx.Abort(ctx)
 	}
 
 	for _, mode := range []warehouse.Mode{warehouse.Replace, warehouse.Merge, warehouse.Append} {

@@ -28,8 +28,8 @@ const PositionsTable = "_sluice_positions"
 // that wrote it began.
 const SyncedAtColumn = "_sluice_synced_at"
 
-// metaTimeout bounds the catalog and position queries made without a
-// caller's context (warehouse.Table has none).
+// metaTimeout bounds the catalog and position queries of opening a table
+// and beginning a transaction, within the caller's context.
 const metaTimeout = time.Minute
 
 // Warehouse is a PostgreSQL database (one schema of it) as the runner's
@@ -87,7 +87,10 @@ func (w *Warehouse) releaseConn(c *pgx.Conn) {
 	c.Close(ctx)
 }
 
-var _ warehouse.Warehouse = (*Warehouse)(nil)
+var (
+	_ warehouse.Warehouse = (*Warehouse)(nil)
+	_ warehouse.Checker   = (*Warehouse)(nil)
+)
 
 // Source returns the connection settings of a warehouse block as a
 // PostgreSQL source, so that the warehouse connects exactly as sources do
@@ -278,13 +281,13 @@ func (w *Warehouse) privilegeError(ctx context.Context, conn *pgx.Conn, err erro
 
 // Table returns the warehouse table of a runner table name (TableName
 // makes it a PostgreSQL identifier). Its committed position is read now.
-func (w *Warehouse) Table(name string) (warehouse.Table, error) {
-	return w.table(name)
+func (w *Warehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
+	return w.table(ctx, name)
 }
 
-func (w *Warehouse) table(name string) (*Table, error) {
+func (w *Warehouse) table(ctx context.Context, name string) (*Table, error) {
 	t := &Table{w: w, name: TableName(name)}
-	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
 	defer cancel()
 	err := w.withConn(ctx, func(conn *pgx.Conn) error {
 		var raw, schema []byte
@@ -324,7 +327,10 @@ type Table struct {
 	schema *records.Schema
 }
 
-var _ warehouse.Table = (*Table)(nil)
+var (
+	_ warehouse.CDCTable = (*Table)(nil)
+	_ warehouse.Scanner  = (*Table)(nil)
+)
 
 // Name is the table's PostgreSQL name (in the warehouse's schema).
 func (t *Table) Name() string { return t.name }

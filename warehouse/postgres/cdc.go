@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
-	pgsource "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -252,12 +252,12 @@ func columnList(s *records.Schema, prefix string) string {
 // readBatches runs query, whose columns are schema's, and hands its rows
 // to fn decoded from their text forms, readBatchRows at a time.
 func readBatches(ctx context.Context, conn *pgx.Conn, query string, schema *records.Schema, fn func(*records.Batch, []int32) error) error {
-	decs := make([]*pgsource.TextDecoder, len(schema.Columns))
+	decs := make([]*codec.TextDecoder, len(schema.Columns))
 	for i, c := range schema.Columns {
-		d, err := pgsource.NewTextDecoder(c.Type)
+		d, err := codec.NewTextDecoder(c.Type)
 		if typ, terr := columnType(c); terr == nil && isBoxArray(typ) {
 			// box's array delimiter is ';' (its text holds commas).
-			d, err = pgsource.NewListTextDecoder(c.Type, ';')
+			d, err = codec.NewListTextDecoder(c.Type, ';')
 		}
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)

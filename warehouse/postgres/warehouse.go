@@ -15,8 +15,8 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pg"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
-	pgsource "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -200,7 +200,7 @@ func (w *Warehouse) withConn(ctx context.Context, fn func(*pgx.Conn) error) erro
 		}
 		// Lookup and Scan read values in the text forms the decoders
 		// read.
-		if _, err := conn.PgConn().Exec(ctx, pgsource.SessionSettings).ReadAll(); err != nil {
+		if _, err := conn.PgConn().Exec(ctx, codec.SessionSettings).ReadAll(); err != nil {
 			conn.Close(ctx)
 			return fmt.Errorf("setting up the warehouse connection: %w", err)
 		}

@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"encoding/binary"
@@ -24,7 +24,7 @@ import (
 
 // decodeColumn decodes the non-null binary value b of a batch column,
 // recording its exact text form when the Parquet type does not hold it.
-func (d *decoder) decodeColumn(v *records.Vec, b []byte) error {
+func (d *Decoder) DecodeColumn(v *records.Vec, b []byte) error {
 	before := v.Nulled
 	if err := d.decode(v, b, &v.Nulled); err != nil {
 		return err
@@ -71,7 +71,7 @@ func arrayKeepsShape(b []byte) bool {
 // type's input function reads back as the same value, in a session with
 // any DateStyle and TimeZone (ISO dates, timestamps with an explicit
 // offset, which a timestamp without time zone ignores).
-func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
+func (d *Decoder) appendText(dst, b []byte) ([]byte, error) {
 	switch d.kind {
 	case decBool:
 		if len(b) != 1 {
@@ -162,7 +162,7 @@ func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
 			if frac < 0 {
 				sec, frac = sec-1, frac+1e6
 			}
-			t := time.Unix(sec+pgEpochMicros/1e6, 0).UTC()
+			t := time.Unix(sec+PGEpochMicros/1e6, 0).UTC()
 			dst = append(appendYMD(dst, t), ' ')
 			dst = appendClock(dst, int64(t.Hour()), int64(t.Minute()), int64(t.Second()), frac)
 			// The offset makes a timestamptz exact whatever the reading
@@ -241,7 +241,7 @@ func appendPadded(dst []byte, n int64, width int) []byte {
 // appendArrayText appends the text form of a binary array: its bounds
 // when one is not 1, then the elements in nested braces, each quoted
 // (which the input of any element type accepts).
-func (d *decoder) appendArrayText(dst, b []byte) ([]byte, error) {
+func (d *Decoder) appendArrayText(dst, b []byte) ([]byte, error) {
 	if len(b) < 12 {
 		return dst, errors.New("array value shorter than its header")
 	}
@@ -286,7 +286,7 @@ func (d *decoder) appendArrayText(dst, b []byte) ([]byte, error) {
 
 // appendDimText appends the elements of one dimension (dims[0] of them,
 // each an array of the remaining dimensions) starting at p.
-func (d *decoder) appendDimText(dst, b []byte, p int, dims []int) ([]byte, int, error) {
+func (d *Decoder) appendDimText(dst, b []byte, p int, dims []int) ([]byte, int, error) {
 	dst = append(dst, '{')
 	for i := range dims[0] {
 		if i > 0 {

@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"bytes"
@@ -46,12 +46,12 @@ const (
 )
 
 // decoder decodes one column's (or array element's) binary values.
-type decoder struct {
+type Decoder struct {
 	kind decKind
 	// scale and precision of a DECIMAL; width of its FIXED_LEN value.
 	scale, precision, width int
 	// elem decodes the elements of a list.
-	elem *decoder
+	elem *Decoder
 	// text decodes the text form of a list (decTextList). It has scratch
 	// space: clone decoders (tableInfo.decoders) for each reader.
 	text *textDecoder
@@ -62,12 +62,12 @@ type decoder struct {
 	buf []byte
 }
 
-// clone returns a copy that shares no scratch space with d.
-func (d *decoder) clone() *decoder {
+// Clone returns a copy that shares no scratch space with d.
+func (d *Decoder) Clone() *Decoder {
 	c := *d
 	c.buf = nil
 	if d.elem != nil {
-		c.elem = d.elem.clone()
+		c.elem = d.elem.Clone()
 	}
 	if d.text != nil {
 		t := *d.text
@@ -82,10 +82,23 @@ func (d *decoder) clone() *decoder {
 	return &c
 }
 
+// CloneFor is Clone for a column of Parquet type pt: bytea elements are
+// written as their hex text when an array's exact text form is needed
+// (exact.go).
+func (d *Decoder) CloneFor(pt records.ParquetType) *Decoder {
+	c := d.Clone()
+	if c.kind == decList && c.elem != nil && c.elem.kind == decBytes {
+		if e := pt.Element; e != nil && e.Physical == records.PhysicalByteArray && e.Logical == records.LogicalNone {
+			c.elem.bytea = true
+		}
+	}
+	return c
+}
+
 // PostgreSQL's epoch is 2000-01-01, Parquet's (Unix's) 1970-01-01.
 const (
 	pgEpochDays   = 10957
-	pgEpochMicros = pgEpochDays * 86400 * 1000000
+	PGEpochMicros = pgEpochDays * 86400 * 1000000
 )
 
 // Binary numeric sign words.
@@ -114,7 +127,7 @@ var errArenaFull = errors.New("a batch holds more than 2 GiB of values in one co
 // numeric with more digits than the column, ±infinity dates and
 // timestamps, a multi-dimensional value in a LIST column) is appended as
 // NULL and counted in *nulled.
-func (d *decoder) decode(v *records.Vec, b []byte, nulled *int) error {
+func (d *Decoder) decode(v *records.Vec, b []byte, nulled *int) error {
 	switch d.kind {
 	case decBool:
 		if len(b) != 1 {
@@ -190,12 +203,12 @@ func (d *decoder) decode(v *records.Vec, b []byte, nulled *int) error {
 		us := int64(binary.BigEndian.Uint64(b))
 		// ±infinity are the extreme int64 values; nothing near them is a
 		// valid timestamp, so the shift never overflows for real values.
-		if us >= math.MaxInt64-pgEpochMicros || us == math.MinInt64 {
+		if us >= math.MaxInt64-PGEpochMicros || us == math.MinInt64 {
 			v.AppendNull()
 			*nulled++
 			return nil
 		}
-		v.AppendInt64(us + pgEpochMicros)
+		v.AppendInt64(us + PGEpochMicros)
 	case decUUID:
 		if len(b) != 16 {
 			return lenError("uuid", len(b), 16)
@@ -257,7 +270,7 @@ func appendUUID(dst, b []byte) []byte {
 // (-1 for NULL) and its bytes. A one-dimensional array becomes a list (its
 // lower bound is not kept); an empty one an empty list; one of more
 // dimensions, which a LIST column cannot hold, NULL.
-func (d *decoder) decodeArray(v *records.Vec, b []byte, nulled *int) error {
+func (d *Decoder) decodeArray(v *records.Vec, b []byte, nulled *int) error {
 	if len(b) < 12 {
 		return errors.New("array value shorter than its header")
 	}
@@ -560,7 +573,7 @@ func (n *numeric) unscaled(scale int) (u128, bool) {
 
 // decodeDecimal decodes a numeric into a DECIMAL(precision, scale) as the
 // unscaled integer.
-func (d *decoder) decodeDecimal(v *records.Vec, b []byte, nulled *int) error {
+func (d *Decoder) decodeDecimal(v *records.Vec, b []byte, nulled *int) error {
 	n, err := parseNumeric(b)
 	if err != nil {
 		return err
@@ -607,15 +620,17 @@ func (d *decoder) decodeDecimal(v *records.Vec, b []byte, nulled *int) error {
 // numericEqual reports whether two binary numerics hold the same value:
 // PostgreSQL stores numerics without leading or trailing zero digits, so
 // they are equal when all but their display scales are.
-func numericEqual(a, b []byte) bool {
+func NumericEqual(a, b []byte) bool {
 	if len(a) < 8 || len(b) < 8 {
 		return bytes.Equal(a, b)
 	}
 	return bytes.Equal(a[:6], b[:6]) && bytes.Equal(a[8:], b[8:])
 }
 
-// copySignature starts every binary COPY stream.
-var copySignature = []byte("PGCOPY\n\xff\r\n\x00")
+// CopySignature starts every binary COPY stream.
+const CopySignature = "PGCOPY\n\xff\r\n\x00"
+
+var copySignature = []byte(CopySignature)
 
 // copyHeaderLen is the signature, the flags and the extension length.
 const copyHeaderLen = 11 + 4 + 4
@@ -625,42 +640,42 @@ const copyHeaderLen = 11 + 4 + 4
 // must stop.
 const copyFlagOIDs = 1 << 16
 
-// rowSink receives the rows a decoder completes.
-type rowSink interface {
-	// batch is the batch rows are decoded into.
-	batch() *records.Batch
-	// rowDone is called after each row with its size on the wire.
-	rowDone(size int) error
+// RowSink receives the rows a decoder completes.
+type RowSink interface {
+	// Batch is the batch rows are decoded into.
+	Batch() *records.Batch
+	// RowDone is called after each row with its size on the wire.
+	RowDone(size int) error
 }
 
-// copyStream decodes a binary COPY stream, written to it in pieces of any
+// CopyStream decodes a binary COPY stream, written to it in pieces of any
 // size (pgconn's CopyTo writes each CopyData message's payload; a row
 // may span several), into the sink's batch.
 //
 // Memory is bounded by the rows: a row is decoded once all of its bytes
 // have arrived, and only the bytes of an incomplete row are kept, never
 // buffers sized from the lengths the stream announces.
-type copyStream struct {
-	cols []*decoder
-	sink rowSink
+type CopyStream struct {
+	cols []*Decoder
+	sink RowSink
 	// header and done record that the header and the trailer were read.
 	header, done bool
 	// carry holds the start of an incomplete row (or header).
 	carry []byte
 }
 
-func newCopyStream(cols []*decoder, sink rowSink) *copyStream {
-	return &copyStream{cols: cols, sink: sink}
+func NewCopyStream(cols []*Decoder, sink RowSink) *CopyStream {
+	return &CopyStream{cols: cols, sink: sink}
 }
 
-// reset readies the stream for another COPY into the same sink.
-func (s *copyStream) reset() {
+// Reset readies the stream for another COPY into the same sink.
+func (s *CopyStream) Reset() {
 	s.header, s.done, s.carry = false, false, s.carry[:0]
 }
 
 // Write decodes the complete rows of p (after what an earlier Write left
 // incomplete) and keeps the rest for the next Write.
-func (s *copyStream) Write(p []byte) (int, error) {
+func (s *CopyStream) Write(p []byte) (int, error) {
 	if len(s.carry) > 0 {
 		s.carry = append(s.carry, p...)
 		used, err := s.parse(s.carry)
@@ -680,8 +695,8 @@ func (s *copyStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// finish checks that the stream ended where it should: after its trailer.
-func (s *copyStream) finish() error {
+// Finish checks that the stream ended where it should: after its trailer.
+func (s *CopyStream) Finish() error {
 	if !s.done {
 		if !s.header {
 			return errors.New("COPY stream ended before its header")
@@ -693,7 +708,7 @@ func (s *copyStream) finish() error {
 
 // parse decodes the complete rows at the start of buf and returns how
 // many bytes they took.
-func (s *copyStream) parse(buf []byte) (int, error) {
+func (s *CopyStream) parse(buf []byte) (int, error) {
 	pos := 0
 	if !s.header {
 		if len(buf) < copyHeaderLen {
@@ -748,7 +763,7 @@ func (s *copyStream) parse(buf []byte) (int, error) {
 		if err := s.decodeRow(buf[pos+2 : end]); err != nil {
 			return 0, err
 		}
-		if err := s.sink.rowDone(end - pos); err != nil {
+		if err := s.sink.RowDone(end - pos); err != nil {
 			return 0, err
 		}
 		pos = end
@@ -758,7 +773,7 @@ func (s *copyStream) parse(buf []byte) (int, error) {
 
 // rowEnd finds where the row whose fields start at p ends, or reports
 // that its bytes have not all arrived.
-func (s *copyStream) rowEnd(buf []byte, p int) (int, bool, error) {
+func (s *CopyStream) rowEnd(buf []byte, p int) (int, bool, error) {
 	for range s.cols {
 		if len(buf)-p < 4 {
 			return 0, false, nil
@@ -780,8 +795,8 @@ func (s *copyStream) rowEnd(buf []byte, p int) (int, bool, error) {
 }
 
 // decodeRow decodes the fields of a complete row.
-func (s *copyStream) decodeRow(row []byte) error {
-	b := s.sink.batch()
+func (s *CopyStream) decodeRow(row []byte) error {
+	b := s.sink.Batch()
 	p := 0
 	for i, d := range s.cols {
 		n := int32(binary.BigEndian.Uint32(row[p:]))
@@ -791,7 +806,7 @@ func (s *copyStream) decodeRow(row []byte) error {
 			v.AppendNull()
 			continue
 		}
-		if err := d.decodeColumn(v, row[p:p+int(n)]); err != nil {
+		if err := d.DecodeColumn(v, row[p:p+int(n)]); err != nil {
 			return fmt.Errorf("column %s: %w", colName(b.Schema, i), err)
 		}
 		p += int(n)
@@ -800,9 +815,9 @@ func (s *copyStream) decodeRow(row []byte) error {
 	return nil
 }
 
-// decodeValues decodes one row of binary result fields (nil for NULL),
+// DecodeRow decodes one row of binary result fields (nil for NULL),
 // as pgconn's ResultReader gives them.
-func decodeValues(cols []*decoder, b *records.Batch, vals [][]byte) error {
+func DecodeRow(cols []*Decoder, b *records.Batch, vals [][]byte) error {
 	if len(vals) != len(cols) {
 		return fmt.Errorf("row of %d fields, want %d", len(vals), len(cols))
 	}
@@ -812,7 +827,7 @@ func decodeValues(cols []*decoder, b *records.Batch, vals [][]byte) error {
 			v.AppendNull()
 			continue
 		}
-		if err := d.decodeColumn(v, vals[i]); err != nil {
+		if err := d.DecodeColumn(v, vals[i]); err != nil {
 			return fmt.Errorf("column %s: %w", colName(b.Schema, i), err)
 		}
 	}

@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"context"
@@ -88,7 +88,7 @@ const (
 
 // maxDecimalPrecision is the largest precision a Parquet DECIMAL column is
 // written with; wider numerics are written as exact strings.
-const maxDecimalPrecision = 38
+const MaxDecimalPrecision = 38
 
 // maxResolveDepth bounds the domain and array chains followed, in case the
 // catalog is inconsistent: PostgreSQL itself never nests this deep.
@@ -125,21 +125,21 @@ var builtinArrays = map[uint32]uint32{
 	pgtype.OIDArrayOID:         pgtype.OIDOID,
 }
 
-// Parquet types without parameters, shared by MapType's results.
+// The Parquet types without parameters that MapType returns.
 var (
-	parquetBoolean     = ParquetType{Physical: PhysicalBoolean, Name: "BOOLEAN"}
-	parquetInt16       = ParquetType{Physical: PhysicalInt32, Logical: LogicalInt16, Name: "INT16"}
-	parquetInt32       = ParquetType{Physical: PhysicalInt32, Name: "INT32"}
-	parquetInt64       = ParquetType{Physical: PhysicalInt64, Name: "INT64"}
-	parquetFloat       = ParquetType{Physical: PhysicalFloat, Name: "FLOAT"}
-	parquetDouble      = ParquetType{Physical: PhysicalDouble, Name: "DOUBLE"}
-	parquetString      = ParquetType{Physical: PhysicalByteArray, Logical: LogicalString, Name: "STRING"}
-	parquetJSON        = ParquetType{Physical: PhysicalByteArray, Logical: LogicalJSON, Name: "JSON"}
-	parquetBytes       = ParquetType{Physical: PhysicalByteArray, Name: "BYTE_ARRAY"}
-	parquetDate        = ParquetType{Physical: PhysicalInt32, Logical: LogicalDate, Name: "DATE"}
-	parquetTime        = ParquetType{Physical: PhysicalInt64, Logical: LogicalTime, Name: "TIME(MICROS)"}
-	parquetTimestamp   = ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp, Name: "TIMESTAMP(MICROS)"}
-	parquetTimestampTZ = ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp, AdjustedToUTC: true, Name: "TIMESTAMP(MICROS,UTC)"}
+	ParquetBoolean     = ParquetType{Physical: PhysicalBoolean, Name: "BOOLEAN"}
+	ParquetInt16       = ParquetType{Physical: PhysicalInt32, Logical: LogicalInt16, Name: "INT16"}
+	ParquetInt32       = ParquetType{Physical: PhysicalInt32, Name: "INT32"}
+	ParquetInt64       = ParquetType{Physical: PhysicalInt64, Name: "INT64"}
+	ParquetFloat       = ParquetType{Physical: PhysicalFloat, Name: "FLOAT"}
+	ParquetDouble      = ParquetType{Physical: PhysicalDouble, Name: "DOUBLE"}
+	ParquetString      = ParquetType{Physical: PhysicalByteArray, Logical: LogicalString, Name: "STRING"}
+	ParquetJSON        = ParquetType{Physical: PhysicalByteArray, Logical: LogicalJSON, Name: "JSON"}
+	ParquetBytes       = ParquetType{Physical: PhysicalByteArray, Name: "BYTE_ARRAY"}
+	ParquetDate        = ParquetType{Physical: PhysicalInt32, Logical: LogicalDate, Name: "DATE"}
+	ParquetTime        = ParquetType{Physical: PhysicalInt64, Logical: LogicalTime, Name: "TIME(MICROS)"}
+	ParquetTimestamp   = ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp, Name: "TIMESTAMP(MICROS)"}
+	ParquetTimestampTZ = ParquetType{Physical: PhysicalInt64, Logical: LogicalTimestamp, AdjustedToUTC: true, Name: "TIMESTAMP(MICROS,UTC)"}
 )
 
 // MapType returns the Parquet type of a PostgreSQL type (SPEC §5). Domains
@@ -151,70 +151,70 @@ func MapType(t *PGType) ParquetType {
 
 func mapType(t *PGType, depth int) ParquetType {
 	if t == nil || depth > maxResolveDepth {
-		return parquetString
+		return ParquetString
 	}
 	if t.Type == 'd' && t.Base != nil {
 		return mapType(t.Base, depth+1)
 	}
-	if elem := arrayElem(t); elem != nil {
+	if elem := ArrayElem(t); elem != nil {
 		if t.Dims > 1 {
 			// Parquet LISTs of LISTs would need the dimensions fixed per
 			// column; PostgreSQL fixes them per value.
-			return parquetString
+			return ParquetString
 		}
 		e := mapType(elem, depth+1)
 		return ParquetType{Physical: PhysicalGroup, Logical: LogicalList, Element: &e, Name: "LIST<" + e.Name + ">"}
 	}
 	switch t.OID {
 	case pgtype.BoolOID:
-		return parquetBoolean
+		return ParquetBoolean
 	case pgtype.Int2OID:
-		return parquetInt16
+		return ParquetInt16
 	case pgtype.Int4OID:
-		return parquetInt32
+		return ParquetInt32
 	case pgtype.Int8OID:
-		return parquetInt64
+		return ParquetInt64
 	case pgtype.Float4OID:
-		return parquetFloat
+		return ParquetFloat
 	case pgtype.Float8OID:
-		return parquetDouble
+		return ParquetDouble
 	case pgtype.NumericOID:
-		if p, s, ok := numericTypmod(t.Typmod); ok {
+		if p, s, ok := NumericTypmod(t.Typmod); ok {
 			return decimalType(p, s)
 		}
-		return parquetString
+		return ParquetString
 	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.QCharOID:
-		return parquetString
+		return ParquetString
 	case pgtype.DateOID:
-		return parquetDate
+		return ParquetDate
 	case pgtype.TimestampOID:
-		return parquetTimestamp
+		return ParquetTimestamp
 	case pgtype.TimestamptzOID:
-		return parquetTimestampTZ
+		return ParquetTimestampTZ
 	case pgtype.TimeOID:
-		return parquetTime
+		return ParquetTime
 	case pgtype.UUIDOID:
-		return parquetString
+		return ParquetString
 	case pgtype.JSONOID, pgtype.JSONBOID:
-		return parquetJSON
+		return ParquetJSON
 	case pgtype.ByteaOID:
-		return parquetBytes
+		return ParquetBytes
 	}
 	switch {
 	case t.Type == 'e', t.Type == 'b' && t.Name == citextTypeName:
 		// Enums and citext (an extension type, so without a fixed OID)
 		// are text.
-		return parquetString
+		return ParquetString
 	}
 	// interval, inet, cidr, macaddr, timetz, money, bit, xml, tsvector,
 	// geometric, oid types, ranges, multiranges, composite types...
-	return parquetString
+	return ParquetString
 }
 
 // arrayElem returns the element type of an array type, nil for other
 // types. int2vector and oidvector have an element type but their own text
 // form, so they are not treated as arrays.
-func arrayElem(t *PGType) *PGType {
+func ArrayElem(t *PGType) *PGType {
 	if t.OID == oidInt2Vector || t.OID == oidOIDVector {
 		return nil
 	}
@@ -230,7 +230,7 @@ func arrayElem(t *PGType) *PGType {
 // numericTypmod decodes numeric's type modifier: ((precision << 16) |
 // (scale & 0x7ff)) + 4, the scale being an 11-bit signed number since
 // PostgreSQL 15 allows negative scales and scales above the precision.
-func numericTypmod(typmod int32) (precision, scale int, ok bool) {
+func NumericTypmod(typmod int32) (precision, scale int, ok bool) {
 	if typmod < 4 {
 		return 0, 0, false
 	}
@@ -251,8 +251,8 @@ func decimalType(p, s int) ParquetType {
 	case s > p:
 		p = s
 	}
-	if p < 1 || p > maxDecimalPrecision {
-		return parquetString
+	if p < 1 || p > MaxDecimalPrecision {
+		return ParquetString
 	}
 	pt := ParquetType{Logical: LogicalDecimal, Precision: p, Scale: s, Name: fmt.Sprintf("DECIMAL(%d,%d)", p, s)}
 	// The smallest physical type that holds p digits, as the Parquet
@@ -302,7 +302,7 @@ const typeColumns = `ty.oid, n.nspname, ty.typname, ty.typtype::text, ty.typcate
 // typeClosureSQL loads the types in the seed CTE and, transitively, the
 // base types of domains and element types of arrays they refer to.
 // seedCTEs must define seed(oid).
-func typeClosureSQL(seedCTEs string) string {
+func TypeClosureSQL(seedCTEs string) string {
 	return `WITH RECURSIVE ` + seedCTEs + `,
 closure(oid) AS (
 	SELECT oid FROM seed
@@ -319,7 +319,9 @@ JOIN pg_catalog.pg_type ty ON ty.oid = c.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = ty.typnamespace`
 }
 
-func (c TypeCatalog) scan(rows pgx.Rows) error {
+// Scan adds the types of rows, which select typeColumns (see
+// TypeClosureSQL), to the catalog.
+func (c TypeCatalog) Scan(rows pgx.Rows) error {
 	for rows.Next() {
 		var r typeRow
 		var typtype, category string
@@ -347,12 +349,12 @@ type Querier interface {
 // refer to (domain bases, array elements), in one query.
 func LoadTypes(ctx context.Context, conn Querier, oids []uint32) (TypeCatalog, error) {
 	c := TypeCatalog{}
-	rows, err := conn.Query(ctx, typeClosureSQL(`seed(oid) AS (SELECT unnest($1::oid[]))`), oids)
+	rows, err := conn.Query(ctx, TypeClosureSQL(`seed(oid) AS (SELECT unnest($1::oid[]))`), oids)
 	if err != nil {
 		return nil, fmt.Errorf("reading pg_type: %w", err)
 	}
 	defer rows.Close()
-	if err := c.scan(rows); err != nil {
+	if err := c.Scan(rows); err != nil {
 		return nil, fmt.Errorf("reading pg_type: %w", err)
 	}
 	return c, nil
@@ -401,7 +403,7 @@ func (t *PGType) String() string {
 }
 
 // baseType follows a domain chain to the underlying type.
-func baseType(t *PGType) *PGType {
+func BaseType(t *PGType) *PGType {
 	for i := 0; t != nil && t.Type == 'd' && t.Base != nil && i < maxResolveDepth; i++ {
 		t = t.Base
 	}

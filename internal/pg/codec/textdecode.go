@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"errors"
@@ -130,8 +130,8 @@ func newTextDecoder(pt records.ParquetType, t *PGType) (*textDecoder, error) {
 			return nil, fmt.Errorf("no text decoder for %s", pt.Name)
 		}
 		var elemType *PGType
-		if b := baseType(t); b != nil {
-			elemType = arrayElem(b)
+		if b := BaseType(t); b != nil {
+			elemType = ArrayElem(b)
 		}
 		elem, err := newTextDecoder(*pt.Element, elemType)
 		if err != nil {
@@ -141,7 +141,7 @@ func newTextDecoder(pt records.ParquetType, t *PGType) (*textDecoder, error) {
 			return nil, fmt.Errorf("no text decoder for %s: lists of lists are not written", pt.Name)
 		}
 		d.kind, d.elem, d.delim = textList, elem, ','
-		if b := baseType(elemType); b != nil && b.OID == pgtype.BoxOID {
+		if b := BaseType(elemType); b != nil && b.OID == pgtype.BoxOID {
 			d.delim = ';'
 		}
 	default:
@@ -149,7 +149,7 @@ func newTextDecoder(pt records.ParquetType, t *PGType) (*textDecoder, error) {
 	}
 	if pt.Logical == records.LogicalDecimal {
 		d.precision, d.scale = pt.Precision, pt.Scale
-		if d.precision < 1 || d.precision > maxDecimalPrecision || d.scale < 0 || d.scale > d.precision {
+		if d.precision < 1 || d.precision > MaxDecimalPrecision || d.scale < 0 || d.scale > d.precision {
 			return nil, fmt.Errorf("no text decoder for %s", pt.Name)
 		}
 	}
@@ -234,12 +234,12 @@ func (d *textDecoder) decode(v *records.Vec, s []byte, nulled *int) error {
 		}
 		// As copy.go: a timestamp of PostgreSQL's last 30 years (beyond
 		// 294246 AD) does not fit in Parquet's microseconds since 1970.
-		if us >= math.MaxInt64-pgEpochMicros {
+		if us >= math.MaxInt64-PGEpochMicros {
 			v.AppendNull()
 			*nulled++
 			return nil
 		}
-		v.AppendInt64(us + pgEpochMicros)
+		v.AppendInt64(us + PGEpochMicros)
 	case textList:
 		return d.decodeList(v, s, nulled)
 	default:
@@ -357,7 +357,7 @@ func (d *textDecoder) decodeDecimal(v *records.Vec, s []byte, nulled *int) error
 				continue
 			}
 			digits++
-			if digits > maxDecimalPrecision {
+			if digits > MaxDecimalPrecision {
 				overflow = true
 				continue
 			}
@@ -374,7 +374,7 @@ func (d *textDecoder) decodeDecimal(v *records.Vec, s []byte, nulled *int) error
 	}
 	pad := d.scale - max(frac, 0)
 	if !overflow && digits > 0 {
-		if digits+pad > maxDecimalPrecision {
+		if digits+pad > MaxDecimalPrecision {
 			overflow = true
 		} else {
 			mag, _ = mag.mulPow10(pad)
@@ -968,6 +968,17 @@ func NewTextDecoder(pt records.ParquetType) (*TextDecoder, error) {
 	return &TextDecoder{d: d}, nil
 }
 
+// NewColumnTextDecoder is NewTextDecoder for a column of PostgreSQL type
+// t (nil when unknown), as the CDC stream decodes pgoutput's values: t
+// says which array elements are separated by ';' (box) rather than ','.
+func NewColumnTextDecoder(pt records.ParquetType, t *PGType) (*TextDecoder, error) {
+	d, err := newTextDecoder(pt, t)
+	if err != nil {
+		return nil, err
+	}
+	return &TextDecoder{d: d}, nil
+}
+
 // NewListTextDecoder is NewTextDecoder for a LIST whose array text form
 // separates its elements by delim (';' for arrays of box, ',' for every
 // other type).
@@ -989,13 +1000,13 @@ func NewListTextDecoder(pt records.ParquetType, delim byte) (*TextDecoder, error
 // Such a value, and an array whose bounds or dimensions a LIST does not
 // keep, also gets its exact text form (records.Vec.SetExact): s.
 func (d *TextDecoder) Decode(v *records.Vec, s []byte) error {
-	return d.d.decodeColumn(v, s)
+	return d.d.DecodeColumn(v, s)
 }
 
 // decodeColumn decodes the text form s of a batch column's value,
 // keeping s as its exact text form when the Parquet type does not hold
 // the value exactly (exact.go).
-func (d *textDecoder) decodeColumn(v *records.Vec, s []byte) error {
+func (d *textDecoder) DecodeColumn(v *records.Vec, s []byte) error {
 	before := v.Nulled
 	if err := d.decode(v, s, &v.Nulled); err != nil {
 		return err

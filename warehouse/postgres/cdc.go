@@ -161,13 +161,13 @@ func (t *Table) Lookup(keys *records.Batch, current bool, fn func(*records.Batch
 		return fmt.Errorf("looking up rows of %s: the keys given are (%s), the table's key is (%s)", t.qualified(),
 			strings.Join(got, ", "), strings.Join(schema.PrimaryKey, ", "))
 	}
-	r := &rowReader{b: keys, cols: make([]int, len(keys.Cols)), enc: make([]appendFunc, len(keys.Cols))}
+	r := &codec.TextRowReader{B: keys, Cols: make([]int, len(keys.Cols)), Enc: make([]codec.TextEncoder, len(keys.Cols))}
 	for i, c := range keys.Schema.Columns {
-		enc, err := appender(c.Type)
+		enc, err := codec.TextEncoderFor(c.Type)
 		if err != nil {
 			return fmt.Errorf("looking up rows of %s: key column %q: %w", t.qualified(), c.Name, err)
 		}
-		r.cols[i], r.enc[i] = i, enc
+		r.Cols[i], r.Enc[i] = i, enc
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
@@ -255,7 +255,7 @@ func readBatches(ctx context.Context, conn *pgx.Conn, query string, schema *reco
 	decs := make([]*codec.TextDecoder, len(schema.Columns))
 	for i, c := range schema.Columns {
 		d, err := codec.NewTextDecoder(c.Type)
-		if typ, terr := columnType(c); terr == nil && isBoxArray(typ) {
+		if typ, terr := codec.ColumnType(c); terr == nil && codec.IsBoxArray(typ) {
 			// box's array delimiter is ';' (its text holds commas).
 			d, err = codec.NewListTextDecoder(c.Type, ';')
 		}

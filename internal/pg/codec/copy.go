@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"math/bits"
 
 	"github.com/sluice-dev/sluice/internal/records"
@@ -516,6 +517,74 @@ func (x u128) mulPow10(e int) (u128, bool) {
 
 func (x u128) less(y u128) bool { return x.hi < y.hi || x.hi == y.hi && x.lo < y.lo }
 
+// negate is -x in two's complement: invert and add one.
+func (x u128) negate() u128 {
+	x, _ = u128{^x.hi, ^x.lo}.add(1)
+	return x
+}
+
+// twosComplement reads a big-endian two's complement integer of up to 16
+// bytes (a DECIMAL's FIXED_LEN_BYTE_ARRAY) as its magnitude and sign.
+func twosComplement(b []byte) (mag u128, neg bool) {
+	neg = len(b) > 0 && b[0]&0x80 != 0
+	if neg {
+		mag = u128{math.MaxUint64, math.MaxUint64} // sign extension
+	}
+	for _, c := range b {
+		mag = u128{mag.hi<<8 | mag.lo>>56, mag.lo<<8 | uint64(c)}
+	}
+	if neg {
+		mag = mag.negate()
+	}
+	return mag, neg
+}
+
+// twosDigits returns the sign and the decimal digits of the magnitude of
+// a big-endian two's complement integer (a DECIMAL's unscaled value),
+// without allocating for up to 16 bytes; buf holds the digits.
+func twosDigits(buf *[40]byte, b []byte) (neg bool, digits []byte) {
+	if len(b) > 16 {
+		n := new(big.Int).SetBytes(b)
+		if b[0]&0x80 != 0 {
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		return n.Sign() < 0, n.Abs(n).Append(nil, 10)
+	}
+	mag, neg := twosComplement(b)
+	return neg, mag.appendDigits(buf)
+}
+
+// appendDigits writes x in decimal, without leading zeros, at the end of
+// buf and returns them.
+func (x u128) appendDigits(buf *[40]byte) []byte {
+	const e19 = 10_000_000_000_000_000_000
+	hi, lo := x.hi, x.lo
+	i := len(buf)
+	chunks := 0
+	for hi != 0 {
+		var r uint64
+		hi, r = hi/e19, hi%e19
+		lo, r = bits.Div64(r, lo, e19)
+		for range 19 {
+			i--
+			buf[i] = byte('0' + r%10)
+			r /= 10
+		}
+		chunks++
+	}
+	if lo != 0 || chunks == 0 {
+		for {
+			i--
+			buf[i] = byte('0' + lo%10)
+			lo /= 10
+			if lo == 0 {
+				break
+			}
+		}
+	}
+	return buf[i:]
+}
+
 // pow10u128 holds 10^0 .. 10^38.
 var pow10u128 = func() (p [39]u128) {
 	p[0] = u128{0, 1}
@@ -589,15 +658,29 @@ func (d *Decoder) decodeDecimal(v *records.Vec, b []byte, nulled *int) error {
 		*nulled++
 		return nil
 	}
-	neg := n.sign == numericNeg
+	phys := records.PhysicalFixedLenByteArray
 	switch d.kind {
 	case decNumeric32:
+		phys = records.PhysicalInt32
+	case decNumeric64:
+		phys = records.PhysicalInt64
+	}
+	return appendUnscaled(v, phys, d.width, n.sign == numericNeg, mag)
+}
+
+// appendUnscaled appends the DECIMAL whose unscaled value is mag (negated
+// when neg), of fewer digits than the column's precision, in the
+// column's physical type: INT32, INT64, or a big-endian two's complement
+// of width bytes.
+func appendUnscaled(v *records.Vec, phys records.Physical, width int, neg bool, mag u128) error {
+	switch phys {
+	case records.PhysicalInt32:
 		x := int32(mag.lo) // < 10^9
 		if neg {
 			x = -x
 		}
 		v.AppendInt32(x)
-	case decNumeric64:
+	case records.PhysicalInt64:
 		x := int64(mag.lo) // < 10^18
 		if neg {
 			x = -x
@@ -605,14 +688,12 @@ func (d *Decoder) decodeDecimal(v *records.Vec, b []byte, nulled *int) error {
 		v.AppendInt64(x)
 	default:
 		if neg {
-			// Two's complement: invert and add one.
-			mag = u128{^mag.hi, ^mag.lo}
-			mag, _ = mag.add(1)
+			mag = mag.negate()
 		}
 		var buf [16]byte
 		binary.BigEndian.PutUint64(buf[:8], mag.hi)
 		binary.BigEndian.PutUint64(buf[8:], mag.lo)
-		return appendBytes(v, buf[16-d.width:])
+		return appendBytes(v, buf[16-width:])
 	}
 	return nil
 }

@@ -114,11 +114,7 @@ func (d *Decoder) appendText(dst, b []byte) ([]byte, error) {
 		return n.appendText(dst), nil
 	case decBytes:
 		if d.bytea {
-			dst = append(dst, '\\', 'x')
-			for _, c := range b {
-				dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			return dst, nil
+			return appendBytea(dst, b), nil
 		}
 		return append(dst, b...), nil
 	case decJSONB:
@@ -136,8 +132,7 @@ func (d *Decoder) appendText(dst, b []byte) ([]byte, error) {
 		case math.MaxInt32:
 			return append(dst, "infinity"...), nil
 		default:
-			t := time.Unix((int64(raw)+pgEpochDays)*86400, 0).UTC()
-			return appendEra(appendYMD(dst, t), t), nil
+			return appendDate(dst, int64(raw)+pgEpochDays), nil
 		}
 	case decTime:
 		if len(b) != 8 {

@@ -62,10 +62,6 @@ type textDecoder struct {
 	buf []byte
 }
 
-// maxTextArenaBytes is how much a byte arena (whose offsets are int32) may
-// hold.
-const maxTextArenaBytes = math.MaxInt32
-
 // newTextDecoder returns the decoder of a column of PostgreSQL type t (for
 // the delimiter of array elements; nil is taken as a type with ',')
 // written as pt.
@@ -199,7 +195,7 @@ func (d *textDecoder) decode(v *records.Vec, s []byte, nulled *int) error {
 	case textDecimal32, textDecimal64, textDecimalFixed:
 		return d.decodeDecimal(v, s, nulled)
 	case textBytes:
-		if len(v.Data)+len(s) > maxTextArenaBytes {
+		if len(v.Data)+len(s) > maxArenaBytes {
 			return errArenaFull
 		}
 		v.AppendBytes(s)
@@ -388,45 +384,20 @@ func (d *textDecoder) decodeDecimal(v *records.Vec, s []byte, nulled *int) error
 		*nulled++
 		return nil
 	}
+	phys := records.PhysicalFixedLenByteArray
 	switch d.kind {
 	case textDecimal32:
-		x := int32(mag.lo)
-		if neg {
-			x = -x
-		}
-		v.AppendInt32(x)
+		phys = records.PhysicalInt32
 	case textDecimal64:
-		x := int64(mag.lo)
-		if neg {
-			x = -x
-		}
-		v.AppendInt64(x)
-	default:
-		if neg {
-			mag = u128{^mag.hi, ^mag.lo}
-			mag, _ = mag.add(1)
-		}
-		var buf [16]byte
-		putU128BE(buf[:], mag)
-		if len(v.Data)+d.width > maxTextArenaBytes {
-			return errArenaFull
-		}
-		v.AppendBytes(buf[16-d.width:])
+		phys = records.PhysicalInt64
 	}
-	return nil
-}
-
-func putU128BE(b []byte, x u128) {
-	for i := 0; i < 8; i++ {
-		b[7-i] = byte(x.hi >> (8 * i))
-		b[15-i] = byte(x.lo >> (8 * i))
-	}
+	return appendUnscaled(v, phys, d.width, neg, mag)
 }
 
 // decodeBytea decodes bytea's hex format (\x0a1b...) or, should the
 // session print it, its escape format (\\ and \ooo octal escapes).
 func decodeBytea(v *records.Vec, s []byte) error {
-	if len(v.Data)+len(s) > maxTextArenaBytes {
+	if len(v.Data)+len(s) > maxArenaBytes {
 		return errArenaFull
 	}
 	start := len(v.Data)

@@ -31,7 +31,7 @@ func TestMapTypeFromCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	mustExec(t, conn, `
+	pgtest.Exec(t, conn, `
 		CREATE EXTENSION citext;
 		CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 		CREATE TYPE pair AS (a int, b text);
@@ -118,7 +118,7 @@ func TestMapTypeFromCatalog(t *testing.T) {
 	for i, tt := range tests {
 		cols[i] = fmt.Sprintf("c%d %s", i, tt.typ)
 	}
-	mustExec(t, conn, "CREATE TABLE every_type ("+strings.Join(cols, ", ")+")")
+	pgtest.Exec(t, conn, "CREATE TABLE every_type ("+strings.Join(cols, ", ")+")")
 
 	rows, err := conn.Query(ctx, `SELECT attnum, atttypid, atttypmod, attndims FROM pg_attribute
 		WHERE attrelid = 'every_type'::regclass AND attnum > 0 ORDER BY attnum`)
@@ -192,12 +192,5 @@ func TestDecimalBytes(t *testing.T) {
 		if got := decimalBytes(maxP + 1); got != n+1 {
 			t.Errorf("decimalBytes(%d) = %d, want %d", maxP+1, got, n+1)
 		}
-	}
-}
-
-func mustExec(t testing.TB, conn *pgx.Conn, sql string) {
-	t.Helper()
-	if _, err := conn.Exec(context.Background(), sql); err != nil {
-		t.Fatal(err)
 	}
 }

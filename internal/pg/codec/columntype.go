@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"fmt"
@@ -138,7 +138,7 @@ func familyOfParquet(t records.ParquetType) string {
 // columnType returns the SQL type of a warehouse column, in format_type's
 // spelling (so that it compares equal to what the catalog reports for an
 // existing column).
-func columnType(c records.Column) (string, error) {
+func ColumnType(c records.Column) (string, error) {
 	if p, ok := parseSourceType(c.SourceType); ok && fits(p, c.Type) {
 		return p.String(), nil
 	}

@@ -1,10 +1,8 @@
-package postgres
+package codec
 
 import (
 	"fmt"
 	"io"
-	"math"
-	"math/big"
 	"strconv"
 	"time"
 
@@ -19,10 +17,10 @@ import (
 
 // appendFunc appends the text form of non-null value i of v (not yet
 // escaped for COPY).
-type appendFunc func(out []byte, v *records.Vec, i int) []byte
+type TextEncoder func(out []byte, v *records.Vec, i int) []byte
 
 // appender returns how values of Parquet type t are written.
-func appender(t records.ParquetType) (appendFunc, error) {
+func TextEncoderFor(t records.ParquetType) (TextEncoder, error) {
 	switch t.Logical {
 	case records.LogicalDecimal:
 		scale := t.Scale
@@ -40,12 +38,12 @@ func appender(t records.ParquetType) (appendFunc, error) {
 		return func(out []byte, v *records.Vec, i int) []byte { return appendTime(out, v.I64[i]) }, nil
 	case records.LogicalTimestamp:
 		tz := t.AdjustedToUTC
-		return func(out []byte, v *records.Vec, i int) []byte { return appendTimestamp(out, v.I64[i], tz) }, nil
+		return func(out []byte, v *records.Vec, i int) []byte { return AppendTimestamp(out, v.I64[i], tz) }, nil
 	case records.LogicalList:
 		if t.Element == nil || t.Element.Physical == records.PhysicalGroup {
 			break
 		}
-		elem, err := appender(*t.Element)
+		elem, err := TextEncoderFor(*t.Element)
 		if err != nil {
 			return nil, err
 		}
@@ -64,9 +62,9 @@ func appender(t records.ParquetType) (appendFunc, error) {
 	case records.PhysicalInt64:
 		return func(out []byte, v *records.Vec, i int) []byte { return strconv.AppendInt(out, v.I64[i], 10) }, nil
 	case records.PhysicalFloat:
-		return func(out []byte, v *records.Vec, i int) []byte { return appendFloat(out, float64(v.F32[i]), 32) }, nil
+		return func(out []byte, v *records.Vec, i int) []byte { return appendFloatText(out, float64(v.F32[i]), 32) }, nil
 	case records.PhysicalDouble:
-		return func(out []byte, v *records.Vec, i int) []byte { return appendFloat(out, v.F64[i], 64) }, nil
+		return func(out []byte, v *records.Vec, i int) []byte { return appendFloatText(out, v.F64[i], 64) }, nil
 	case records.PhysicalByteArray:
 		if t.Logical == records.LogicalNone {
 			return func(out []byte, v *records.Vec, i int) []byte { return appendBytea(out, v.Bytes(i)) }, nil
@@ -79,11 +77,11 @@ func appender(t records.ParquetType) (appendFunc, error) {
 // columnAppender is appender for a column of SQL type typ (columnType's
 // spelling): the elements of a box array are separated by ';', box's
 // array delimiter, since a box's text holds commas.
-func columnAppender(t records.ParquetType, typ string) (appendFunc, error) {
-	if !isBoxArray(typ) || t.Logical != records.LogicalList || t.Element == nil {
-		return appender(t)
+func ColumnTextEncoder(t records.ParquetType, typ string) (TextEncoder, error) {
+	if !IsBoxArray(typ) || t.Logical != records.LogicalList || t.Element == nil {
+		return TextEncoderFor(t)
 	}
-	elem, err := appender(*t.Element)
+	elem, err := TextEncoderFor(*t.Element)
 	if err != nil {
 		return nil, err
 	}
@@ -91,23 +89,9 @@ func columnAppender(t records.ParquetType, typ string) (appendFunc, error) {
 }
 
 // isBoxArray reports whether SQL type typ is box[].
-func isBoxArray(typ string) bool {
+func IsBoxArray(typ string) bool {
 	p, ok := parseSourceType(typ)
 	return ok && p.base == "box" && p.arrays == 1
-}
-
-func appendFloat(out []byte, f float64, bits int) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(out, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(out, "Infinity"...)
-	case math.IsInf(f, -1):
-		return append(out, "-Infinity"...)
-	}
-	// The shortest form that reads back as the same float: float4in and
-	// float8in round correctly.
-	return strconv.AppendFloat(out, f, 'g', -1, bits)
 }
 
 // appendDecimal writes an unscaled value with its scale as a decimal
@@ -130,12 +114,8 @@ func appendDecimal(out []byte, unscaled int64, scale int) []byte {
 
 // appendBigDecimal writes a big-endian two's complement unscaled value.
 func appendBigDecimal(out []byte, b []byte, scale int) []byte {
-	n := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-	}
-	neg := n.Sign() < 0
-	digits := n.Abs(n).Append(nil, 10)
+	var buf [40]byte
+	neg, digits := twosDigits(&buf, b)
 	if scale <= 0 {
 		if neg {
 			out = append(out, '-')
@@ -161,8 +141,6 @@ func placePoint(out []byte, neg bool, digits []byte, scale int) []byte {
 	return append(out, digits[len(digits)-scale:]...)
 }
 
-const microsPerDay = 86400 * 1_000_000
-
 // appendDate writes days since 1970-01-01 as PostgreSQL's ISO date, years
 // before 1 as "BC".
 func appendDate(out []byte, days int64) []byte {
@@ -172,29 +150,6 @@ func appendDate(out []byte, days int64) []byte {
 		out = append(out, " BC"...)
 	}
 	return out
-}
-
-// appendYMD writes t's date; the proleptic year 0 is 1 BC, -1 is 2 BC, and
-// so on (the caller adds " BC" at the end of the value).
-func appendYMD(out []byte, t time.Time) []byte {
-	y := t.Year()
-	if y <= 0 {
-		y = 1 - y
-	}
-	out = appendPadded(out, int64(y), 4)
-	out = append(out, '-')
-	out = appendPadded(out, int64(t.Month()), 2)
-	out = append(out, '-')
-	return appendPadded(out, int64(t.Day()), 2)
-}
-
-func appendPadded(out []byte, n int64, width int) []byte {
-	var buf [20]byte
-	s := strconv.AppendInt(buf[:0], n, 10)
-	for i := len(s); i < width; i++ {
-		out = append(out, '0')
-	}
-	return append(out, s...)
 }
 
 // appendTime writes microseconds since midnight (24:00:00 included).
@@ -210,7 +165,7 @@ func appendTime(out []byte, us int64) []byte {
 
 // appendTimestamp writes microseconds since 1970-01-01 00:00 (UTC for
 // timestamptz).
-func appendTimestamp(out []byte, us int64, tz bool) []byte {
+func AppendTimestamp(out []byte, us int64, tz bool) []byte {
 	day := us / microsPerDay
 	rem := us % microsPerDay
 	if rem < 0 {
@@ -230,8 +185,6 @@ func appendTimestamp(out []byte, us int64, tz bool) []byte {
 	return out
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendBytea writes bytea's hex form.
 func appendBytea(out []byte, b []byte) []byte {
 	out = append(out, '\\', 'x')
@@ -243,7 +196,7 @@ func appendBytea(out []byte, b []byte) []byte {
 
 // appendArray writes a one-dimensional array literal, every element
 // quoted (array_in accepts quoted elements of any type).
-func appendArray(out []byte, l *records.ListVec, i int, elem appendFunc, delim byte) []byte {
+func appendArray(out []byte, l *records.ListVec, i int, elem TextEncoder, delim byte) []byte {
 	out = append(out, '{')
 	for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
 		if j > l.Offsets[i] {
@@ -309,11 +262,11 @@ func appendCopyEscaped(out, s []byte) []byte {
 
 // rowReader streams a batch as COPY text, a row at a time, so that memory
 // holds the batch and a chunk of text, never the batch's whole text.
-type rowReader struct {
-	b       *records.Batch
-	cols    []int // batch column of each COPY column, before the extras
-	enc     []appendFunc
-	extra   func(out []byte, row int) []byte // columns after the batch's (tab-led), or nil
+type TextRowReader struct {
+	B       *records.Batch
+	Cols    []int // batch column of each COPY column, before the extras
+	Enc     []TextEncoder
+	Extra   func(out []byte, row int) []byte // columns after the batch's (tab-led), or nil
 	row     int
 	buf     []byte
 	off     int
@@ -321,13 +274,13 @@ type rowReader struct {
 	rows    int64
 }
 
-func (r *rowReader) Read(p []byte) (int, error) {
+func (r *TextRowReader) Read(p []byte) (int, error) {
 	for r.off == len(r.buf) {
-		if r.row >= r.b.N {
+		if r.row >= r.B.N {
 			return 0, io.EOF
 		}
 		r.buf, r.off = r.buf[:0], 0
-		for r.row < r.b.N && len(r.buf) < 256<<10 {
+		for r.row < r.B.N && len(r.buf) < 256<<10 {
 			r.buf = r.appendRow(r.buf, r.row)
 			r.row++
 			r.rows++
@@ -338,12 +291,12 @@ func (r *rowReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *rowReader) appendRow(out []byte, row int) []byte {
-	for k, ci := range r.cols {
+func (r *TextRowReader) appendRow(out []byte, row int) []byte {
+	for k, ci := range r.Cols {
 		if k > 0 {
 			out = append(out, '\t')
 		}
-		v := &r.b.Cols[ci]
+		v := &r.B.Cols[ci]
 		if v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row] {
 			out = append(out, '\\', 'N')
 			continue
@@ -358,14 +311,14 @@ func (r *rowReader) appendRow(out []byte, row int) []byte {
 			out = append(out, '\\', 'N')
 			continue
 		}
-		r.scratch = r.enc[k](r.scratch[:0], v, row)
+		r.scratch = r.Enc[k](r.scratch[:0], v, row)
 		out = appendCopyEscaped(out, r.scratch)
 	}
-	if r.extra != nil {
-		out = r.extra(out, row)
+	if r.Extra != nil {
+		out = r.Extra(out, row)
 	}
 	return append(out, '\n')
 }
 
 // copied is the number of rows read so far.
-func (r *rowReader) copied() int64 { return r.rows }
+func (r *TextRowReader) Copied() int64 { return r.rows }

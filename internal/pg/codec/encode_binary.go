@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"encoding/binary"
@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/big"
-	"math/bits"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sluice-dev/sluice/internal/records"
 )
 
@@ -28,38 +27,10 @@ import (
 
 // binaryAppendFunc appends the binary (send) form of non-null value i of v,
 // without the length word.
-type binaryAppendFunc func(out []byte, v *records.Vec, i int) ([]byte, error)
+type BinaryEncoder func(out []byte, v *records.Vec, i int) ([]byte, error)
 
-// Element type OIDs that array_recv insists on (it rejects any other
-// element OID, even a binary-compatible one).
-const (
-	pgOIDBool        = 16
-	pgOIDBytea       = 17
-	pgOIDInt8        = 20
-	pgOIDInt2        = 21
-	pgOIDInt4        = 23
-	pgOIDText        = 25
-	pgOIDJSON        = 114
-	pgOIDFloat4      = 700
-	pgOIDFloat8      = 701
-	pgOIDBPChar      = 1042
-	pgOIDVarchar     = 1043
-	pgOIDDate        = 1082
-	pgOIDTime        = 1083
-	pgOIDTimestamp   = 1114
-	pgOIDTimestamptz = 1184
-	pgOIDNumeric     = 1700
-	pgOIDUUID        = 2950
-	pgOIDJSONB       = 3802
-)
-
-// PostgreSQL counts dates and timestamps from 2000-01-01; the batch from
-// 1970-01-01.
-const (
-	pgEpochDays   = 10957           // 2000-01-01 in days since 1970-01-01
-	pgEpochMicros = 946684800000000 // 2000-01-01 in µs since 1970-01-01
-	usecsPerDay   = 86_400_000_000  // time's upper bound: 24:00:00 is valid
-)
+// usecsPerDay is time's upper bound: 24:00:00 is valid.
+const usecsPerDay = 86_400_000_000
 
 // The range date_recv and timestamp_recv accept (IS_VALID_DATE,
 // IS_VALID_TIMESTAMP), in days and µs since 1970-01-01: 4714-11-24 BC to
@@ -71,7 +42,7 @@ const (
 const (
 	minDateDays    = -2451545 + pgEpochDays
 	endDateDays    = 2145031949 + pgEpochDays
-	minTimestampUs = -211813488000000000 + pgEpochMicros
+	minTimestampUs = -211813488000000000 + PGEpochMicros
 )
 
 // numericMaxScale is the largest display scale numeric's header holds (14
@@ -85,7 +56,7 @@ const numericMaxScale = 0x3FFF
 // zone", "text[]", "uuid", "jsonb" ...). ok is false when the pair has no
 // binary form here; the caller then copies the whole table in the text
 // format.
-func binaryAppender(t records.ParquetType, typ string) (f binaryAppendFunc, ok bool) {
+func ColumnBinaryEncoder(t records.ParquetType, typ string) (f BinaryEncoder, ok bool) {
 	p, ok := parseSourceType(typ)
 	if !ok {
 		return nil, false
@@ -114,7 +85,7 @@ func binaryAppender(t records.ParquetType, typ string) (f binaryAppendFunc, ok b
 
 // scalarBinaryAppender is binaryAppender for a type that is not an array;
 // oid is the type's OID, which an array of it names.
-func scalarBinaryAppender(t records.ParquetType, p parsedType) (f binaryAppendFunc, oid uint32, ok bool) {
+func scalarBinaryAppender(t records.ParquetType, p parsedType) (f BinaryEncoder, oid uint32, ok bool) {
 	bytesOf := func(logical ...records.Logical) bool {
 		if t.Physical != records.PhysicalByteArray {
 			return false
@@ -130,71 +101,71 @@ func scalarBinaryAppender(t records.ParquetType, p parsedType) (f binaryAppendFu
 	switch p.base {
 	case "boolean":
 		if plain(records.PhysicalBoolean) {
-			return appendBinaryBool, pgOIDBool, true
+			return appendBinaryBool, pgtype.BoolOID, true
 		}
 	case "smallint":
 		if t.Physical == records.PhysicalInt32 && t.Logical == records.LogicalInt16 {
-			return appendBinaryInt2, pgOIDInt2, true
+			return appendBinaryInt2, pgtype.Int2OID, true
 		}
 	case "integer":
 		if plain(records.PhysicalInt32) {
-			return appendBinaryInt4, pgOIDInt4, true
+			return appendBinaryInt4, pgtype.Int4OID, true
 		}
 	case "bigint":
 		if plain(records.PhysicalInt64) {
-			return appendBinaryInt8, pgOIDInt8, true
+			return appendBinaryInt8, pgtype.Int8OID, true
 		}
 	case "real":
 		if plain(records.PhysicalFloat) {
-			return appendBinaryFloat4, pgOIDFloat4, true
+			return appendBinaryFloat4, pgtype.Float4OID, true
 		}
 	case "double precision":
 		if plain(records.PhysicalDouble) {
-			return appendBinaryFloat8, pgOIDFloat8, true
+			return appendBinaryFloat8, pgtype.Float8OID, true
 		}
 	case "numeric":
 		if f, ok := numericBinaryAppender(t); ok {
-			return f, pgOIDNumeric, true
+			return f, pgtype.NumericOID, true
 		}
 	case "text", "character varying", "character":
 		// The raw text, as the text format writes it: textrecv, varcharrecv
 		// and bpcharrecv check the encoding and apply the length exactly
 		// as the input functions do.
 		if bytesOf(records.LogicalString) {
-			oid := map[string]uint32{"text": pgOIDText, "character varying": pgOIDVarchar, "character": pgOIDBPChar}[p.base]
+			oid := map[string]uint32{"text": pgtype.TextOID, "character varying": pgtype.VarcharOID, "character": pgtype.BPCharOID}[p.base]
 			return appendBinaryRaw, oid, true
 		}
 	case "json":
 		if bytesOf(records.LogicalString, records.LogicalJSON) {
-			return appendBinaryRaw, pgOIDJSON, true
+			return appendBinaryRaw, pgtype.JSONOID, true
 		}
 	case "jsonb":
 		if bytesOf(records.LogicalString, records.LogicalJSON) {
-			return appendBinaryJSONB, pgOIDJSONB, true
+			return appendBinaryJSONB, pgtype.JSONBOID, true
 		}
 	case "bytea":
 		if bytesOf(records.LogicalNone) {
-			return appendBinaryRaw, pgOIDBytea, true
+			return appendBinaryRaw, pgtype.ByteaOID, true
 		}
 	case "date":
 		if t.Physical == records.PhysicalInt32 && t.Logical == records.LogicalDate {
-			return appendBinaryDate, pgOIDDate, true
+			return appendBinaryDate, pgtype.DateOID, true
 		}
 	case "time":
 		// timetz has another binary form (and family ""): text.
 		if p.tz != " with time zone" && t.Physical == records.PhysicalInt64 && t.Logical == records.LogicalTime {
-			return appendBinaryTime, pgOIDTime, true
+			return appendBinaryTime, pgtype.TimeOID, true
 		}
 	case "timestamp":
 		if t.Physical == records.PhysicalInt64 && t.Logical == records.LogicalTimestamp && t.AdjustedToUTC == (p.tz == " with time zone") {
 			if t.AdjustedToUTC {
-				return appendBinaryTimestamp, pgOIDTimestamptz, true
+				return appendBinaryTimestamp, pgtype.TimestamptzOID, true
 			}
-			return appendBinaryTimestamp, pgOIDTimestamp, true
+			return appendBinaryTimestamp, pgtype.TimestampOID, true
 		}
 	case "uuid":
 		if bytesOf(records.LogicalString) {
-			return appendBinaryUUID, pgOIDUUID, true
+			return appendBinaryUUID, pgtype.UUIDOID, true
 		}
 	}
 	return nil, 0, false
@@ -202,7 +173,7 @@ func scalarBinaryAppender(t records.ParquetType, p parsedType) (f binaryAppendFu
 
 // numericBinaryAppender returns how a DECIMAL or a STRING holding a
 // number is written as numeric.
-func numericBinaryAppender(t records.ParquetType) (binaryAppendFunc, bool) {
+func numericBinaryAppender(t records.ParquetType) (BinaryEncoder, bool) {
 	if t.Logical == records.LogicalString && t.Physical == records.PhysicalByteArray {
 		return appendBinaryNumericText, true
 	}
@@ -310,7 +281,7 @@ func appendBinaryTimestamp(out []byte, v *records.Vec, i int) ([]byte, error) {
 	if us < minTimestampUs {
 		return out, fmt.Errorf("timestamp out of range: %d microseconds from 1970-01-01", us)
 	}
-	return binary.BigEndian.AppendUint64(out, uint64(us-pgEpochMicros)), nil
+	return binary.BigEndian.AppendUint64(out, uint64(us-PGEpochMicros)), nil
 }
 
 // appendBinaryUUID parses a uuid as uuid_in does: 32 hex digits of either
@@ -329,8 +300,8 @@ func appendBinaryUUID(out []byte, v *records.Vec, i int) ([]byte, error) {
 		if p+2 > len(src) {
 			return out, inputSyntaxError("uuid", s)
 		}
-		hi, ok1 := uuidHexDigit(src[p])
-		lo, ok2 := uuidHexDigit(src[p+1])
+		hi, ok1 := unhexDigit(src[p])
+		lo, ok2 := unhexDigit(src[p+1])
 		if !ok1 || !ok2 {
 			return out, inputSyntaxError("uuid", s)
 		}
@@ -352,19 +323,6 @@ func appendBinaryUUID(out []byte, v *records.Vec, i int) ([]byte, error) {
 	return append(out, u[:]...), nil
 }
 
-// uuidHexDigit is the value of a hex digit, as isxdigit sees them.
-func uuidHexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
 // inputSyntaxError is the error for a value its type cannot read, worded as
 // PostgreSQL words it; the value is quoted (and cut) so that the message
 // stays one short line of valid UTF-8 even for binary junk, as it travels
@@ -381,15 +339,6 @@ func quoteBadValue(s []byte) string {
 	}
 	return strconv.Quote(string(s))
 }
-
-// Sign words of numeric's send form.
-const (
-	binNumericPos  = 0x0000
-	binNumericNeg  = 0x4000
-	binNumericNaN  = 0xC000
-	binNumericPInf = 0xD000
-	binNumericNInf = 0xF000
-)
 
 // appendNumericInt writes a DECIMAL held as an unscaled integer, with the
 // display scale its text form (appendDecimal) has.
@@ -408,62 +357,9 @@ func appendNumericInt(out []byte, unscaled int64, scale int) ([]byte, error) {
 // unscaled value (FIXED_LEN_BYTE_ARRAY), of up to 16 bytes without
 // allocating.
 func appendNumericTwos(out []byte, b []byte, scale int) ([]byte, error) {
-	if len(b) > 16 {
-		n := new(big.Int).SetBytes(b)
-		if b[0]&0x80 != 0 {
-			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-		}
-		neg := n.Sign() < 0
-		digits := n.Abs(n).Append(nil, 10)
-		return appendNumeric(out, neg, digits, nil, len(digits)-1-scale, scale)
-	}
-	var hi, lo uint64
-	neg := len(b) > 0 && b[0]&0x80 != 0
-	if neg {
-		hi, lo = math.MaxUint64, math.MaxUint64 // sign extension
-	}
-	for _, c := range b {
-		hi = hi<<8 | lo>>56
-		lo = lo<<8 | uint64(c)
-	}
-	if neg {
-		var borrow uint64
-		lo, borrow = bits.Sub64(0, lo, 0)
-		hi, _ = bits.Sub64(0, hi, borrow)
-	}
-	var buf [64]byte
-	digits := uint128Digits(&buf, hi, lo)
+	var buf [40]byte
+	neg, digits := twosDigits(&buf, b)
 	return appendNumeric(out, neg, digits, nil, len(digits)-1-scale, scale)
-}
-
-// uint128Digits writes hi:lo in decimal (leading zeros possible, which
-// appendNumeric ignores).
-func uint128Digits(buf *[64]byte, hi, lo uint64) []byte {
-	const e19 = 10_000_000_000_000_000_000
-	i := len(buf)
-	chunks := 0
-	for hi != 0 {
-		var r uint64
-		hi, r = hi/e19, hi%e19
-		lo, r = bits.Div64(r, lo, e19)
-		for range 19 {
-			i--
-			buf[i] = byte('0' + r%10)
-			r /= 10
-		}
-		chunks++
-	}
-	if lo != 0 || chunks == 0 {
-		for {
-			i--
-			buf[i] = byte('0' + lo%10)
-			lo /= 10
-			if lo == 0 {
-				break
-			}
-		}
-	}
-	return buf[i:]
 }
 
 // appendBinaryNumericText parses a number as numeric_in does: numeric's
@@ -493,7 +389,7 @@ func appendBinaryNumericText(out []byte, v *records.Vec, i int) ([]byte, error) 
 // numericText is a number parsed from its text form: its digits are
 // intDigits then fracDigits, the first one of weight 10^dweight.
 type numericText struct {
-	special         uint16 // binNumericNaN, binNumericPInf, binNumericNInf or 0
+	special         uint16 // numericNaN, numericPInf, numericNInf or 0
 	neg             bool
 	intDigits       []byte
 	fracDigits      []byte
@@ -511,8 +407,8 @@ var numericSpecials = []struct {
 	word string
 	sign uint16
 }{
-	{"nan", binNumericNaN}, {"infinity", binNumericPInf}, {"+infinity", binNumericPInf}, {"-infinity", binNumericNInf},
-	{"inf", binNumericPInf}, {"+inf", binNumericPInf}, {"-inf", binNumericNInf},
+	{"nan", numericNaN}, {"infinity", numericPInf}, {"+infinity", numericPInf}, {"-infinity", numericNInf},
+	{"inf", numericPInf}, {"+inf", numericPInf}, {"-inf", numericNInf},
 }
 
 // parseNumericText splits a number's text as set_var_from_str does,
@@ -683,9 +579,9 @@ func appendNumeric(out []byte, neg bool, a, b []byte, dweight, dscale int) ([]by
 	if weight < math.MinInt16 || weight > math.MaxInt16 || ndigits > math.MaxUint16 {
 		return out[:head], errors.New("value overflows numeric format")
 	}
-	sign := uint16(binNumericPos)
+	sign := uint16(numericPos)
 	if neg {
-		sign = binNumericNeg
+		sign = numericNeg
 	}
 	putNumericHeader(out[head:start], ndigits, weight, sign, dscale)
 	return out, nil
@@ -712,7 +608,7 @@ func putNumericHeader(h []byte, ndigits, weight int, sign uint16, dscale int) {
 // a has-null flag, the element OID, one (length, lower bound 1) pair,
 // then each element with its length word (-1 for NULL). An empty list is
 // an array of zero dimensions, which is how '{}' is stored.
-func appendBinaryArray(out []byte, l *records.ListVec, i int, oid uint32, elem binaryAppendFunc) ([]byte, error) {
+func appendBinaryArray(out []byte, l *records.ListVec, i int, oid uint32, elem BinaryEncoder) ([]byte, error) {
 	if l == nil || i+1 >= len(l.Offsets) {
 		return out, errors.New("list value without offsets")
 	}
@@ -751,7 +647,7 @@ func appendBinaryArray(out []byte, l *records.ListVec, i int, oid uint32, elem b
 }
 
 // appendBinaryValue appends a non-null value with its length word.
-func appendBinaryValue(out []byte, v *records.Vec, i int, enc binaryAppendFunc) ([]byte, error) {
+func appendBinaryValue(out []byte, v *records.Vec, i int, enc BinaryEncoder) ([]byte, error) {
 	at := len(out)
 	out = append(out, 0, 0, 0, 0)
 	out, err := enc(out, v, i)
@@ -767,7 +663,7 @@ func appendBinaryValue(out []byte, v *records.Vec, i int, enc binaryAppendFunc) 
 }
 
 // appendBinaryInt64Field appends a bigint field with its length word.
-func appendBinaryInt64Field(out []byte, x int64) []byte {
+func AppendBinaryInt64Field(out []byte, x int64) []byte {
 	out = binary.BigEndian.AppendUint32(out, 8)
 	return binary.BigEndian.AppendUint64(out, uint64(x))
 }
@@ -775,7 +671,7 @@ func appendBinaryInt64Field(out []byte, x int64) []byte {
 // appendBinaryInt4ArrayField appends an integer[] field with its length
 // word: NULL for nil xs, '{}' for an empty one. The xs are column
 // positions, far inside int32.
-func appendBinaryInt4ArrayField(out []byte, xs []int) []byte {
+func AppendBinaryInt4ArrayField(out []byte, xs []int) []byte {
 	if xs == nil {
 		return appendBinaryNullField(out)
 	}
@@ -783,12 +679,12 @@ func appendBinaryInt4ArrayField(out []byte, xs []int) []byte {
 		out = binary.BigEndian.AppendUint32(out, 12)
 		out = binary.BigEndian.AppendUint32(out, 0)
 		out = binary.BigEndian.AppendUint32(out, 0)
-		return binary.BigEndian.AppendUint32(out, pgOIDInt4)
+		return binary.BigEndian.AppendUint32(out, pgtype.Int4OID)
 	}
 	out = binary.BigEndian.AppendUint32(out, uint32(20+8*len(xs)))
 	out = binary.BigEndian.AppendUint32(out, 1)
 	out = binary.BigEndian.AppendUint32(out, 0)
-	out = binary.BigEndian.AppendUint32(out, pgOIDInt4)
+	out = binary.BigEndian.AppendUint32(out, pgtype.Int4OID)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(xs)))
 	out = binary.BigEndian.AppendUint32(out, 1)
 	for _, x := range xs {
@@ -801,9 +697,9 @@ func appendBinaryInt4ArrayField(out []byte, xs []int) []byte {
 // appendBinaryTimestampField appends a timestamptz field with its length
 // word; unixMicros is a clock reading (time.Now().UnixMicro()), far inside
 // timestamptz's range.
-func appendBinaryTimestampField(out []byte, unixMicros int64) []byte {
+func AppendBinaryTimestampField(out []byte, unixMicros int64) []byte {
 	out = binary.BigEndian.AppendUint32(out, 8)
-	return binary.BigEndian.AppendUint64(out, uint64(unixMicros-pgEpochMicros))
+	return binary.BigEndian.AppendUint64(out, uint64(unixMicros-PGEpochMicros))
 }
 
 // appendBinaryNullField appends a NULL field.
@@ -828,13 +724,13 @@ const binaryBufferSize = 256 << 10
 // text, a value can fail to encode (a malformed uuid or number, an
 // out-of-range date); Read then returns the error, which makes the COPY
 // fail as a whole (pgconn sends CopyFail with its message).
-type binaryRowReader struct {
-	b     *records.Batch
-	cols  []int // batch column of each COPY column, before the extras
-	enc   []binaryAppendFunc
-	extra func(out []byte, row int) []byte // fields after the batch's, each with its length word, or nil
+type BinaryRowReader struct {
+	B     *records.Batch
+	Cols  []int // batch column of each COPY column, before the extras
+	Enc   []BinaryEncoder
+	Extra func(out []byte, row int) []byte // fields after the batch's, each with its length word, or nil
 	// nExtra is how many fields extra appends.
-	nExtra int
+	NExtra int
 	rows   int64
 
 	row     int
@@ -846,7 +742,7 @@ type binaryRowReader struct {
 }
 
 // Read implements io.Reader.
-func (r *binaryRowReader) Read(p []byte) (int, error) {
+func (r *BinaryRowReader) Read(p []byte) (int, error) {
 	for r.off == len(r.buf) {
 		if r.err != nil {
 			return 0, r.err
@@ -863,12 +759,12 @@ func (r *binaryRowReader) Read(p []byte) (int, error) {
 
 // fill builds the next chunk of the stream, or records the error that
 // ends it.
-func (r *binaryRowReader) fill() {
+func (r *BinaryRowReader) fill() {
 	r.buf, r.off = r.buf[:0], 0
 	if !r.started {
-		fields := len(r.cols) + r.nExtra
-		if len(r.enc) != len(r.cols) || fields > math.MaxInt16 || r.nExtra < 0 {
-			r.err = fmt.Errorf("COPY of %d columns with %d encoders and %d extra fields", len(r.cols), len(r.enc), r.nExtra)
+		fields := len(r.Cols) + r.NExtra
+		if len(r.Enc) != len(r.Cols) || fields > math.MaxInt16 || r.NExtra < 0 {
+			r.err = fmt.Errorf("COPY of %d columns with %d encoders and %d extra fields", len(r.Cols), len(r.Enc), r.NExtra)
 			return
 		}
 		if r.buf == nil {
@@ -877,7 +773,7 @@ func (r *binaryRowReader) fill() {
 		r.buf = append(r.buf, binaryHeader...)
 		r.started = true
 	}
-	for r.row < r.b.N && len(r.buf) < binaryBufferSize {
+	for r.row < r.B.N && len(r.buf) < binaryBufferSize {
 		var err error
 		if r.buf, err = r.appendRow(r.buf, r.row); err != nil {
 			r.buf, r.err = r.buf[:0], err
@@ -886,7 +782,7 @@ func (r *binaryRowReader) fill() {
 		r.row++
 		r.rows++
 	}
-	if r.row >= r.b.N {
+	if r.row >= r.B.N {
 		r.buf = append(r.buf, binaryTrailer...)
 		r.done = true
 	}
@@ -894,35 +790,35 @@ func (r *binaryRowReader) fill() {
 
 // appendRow appends one tuple: the field count, each field (NULL for a
 // null or unchanged value), then the extras.
-func (r *binaryRowReader) appendRow(out []byte, row int) ([]byte, error) {
-	out = binary.BigEndian.AppendUint16(out, uint16(len(r.cols)+r.nExtra))
-	for k, ci := range r.cols {
-		if ci < 0 || ci >= len(r.b.Cols) {
-			return out, fmt.Errorf("COPY column %d is batch column %d of %d", k, ci, len(r.b.Cols))
+func (r *BinaryRowReader) appendRow(out []byte, row int) ([]byte, error) {
+	out = binary.BigEndian.AppendUint16(out, uint16(len(r.Cols)+r.NExtra))
+	for k, ci := range r.Cols {
+		if ci < 0 || ci >= len(r.B.Cols) {
+			return out, fmt.Errorf("COPY column %d is batch column %d of %d", k, ci, len(r.B.Cols))
 		}
-		v := &r.b.Cols[ci]
+		v := &r.B.Cols[ci]
 		if v.IsNull(row) || (v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row]) {
 			out = appendBinaryNullField(out)
 			continue
 		}
 		var err error
-		if out, err = appendBinaryValue(out, v, row, r.enc[k]); err != nil {
+		if out, err = appendBinaryValue(out, v, row, r.Enc[k]); err != nil {
 			return out, fmt.Errorf("column %s, row %d of the batch: %w", r.columnName(ci), row+1, err)
 		}
 	}
-	if r.extra != nil {
-		out = r.extra(out, row)
+	if r.Extra != nil {
+		out = r.Extra(out, row)
 	}
 	return out, nil
 }
 
 // columnName names batch column ci for an error.
-func (r *binaryRowReader) columnName(ci int) string {
-	if s := r.b.Schema; s != nil && ci < len(s.Columns) {
+func (r *BinaryRowReader) columnName(ci int) string {
+	if s := r.B.Schema; s != nil && ci < len(s.Columns) {
 		return strconv.Quote(s.Columns[ci].Name)
 	}
 	return strconv.Itoa(ci + 1)
 }
 
 // copied is the number of rows read so far.
-func (r *binaryRowReader) copied() int64 { return r.rows }
+func (r *BinaryRowReader) Copied() int64 { return r.rows }

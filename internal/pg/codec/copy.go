@@ -5,708 +5,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"math/big"
-	"math/bits"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-dev/sluice/internal/records"
 )
 
-// This file decodes PostgreSQL's binary formats into record batches: the
-// binary COPY stream of snapshots, and the binary result fields of cursor
-// reads, which encode each value the same way. Only the types the mapping
-// keeps as such are decoded; every other type is read as its text form
-// (planColumn casts it in the select list), so that a STRING column always
-// holds PostgreSQL's text output.
-//
-// Values are appended straight into the batch's arenas: no allocation per
-// value, and none at all once a batch has grown to its working size.
-
-// decKind is what a decoder decodes.
-type decKind uint8
-
-const (
-	decBool decKind = iota
-	decInt2
-	decInt4
-	decInt8
-	decFloat4
-	decFloat8
-	decNumeric32    // DECIMAL(p<=9) as INT32
-	decNumeric64    // DECIMAL(p<=18) as INT64
-	decNumericFixed // DECIMAL(p<=38) as FIXED_LEN_BYTE_ARRAY
-	decNumericText  // numeric without a usable precision, as its exact text
-	decBytes        // text-like types, bytea, json, text casts: the bytes as sent
-	decJSONB        // jsonb: a version byte, then the text
-	decDate
-	decTime
-	decTimestamp
-	decUUID
-	decList     // one-dimensional array
-	decTextList // an array's text form, split by a textDecoder
-)
-
-// decoder decodes one column's (or array element's) binary values.
-type Decoder struct {
-	kind decKind
-	// scale and precision of a DECIMAL; width of its FIXED_LEN value.
-	scale, precision, width int
-	// elem decodes the elements of a list.
-	elem *Decoder
-	// text decodes the text form of a list (decTextList). It has scratch
-	// space: clone decoders (tableInfo.decoders) for each reader.
-	text *textDecoder
-	// bytea marks a decBytes decoder of bytea values, whose text form
-	// (exactText) is not their bytes.
-	bytea bool
-	// buf holds an exact text form while it is built.
-	buf []byte
-}
-
-// Clone returns a copy that shares no scratch space with d.
-func (d *Decoder) Clone() *Decoder {
-	c := *d
-	c.buf = nil
-	if d.elem != nil {
-		c.elem = d.elem.Clone()
-	}
-	if d.text != nil {
-		t := *d.text
-		t.buf = nil
-		if d.text.elem != nil {
-			e := *d.text.elem
-			e.buf = nil
-			t.elem = &e
-		}
-		c.text = &t
-	}
-	return &c
-}
-
-// CloneFor is Clone for a column of Parquet type pt: bytea elements are
-// written as their hex text when an array's exact text form is needed
-// (exact.go).
-func (d *Decoder) CloneFor(pt records.ParquetType) *Decoder {
-	c := d.Clone()
-	if c.kind == decList && c.elem != nil && c.elem.kind == decBytes {
-		if e := pt.Element; e != nil && e.Physical == records.PhysicalByteArray && e.Logical == records.LogicalNone {
-			c.elem.bytea = true
-		}
-	}
-	return c
-}
-
-// PostgreSQL's epoch is 2000-01-01, Parquet's (Unix's) 1970-01-01.
-const (
-	pgEpochDays   = 10957
-	PGEpochMicros = pgEpochDays * 86400 * 1000000
-)
-
-// Binary numeric sign words.
-const (
-	numericPos  = 0x0000
-	numericNeg  = 0x4000
-	numericNaN  = 0xC000
-	numericPInf = 0xD000
-	numericNInf = 0xF000
-	// numericDscaleMask is the part of the dscale word that is the scale.
-	numericDscaleMask = 0x3FFF
-	numericMaxDigit   = 9999
-)
-
-// maxArrayDims is PostgreSQL's MAXDIM.
-const maxArrayDims = 6
-
-// maxArenaBytes is how much a byte arena (whose offsets are int32) may
-// hold; a batch is cut long before (see batchBytes).
-const maxArenaBytes = math.MaxInt32
-
-var errArenaFull = errors.New("a batch holds more than 2 GiB of values in one column; lower the batch size")
-
-// decode appends the non-null binary value b to v. A value the Parquet
-// type cannot hold (numeric NaN or ±Infinity in a DECIMAL column, a
-// numeric with more digits than the column, ±infinity dates and
-// timestamps, a multi-dimensional value in a LIST column) is appended as
-// NULL and counted in *nulled.
-func (d *Decoder) decode(v *records.Vec, b []byte, nulled *int) error {
-	switch d.kind {
-	case decBool:
-		if len(b) != 1 {
-			return lenError("boolean", len(b), 1)
-		}
-		v.AppendBool(b[0] != 0)
-	case decInt2:
-		if len(b) != 2 {
-			return lenError("smallint", len(b), 2)
-		}
-		v.AppendInt32(int32(int16(binary.BigEndian.Uint16(b))))
-	case decInt4:
-		if len(b) != 4 {
-			return lenError("integer", len(b), 4)
-		}
-		v.AppendInt32(int32(binary.BigEndian.Uint32(b)))
-	case decInt8:
-		if len(b) != 8 {
-			return lenError("bigint", len(b), 8)
-		}
-		v.AppendInt64(int64(binary.BigEndian.Uint64(b)))
-	case decFloat4:
-		if len(b) != 4 {
-			return lenError("real", len(b), 4)
-		}
-		v.AppendFloat32(math.Float32frombits(binary.BigEndian.Uint32(b)))
-	case decFloat8:
-		if len(b) != 8 {
-			return lenError("double precision", len(b), 8)
-		}
-		v.AppendFloat64(math.Float64frombits(binary.BigEndian.Uint64(b)))
-	case decNumeric32, decNumeric64, decNumericFixed:
-		return d.decodeDecimal(v, b, nulled)
-	case decNumericText:
-		n, err := parseNumeric(b)
-		if err != nil {
-			return err
-		}
-		if len(v.Data)+n.textLen() > maxArenaBytes {
-			return errArenaFull
-		}
-		v.Data = n.appendText(v.Data)
-		endBytes(v)
-	case decBytes:
-		return appendBytes(v, b)
-	case decJSONB:
-		if len(b) < 1 || b[0] != 1 {
-			return errors.New("jsonb value without version 1 header")
-		}
-		return appendBytes(v, b[1:])
-	case decDate:
-		if len(b) != 4 {
-			return lenError("date", len(b), 4)
-		}
-		raw := int32(binary.BigEndian.Uint32(b))
-		days := int64(raw) + pgEpochDays
-		// ±infinity are the extreme int32 values.
-		if raw == math.MinInt32 || raw == math.MaxInt32 || days > math.MaxInt32 {
-			v.AppendNull()
-			*nulled++
-			return nil
-		}
-		v.AppendInt32(int32(days))
-	case decTime:
-		if len(b) != 8 {
-			return lenError("time", len(b), 8)
-		}
-		v.AppendInt64(int64(binary.BigEndian.Uint64(b)))
-	case decTimestamp:
-		if len(b) != 8 {
-			return lenError("timestamp", len(b), 8)
-		}
-		us := int64(binary.BigEndian.Uint64(b))
-		// ±infinity are the extreme int64 values; nothing near them is a
-		// valid timestamp, so the shift never overflows for real values.
-		if us >= math.MaxInt64-PGEpochMicros || us == math.MinInt64 {
-			v.AppendNull()
-			*nulled++
-			return nil
-		}
-		v.AppendInt64(us + PGEpochMicros)
-	case decUUID:
-		if len(b) != 16 {
-			return lenError("uuid", len(b), 16)
-		}
-		if len(v.Data)+36 > maxArenaBytes {
-			return errArenaFull
-		}
-		v.Data = appendUUID(v.Data, b)
-		endBytes(v)
-	case decList:
-		return d.decodeArray(v, b, nulled)
-	case decTextList:
-		return d.text.decode(v, b, nulled)
-	default:
-		return fmt.Errorf("unknown decoder %d", d.kind)
-	}
-	return nil
-}
-
-func lenError(typ string, got, want int) error {
-	return fmt.Errorf("%s value of %d bytes, want %d", typ, got, want)
-}
-
-// appendBytes appends a byte value, refusing to overflow the arena's
-// int32 offsets.
-func appendBytes(v *records.Vec, b []byte) error {
-	if len(v.Data)+len(b) > maxArenaBytes {
-		return errArenaFull
-	}
-	v.AppendBytes(b)
-	return nil
-}
-
-// endBytes closes a byte value whose bytes were appended to v.Data in
-// place, as AppendBytes would have.
-func endBytes(v *records.Vec) {
-	if v.Valid != nil {
-		v.Valid = append(v.Valid, true)
-	}
-	v.Offsets = append(v.Offsets, int32(len(v.Data)))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendUUID appends the canonical form of a uuid: lowercase hex,
-// 8-4-4-4-12.
-func appendUUID(dst, b []byte) []byte {
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst = append(dst, '-')
-		}
-		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
-	}
-	return dst
-}
-
-// decodeArray decodes a binary array: ndim, has-null flag, element type,
-// (length, lower bound) per dimension, then each element as a length
-// (-1 for NULL) and its bytes. A one-dimensional array becomes a list (its
-// lower bound is not kept); an empty one an empty list; one of more
-// dimensions, which a LIST column cannot hold, NULL.
-func (d *Decoder) decodeArray(v *records.Vec, b []byte, nulled *int) error {
-	if len(b) < 12 {
-		return errors.New("array value shorter than its header")
-	}
-	ndim := int32(binary.BigEndian.Uint32(b))
-	flags := int32(binary.BigEndian.Uint32(b[4:]))
-	if ndim < 0 || ndim > maxArrayDims {
-		return fmt.Errorf("array of %d dimensions", ndim)
-	}
-	if flags != 0 && flags != 1 {
-		return fmt.Errorf("array with flags %#x", flags)
-	}
-	p := 12
-	if len(b)-p < 8*int(ndim) {
-		return errors.New("array value shorter than its dimensions")
-	}
-	count := 0
-	if ndim > 0 {
-		count = 1
-	}
-	for i := int32(0); i < ndim; i++ {
-		n := int32(binary.BigEndian.Uint32(b[p:]))
-		p += 8 // the lower bound is not kept
-		if n < 0 {
-			return fmt.Errorf("array dimension of length %d", n)
-		}
-		// Every element takes at least its 4-byte length: more elements
-		// than that cannot be in the value (and must not be looped over).
-		if n > 0 && count > (len(b)-p)/4/int(n) {
-			return errors.New("array value shorter than its elements")
-		}
-		count *= int(n)
-	}
-	if ndim > 1 {
-		// Check the value is well formed before dropping it.
-		for range count {
-			n, err := elemLen(b, p)
-			if err != nil {
-				return err
-			}
-			p += 4 + max(n, 0)
-		}
-		if p != len(b) {
-			return errors.New("array value with trailing bytes")
-		}
-		v.AppendNull()
-		*nulled++
-		return nil
-	}
-	elems := &v.List.Elem
-	for range count {
-		n, err := elemLen(b, p)
-		if err != nil {
-			return err
-		}
-		p += 4
-		if n < 0 {
-			elems.AppendNull()
-			continue
-		}
-		if err := d.elem.decode(elems, b[p:p+n], nulled); err != nil {
-			return fmt.Errorf("array element: %w", err)
-		}
-		p += n
-	}
-	if p != len(b) {
-		return errors.New("array value with trailing bytes")
-	}
-	v.EndList()
-	return nil
-}
-
-// elemLen reads the length of the array element at p, -1 for NULL,
-// checking that its bytes are there.
-func elemLen(b []byte, p int) (int, error) {
-	if len(b)-p < 4 {
-		return 0, errors.New("array value shorter than its elements")
-	}
-	n := int(int32(binary.BigEndian.Uint32(b[p:])))
-	switch {
-	case n == -1:
-		return -1, nil
-	case n < 0:
-		return 0, fmt.Errorf("array element of length %d", n)
-	case n > len(b)-p-4:
-		return 0, errors.New("array element longer than the array value")
-	}
-	return n, nil
-}
-
-// numeric is a parsed binary numeric: sign, weight (of the first digit,
-// in powers of 10000), display scale and base-10000 digits (still in their
-// big-endian encoding).
-type numeric struct {
-	sign    uint16
-	weight  int
-	dscale  int
-	ndigits int
-	digits  []byte
-}
-
-func (n *numeric) digit(i int) int { return int(binary.BigEndian.Uint16(n.digits[2*i:])) }
-
-// parseNumeric checks a binary numeric as numeric_recv does.
-func parseNumeric(b []byte) (numeric, error) {
-	if len(b) < 8 {
-		return numeric{}, errors.New("numeric value shorter than its header")
-	}
-	nd := int(int16(binary.BigEndian.Uint16(b)))
-	if nd < 0 || len(b) != 8+2*nd {
-		return numeric{}, fmt.Errorf("numeric value of %d bytes with %d digits", len(b), nd)
-	}
-	n := numeric{
-		ndigits: nd,
-		weight:  int(int16(binary.BigEndian.Uint16(b[2:]))),
-		sign:    binary.BigEndian.Uint16(b[4:]),
-		digits:  b[8:],
-	}
-	ds := binary.BigEndian.Uint16(b[6:])
-	if ds&numericDscaleMask != ds {
-		return numeric{}, fmt.Errorf("numeric value with display scale word %#x", ds)
-	}
-	n.dscale = int(ds)
-	switch n.sign {
-	case numericPos, numericNeg:
-	case numericNaN, numericPInf, numericNInf:
-		if nd != 0 {
-			return numeric{}, errors.New("special numeric value with digits")
-		}
-	default:
-		return numeric{}, fmt.Errorf("numeric value with sign %#x", n.sign)
-	}
-	for i := range nd {
-		if n.digit(i) > numericMaxDigit {
-			return numeric{}, fmt.Errorf("numeric digit %d", n.digit(i))
-		}
-	}
-	return n, nil
-}
-
-func (n *numeric) special() bool { return n.sign != numericPos && n.sign != numericNeg }
-
-// textLen bounds the length of the text form.
-func (n *numeric) textLen() int {
-	return 12 + 4*(max(n.weight, 0)+1) + n.dscale + 4
-}
-
-// appendText appends the text form exactly as numeric_out writes it
-// (get_str_from_var): the integer digits without leading zeros, then
-// dscale fractional digits.
-func (n *numeric) appendText(dst []byte) []byte {
-	switch n.sign {
-	case numericNaN:
-		return append(dst, "NaN"...)
-	case numericPInf:
-		return append(dst, "Infinity"...)
-	case numericNInf:
-		return append(dst, "-Infinity"...)
-	case numericNeg:
-		dst = append(dst, '-')
-	}
-	d := 0
-	if n.weight < 0 {
-		d = n.weight + 1
-		dst = append(dst, '0')
-	} else {
-		for d = 0; d <= n.weight; d++ {
-			dig := 0
-			if d < n.ndigits {
-				dig = n.digit(d)
-			}
-			if d == 0 {
-				// Leading zeros of the first digit are not written.
-				dst = appendInt(dst, dig)
-				continue
-			}
-			dst = append(dst, byte('0'+dig/1000), byte('0'+dig/100%10), byte('0'+dig/10%10), byte('0'+dig%10))
-		}
-	}
-	if n.dscale > 0 {
-		dst = append(dst, '.')
-		end := len(dst) + n.dscale
-		for i := 0; i < n.dscale; i += 4 {
-			dig := 0
-			if d >= 0 && d < n.ndigits {
-				dig = n.digit(d)
-			}
-			dst = append(dst, byte('0'+dig/1000), byte('0'+dig/100%10), byte('0'+dig/10%10), byte('0'+dig%10))
-			d++
-		}
-		dst = dst[:end]
-	}
-	return dst
-}
-
-func appendInt(dst []byte, x int) []byte {
-	if x >= 10 {
-		dst = appendInt(dst, x/10)
-	}
-	return append(dst, byte('0'+x%10))
-}
-
-// pow10u64 holds 10^0 .. 10^19.
-var pow10u64 = func() (p [20]uint64) {
-	p[0] = 1
-	for i := 1; i < len(p); i++ {
-		p[i] = p[i-1] * 10
-	}
-	return p
-}()
-
-// u128 is an unsigned 128-bit integer.
-type u128 struct{ hi, lo uint64 }
-
-// mul multiplies by m, reporting overflow.
-func (x u128) mul(m uint64) (u128, bool) {
-	hh, hl := bits.Mul64(x.hi, m)
-	lh, ll := bits.Mul64(x.lo, m)
-	hi, carry := bits.Add64(hl, lh, 0)
-	return u128{hi, ll}, hh == 0 && carry == 0
-}
-
-func (x u128) add(a uint64) (u128, bool) {
-	lo, carry := bits.Add64(x.lo, a, 0)
-	hi, c2 := bits.Add64(x.hi, 0, carry)
-	return u128{hi, lo}, c2 == 0
-}
-
-// mulPow10 multiplies by 10^e, reporting overflow.
-func (x u128) mulPow10(e int) (u128, bool) {
-	if x.hi == 0 && x.lo == 0 {
-		return x, true
-	}
-	for e > 0 {
-		s := min(e, 19)
-		var ok bool
-		if x, ok = x.mul(pow10u64[s]); !ok {
-			return x, false
-		}
-		e -= s
-	}
-	return x, true
-}
-
-func (x u128) less(y u128) bool { return x.hi < y.hi || x.hi == y.hi && x.lo < y.lo }
-
-// negate is -x in two's complement: invert and add one.
-func (x u128) negate() u128 {
-	x, _ = u128{^x.hi, ^x.lo}.add(1)
-	return x
-}
-
-// twosComplement reads a big-endian two's complement integer of up to 16
-// bytes (a DECIMAL's FIXED_LEN_BYTE_ARRAY) as its magnitude and sign.
-func twosComplement(b []byte) (mag u128, neg bool) {
-	neg = len(b) > 0 && b[0]&0x80 != 0
-	if neg {
-		mag = u128{math.MaxUint64, math.MaxUint64} // sign extension
-	}
-	for _, c := range b {
-		mag = u128{mag.hi<<8 | mag.lo>>56, mag.lo<<8 | uint64(c)}
-	}
-	if neg {
-		mag = mag.negate()
-	}
-	return mag, neg
-}
-
-// twosDigits returns the sign and the decimal digits of the magnitude of
-// a big-endian two's complement integer (a DECIMAL's unscaled value),
-// without allocating for up to 16 bytes; buf holds the digits.
-func twosDigits(buf *[40]byte, b []byte) (neg bool, digits []byte) {
-	if len(b) > 16 {
-		n := new(big.Int).SetBytes(b)
-		if b[0]&0x80 != 0 {
-			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-		}
-		return n.Sign() < 0, n.Abs(n).Append(nil, 10)
-	}
-	mag, neg := twosComplement(b)
-	return neg, mag.appendDigits(buf)
-}
-
-// appendDigits writes x in decimal, without leading zeros, at the end of
-// buf and returns them.
-func (x u128) appendDigits(buf *[40]byte) []byte {
-	const e19 = 10_000_000_000_000_000_000
-	hi, lo := x.hi, x.lo
-	i := len(buf)
-	chunks := 0
-	for hi != 0 {
-		var r uint64
-		hi, r = hi/e19, hi%e19
-		lo, r = bits.Div64(r, lo, e19)
-		for range 19 {
-			i--
-			buf[i] = byte('0' + r%10)
-			r /= 10
-		}
-		chunks++
-	}
-	if lo != 0 || chunks == 0 {
-		for {
-			i--
-			buf[i] = byte('0' + lo%10)
-			lo /= 10
-			if lo == 0 {
-				break
-			}
-		}
-	}
-	return buf[i:]
-}
-
-// pow10u128 holds 10^0 .. 10^38.
-var pow10u128 = func() (p [39]u128) {
-	p[0] = u128{0, 1}
-	for i := 1; i < len(p); i++ {
-		p[i], _ = p[i-1].mul(10)
-	}
-	return p
-}()
-
-// unscaled returns |n| * 10^scale as an integer, and false when that is
-// not an integer (more fractional digits than scale) or does not fit in
-// 128 bits.
-func (n *numeric) unscaled(scale int) (u128, bool) {
-	var acc u128
-	cur := 0 // the power of 10 that acc's unit stands for
-	first := true
-	for i := range n.ndigits {
-		dig := uint64(n.digit(i))
-		e := 4*(n.weight-i) + scale
-		var c uint64
-		ce := 0
-		switch {
-		case e >= 0:
-			c, ce = dig, e
-		case e > -4:
-			p := pow10u64[-e]
-			if dig%p != 0 {
-				return acc, false
-			}
-			c = dig / p
-		default:
-			if dig != 0 {
-				return acc, false
-			}
-			continue
-		}
-		if first {
-			acc, cur, first = u128{0, c}, ce, false
-			continue
-		}
-		var ok bool
-		if acc, ok = acc.mulPow10(cur - ce); !ok {
-			return acc, false
-		}
-		if acc, ok = acc.add(c); !ok {
-			return acc, false
-		}
-		cur = ce
-	}
-	if cur > 38 && !(acc.hi == 0 && acc.lo == 0) {
-		return acc, false
-	}
-	return acc.mulPow10(cur)
-}
-
-// decodeDecimal decodes a numeric into a DECIMAL(precision, scale) as the
-// unscaled integer.
-func (d *Decoder) decodeDecimal(v *records.Vec, b []byte, nulled *int) error {
-	n, err := parseNumeric(b)
-	if err != nil {
-		return err
-	}
-	if n.special() {
-		v.AppendNull()
-		*nulled++
-		return nil
-	}
-	mag, ok := n.unscaled(d.scale)
-	if !ok || !mag.less(pow10u128[d.precision]) {
-		v.AppendNull()
-		*nulled++
-		return nil
-	}
-	phys := records.PhysicalFixedLenByteArray
-	switch d.kind {
-	case decNumeric32:
-		phys = records.PhysicalInt32
-	case decNumeric64:
-		phys = records.PhysicalInt64
-	}
-	return appendUnscaled(v, phys, d.width, n.sign == numericNeg, mag)
-}
-
-// appendUnscaled appends the DECIMAL whose unscaled value is mag (negated
-// when neg), of fewer digits than the column's precision, in the
-// column's physical type: INT32, INT64, or a big-endian two's complement
-// of width bytes.
-func appendUnscaled(v *records.Vec, phys records.Physical, width int, neg bool, mag u128) error {
-	switch phys {
-	case records.PhysicalInt32:
-		x := int32(mag.lo) // < 10^9
-		if neg {
-			x = -x
-		}
-		v.AppendInt32(x)
-	case records.PhysicalInt64:
-		x := int64(mag.lo) // < 10^18
-		if neg {
-			x = -x
-		}
-		v.AppendInt64(x)
-	default:
-		if neg {
-			mag = mag.negate()
-		}
-		var buf [16]byte
-		binary.BigEndian.PutUint64(buf[:8], mag.hi)
-		binary.BigEndian.PutUint64(buf[8:], mag.lo)
-		return appendBytes(v, buf[16-width:])
-	}
-	return nil
-}
-
-// numericEqual reports whether two binary numerics hold the same value:
-// PostgreSQL stores numerics without leading or trailing zero digits, so
-// they are equal when all but their display scales are.
-func NumericEqual(a, b []byte) bool {
-	if len(a) < 8 || len(b) < 8 {
-		return bytes.Equal(a, b)
-	}
-	return bytes.Equal(a[:6], b[:6]) && bytes.Equal(a[8:], b[8:])
-}
+// COPY's framing, both directions: the binary stream snapshots read
+// (CopyStream) and result rows (DecodeRow), and the binary and text
+// streams the warehouse writes (BinaryRowReader, TextRowReader). The
+// values inside are the type families' business.
 
 // CopySignature starts every binary COPY stream.
 const CopySignature = "PGCOPY\n\xff\r\n\x00"
@@ -745,6 +56,8 @@ type CopyStream struct {
 	carry []byte
 }
 
+// NewCopyStream returns a CopyStream that decodes into sink's batch with
+// one decoder per column.
 func NewCopyStream(cols []*Decoder, sink RowSink) *CopyStream {
 	return &CopyStream{cols: cols, sink: sink}
 }
@@ -923,3 +236,262 @@ func colName(s *records.Schema, i int) string {
 	}
 	return fmt.Sprintf("%q", s.Columns[i].Name)
 }
+
+// appendCopyEscaped appends s escaped for COPY's text format.
+func appendCopyEscaped(out, s []byte) []byte {
+	for _, c := range s {
+		switch c {
+		case '\\':
+			out = append(out, '\\', '\\')
+		case '\n':
+			out = append(out, '\\', 'n')
+		case '\r':
+			out = append(out, '\\', 'r')
+		case '\t':
+			out = append(out, '\\', 't')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TextRowReader streams a batch as COPY text, a row at a time, so that memory
+// holds the batch and a chunk of text, never the batch's whole text.
+type TextRowReader struct {
+	B       *records.Batch
+	Cols    []int // batch column of each COPY column, before the extras
+	Enc     []TextEncoder
+	Extra   func(out []byte, row int) []byte // columns after the batch's (tab-led), or nil
+	row     int
+	buf     []byte
+	off     int
+	scratch []byte
+	rows    int64
+}
+
+func (r *TextRowReader) Read(p []byte) (int, error) {
+	for r.off == len(r.buf) {
+		if r.row >= r.B.N {
+			return 0, io.EOF
+		}
+		r.buf, r.off = r.buf[:0], 0
+		for r.row < r.B.N && len(r.buf) < 256<<10 {
+			r.buf = r.appendRow(r.buf, r.row)
+			r.row++
+			r.rows++
+		}
+	}
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *TextRowReader) appendRow(out []byte, row int) []byte {
+	for k, ci := range r.Cols {
+		if k > 0 {
+			out = append(out, '\t')
+		}
+		v := &r.B.Cols[ci]
+		if v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row] {
+			out = append(out, '\\', 'N')
+			continue
+		}
+		if text, ok := v.ExactAt(row); ok {
+			// The source's exact text form of a value the Parquet type
+			// does not hold (infinity, NaN, an array's bounds).
+			out = appendCopyEscaped(out, text)
+			continue
+		}
+		if v.IsNull(row) {
+			out = append(out, '\\', 'N')
+			continue
+		}
+		r.scratch = r.Enc[k](r.scratch[:0], v, row)
+		out = appendCopyEscaped(out, r.scratch)
+	}
+	if r.Extra != nil {
+		out = r.Extra(out, row)
+	}
+	return append(out, '\n')
+}
+
+// Copied is the number of rows read so far.
+func (r *TextRowReader) Copied() int64 { return r.rows }
+
+// appendBinaryValue appends a non-null value with its length word.
+func appendBinaryValue(out []byte, v *records.Vec, i int, enc BinaryEncoder) ([]byte, error) {
+	at := len(out)
+	out = append(out, 0, 0, 0, 0)
+	out, err := enc(out, v, i)
+	if err != nil {
+		return out[:at], err
+	}
+	n := len(out) - at - 4
+	if n > math.MaxInt32 {
+		return out[:at], fmt.Errorf("value of %d bytes: a field holds 2 GiB at most", n)
+	}
+	binary.BigEndian.PutUint32(out[at:], uint32(n))
+	return out, nil
+}
+
+// AppendBinaryInt64Field appends a bigint field with its length word.
+func AppendBinaryInt64Field(out []byte, x int64) []byte {
+	out = binary.BigEndian.AppendUint32(out, 8)
+	return binary.BigEndian.AppendUint64(out, uint64(x))
+}
+
+// AppendBinaryInt4ArrayField appends an integer[] field with its length
+// word: NULL for nil xs, '{}' for an empty one. The xs are column
+// positions, far inside int32.
+func AppendBinaryInt4ArrayField(out []byte, xs []int) []byte {
+	if xs == nil {
+		return appendBinaryNullField(out)
+	}
+	if len(xs) == 0 {
+		out = binary.BigEndian.AppendUint32(out, 12)
+		out = binary.BigEndian.AppendUint32(out, 0)
+		out = binary.BigEndian.AppendUint32(out, 0)
+		return binary.BigEndian.AppendUint32(out, pgtype.Int4OID)
+	}
+	out = binary.BigEndian.AppendUint32(out, uint32(20+8*len(xs)))
+	out = binary.BigEndian.AppendUint32(out, 1)
+	out = binary.BigEndian.AppendUint32(out, 0)
+	out = binary.BigEndian.AppendUint32(out, pgtype.Int4OID)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(xs)))
+	out = binary.BigEndian.AppendUint32(out, 1)
+	for _, x := range xs {
+		out = binary.BigEndian.AppendUint32(out, 4)
+		out = binary.BigEndian.AppendUint32(out, uint32(int32(x)))
+	}
+	return out
+}
+
+// AppendBinaryTimestampField appends a timestamptz field with its length
+// word; unixMicros is a clock reading (time.Now().UnixMicro()), far inside
+// timestamptz's range.
+func AppendBinaryTimestampField(out []byte, unixMicros int64) []byte {
+	out = binary.BigEndian.AppendUint32(out, 8)
+	return binary.BigEndian.AppendUint64(out, uint64(unixMicros-PGEpochMicros))
+}
+
+// appendBinaryNullField appends a NULL field.
+func appendBinaryNullField(out []byte) []byte {
+	return binary.BigEndian.AppendUint32(out, math.MaxUint32) // -1
+}
+
+// binaryHeader starts every COPY binary stream: the signature, the flags
+// (no OIDs) and the length of the header extension (none).
+const binaryHeader = "PGCOPY\n\xff\r\n\x00" + "\x00\x00\x00\x00" + "\x00\x00\x00\x00"
+
+// binaryTrailer ends it: a field count of -1.
+const binaryTrailer = "\xff\xff"
+
+// binaryBufferSize is how much of the stream is built before it is handed
+// to the connection: large enough that the per-chunk work is noise, small
+// enough that a batch's whole stream is never in memory.
+const binaryBufferSize = 256 << 10
+
+// BinaryRowReader streams a batch as one complete COPY binary stream, a
+// chunk of rows at a time, as TextRowReader does for the text format. Unlike
+// text, a value can fail to encode (a malformed uuid or number, an
+// out-of-range date); Read then returns the error, which makes the COPY
+// fail as a whole (pgconn sends CopyFail with its message).
+type BinaryRowReader struct {
+	B     *records.Batch
+	Cols  []int // batch column of each COPY column, before the extras
+	Enc   []BinaryEncoder
+	Extra func(out []byte, row int) []byte // fields after the batch's, each with its length word, or nil
+	// nExtra is how many fields extra appends.
+	NExtra int
+	rows   int64
+
+	row     int
+	started bool // the header is written
+	done    bool // the trailer is written
+	err     error
+	buf     []byte
+	off     int
+}
+
+// Read implements io.Reader.
+func (r *BinaryRowReader) Read(p []byte) (int, error) {
+	for r.off == len(r.buf) {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.done {
+			return 0, io.EOF
+		}
+		r.fill()
+	}
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// fill builds the next chunk of the stream, or records the error that
+// ends it.
+func (r *BinaryRowReader) fill() {
+	r.buf, r.off = r.buf[:0], 0
+	if !r.started {
+		fields := len(r.Cols) + r.NExtra
+		if len(r.Enc) != len(r.Cols) || fields > math.MaxInt16 || r.NExtra < 0 {
+			r.err = fmt.Errorf("COPY of %d columns with %d encoders and %d extra fields", len(r.Cols), len(r.Enc), r.NExtra)
+			return
+		}
+		if r.buf == nil {
+			r.buf = make([]byte, 0, binaryBufferSize+binaryBufferSize/4)
+		}
+		r.buf = append(r.buf, binaryHeader...)
+		r.started = true
+	}
+	for r.row < r.B.N && len(r.buf) < binaryBufferSize {
+		var err error
+		if r.buf, err = r.appendRow(r.buf, r.row); err != nil {
+			r.buf, r.err = r.buf[:0], err
+			return
+		}
+		r.row++
+		r.rows++
+	}
+	if r.row >= r.B.N {
+		r.buf = append(r.buf, binaryTrailer...)
+		r.done = true
+	}
+}
+
+// appendRow appends one tuple: the field count, each field (NULL for a
+// null or unchanged value), then the extras.
+func (r *BinaryRowReader) appendRow(out []byte, row int) ([]byte, error) {
+	out = binary.BigEndian.AppendUint16(out, uint16(len(r.Cols)+r.NExtra))
+	for k, ci := range r.Cols {
+		if ci < 0 || ci >= len(r.B.Cols) {
+			return out, fmt.Errorf("COPY column %d is batch column %d of %d", k, ci, len(r.B.Cols))
+		}
+		v := &r.B.Cols[ci]
+		if v.IsNull(row) || (v.Unchanged != nil && row < len(v.Unchanged) && v.Unchanged[row]) {
+			out = appendBinaryNullField(out)
+			continue
+		}
+		var err error
+		if out, err = appendBinaryValue(out, v, row, r.Enc[k]); err != nil {
+			return out, fmt.Errorf("column %s, row %d of the batch: %w", r.columnName(ci), row+1, err)
+		}
+	}
+	if r.Extra != nil {
+		out = r.Extra(out, row)
+	}
+	return out, nil
+}
+
+// columnName names batch column ci for an error.
+func (r *BinaryRowReader) columnName(ci int) string {
+	if s := r.B.Schema; s != nil && ci < len(s.Columns) {
+		return strconv.Quote(s.Columns[ci].Name)
+	}
+	return strconv.Itoa(ci + 1)
+}
+
+// Copied is the number of rows read so far.
+func (r *BinaryRowReader) Copied() int64 { return r.rows }

@@ -78,8 +78,8 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// ForWarehouse makes a Dialer connect for the warehouse block (given as a
-// config.Source built from it): its errors name the warehouse block and
+// ForWarehouse makes a Dialer connect for the warehouse block (given as
+// WarehouseSource builds it; NewWarehouseDialer does both): its errors name the warehouse block and
 // its attributes (url, sslmode, ssh_tunnel, ...) instead of a source's,
 // and sensitive (the block's Sensitive) says which of them to mask.
 func ForWarehouse(sensitive map[string]bool) Option {

@@ -53,10 +53,10 @@ fuzz: ensure-postgres ensure-stripe-mock
 	$(GO) test -run '^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz='^FuzzCopyDecode$$' -fuzztime=$(FUZZTIME) ./providers/postgres
 	$(GO) test -run '^$$' -fuzz='^FuzzPgoutput$$' -fuzztime=$(FUZZTIME) ./providers/postgres
-	$(GO) test -run '^$$' -fuzz='^FuzzTextDecode$$' -fuzztime=$(FUZZTIME) ./providers/postgres
+	$(GO) test -run '^$$' -fuzz='^FuzzTextDecode$$' -fuzztime=$(FUZZTIME) ./internal/pg/codec
 	$(GO) test -run '^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(FUZZTIME) ./providers/stripe
 	$(GO) test -run '^$$' -fuzz='^FuzzVerifySignature$$' -fuzztime=$(FUZZTIME) ./providers/stripe
-	$(GO) test -run '^$$' -fuzz='^FuzzBinaryEncoders$$' -fuzztime=$(FUZZTIME) ./warehouse/postgres
+	$(GO) test -run '^$$' -fuzz='^FuzzBinaryEncoders$$' -fuzztime=$(FUZZTIME) ./internal/pg/codec
 
 clean:
 	rm -rf bin .demo

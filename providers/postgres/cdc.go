@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/providers"
 )
 
@@ -315,7 +316,7 @@ func streamError(err error, slot, publication string, p *Provider) error {
 // pg_attribute, their declared array dimensions and nullability; and the
 // table's primary key.
 func catalogResolver(conn *pgx.Conn) relationResolver {
-	types := TypeCatalog{}
+	types := codec.TypeCatalog{}
 	seen := map[uint32]bool{}
 	return func(ctx context.Context, m *relationMsg) (*cdcRelationInfo, error) {
 		names := make([]string, len(m.cols))
@@ -334,8 +335,8 @@ func catalogResolver(conn *pgx.Conn) relationResolver {
 		dims := make([]int, len(m.cols))
 		b := &pgx.Batch{}
 		if len(missing) > 0 {
-			b.Queue(typeClosureSQL(`seed(oid) AS (SELECT unnest($1::oid[]))`), missing).Query(func(rows pgx.Rows) error {
-				return types.scan(rows)
+			b.Queue(codec.TypeClosureSQL(`seed(oid) AS (SELECT unnest($1::oid[]))`), missing).Query(func(rows pgx.Rows) error {
+				return types.Scan(rows)
 			})
 		}
 		b.Queue(relationColumnsSQL, m.id, names, oids, mods).Query(func(rows pgx.Rows) error {

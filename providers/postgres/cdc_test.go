@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/providers"
 )
 
@@ -797,7 +798,7 @@ func TestStreamMatchesSnapshot(t *testing.T) {
 		for i := range b.N {
 			var row []any
 			for c, col := range b.Schema.Columns {
-				row = append(row, vecValue(&b.Cols[c], col.Type, i))
+				row = append(row, recordstest.Value(&b.Cols[c], col.Type, i))
 			}
 			snapRows = append(snapRows, row)
 		}
@@ -854,7 +855,7 @@ func TestStreamMatchesSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, want := range texts {
-			got := vecValue(&streamed.Rows.Cols[c], col.Type, i)
+			got := recordstest.Value(&streamed.Rows.Cols[c], col.Type, i)
 			var w any
 			if want != nil {
 				w = *want

@@ -27,10 +27,9 @@ func (p *Provider) Check(ctx context.Context) ([]providers.Check, error) {
 		return err
 	})
 	// The role's name (in a GRANT) may derive from a sensitive value.
-	h := p.dialer.secrets()
 	for i := range checks {
-		checks[i].Message = redact(checks[i].Message, h)
-		checks[i].Fix = redact(checks[i].Fix, h)
+		checks[i].Message = p.dialer.Redact(checks[i].Message)
+		checks[i].Fix = p.dialer.Redact(checks[i].Fix)
 	}
 	return checks, p.classified(err)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -63,10 +64,10 @@ var fuzzColumns = []struct {
 // fuzzTable is the table of fuzzColumns, built without a server.
 func fuzzTable(t testing.TB) *tableInfo {
 	info := &tableInfo{schema: &records.Schema{}}
-	var catalog TypeCatalog
+	var catalog codec.TypeCatalog
 	for _, c := range fuzzColumns {
 		typ := catalog.Resolve(c.oid, c.typmod, c.dims)
-		pt := MapType(typ)
+		pt := codec.MapType(typ)
 		rc, err := planColumn(c.name, typ, pt)
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +115,7 @@ func digestStream(info *tableInfo, data []byte, split int) ([sha256.Size]byte, e
 		}
 		return nil
 	})
-	s := newCopyStream(info.decoders(), sink)
+	s := codec.NewCopyStream(info.decoders(), sink)
 	if split <= 0 {
 		split = len(data)
 	}
@@ -125,7 +126,7 @@ func digestStream(info *tableInfo, data []byte, split int) ([sha256.Size]byte, e
 		}
 		data = data[n:]
 	}
-	if err := s.finish(); err != nil {
+	if err := s.Finish(); err != nil {
 		return [sha256.Size]byte{}, err
 	}
 	if err := sink.flush(); err != nil {
@@ -203,7 +204,7 @@ func TestFuzzSeeds(t *testing.T) {
 	}
 	for i, c := range fuzz.cols {
 		rc := real.cols[i+1]
-		if c.expr != rc.expr || c.resultOID != rc.resultOID || !cmp.Equal(c.dec, rc.dec, cmp.AllowUnexported(decoder{})) {
+		if c.expr != rc.expr || c.resultOID != rc.resultOID || !cmp.Equal(c.dec, rc.dec, cmp.AllowUnexported(codec.Decoder{})) {
 			t.Errorf("column %s: fuzz decodes %s (%d) with %+v, a read %s (%d) with %+v", c.name, c.expr, c.resultOID, c.dec, rc.expr, rc.resultOID, rc.dec)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -28,6 +29,9 @@ type typeCase struct {
 	parquet string
 	nulled  int
 }
+
+// copySignature starts every binary COPY stream.
+var copySignature = []byte(codec.CopySignature)
 
 func days(y, m, d int) int32 {
 	return int32(time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
@@ -250,10 +254,10 @@ func captureCopy(t testing.TB, f *readerFixture, query string) []byte {
 
 // decodeStream decodes a COPY stream written in pieces of size split (0:
 // at once) into rows.
-func decodeStream(schema *records.Schema, decs []*decoder, data []byte, split, batchRows int) ([]map[string]any, error) {
+func decodeStream(schema *records.Schema, decs []*codec.Decoder, data []byte, split, batchRows int) ([]map[string]any, error) {
 	got := &collected{}
 	sink := emitSink(schema, batchRows, got.emit)
-	s := newCopyStream(decs, sink)
+	s := codec.NewCopyStream(decs, sink)
 	if split <= 0 {
 		split = len(data)
 	}
@@ -264,7 +268,7 @@ func decodeStream(schema *records.Schema, decs []*decoder, data []byte, split, b
 		}
 		data = data[n:]
 	}
-	if err := s.finish(); err != nil {
+	if err := s.Finish(); err != nil {
 		return nil, err
 	}
 	if err := sink.flush(); err != nil {
@@ -301,9 +305,17 @@ func TestCopyStreamSplits(t *testing.T) {
 	// Malformed streams, built from a one-row stream of an int4 and a
 	// text column.
 	small := &tableInfo{schema: &records.Schema{Columns: []records.Column{
-		{Name: "a", Type: parquetInt32}, {Name: "b", Type: parquetString},
+		{Name: "a", Type: codec.ParquetInt32}, {Name: "b", Type: codec.ParquetString},
 	}}}
-	decs := []*decoder{{kind: decInt4}, {kind: decBytes}}
+	int4, _, _, err := codec.ColumnDecoder(&codec.PGType{OID: pgtype.Int4OID, Type: 'b'}, codec.ParquetInt32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, _, err := codec.ColumnDecoder(&codec.PGType{OID: pgtype.TextOID, Type: 'b'}, codec.ParquetString)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decs := []*codec.Decoder{int4, text}
 	header := append(append([]byte{}, copySignature...), 0, 0, 0, 0, 0, 0, 0, 0)
 	row := func(fields ...[]byte) []byte {
 		out := binary.BigEndian.AppendUint16(nil, uint16(len(fields)))
@@ -352,76 +364,4 @@ func TestCopyStreamSplits(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestDecodeMalformedValues feeds decoders values no server sends.
-func TestDecodeMalformedValues(t *testing.T) {
-	u16 := func(xs ...int) []byte {
-		var out []byte
-		for _, x := range xs {
-			out = binary.BigEndian.AppendUint16(out, uint16(x))
-		}
-		return out
-	}
-	u32 := func(xs ...int) []byte {
-		var out []byte
-		for _, x := range xs {
-			out = binary.BigEndian.AppendUint32(out, uint32(x))
-		}
-		return out
-	}
-	dec := &decoder{kind: decNumeric64, precision: 18, scale: 4}
-	list := &decoder{kind: decList, elem: &decoder{kind: decInt4}}
-	cases := []struct {
-		name string
-		d    *decoder
-		val  []byte
-		want string
-	}{
-		{"numeric short", dec, u16(1, 0), "shorter than its header"},
-		{"numeric digits count", dec, u16(2, 0, 0, 0, 1), "with 2 digits"},
-		{"numeric negative count", dec, u16(-1, 0, 0, 0), "with -1 digits"},
-		{"numeric digit", dec, u16(1, 0, 0, 0, 10000), "numeric digit 10000"},
-		{"numeric sign", dec, u16(1, 0, 0x1234, 0, 1), "sign 0x1234"},
-		{"numeric dscale", dec, u16(1, 0, 0, 0x8000, 1), "display scale"},
-		{"numeric NaN digits", dec, u16(1, 0, 0xC000, 0, 1), "special numeric value with digits"},
-		{"array short", list, u32(1, 0), "shorter than its header"},
-		{"array dims", list, u32(7, 0, 23), "7 dimensions"},
-		{"array flags", list, u32(1, 2, 23, 1, 1), "flags"},
-		{"array dim length", list, u32(1, 0, 23, -1, 1), "dimension of length -1"},
-		{"array too many elements", list, u32(1, 0, 23, 1<<30, 1), "shorter than its elements"},
-		{"array overflowing dims", list, u32(2, 0, 23, 1<<16, 1, 1<<16, 1), "shorter than its elements"},
-		{"array element length", list, u32(1, 0, 23, 1, 1, -2), "element of length -2"},
-		{"array element too long", list, u32(1, 0, 23, 1, 1, 100), "longer than the array"},
-		{"array trailing", list, u32(1, 0, 23, 1, 1, 4, 5, 9), "trailing"},
-		{"array element", list, u32(1, 0, 23, 1, 1, 2, 5), "integer value of 2 bytes"},
-		{"jsonb version", &decoder{kind: decJSONB}, []byte{2, '1'}, "version"},
-		{"uuid", &decoder{kind: decUUID}, []byte{1, 2}, "uuid value of 2 bytes"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			pt := records.ParquetType{Physical: records.PhysicalInt64}
-			if c.d.kind == decList {
-				pt = records.ParquetType{Physical: records.PhysicalGroup, Element: &records.ParquetType{Physical: records.PhysicalInt32}}
-			} else if c.d.kind != decNumeric64 {
-				pt = records.ParquetType{Physical: records.PhysicalByteArray}
-			}
-			b := records.NewBatch(&records.Schema{Columns: []records.Column{{Name: "c", Type: pt}}}, 1)
-			var nulled int
-			err := c.d.decode(&b.Cols[0], c.val, &nulled)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("got error %v, want %q", err, c.want)
-			}
-		})
-	}
-}
-
-// fixedDecimal shows a FIXED_LEN_BYTE_ARRAY decimal as its unscaled
-// integer.
-func fixedDecimal(b []byte) string {
-	x := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		x.Sub(x, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-	}
-	return x.String()
 }

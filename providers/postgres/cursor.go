@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -89,7 +90,7 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 	isNumeric := cc.resultOID == pgtype.NumericOID
 	equal := func(a, b []byte) bool {
 		if isNumeric {
-			return numericEqual(a, b)
+			return codec.NumericEqual(a, b)
 		}
 		return bytes.Equal(a, b)
 	}
@@ -230,7 +231,7 @@ func readRows(ctx context.Context, conn *pgx.Conn, sql string, args [][]byte, oi
 				continue
 			}
 		}
-		if err := decodeValues(decs, sink.batch(), vals); err != nil {
+		if err := codec.DecodeRow(decs, sink.Batch(), vals); err != nil {
 			rr.Close()
 			return fmt.Errorf("reading %s: %w", info.name, err)
 		}
@@ -238,7 +239,7 @@ func readRows(ctx context.Context, conn *pgx.Conn, sql string, args [][]byte, oi
 		for _, v := range vals {
 			size += 4 + len(v)
 		}
-		if err := sink.rowDone(size); err != nil {
+		if err := sink.RowDone(size); err != nil {
 			rr.Close()
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/providers"
 )
 
@@ -100,7 +101,7 @@ type column struct {
 	name     string
 	format   string
 	nullable bool
-	typ      *PGType
+	typ      *codec.PGType
 	// canSelect reports a SELECT privilege on the column (or the table).
 	canSelect bool
 }
@@ -185,7 +186,7 @@ FROM rels r
 JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
 WHERE i.indisvalid AND i.indpred IS NULL AND i.indkey[0] <> 0`
 
-var typesSQL = typeClosureSQL(relsCTE + `,
+var typesSQL = codec.TypeClosureSQL(relsCTE + `,
 seed(oid) AS (
 	SELECT DISTINCT a.atttypid
 	FROM rels r
@@ -249,7 +250,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source, schemas []
 	var user string
 	byOID := map[uint32]*relation{}
 	var rels []*relation
-	types := TypeCatalog{}
+	types := codec.TypeCatalog{}
 
 	b := &pgx.Batch{}
 	b.Queue(serverSQL).QueryRow(func(row pgx.Row) error {
@@ -293,7 +294,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source, schemas []
 				return fmt.Errorf("reading the columns: %w", err)
 			}
 			// The type is resolved once the types query has been read.
-			c.typ = &PGType{OID: typid, Typmod: typmod, Dims: dims}
+			c.typ = &codec.PGType{OID: typid, Typmod: typmod, Dims: dims}
 			if r := byOID[relid]; r != nil {
 				r.columns = append(r.columns, c)
 			}
@@ -314,7 +315,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, src *config.Source, schemas []
 		return rows.Err()
 	})
 	b.Queue(typesSQL, schemas).Query(func(rows pgx.Rows) error {
-		if err := types.scan(rows); err != nil {
+		if err := types.Scan(rows); err != nil {
 			return fmt.Errorf("reading the column types: %w", err)
 		}
 		return nil
@@ -407,7 +408,7 @@ func (r *relation) describe(user string, declaredKey bool) {
 	t.IncrementalFields = []providers.IncrementalField{}
 	for _, c := range r.columns {
 		t.Columns = append(t.Columns, providers.Column{
-			Name: c.name, Type: c.format, Nullable: c.nullable, ParquetType: MapType(c.typ).Name,
+			Name: c.name, Type: c.format, Nullable: c.nullable, ParquetType: codec.MapType(c.typ).Name,
 		})
 		if cursorKindOf(c.typ) != cursorNone {
 			t.IncrementalFields = append(t.IncrementalFields, providers.IncrementalField{
@@ -486,8 +487,8 @@ const (
 // cursorKindOf tells whether a column type can serve as a cursor: values
 // that grow with time, compared cheaply and exactly. Domains count as their
 // base type.
-func cursorKindOf(t *PGType) cursorKind {
-	b := baseType(t)
+func cursorKindOf(t *codec.PGType) cursorKind {
+	b := codec.BaseType(t)
 	if b == nil {
 		return cursorNone
 	}
@@ -500,7 +501,7 @@ func cursorKindOf(t *PGType) cursorKind {
 		return cursorInteger
 	case pgtype.NumericOID:
 		// numeric(p,0), and numeric(p,-n), which holds multiples of 10^n.
-		if _, s, ok := numericTypmod(b.Typmod); ok && s <= 0 {
+		if _, s, ok := codec.NumericTypmod(b.Typmod); ok && s <= 0 {
 			return cursorInteger
 		}
 	}

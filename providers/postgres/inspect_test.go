@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -574,11 +575,11 @@ func TestInspectQueryCount(t *testing.T) {
 
 // TestRecommend covers every rule of recommend.
 func TestRecommend(t *testing.T) {
-	ts := &PGType{OID: 1184}
-	i8 := &PGType{OID: 20}
-	txt := &PGType{OID: 25}
-	dt := &PGType{OID: 1082}
-	col := func(n int16, name string, typ *PGType, nullable bool) *column {
+	ts := &codec.PGType{OID: 1184}
+	i8 := &codec.PGType{OID: 20}
+	txt := &codec.PGType{OID: 25}
+	dt := &codec.PGType{OID: 1082}
+	col := func(n int16, name string, typ *codec.PGType, nullable bool) *column {
 		return &column{attnum: n, name: name, typ: typ, nullable: nullable}
 	}
 	big := rows(5_000_000)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -183,7 +184,7 @@ func parseTuple(r *walReader, dst []tupleCol) ([]tupleCol, error) {
 
 // cdcColumnInfo is what the catalog adds to a Relation message's column.
 type cdcColumnInfo struct {
-	typ        *PGType
+	typ        *codec.PGType
 	sourceType string // format_type()
 	nullable   bool
 }
@@ -210,7 +211,7 @@ type cdcRelation struct {
 	// out is, per message column, its position in schema (-1 when the
 	// column is not read); decs its decoder.
 	out  []int
-	decs []*textDecoder
+	decs []*codec.TextDecoder
 	// keyMsg are the message positions of the key columns.
 	keyMsg []int
 	// keyOnIdentity reports that every key column is part of the replica
@@ -327,7 +328,7 @@ func (d *changeDecoder) begin(r *walReader) error {
 	if d.tx.active {
 		return errors.New("pgoutput began a transaction inside another")
 	}
-	d.tx = cdcTxState{active: true, skip: lsn <= d.skipThrough, lsn: lsn, micros: t + pgEpochMicros, tables: map[string]*cdcTableTx{}}
+	d.tx = cdcTxState{active: true, skip: lsn <= d.skipThrough, lsn: lsn, micros: t + codec.PGEpochMicros, tables: map[string]*cdcTableTx{}}
 	return nil
 }
 
@@ -464,14 +465,14 @@ func (d *changeDecoder) buildRelation(ctx context.Context, m *relationMsg) (*cdc
 	all := req.Columns == nil
 	s := &records.Schema{Columns: []records.Column{}, PrimaryKey: append([]string(nil), keys...)}
 	rel.out = make([]int, len(m.cols))
-	rel.decs = make([]*textDecoder, len(m.cols))
+	rel.decs = make([]*codec.TextDecoder, len(m.cols))
 	for i, c := range m.cols {
 		rel.out[i] = -1
 		if !all && !want[c.name] || s.Index(c.name) >= 0 {
 			continue
 		}
-		pt := MapType(infos[i].typ)
-		dec, err := newTextDecoder(pt, infos[i].typ)
+		pt := codec.MapType(infos[i].typ)
+		dec, err := codec.NewColumnTextDecoder(pt, infos[i].typ)
 		if err != nil {
 			return nil, fmt.Errorf("%s column %s: %w", name, pgx.Identifier{c.name}.Sanitize(), err)
 		}
@@ -501,9 +502,9 @@ func (d *changeDecoder) buildRelation(ctx context.Context, m *relationMsg) (*cdc
 	}
 	rel.meta = len(s.Columns)
 	s.Columns = append(s.Columns,
-		records.Column{Name: CDCOpColumn, Type: parquetString},
-		records.Column{Name: LSNColumn, Type: parquetInt64},
-		records.Column{Name: CDCTimestampColumn, Type: parquetTimestampTZ},
+		records.Column{Name: CDCOpColumn, Type: codec.ParquetString},
+		records.Column{Name: LSNColumn, Type: codec.ParquetInt64},
+		records.Column{Name: CDCTimestampColumn, Type: codec.ParquetTimestampTZ},
 	)
 	rel.schema = s
 	return rel, nil
@@ -647,7 +648,7 @@ func (d *changeDecoder) appendRow(tt *cdcTableTx, op byte, tup, oldTup []tupleCo
 }
 
 // appendValue appends one tuple value to v, which holds row values.
-func appendValue(v *records.Vec, dec *textDecoder, c tupleCol, row int) error {
+func appendValue(v *records.Vec, dec *codec.TextDecoder, c tupleCol, row int) error {
 	switch c.kind {
 	case 'n':
 		v.AppendNull()
@@ -658,7 +659,7 @@ func appendValue(v *records.Vec, dec *textDecoder, c tupleCol, row int) error {
 		}
 		v.Unchanged = append(v.Unchanged, true)
 	case 't':
-		return dec.decodeColumn(v, c.data)
+		return dec.Decode(v, c.data)
 	default:
 		return fmt.Errorf("value of kind %q (binary values are not requested)", c.kind)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/providers"
 )
 
@@ -21,7 +23,7 @@ import (
 func poBegin(lsn pglogrepl.LSN, commit time.Time) []byte {
 	b := []byte{'B'}
 	b = binary.BigEndian.AppendUint64(b, uint64(lsn))
-	b = binary.BigEndian.AppendUint64(b, uint64(commit.UnixMicro()-pgEpochMicros))
+	b = binary.BigEndian.AppendUint64(b, uint64(commit.UnixMicro()-codec.PGEpochMicros))
 	return binary.BigEndian.AppendUint32(b, 1234)
 }
 
@@ -29,7 +31,7 @@ func poCommit(lsn pglogrepl.LSN, commit time.Time) []byte {
 	b := []byte{'C', 0}
 	b = binary.BigEndian.AppendUint64(b, uint64(lsn))
 	b = binary.BigEndian.AppendUint64(b, uint64(lsn)+100)
-	return binary.BigEndian.AppendUint64(b, uint64(commit.UnixMicro()-pgEpochMicros))
+	return binary.BigEndian.AppendUint64(b, uint64(commit.UnixMicro()-codec.PGEpochMicros))
 }
 
 type poCol struct {
@@ -116,7 +118,7 @@ func poTruncate(ids ...uint32) []byte {
 func staticResolver(_ context.Context, m *relationMsg) (*cdcRelationInfo, error) {
 	out := &cdcRelationInfo{cols: make([]cdcColumnInfo, len(m.cols))}
 	for i, c := range m.cols {
-		out.cols[i] = cdcColumnInfo{typ: TypeCatalog(nil).Resolve(c.typ, c.typmod, 0), nullable: !c.key}
+		out.cols[i] = cdcColumnInfo{typ: codec.TypeCatalog(nil).Resolve(c.typ, c.typmod, 0), nullable: !c.key}
 	}
 	return out, nil
 }
@@ -202,7 +204,7 @@ func tableRows(t *testing.T, tx *providers.Transaction, tc *providers.TableChang
 				row = append(row, unchangedMark)
 				continue
 			}
-			row = append(row, vecValue(v, s.Columns[c].Type, i))
+			row = append(row, recordstest.Value(v, s.Columns[c].Type, i))
 		}
 		row = append(row, string(b.Cols[n-3].Bytes(i)))
 		if got := b.Cols[n-2].I64[i]; got != int64(lsn) {
@@ -225,7 +227,7 @@ func keyRows(tc *providers.TableChanges) [][]any {
 	for i := range tc.OldKeys.N {
 		var row []any
 		for c, col := range tc.OldKeys.Schema.Columns {
-			row = append(row, vecValue(&tc.OldKeys.Cols[c], col.Type, i))
+			row = append(row, recordstest.Value(&tc.OldKeys.Cols[c], col.Type, i))
 		}
 		rows = append(rows, row)
 	}

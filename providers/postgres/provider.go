@@ -1,3 +1,9 @@
+// Package postgres is the PostgreSQL source: introspection, prerequisites,
+// publications and slots, snapshots, cursor reads and CDC. Connections
+// (settings, TLS, SSH tunnels, errors a user can act on) are internal/pg's
+// and the encoding of values internal/pg/codec's, both shared with the
+// PostgreSQL warehouse; see internal/pg for how a source's connection
+// settings are assembled.
 package postgres
 
 import (
@@ -70,7 +76,7 @@ func (p *Provider) withConn(ctx context.Context, fn func(conn *pgx.Conn) error) 
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.dialer.closeWhenIdle()
+	p.dialer.CloseWhenIdle()
 	if p.conn == nil {
 		return nil
 	}

@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -37,7 +37,7 @@ type tableInfo struct {
 // readCol is one column as read.
 type readCol struct {
 	name string
-	typ  *PGType
+	typ  *codec.PGType
 	// expr is the select-list expression: the quoted column, or its text
 	// form when its binary format is not decoded (see planColumn).
 	expr string
@@ -46,7 +46,7 @@ type readCol struct {
 	// resultOID is the type the server sends for expr: the base type of
 	// the column, or text for a text form.
 	resultOID uint32
-	dec       *decoder
+	dec       *codec.Decoder
 }
 
 // exprFor is the column's select-list expression applied to x (the
@@ -99,7 +99,7 @@ const relCTE = `rel AS (
 	WHERE n.nspname = $1 AND c.relname = $2
 )`
 
-var tableTypesSQL = typeClosureSQL(relCTE + `,
+var tableTypesSQL = codec.TypeClosureSQL(relCTE + `,
 seed(oid) AS (
 	SELECT a.atttypid
 	FROM rel r
@@ -223,7 +223,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, m
 		found bool
 		pk    []string
 		attrs []attr
-		types = TypeCatalog{}
+		types = codec.TypeCatalog{}
 	)
 	b := &pgx.Batch{}
 	b.Queue(tableColumnsSQL, req.Schema, req.Table).Query(func(rows pgx.Rows) error {
@@ -246,7 +246,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, m
 		return rows.Err()
 	})
 	b.Queue(tableTypesSQL, req.Schema, req.Table).Query(func(rows pgx.Rows) error {
-		return types.scan(rows)
+		return types.Scan(rows)
 	})
 	if more != nil {
 		more(b)
@@ -280,7 +280,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, m
 		}
 		delete(want, a.name)
 		t := types.Resolve(a.oid, a.typmod, a.dims)
-		pt := MapType(t)
+		pt := codec.MapType(t)
 		rc, err := planColumn(a.name, t, pt)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", info.name, err)
@@ -341,154 +341,18 @@ func (info *tableInfo) selectList() string {
 	return sb.String()
 }
 
-// planColumn chooses how a column is read: its binary format decoded
-// when the decoder knows it, else its text form, which is what the
-// mapping makes of every type Parquet has no equivalent for. A LIST of
-// such elements is read as the array's text form and split by the
-// decoder of logical replication's text (textdecode.go), so that both
-// paths make the same elements of it. Domains are read as their base
-// type.
-func planColumn(name string, t *PGType, pt records.ParquetType) (readCol, error) {
+// planColumn chooses how a column is read (codec.ColumnDecoder): its
+// binary format decoded when the decoder knows it, else its text form.
+func planColumn(name string, t *codec.PGType, pt records.ParquetType) (readCol, error) {
 	ident := pgx.Identifier{name}.Sanitize()
 	rc := readCol{name: name, typ: t, expr: ident}
-	b := baseType(t)
-	if pt.Physical == records.PhysicalGroup {
-		if pt.Element == nil {
-			return rc, fmt.Errorf("column %s: LIST type without an element type", ident)
-		}
-		var elem *PGType
-		if b != nil {
-			elem = baseType(arrayElem(b))
-		}
-		if d, ok := nativeDecoder(elem, *pt.Element); ok {
-			rc.dec = &decoder{kind: decList, elem: d}
-			rc.resultOID = b.OID
-			return rc, nil
-		}
-		td, err := newTextDecoder(pt, t)
-		if err != nil {
-			return rc, fmt.Errorf("column %s: %w", ident, err)
-		}
-		rc.dec = &decoder{kind: decTextList, text: td}
-		rc.asText, rc.expr, rc.resultOID = true, textForm(ident), pgtype.TextOID
-		return rc, nil
+	d, asText, oid, err := codec.ColumnDecoder(t, pt)
+	if err != nil {
+		return rc, fmt.Errorf("column %s: %w", ident, err)
 	}
-	if d, ok := nativeDecoder(b, pt); ok {
-		rc.dec = d
-		rc.resultOID = b.OID
-		return rc, nil
+	rc.dec, rc.resultOID = d, oid
+	if asText {
+		rc.asText, rc.expr = true, textForm(ident)
 	}
-	if isString(pt) {
-		rc.dec = &decoder{kind: decBytes}
-		rc.asText, rc.expr, rc.resultOID = true, textForm(ident), pgtype.TextOID
-		return rc, nil
-	}
-	return rc, fmt.Errorf("column %s: no decoder for %s as %s", ident, t, pt.Name)
-}
-
-func isString(pt records.ParquetType) bool {
-	return pt.Physical == records.PhysicalByteArray && pt.Logical == records.LogicalString
-}
-
-// nativeDecoder returns the decoder of the binary format of a (base)
-// type into its Parquet type, when sluice decodes it.
-func nativeDecoder(b *PGType, pt records.ParquetType) (*decoder, bool) {
-	if b == nil {
-		return nil, false
-	}
-	phys, logical := pt.Physical, pt.Logical
-	var d *decoder
-	switch b.OID {
-	case pgtype.BoolOID:
-		if phys == records.PhysicalBoolean {
-			d = &decoder{kind: decBool}
-		}
-	case pgtype.Int2OID:
-		if phys == records.PhysicalInt32 {
-			d = &decoder{kind: decInt2}
-		}
-	case pgtype.Int4OID:
-		if phys == records.PhysicalInt32 {
-			d = &decoder{kind: decInt4}
-		}
-	case pgtype.Int8OID:
-		if phys == records.PhysicalInt64 {
-			d = &decoder{kind: decInt8}
-		}
-	case pgtype.Float4OID:
-		if phys == records.PhysicalFloat {
-			d = &decoder{kind: decFloat4}
-		}
-	case pgtype.Float8OID:
-		if phys == records.PhysicalDouble {
-			d = &decoder{kind: decFloat8}
-		}
-	case pgtype.NumericOID:
-		switch {
-		case logical == records.LogicalDecimal:
-			d = decimalDecoder(pt)
-		case isString(pt):
-			d = &decoder{kind: decNumericText}
-		}
-	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID:
-		if isString(pt) {
-			d = &decoder{kind: decBytes}
-		}
-	case pgtype.ByteaOID:
-		if phys == records.PhysicalByteArray && logical == records.LogicalNone {
-			d = &decoder{kind: decBytes}
-		}
-	case pgtype.JSONOID:
-		if phys == records.PhysicalByteArray && logical == records.LogicalJSON {
-			d = &decoder{kind: decBytes}
-		}
-	case pgtype.JSONBOID:
-		if phys == records.PhysicalByteArray && logical == records.LogicalJSON {
-			d = &decoder{kind: decJSONB}
-		}
-	case pgtype.DateOID:
-		if phys == records.PhysicalInt32 && logical == records.LogicalDate {
-			d = &decoder{kind: decDate}
-		}
-	case pgtype.TimeOID:
-		if phys == records.PhysicalInt64 && logical == records.LogicalTime {
-			d = &decoder{kind: decTime}
-		}
-	case pgtype.TimestampOID, pgtype.TimestamptzOID:
-		if phys == records.PhysicalInt64 && logical == records.LogicalTimestamp {
-			d = &decoder{kind: decTimestamp}
-		}
-	case pgtype.UUIDOID:
-		if isString(pt) {
-			d = &decoder{kind: decUUID}
-		}
-	default:
-		// Enum labels and citext are sent as text.
-		if (b.Type == 'e' || b.Type == 'b' && b.Name == citextTypeName) && isString(pt) {
-			d = &decoder{kind: decBytes}
-		}
-	}
-	return d, d != nil
-}
-
-// decimalDecoder decodes numeric into a DECIMAL's physical type.
-func decimalDecoder(pt records.ParquetType) *decoder {
-	d := &decoder{scale: pt.Scale, precision: pt.Precision}
-	switch pt.Physical {
-	case records.PhysicalInt32:
-		d.kind = decNumeric32
-	case records.PhysicalInt64:
-		d.kind = decNumeric64
-	case records.PhysicalFixedLenByteArray:
-		if pt.Length < 1 || pt.Length > 16 || pt.Precision > maxDecimalPrecision {
-			return nil
-		}
-		d.kind, d.width = decNumericFixed, pt.Length
-	default:
-		return nil
-	}
-	if pt.Scale < 0 || pt.Precision < 1 || pt.Precision > maxDecimalPrecision {
-		return nil
-	}
-	return d
+	return rc, nil
 }

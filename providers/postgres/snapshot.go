@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
@@ -185,16 +186,13 @@ func (rt *readTx) close() {
 
 // decoders lists the column decoders of a read, cloned so that concurrent
 // readers never share one.
-func (info *tableInfo) decoders() []*decoder {
-	out := make([]*decoder, len(info.cols))
+func (info *tableInfo) decoders() []*codec.Decoder {
+	out := make([]*codec.Decoder, len(info.cols))
 	for i, c := range info.cols {
-		out[i] = c.dec.clone()
-		// bytea elements are written as their hex text when an array's
-		// exact text form is needed (exact.go).
-		if d := out[i]; d.kind == decList && d.elem != nil && d.elem.kind == decBytes && i < len(info.schema.Columns) {
-			if e := info.schema.Columns[i].Type.Element; e != nil && e.Physical == records.PhysicalByteArray && e.Logical == records.LogicalNone {
-				d.elem.bytea = true
-			}
+		if i < len(info.schema.Columns) {
+			out[i] = c.dec.CloneFor(info.schema.Columns[i].Type)
+		} else {
+			out[i] = c.dec.Clone()
 		}
 	}
 	return out
@@ -222,9 +220,9 @@ func emitSink(s *records.Schema, rows int, emit func(*records.Batch) error) *bat
 	}
 }
 
-func (s *batchSink) batch() *records.Batch { return s.b }
+func (s *batchSink) Batch() *records.Batch { return s.b }
 
-func (s *batchSink) rowDone(size int) error {
+func (s *batchSink) RowDone(size int) error {
 	s.rows++
 	s.bytes += size
 	if s.b.N >= s.maxRows || s.bytes >= batchBytes {
@@ -287,7 +285,7 @@ func (p *Provider) readSnapshot(ctx context.Context, req providers.ReadRequest, 
 		err = p.readParallel(ctx, rt, chunks, req, emit)
 	} else {
 		sink := emitSink(info.schema, req.BatchRows, emit)
-		stream := newCopyStream(info.decoders(), sink)
+		stream := codec.NewCopyStream(info.decoders(), sink)
 		if err = copyInto(ctx, rt.conn, stream, copySQL(info, info.from(), chunk{})); err == nil {
 			err = sink.flush()
 		}
@@ -306,12 +304,12 @@ func (p *Provider) readSnapshot(ctx context.Context, req providers.ReadRequest, 
 
 // copyInto runs a COPY TO STDOUT into stream and checks the stream ended
 // properly.
-func copyInto(ctx context.Context, conn *pgx.Conn, stream *copyStream, sql string) error {
-	stream.reset()
+func copyInto(ctx context.Context, conn *pgx.Conn, stream *codec.CopyStream, sql string) error {
+	stream.Reset()
 	if _, err := conn.PgConn().CopyTo(ctx, stream, sql); err != nil {
 		return fmt.Errorf("reading: %w", err)
 	}
-	if err := stream.finish(); err != nil {
+	if err := stream.Finish(); err != nil {
 		return fmt.Errorf("reading: %w", err)
 	}
 	return nil
@@ -549,7 +547,7 @@ func (p *Provider) snapshotWorker(ctx context.Context, rt *readTx, w int, queue 
 			return nil, ctx.Err()
 		}
 	}
-	stream := newCopyStream(info.decoders(), sink)
+	stream := codec.NewCopyStream(info.decoders(), sink)
 	for c := range queue {
 		if c.ranged {
 			lo, hi := tid(c.lo), tid(c.hi)

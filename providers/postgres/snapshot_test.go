@@ -13,8 +13,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/providers"
 )
 
@@ -80,7 +82,7 @@ func (c *collected) emit(b *records.Batch) error {
 	for i := range b.N {
 		row := map[string]any{}
 		for j, col := range b.Schema.Columns {
-			row[col.Name] = vecValue(&b.Cols[j], col.Type, i)
+			row[col.Name] = recordstest.Value(&b.Cols[j], col.Type, i)
 		}
 		c.rows = append(c.rows, row)
 	}
@@ -103,39 +105,6 @@ func vecLen(v *records.Vec, t records.ParquetType) int {
 		return len(v.List.Offsets) - 1
 	}
 	return len(v.Offsets) - 1
-}
-
-// vecValue is value i of a vector as a plain Go value: nil for NULL,
-// strings for STRING and JSON, the unscaled integer as a string for a
-// FIXED_LEN decimal, []any for a list.
-func vecValue(v *records.Vec, t records.ParquetType, i int) any {
-	if v.IsNull(i) {
-		return nil
-	}
-	switch t.Physical {
-	case records.PhysicalBoolean:
-		return v.Bool[i]
-	case records.PhysicalInt32:
-		return v.I32[i]
-	case records.PhysicalInt64:
-		return v.I64[i]
-	case records.PhysicalFloat:
-		return v.F32[i]
-	case records.PhysicalDouble:
-		return v.F64[i]
-	case records.PhysicalFixedLenByteArray:
-		return fixedDecimal(v.Bytes(i))
-	case records.PhysicalGroup:
-		out := []any{}
-		for j := v.List.Offsets[i]; j < v.List.Offsets[i+1]; j++ {
-			out = append(out, vecValue(&v.List.Elem, *t.Element, int(j)))
-		}
-		return out
-	}
-	if t.Logical == records.LogicalNone {
-		return slices.Clone(v.Bytes(i))
-	}
-	return string(v.Bytes(i))
 }
 
 // sort orders the rows by a column of integers or strings.
@@ -283,8 +252,8 @@ func TestReadSnapshot(t *testing.T) {
 		}
 		want := &records.Schema{
 			Columns: []records.Column{
-				{Name: "Id", Type: parquetInt32, SourceType: "integer"},
-				{Name: "Payload", Type: parquetString, SourceType: "text", Nullable: true},
+				{Name: "Id", Type: codec.ParquetInt32, SourceType: "integer"},
+				{Name: "Payload", Type: codec.ParquetString, SourceType: "text", Nullable: true},
 			},
 			PrimaryKey: []string{"Id"},
 		}

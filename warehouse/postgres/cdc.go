@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
-	pgsource "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -161,13 +161,13 @@ func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, f
 		return fmt.Errorf("looking up rows of %s: the keys given are (%s), the table's key is (%s)", t.qualified(),
 			strings.Join(got, ", "), strings.Join(schema.PrimaryKey, ", "))
 	}
-	r := &rowReader{b: keys, cols: make([]int, len(keys.Cols)), enc: make([]appendFunc, len(keys.Cols))}
+	r := &codec.TextRowReader{B: keys, Cols: make([]int, len(keys.Cols)), Enc: make([]codec.TextEncoder, len(keys.Cols))}
 	for i, c := range keys.Schema.Columns {
-		enc, err := appender(c.Type)
+		enc, err := codec.TextEncoderFor(c.Type)
 		if err != nil {
 			return fmt.Errorf("looking up rows of %s: key column %q: %w", t.qualified(), c.Name, err)
 		}
-		r.cols[i], r.enc[i] = i, enc
+		r.Cols[i], r.Enc[i] = i, enc
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
@@ -252,12 +252,12 @@ func columnList(s *records.Schema, prefix string) string {
 // readBatches runs query, whose columns are schema's, and hands its rows
 // to fn decoded from their text forms, readBatchRows at a time.
 func readBatches(ctx context.Context, conn *pgx.Conn, query string, schema *records.Schema, fn func(*records.Batch, []int32) error) error {
-	decs := make([]*pgsource.TextDecoder, len(schema.Columns))
+	decs := make([]*codec.TextDecoder, len(schema.Columns))
 	for i, c := range schema.Columns {
-		d, err := pgsource.NewTextDecoder(c.Type)
-		if typ, terr := columnType(c); terr == nil && isBoxArray(typ) {
+		d, err := codec.NewTextDecoder(c.Type)
+		if typ, terr := codec.ColumnType(c); terr == nil && codec.IsBoxArray(typ) {
 			// box's array delimiter is ';' (its text holds commas).
-			d, err = pgsource.NewListTextDecoder(c.Type, ';')
+			d, err = codec.NewListTextDecoder(c.Type, ';')
 		}
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -155,7 +156,7 @@ func TestConnectionOptions(t *testing.T) {
 	tunnel := &config.SSHTunnel{Host: "bastion", Port: 2222, User: "u", Password: "p"}
 	w := &config.Warehouse{Backend: "postgres", URL: "postgres://wh@db/warehouse", SSLMode: "verify-full",
 		SSLRootCert: "ca.pem", SSLCert: "client.pem", SSLKey: "client.key", SSHTunnel: tunnel}
-	src := Source(w, "/etc/sluice")
+	src := pg.WarehouseSource(w, "/etc/sluice")
 	want := &config.Postgres{ConnectionString: w.URL, SSLMode: "verify-full", SSLRootCert: "ca.pem", SSLCert: "client.pem", SSLKey: "client.key",
 		SSHTunnel: tunnel, ConnectTimeout: config.DefaultConnectTimeout}
 	if diff := cmp.Diff(want, src.Postgres); diff != "" {

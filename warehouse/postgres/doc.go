@@ -7,8 +7,8 @@
 //
 // A runner table name becomes TableName(name) in the configured schema.
 // Columns keep the source's names (always quoted) and, where the source
-// named a built-in type that the batch's values fit, its type (columnType);
-// otherwise the type the Parquet mapping implies. _sluice_synced_at
+// named a built-in type that the batch's values fit, its type (codec.ColumnType,
+// internal/pg/codec); otherwise the type the Parquet mapping implies. _sluice_synced_at
 // (timestamptz, when the commit began) ends every table; metadata columns
 // the batch carries (_sluice_lsn, _sluice_deleted, ...) are ordinary
 // columns. Tables written by Replace or Merge get the schema's primary key
@@ -19,9 +19,9 @@
 // A transaction (Table.Begin) is one PostgreSQL transaction on a
 // connection of its own, serialized per table by an advisory lock. Rows
 // arrive by COPY FROM STDIN: in the binary format when every column has a
-// binary writer (binary.go: numbers, numeric, text types, json, jsonb,
+// binary writer (internal/pg/codec's BinaryEncoder: numbers, numeric, text types, json, jsonb,
 // bytea, dates and times, uuid, and one-dimensional arrays of those),
-// else in the text format (copy.go), each value in PostgreSQL's text
+// else in the text format (codec.TextEncoder), each value in PostgreSQL's text
 // form, which the column type's input function reads exactly (interval,
 // inet, ranges, multi-dimensional arrays carried as strings...). A value
 // the batch's Parquet type cannot hold (±infinity, numeric NaN, an array
@@ -57,4 +57,12 @@
 // whose type differs from the table's, or for Merge a different primary
 // key, fails Begin with an error wrapping warehouse.ErrSchemaChanged, and
 // the runner resyncs with a Replace.
+//
+// # Connections and values
+//
+// Connections are internal/pg's, made as a source's are (libpq's
+// conventions, TLS, SSH tunnels) with errors that name the warehouse
+// block; values are encoded and read back by internal/pg/codec, the codec
+// the PostgreSQL source decodes with, so that a value read back is the
+// value written.
 package postgres

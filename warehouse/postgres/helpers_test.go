@@ -81,36 +81,12 @@ func (w *testWH) rows(t *testing.T, q string, args ...any) [][]string {
 
 func queryText(t *testing.T, conn *pgx.Conn, q string, args ...any) [][]string {
 	t.Helper()
-	// Text results: each value as PostgreSQL prints it.
-	rs, err := conn.Query(context.Background(), q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rs.Close()
-	var out [][]string
-	for rs.Next() {
-		vals := rs.RawValues()
-		row := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				row[i] = "NULL"
-			} else {
-				row[i] = string(v)
-			}
-		}
-		out = append(out, row)
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return out
+	return pgtest.QueryText(t, conn, q, args...)
 }
 
 func exec(t *testing.T, conn *pgx.Conn, q string, args ...any) {
 	t.Helper()
-	if _, err := conn.Exec(context.Background(), q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
+	pgtest.Exec(t, conn, q, args...)
 }
 
 // row is one row of the orders schema: nil fields are NULL; unchanged

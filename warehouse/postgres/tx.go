@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -39,8 +40,8 @@ var beforeCommit func() error
 type column struct {
 	name string
 	typ  string // SQL type in format_type's spelling
-	enc  appendFunc
-	bin  binaryAppendFunc // nil when the column has no binary form
+	enc  codec.TextEncoder
+	bin  codec.BinaryEncoder // nil when the column has no binary form
 }
 
 // existing is what the catalog says of a table.
@@ -115,7 +116,7 @@ func (t *Table) begin(ctx context.Context, mode warehouse.Mode, schema *records.
 	if err := tx.prepareColumns(); err != nil {
 		return nil, fmt.Errorf("beginning a write to %s: %w", t.qualified(), err)
 	}
-	tx.syncedText = appendTimestamp([]byte{'\t'}, tx.syncedAt.UnixMicro(), true)
+	tx.syncedText = codec.AppendTimestamp([]byte{'\t'}, tx.syncedAt.UnixMicro(), true)
 	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
 	defer cancel()
 	conn, err := t.w.txConn(ctx)
@@ -145,15 +146,15 @@ func (tx *Tx) prepareColumns() error {
 			return fmt.Errorf("column %q appears twice", c.Name)
 		}
 		seen[c.Name] = true
-		typ, err := columnType(c)
+		typ, err := codec.ColumnType(c)
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
-		enc, err := columnAppender(c.Type, typ)
+		enc, err := codec.ColumnTextEncoder(c.Type, typ)
 		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
-		bin, ok := binaryAppender(c.Type, typ)
+		bin, ok := codec.ColumnBinaryEncoder(c.Type, typ)
 		tx.cols = append(tx.cols, column{name: c.Name, typ: typ, enc: enc, bin: bin})
 		allBinary = allBinary && ok
 	}
@@ -469,7 +470,7 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	}
 	var r interface {
 		io.Reader
-		copied() int64
+		Copied() int64
 	}
 	// Values the batch's Parquet types cannot hold come with their exact
 	// text forms, which only the text format takes: such (rare) batches
@@ -481,32 +482,32 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 		}
 	}
 	if binary {
-		br := &binaryRowReader{b: b, cols: cols, enc: make([]binaryAppendFunc, len(tx.cols))}
+		br := &codec.BinaryRowReader{B: b, Cols: cols, Enc: make([]codec.BinaryEncoder, len(tx.cols))}
 		for i, c := range tx.cols {
-			br.enc[i] = c.bin
+			br.Enc[i] = c.bin
 		}
 		switch {
 		case tx.mode == warehouse.Merge:
-			br.nExtra = 2
-			br.extra = func(out []byte, row int) []byte {
-				out = appendBinaryInt64Field(out, tx.seq)
+			br.NExtra = 2
+			br.Extra = func(out []byte, row int) []byte {
+				out = codec.AppendBinaryInt64Field(out, tx.seq)
 				tx.seq++
-				return appendBinaryInt4ArrayField(out, unchangedFlags(row))
+				return codec.AppendBinaryInt4ArrayField(out, unchangedFlags(row))
 			}
 		case tx.hasSyncedAt:
 			micros := tx.syncedAt.UnixMicro()
-			br.nExtra = 1
-			br.extra = func(out []byte, _ int) []byte { return appendBinaryTimestampField(out, micros) }
+			br.NExtra = 1
+			br.Extra = func(out []byte, _ int) []byte { return codec.AppendBinaryTimestampField(out, micros) }
 		}
 		r = br
 	} else {
-		tr := &rowReader{b: b, cols: cols, enc: make([]appendFunc, len(tx.cols))}
+		tr := &codec.TextRowReader{B: b, Cols: cols, Enc: make([]codec.TextEncoder, len(tx.cols))}
 		for i, c := range tx.cols {
-			tr.enc[i] = c.enc
+			tr.Enc[i] = c.enc
 		}
 		switch {
 		case tx.mode == warehouse.Merge:
-			tr.extra = func(out []byte, row int) []byte {
+			tr.Extra = func(out []byte, row int) []byte {
 				out = append(out, '\t')
 				out = strconv.AppendInt(out, tx.seq, 10)
 				tx.seq++
@@ -524,7 +525,7 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 				return append(out, '}')
 			}
 		case tx.hasSyncedAt:
-			tr.extra = func(out []byte, _ int) []byte { return append(out, tx.syncedText...) }
+			tr.Extra = func(out []byte, _ int) []byte { return append(out, tx.syncedText...) }
 		}
 		r = tr
 	}
@@ -532,7 +533,7 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 		tx.fail()
 		return fmt.Errorf("writing to %s: %w", tx.t.qualified(), err)
 	}
-	tx.rows += r.copied()
+	tx.rows += r.Copied()
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
@@ -221,7 +222,7 @@ func TestColumnTypeOfStrings(t *testing.T) {
 		{"mood", "text"},
 		{"public.my_type", "text"},
 	} {
-		got, err := columnType(records.Column{Name: "c", Type: tString, SourceType: c.source})
+		got, err := codec.ColumnType(records.Column{Name: "c", Type: tString, SourceType: c.source})
 		if err != nil || got != c.want {
 			t.Errorf("columnType(STRING, %q) = %q, %v; want %q", c.source, got, err, c.want)
 		}

@@ -14,8 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
 	"github.com/sluice-dev/sluice/internal/records"
-	pgsource "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -36,8 +37,7 @@ const metaTimeout = time.Minute
 // destination. It is safe for concurrent use; each transaction has a
 // connection of its own.
 type Warehouse struct {
-	dialer      *pgsource.Dialer
-	src         *config.Source
+	dialer      *pg.Dialer
 	schema      string
 	dropCascade bool
 
@@ -92,27 +92,6 @@ var (
 	_ warehouse.Checker   = (*Warehouse)(nil)
 )
 
-// Source returns the connection settings of a warehouse block as a
-// PostgreSQL source, so that the warehouse connects exactly as sources do
-// (libpq's defaults and PG* variables, sslmode defaulting to require, SSH
-// tunnels). dir is the configuration's directory.
-func Source(w *config.Warehouse, dir string) *config.Source {
-	return &config.Source{
-		Type: "postgres",
-		Name: "warehouse",
-		Dir:  dir,
-		Postgres: &config.Postgres{
-			ConnectionString: w.URL,
-			SSLMode:          w.SSLMode,
-			SSLRootCert:      w.SSLRootCert,
-			SSLCert:          w.SSLCert,
-			SSLKey:           w.SSLKey,
-			SSHTunnel:        w.SSHTunnel,
-			ConnectTimeout:   config.DefaultConnectTimeout,
-		},
-	}
-}
-
 // New returns the warehouse of a warehouse block without connecting (plan
 // uses it for Check); it connects on first use. dir is the configuration's
 // directory, which relative certificate paths are relative to.
@@ -121,8 +100,7 @@ func New(w *config.Warehouse, dir string) *Warehouse {
 	if schema == "" {
 		schema = config.DefaultSchema
 	}
-	src := Source(w, dir)
-	return &Warehouse{dialer: pgsource.NewDialer(src, pgsource.ForWarehouse(w.Sensitive)), src: src, schema: schema, dropCascade: w.DropCascade}
+	return &Warehouse{dialer: pg.NewWarehouseDialer(w, dir), schema: schema, dropCascade: w.DropCascade}
 }
 
 // Open connects to the warehouse database and makes sure the schema and
@@ -225,7 +203,7 @@ func (w *Warehouse) withConn(ctx context.Context, fn func(*pgx.Conn) error) erro
 		}
 		// Lookup and Scan read values in the text forms the decoders
 		// read.
-		if _, err := conn.PgConn().Exec(ctx, pgsource.SessionSettings).ReadAll(); err != nil {
+		if _, err := conn.PgConn().Exec(ctx, codec.SessionSettings).ReadAll(); err != nil {
 			conn.Close(ctx)
 			return fmt.Errorf("setting up the warehouse connection: %w", err)
 		}

@@ -1,4 +1,4 @@
-package postgres
+package pg
 
 import (
 	"bytes"
@@ -24,14 +24,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
-	"github.com/sluice-dev/sluice/internal/records"
-	"github.com/sluice-dev/sluice/providers"
 )
 
 const (
@@ -709,10 +706,11 @@ func establishedTo(t *testing.T, port int) int {
 	return n
 }
 
-// TestProviderSharesTunnel: a provider's catalog connection and its reads
-// go through one SSH connection; closing the provider leaves a read still
-// running its connection, and the SSH connection closes with it.
-func TestProviderSharesTunnel(t *testing.T) {
+// TestDialerClosesWhenIdle: connections of one Dialer (a provider's
+// catalog connection and its reads) go through one SSH connection;
+// CloseWhenIdle (the provider's Close) leaves a connection still running,
+// and the SSH connection closes with the last of them.
+func TestDialerClosesWhenIdle(t *testing.T) {
 	isolateEnv(t)
 	sshd := startSSHD(t)
 	url := pgtest.NewDB(t)
@@ -722,54 +720,34 @@ func TestProviderSharesTunnel(t *testing.T) {
 	pg := *db
 	pg.SSHTunnel = &config.SSHTunnel{Host: host, Port: port, User: sshd.keyUser, PrivateKey: string(sshd.clientKey), InsecureIgnoreHostKey: true}
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, url)
+	d := NewDialer(pgSource(&pg))
+	catalog, err := d.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100)`); err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(pgSource(&pg))
+	first := d.tunnel
+	read, err := d.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := providers.ReadRequest{Schema: "public", Table: "t", BatchRows: 10}
-	if _, err := p.Schema(ctx, req); err != nil {
-		t.Fatal(err)
+	if d.tunnel != first || d.inUse != 2 {
+		t.Errorf("the read uses tunnel %p (%d users), want the catalog's %p", d.tunnel, d.inUse, first)
 	}
-	first := p.dialer.tunnel
-	var rows int
-	if _, err := p.ReadSnapshot(ctx, req, func(b *records.Batch) error {
-		rows += b.N
-		if p.dialer.tunnel != first || p.dialer.inUse < 2 {
-			t.Errorf("the read uses tunnel %p (%d users), want the catalog's %p", p.dialer.tunnel, p.dialer.inUse, first)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if rows != 100 || p.dialer.tunnel != first || p.dialer.inUse != 1 {
-		t.Errorf("after the read: %d rows, tunnel %p with %d users; want 100 rows and the catalog's %p alone", rows, p.dialer.tunnel, p.dialer.inUse, first)
-	}
-
-	read, err := p.connectRead(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	d.CloseWhenIdle()
+	catalog.Close(ctx)
 	if err := read.Ping(ctx); err != nil {
-		t.Errorf("a read's connection broke when the provider closed: %v", err)
+		t.Errorf("a read's connection broke when the catalog connection closed: %v", err)
+	}
+	if d.tunnel != first || d.inUse != 1 {
+		t.Errorf("after closing the catalog connection: tunnel %p with %d users; want the catalog's %p alone", d.tunnel, d.inUse, first)
 	}
 	read.Close(ctx)
-	if p.dialer.tunnel != nil {
-		t.Error("the dialer kept its SSH connection after the provider's last connection closed")
+	if d.tunnel != nil {
+		t.Error("the dialer kept its SSH connection after its last connection closed")
 	}
 	select {
 	case <-first.done:
 	case <-time.After(10 * time.Second):
-		t.Error("the SSH connection outlived the provider's last connection")
+		t.Error("the SSH connection outlived the dialer's last connection")
 	}
 }

@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
@@ -25,8 +26,12 @@ func decimal(p, s int, phys Physical, length int) ParquetType {
 // the Parquet type of each column against SPEC §5.
 func TestMapTypeFromCatalog(t *testing.T) {
 	ctx := context.Background()
-	conn := inspConnect(t, pgtest.NewDB(t))
-	inspExec(t, conn, `
+	conn, err := pgx.Connect(context.Background(), pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	pgtest.Exec(t, conn, `
 		CREATE EXTENSION citext;
 		CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 		CREATE TYPE pair AS (a int, b text);
@@ -40,80 +45,80 @@ func TestMapTypeFromCatalog(t *testing.T) {
 		typ  string
 		want ParquetType
 	}{
-		{"smallint", parquetInt16},
-		{"integer", parquetInt32},
-		{"bigint", parquetInt64},
-		{"real", parquetFloat},
-		{"double precision", parquetDouble},
+		{"smallint", ParquetInt16},
+		{"integer", ParquetInt32},
+		{"bigint", ParquetInt64},
+		{"real", ParquetFloat},
+		{"double precision", ParquetDouble},
 		{"numeric(12,2)", decimal(12, 2, PhysicalInt64, 0)},
 		{"numeric(9,0)", decimal(9, 0, PhysicalInt32, 0)},
 		{"numeric(18,4)", decimal(18, 4, PhysicalInt64, 0)},
 		{"numeric(19,4)", decimal(19, 4, PhysicalFixedLenByteArray, 9)},
 		{"numeric(38,10)", decimal(38, 10, PhysicalFixedLenByteArray, 16)},
-		{"numeric(39,2)", parquetString},
-		{"numeric", parquetString},
+		{"numeric(39,2)", ParquetString},
+		{"numeric", ParquetString},
 		{"numeric(5,-2)", decimal(7, 0, PhysicalInt32, 0)},
 		{"numeric(2,5)", decimal(5, 5, PhysicalInt32, 0)},
-		{"boolean", parquetBoolean},
-		{"text", parquetString},
-		{"varchar(20)", parquetString},
-		{"varchar", parquetString},
-		{"char(3)", parquetString},
-		{`"char"`, parquetString},
-		{"name", parquetString},
-		{"citext", parquetString},
-		{"mood", parquetString},
-		{"date", parquetDate},
-		{"timestamp", parquetTimestamp},
-		{"timestamp(3)", parquetTimestamp},
-		{"timestamptz", parquetTimestampTZ},
-		{"time", parquetTime},
-		{"uuid", parquetString},
-		{"json", parquetJSON},
-		{"jsonb", parquetJSON},
-		{"bytea", parquetBytes},
-		{"integer[]", list(parquetInt32)},
-		{"text[]", list(parquetString)},
+		{"boolean", ParquetBoolean},
+		{"text", ParquetString},
+		{"varchar(20)", ParquetString},
+		{"varchar", ParquetString},
+		{"char(3)", ParquetString},
+		{`"char"`, ParquetString},
+		{"name", ParquetString},
+		{"citext", ParquetString},
+		{"mood", ParquetString},
+		{"date", ParquetDate},
+		{"timestamp", ParquetTimestamp},
+		{"timestamp(3)", ParquetTimestamp},
+		{"timestamptz", ParquetTimestampTZ},
+		{"time", ParquetTime},
+		{"uuid", ParquetString},
+		{"json", ParquetJSON},
+		{"jsonb", ParquetJSON},
+		{"bytea", ParquetBytes},
+		{"integer[]", list(ParquetInt32)},
+		{"text[]", list(ParquetString)},
 		{"numeric(10,2)[]", list(decimal(10, 2, PhysicalInt64, 0))},
-		{"mood[]", list(parquetString)},
-		{"jsonb[]", list(parquetJSON)},
-		{"citext[]", list(parquetString)},
-		{"timestamptz[]", list(parquetTimestampTZ)},
-		{"interval[]", list(parquetString)},
-		{"text[][]", parquetString},
-		{"integer[3][3]", parquetString},
+		{"mood[]", list(ParquetString)},
+		{"jsonb[]", list(ParquetJSON)},
+		{"citext[]", list(ParquetString)},
+		{"timestamptz[]", list(ParquetTimestampTZ)},
+		{"interval[]", list(ParquetString)},
+		{"text[][]", ParquetString},
+		{"integer[3][3]", ParquetString},
 		{"money2", decimal(10, 2, PhysicalInt64, 0)},
 		{"money2_positive", decimal(10, 2, PhysicalInt64, 0)},
 		{"money2[]", list(decimal(10, 2, PhysicalInt64, 0))},
-		{"tags", list(parquetString)},
-		{"grid", parquetString},
-		{`"Quoted Domain"`, parquetTimestampTZ},
+		{"tags", list(ParquetString)},
+		{"grid", ParquetString},
+		{`"Quoted Domain"`, ParquetTimestampTZ},
 		// Everything Parquet has no type for is PostgreSQL's text form.
-		{"interval", parquetString},
-		{"inet", parquetString},
-		{"cidr", parquetString},
-		{"macaddr", parquetString},
-		{"timetz", parquetString},
-		{"int4range", parquetString},
-		{"tstzmultirange", parquetString},
-		{"tsvector", parquetString},
-		{"money", parquetString},
-		{"point", parquetString},
-		{"polygon", parquetString},
-		{"bit(3)", parquetString},
-		{"varbit", parquetString},
-		{"xml", parquetString},
-		{"oid", parquetString},
-		{"regclass", parquetString},
-		{"int2vector", parquetString},
-		{"pair", parquetString},
-		{"pair[]", list(parquetString)},
+		{"interval", ParquetString},
+		{"inet", ParquetString},
+		{"cidr", ParquetString},
+		{"macaddr", ParquetString},
+		{"timetz", ParquetString},
+		{"int4range", ParquetString},
+		{"tstzmultirange", ParquetString},
+		{"tsvector", ParquetString},
+		{"money", ParquetString},
+		{"point", ParquetString},
+		{"polygon", ParquetString},
+		{"bit(3)", ParquetString},
+		{"varbit", ParquetString},
+		{"xml", ParquetString},
+		{"oid", ParquetString},
+		{"regclass", ParquetString},
+		{"int2vector", ParquetString},
+		{"pair", ParquetString},
+		{"pair[]", list(ParquetString)},
 	}
 	cols := make([]string, len(tests))
 	for i, tt := range tests {
 		cols[i] = fmt.Sprintf("c%d %s", i, tt.typ)
 	}
-	inspExec(t, conn, "CREATE TABLE every_type ("+strings.Join(cols, ", ")+")")
+	pgtest.Exec(t, conn, "CREATE TABLE every_type ("+strings.Join(cols, ", ")+")")
 
 	rows, err := conn.Query(ctx, `SELECT attnum, atttypid, atttypmod, attndims FROM pg_attribute
 		WHERE attrelid = 'every_type'::regclass AND attnum > 0 ORDER BY attnum`)
@@ -160,15 +165,15 @@ func TestMapTypeWithoutCatalog(t *testing.T) {
 		typmod int32
 		want   ParquetType
 	}{
-		{pgtype.Int4OID, -1, parquetInt32},
+		{pgtype.Int4OID, -1, ParquetInt32},
 		{pgtype.NumericOID, numeric102, decimal(10, 2, PhysicalInt64, 0)},
-		{pgtype.NumericOID, -1, parquetString},
-		{pgtype.TimestamptzOID, -1, parquetTimestampTZ},
-		{pgtype.Int4ArrayOID, -1, list(parquetInt32)},
+		{pgtype.NumericOID, -1, ParquetString},
+		{pgtype.TimestamptzOID, -1, ParquetTimestampTZ},
+		{pgtype.Int4ArrayOID, -1, list(ParquetInt32)},
 		{pgtype.NumericArrayOID, numeric102, list(decimal(10, 2, PhysicalInt64, 0))},
-		{pgtype.JSONBArrayOID, -1, list(parquetJSON)},
-		{pgtype.IntervalOID, -1, parquetString},
-		{123456789, -1, parquetString}, // an unknown extension type
+		{pgtype.JSONBArrayOID, -1, list(ParquetJSON)},
+		{pgtype.IntervalOID, -1, ParquetString},
+		{123456789, -1, ParquetString}, // an unknown extension type
 	}
 	for _, tt := range tests {
 		got := MapType(TypeCatalog(nil).Resolve(tt.oid, tt.typmod, 0))

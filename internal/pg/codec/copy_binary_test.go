@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"bytes"
@@ -20,16 +20,16 @@ import (
 	"github.com/sluice-dev/sluice/internal/records/recordstest"
 )
 
-// Parquet types of the binary format's tests (helpers_test.go has the
-// common ones).
+// Parquet types of the binary format's tests beyond MapType's.
 var (
-	btInt16  = records.ParquetType{Physical: records.PhysicalInt32, Logical: records.LogicalInt16, Name: "INT16"}
-	btFloat  = records.ParquetType{Physical: records.PhysicalFloat, Name: "FLOAT"}
-	btDouble = records.ParquetType{Physical: records.PhysicalDouble, Name: "DOUBLE"}
-	btBytes  = records.ParquetType{Physical: records.PhysicalByteArray, Name: "BYTE_ARRAY"}
-	btDate   = records.ParquetType{Physical: records.PhysicalInt32, Logical: records.LogicalDate, Name: "DATE"}
-	btTime   = records.ParquetType{Physical: records.PhysicalInt64, Logical: records.LogicalTime, Name: "TIME(MICROS)"}
-	btTS     = records.ParquetType{Physical: records.PhysicalInt64, Logical: records.LogicalTimestamp, Name: "TIMESTAMP(MICROS)"}
+	btInt16  = ParquetInt16
+	btFloat  = ParquetFloat
+	btDouble = ParquetDouble
+	btBytes  = ParquetBytes
+	btDate   = ParquetDate
+	btTime   = ParquetTime
+	btTS     = ParquetTimestamp
+	tDec     = btDecimal(12, 2, records.PhysicalInt64, 0)
 )
 
 // btDecimal is DECIMAL(p,s) on the physical type the source picks for p
@@ -60,7 +60,7 @@ func twos(s string, width int) []byte {
 const (
 	day0001   = -719162            // 0001-01-01
 	us0001    = day0001 * 86400e6  // 0001-01-01 00:00
-	usY2K     = pgEpochMicros      // 2000-01-01 00:00
+	usY2K     = PGEpochMicros      // 2000-01-01 00:00
 	us4713BC  = minTimestampUs     // 4714-11-24 00:00 BC, the first timestamp
 	usMidBC   = -100_000_000 * 1e9 // 10^17 µs before 1970: about 1200 BC
 	usBefore  = -1                 // 1969-12-31 23:59:59.999999
@@ -100,10 +100,10 @@ type binaryCase struct {
 // binaryCases are the oracle test's columns: every supported pair, edge
 // values first.
 var binaryCases = []binaryCase{
-	{"bool", "boolean", tBool, []any{true, false}},
+	{"bool", "boolean", ParquetBoolean, []any{true, false}},
 	{"int2", "smallint", btInt16, []any{int32(math.MinInt16), int32(math.MaxInt16), int32(0), int32(-1)}},
-	{"int4", "integer", tInt32, []any{int32(math.MinInt32), int32(math.MaxInt32), int32(0), int32(-1)}},
-	{"int8", "bigint", tInt64, []any{int64(math.MinInt64), int64(math.MaxInt64), int64(0), int64(-1)}},
+	{"int4", "integer", ParquetInt32, []any{int32(math.MinInt32), int32(math.MaxInt32), int32(0), int32(-1)}},
+	{"int8", "bigint", ParquetInt64, []any{int64(math.MinInt64), int64(math.MaxInt64), int64(0), int64(-1)}},
 	{"float4", "real", btFloat, []any{
 		float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.Copysign(0, -1)), float32(0),
 		float32(math.MaxFloat32), float32(-math.MaxFloat32), float32(1.17549435e-38), float32(3.1415927), float32(0.1),
@@ -146,24 +146,24 @@ var binaryCases = []binaryCase{
 		twos("12345678901234567890123456789012345678901234512345", 21), twos("-99999999999999999999999999999999999999999999999999", 21),
 		twos("1", 21), twos("0", 21),
 	}},
-	{"numeric from STRING", "numeric", tString, []any{
+	{"numeric from STRING", "numeric", ParquetString, []any{
 		"0", "-0", "-0.000001", "0.000", "1e5", "1E-3", "1.5e+2", "-2.5E-10", "12e0", "0e10", "0.00e-3",
 		" 12.50 ", "\t-7\n", "+7", ".5", "5.", "-.5", "00012.3400", "10000", "9999", "99999999", "100000000", "0.0001", "0.00001",
 		"-1234.5678", "12345678901234567890123456789012345678901234567890.123456789012345678901234567890",
 		"NaN", "nan", " NaN ", "Infinity", "-Infinity", "+Infinity", "infinity", "inf", "-inf", "+INF",
 		"1e131071", "-9.999e131071", "1e-16383", "0." + strings.Repeat("0", 16382) + "1",
 	}},
-	{"numeric(5,2) from STRING", "numeric(5,2)", tString, []any{"1.005", "-999.994", "NaN", "0.001", "-0.005", "1e2", "123.4"}},
-	{"numeric(5,-2) from STRING", "numeric(5,-2)", tString, []any{"12345", "-50", "9999949"}},
-	{"text", "text", tString, nastyStrings},
-	{"character varying", "character varying", tString, append(nastyStrings, strings.Repeat("long ", 2000))},
-	{"character varying(5)", "character varying(5)", tString, []any{"", "abc", "abcde", "abc  ", "abcde   ", "∑∑∑∑∑", "é"}},
-	{"character(3)", "character(3)", tString, []any{"", "a", "ab", "abc", "abc    ", "é", " a", "a\t"}},
-	{"character(1)", "character(1)", tString, []any{"x", "", " "}},
-	{"json from STRING", "json", tString, []any{`{"b": 1,  "a": [1, 2.50, "\u00e9"], "dup": 1, "dup": 2}`, "  [1,2]  ", `"str"`, "null", "1.50", `{"t": "\t\\"}`}},
-	{"json from JSON", "json", tJSON, []any{`{"b": 1,  "a": [1, 2.50]}`, "[]", `"∑"`}},
-	{"jsonb from JSON", "jsonb", tJSON, []any{`{"z": {"y": null}, "a": "\t", "dup": 1, "dup": 2}`, " [] ", "1.50", `"∑ \u00e9"`, "true", "{}"}},
-	{"jsonb from STRING", "jsonb", tString, []any{`{"b": [1, {"c": null}]}`, "0", `"\\"`}},
+	{"numeric(5,2) from STRING", "numeric(5,2)", ParquetString, []any{"1.005", "-999.994", "NaN", "0.001", "-0.005", "1e2", "123.4"}},
+	{"numeric(5,-2) from STRING", "numeric(5,-2)", ParquetString, []any{"12345", "-50", "9999949"}},
+	{"text", "text", ParquetString, nastyStrings},
+	{"character varying", "character varying", ParquetString, append(nastyStrings, strings.Repeat("long ", 2000))},
+	{"character varying(5)", "character varying(5)", ParquetString, []any{"", "abc", "abcde", "abc  ", "abcde   ", "∑∑∑∑∑", "é"}},
+	{"character(3)", "character(3)", ParquetString, []any{"", "a", "ab", "abc", "abc    ", "é", " a", "a\t"}},
+	{"character(1)", "character(1)", ParquetString, []any{"x", "", " "}},
+	{"json from STRING", "json", ParquetString, []any{`{"b": 1,  "a": [1, 2.50, "\u00e9"], "dup": 1, "dup": 2}`, "  [1,2]  ", `"str"`, "null", "1.50", `{"t": "\t\\"}`}},
+	{"json from JSON", "json", ParquetJSON, []any{`{"b": 1,  "a": [1, 2.50]}`, "[]", `"∑"`}},
+	{"jsonb from JSON", "jsonb", ParquetJSON, []any{`{"z": {"y": null}, "a": "\t", "dup": 1, "dup": 2}`, " [] ", "1.50", `"∑ \u00e9"`, "true", "{}"}},
+	{"jsonb from STRING", "jsonb", ParquetString, []any{`{"b": [1, {"c": null}]}`, "0", `"\\"`}},
 	{"bytea", "bytea", btBytes, []any{[]byte{}, []byte{0, 0xff, '\\', '\n', '\t'}, allBytes(), []byte("\\x00")}},
 	{"date", "date", btDate, []any{
 		int32(0), int32(-1), int32(pgEpochDays), int32(pgEpochDays - 1), int32(dayRecent), int32(day0001), int32(day0001 - 1),
@@ -176,34 +176,34 @@ var binaryCases = []binaryCase{
 		int64(us4713BC), int64(usMidBC), int64(math.MaxInt64), int64(math.MaxInt64 - 86400e6*366),
 	}},
 	{"timestamp(3)", "timestamp(3) without time zone", btTS, []any{int64(1500), int64(-1500), int64(1499), int64(usY2K + 999999)}},
-	{"timestamptz", "timestamp with time zone", tTSTZ, []any{
+	{"timestamptz", "timestamp with time zone", ParquetTimestampTZ, []any{
 		int64(0), int64(usBefore), int64(usY2K), int64(usY2K - 1), int64(usRecent), int64(us0001 - 1), int64(us4713BC), int64(usMidBC), int64(math.MaxInt64),
 	}},
-	{"timestamptz(0)", "timestamp(0) with time zone", tTSTZ, []any{int64(500000), int64(499999), int64(-500000)}},
-	{"uuid", "uuid", tString, uuidForms},
+	{"timestamptz(0)", "timestamp(0) with time zone", ParquetTimestampTZ, []any{int64(500000), int64(499999), int64(-500000)}},
+	{"uuid", "uuid", ParquetString, uuidForms},
 
-	{"boolean[]", "boolean[]", btList(tBool), []any{[]any{true, false, nil}, []any{}, []any{nil}, []any{true}}},
+	{"boolean[]", "boolean[]", btList(ParquetBoolean), []any{[]any{true, false, nil}, []any{}, []any{nil}, []any{true}}},
 	{"smallint[]", "smallint[]", btList(btInt16), []any{[]any{int32(math.MinInt16), int32(math.MaxInt16), nil}, []any{}}},
-	{"integer[]", "integer[]", btList(tInt32), []any{[]any{int32(math.MinInt32), nil, int32(math.MaxInt32)}, []any{}, []any{int32(1)}}},
-	{"bigint[]", "bigint[]", btList(tInt64), []any{[]any{int64(math.MinInt64), int64(math.MaxInt64), nil}, []any{}}},
+	{"integer[]", "integer[]", btList(ParquetInt32), []any{[]any{int32(math.MinInt32), nil, int32(math.MaxInt32)}, []any{}, []any{int32(1)}}},
+	{"bigint[]", "bigint[]", btList(ParquetInt64), []any{[]any{int64(math.MinInt64), int64(math.MaxInt64), nil}, []any{}}},
 	{"real[]", "real[]", btList(btFloat), []any{[]any{float32(math.NaN()), float32(math.Inf(-1)), float32(math.Copysign(0, -1)), nil, float32(1.5)}}},
 	{"double precision[]", "double precision[]", btList(btDouble), []any{[]any{math.NaN(), math.Inf(1), math.Copysign(0, -1), nil, 0.1}, []any{}}},
 	{"numeric(10,2)[]", "numeric(10,2)[]", btList(btDecimal(10, 2, records.PhysicalInt64, 0)), []any{[]any{int64(150), nil, int64(-1), int64(0)}, []any{}}},
 	{"numeric[] from DECIMAL(38,10)", "numeric[]", btList(btDecimal(38, 10, records.PhysicalFixedLenByteArray, 16)), []any{[]any{twos("-1", 16), nil, twos("99999999999999999999999999999999999999", 16)}}},
-	{"numeric[] from STRING", "numeric[]", btList(tString), []any{[]any{"1.50", "NaN", nil, "-Infinity", "1e3", "-0.000001"}, []any{}}},
-	{"numeric(4,1)[] from STRING", "numeric(4,1)[]", btList(tString), []any{[]any{"1.55", "-0.05", "NaN"}}},
-	{"text[]", "text[]", btList(tString), append([]any{[]any{}, []any{nil}}, []any(nastyStrings), []any{"", nil, "a,b", `c"d`, `e\f`, "NULL", " sp ", "{}", "tab\t"})},
-	{"character varying(3)[]", "character varying(3)[]", btList(tString), []any{[]any{"abc", "ab", "abc  ", nil, ""}}},
-	{"character(2)[]", "character(2)[]", btList(tString), []any{[]any{"a", "ab", "", nil, "ab   "}}},
-	{"json[]", "json[]", btList(tJSON), []any{[]any{`{"a": 1,  "a": 2}`, " [1, 2] ", nil, `"\\"`}}},
-	{"jsonb[] from JSON", "jsonb[]", btList(tJSON), []any{[]any{`{"a": 1,  "a": 2}`, " [1, 2] ", nil}, []any{}}},
-	{"jsonb[] from STRING", "jsonb[]", btList(tString), []any{[]any{`{"x": "y"}`, "null"}}},
+	{"numeric[] from STRING", "numeric[]", btList(ParquetString), []any{[]any{"1.50", "NaN", nil, "-Infinity", "1e3", "-0.000001"}, []any{}}},
+	{"numeric(4,1)[] from STRING", "numeric(4,1)[]", btList(ParquetString), []any{[]any{"1.55", "-0.05", "NaN"}}},
+	{"text[]", "text[]", btList(ParquetString), append([]any{[]any{}, []any{nil}}, []any(nastyStrings), []any{"", nil, "a,b", `c"d`, `e\f`, "NULL", " sp ", "{}", "tab\t"})},
+	{"character varying(3)[]", "character varying(3)[]", btList(ParquetString), []any{[]any{"abc", "ab", "abc  ", nil, ""}}},
+	{"character(2)[]", "character(2)[]", btList(ParquetString), []any{[]any{"a", "ab", "", nil, "ab   "}}},
+	{"json[]", "json[]", btList(ParquetJSON), []any{[]any{`{"a": 1,  "a": 2}`, " [1, 2] ", nil, `"\\"`}}},
+	{"jsonb[] from JSON", "jsonb[]", btList(ParquetJSON), []any{[]any{`{"a": 1,  "a": 2}`, " [1, 2] ", nil}, []any{}}},
+	{"jsonb[] from STRING", "jsonb[]", btList(ParquetString), []any{[]any{`{"x": "y"}`, "null"}}},
 	{"bytea[]", "bytea[]", btList(btBytes), []any{[]any{[]byte{0}, []byte(`\"`), nil, []byte{}, allBytes()}}},
 	{"date[]", "date[]", btList(btDate), []any{[]any{int32(0), nil, int32(day0001 - 1), int32(minDateDays), int32(endDateDays - 1)}}},
 	{"time[]", "time without time zone[]", btList(btTime), []any{[]any{int64(0), int64(usecsPerDay), nil}}},
 	{"timestamp[]", "timestamp without time zone[]", btList(btTS), []any{[]any{int64(us4713BC), int64(usBefore), nil, int64(math.MaxInt64)}}},
-	{"timestamptz[]", "timestamp with time zone[]", btList(tTSTZ), []any{[]any{int64(usMidBC), int64(usRecent), nil}, []any{}}},
-	{"uuid[]", "uuid[]", btList(tString), []any{uuidForms, []any{nil, "{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}"}, []any{}}},
+	{"timestamptz[]", "timestamp with time zone[]", btList(ParquetTimestampTZ), []any{[]any{int64(usMidBC), int64(usRecent), nil}, []any{}}},
+	{"uuid[]", "uuid[]", btList(ParquetString), []any{uuidForms, []any{nil, "{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}"}, []any{}}},
 }
 
 // allBytes is every byte value once.
@@ -261,36 +261,36 @@ func oneColumnBatch(t testing.TB, typ records.ParquetType, sqlType string, vals 
 // copyText copies every column of b into table with the text format (as
 // the transaction does), the row number as a last column "rn".
 func copyText(conn *pgx.Conn, table string, b *records.Batch) (int64, error) {
-	r := &rowReader{b: b}
+	r := &TextRowReader{B: b}
 	for i, c := range b.Schema.Columns {
-		enc, err := appender(c.Type)
+		enc, err := TextEncoderFor(c.Type)
 		if err != nil {
 			return 0, err
 		}
-		r.cols, r.enc = append(r.cols, i), append(r.enc, enc)
+		r.Cols, r.Enc = append(r.Cols, i), append(r.Enc, enc)
 	}
-	r.extra = func(out []byte, row int) []byte { return strconv.AppendInt(append(out, '\t'), int64(row), 10) }
+	r.Extra = func(out []byte, row int) []byte { return strconv.AppendInt(append(out, '\t'), int64(row), 10) }
 	_, err := conn.PgConn().CopyFrom(context.Background(), r, "COPY "+table+" FROM STDIN")
 	return r.rows, err
 }
 
 // binaryReader is a binaryRowReader of every column of b, the row number
 // as a last field.
-func binaryReader(t testing.TB, b *records.Batch) *binaryRowReader {
+func binaryReader(t testing.TB, b *records.Batch) *BinaryRowReader {
 	t.Helper()
-	r := &binaryRowReader{b: b, nExtra: 1}
+	r := &BinaryRowReader{B: b, NExtra: 1}
 	for i, c := range b.Schema.Columns {
-		typ, err := columnType(c)
+		typ, err := ColumnType(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		enc, ok := binaryAppender(c.Type, typ)
+		enc, ok := ColumnBinaryEncoder(c.Type, typ)
 		if !ok {
 			t.Fatalf("column %s: no binary form for %s as %s", c.Name, c.Type.Name, typ)
 		}
-		r.cols, r.enc = append(r.cols, i), append(r.enc, enc)
+		r.Cols, r.Enc = append(r.Cols, i), append(r.Enc, enc)
 	}
-	r.extra = func(out []byte, row int) []byte { return appendBinaryInt64Field(out, int64(row)) }
+	r.Extra = func(out []byte, row int) []byte { return AppendBinaryInt64Field(out, int64(row)) }
 	return r
 }
 
@@ -308,7 +308,7 @@ func createPair(t testing.TB, conn *pgx.Conn, name string, s *records.Schema) (t
 	t.Helper()
 	var cols []string
 	for _, c := range s.Columns {
-		typ, err := columnType(c)
+		typ, err := ColumnType(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,23 +324,12 @@ func createPair(t testing.TB, conn *pgx.Conn, name string, s *records.Schema) (t
 	return text, bin
 }
 
-// connect connects to a fresh database.
-func connect(t testing.TB) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // compareTables fails unless both tables read back the same, every column
 // as text, row by row.
 func compareTables(t *testing.T, conn *pgx.Conn, text, bin string, wantRows int) {
 	t.Helper()
-	want := queryText(t, conn, "SELECT * FROM "+text+" ORDER BY rn")
-	got := queryText(t, conn, "SELECT * FROM "+bin+" ORDER BY rn")
+	want := pgtest.QueryText(t, conn, "SELECT * FROM "+text+" ORDER BY rn")
+	got := pgtest.QueryText(t, conn, "SELECT * FROM "+bin+" ORDER BY rn")
 	if len(want) != wantRows {
 		t.Errorf("the text table has %d rows, want %d", len(want), wantRows)
 	}
@@ -353,11 +342,11 @@ func compareTables(t *testing.T, conn *pgx.Conn, text, bin string, wantRows int)
 // Parquet and SQL type in both formats and compares what PostgreSQL
 // stored: the text format is the oracle.
 func TestBinaryCopyMatchesText(t *testing.T) {
-	conn := connect(t)
+	conn := pgtest.Connect(t)
 	for i, c := range binaryCases {
 		t.Run(c.name, func(t *testing.T) {
 			col := records.Column{Name: "v", Type: c.typ, SourceType: c.sqlType, Nullable: true}
-			if typ, err := columnType(col); err != nil || typ != c.sqlType {
+			if typ, err := ColumnType(col); err != nil || typ != c.sqlType {
 				t.Fatalf("columnType = %q, %v; want %q (the pair is one the transaction makes)", typ, err, c.sqlType)
 			}
 			b := oneColumnBatch(t, c.typ, c.sqlType, append(c.vals, nil))
@@ -381,7 +370,7 @@ func TestBinaryCopyMatchesText(t *testing.T) {
 // TestBinaryCopyAllColumns copies every case as one wide table, so that
 // tuples of many fields of every kind follow each other in one stream.
 func TestBinaryCopyAllColumns(t *testing.T) {
-	conn := connect(t)
+	conn := pgtest.Connect(t)
 	s := &records.Schema{}
 	n := 0
 	for i, c := range binaryCases {
@@ -411,7 +400,7 @@ func TestBinaryCopyAllColumns(t *testing.T) {
 	}
 	compareTables(t, conn, text, bin, n)
 	for i := range binaryCases {
-		got := queryText(t, conn, sprintf("SELECT c%d IS NULL FROM %s WHERE rn = %d", i, bin, i%n))
+		got := pgtest.QueryText(t, conn, fmt.Sprintf("SELECT c%d IS NULL FROM %s WHERE rn = %d", i, bin, i%n))
 		if diff := cmp.Diff([][]string{{"t"}}, got); diff != "" {
 			t.Errorf("unchanged value of column c%d:\n%s", i, diff)
 		}
@@ -422,7 +411,7 @@ func TestBinaryCopyAllColumns(t *testing.T) {
 // formats fail, the binary one before sending the value when it is
 // malformed (naming it), and neither leaves a row behind.
 func TestBinaryCopyErrors(t *testing.T) {
-	conn := connect(t)
+	conn := pgtest.Connect(t)
 	cases := []struct {
 		name    string
 		sqlType string
@@ -437,42 +426,42 @@ func TestBinaryCopyErrors(t *testing.T) {
 		// midnight with a zone that time ignores.
 		textAccepts bool
 	}{
-		{"uuid empty", "uuid", tString, "", true, false},
-		{"uuid short", "uuid", tString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", true, false},
-		{"uuid long", "uuid", tString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111", true, false},
-		{"uuid open brace", "uuid", tString, "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
-		{"uuid close brace", "uuid", tString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", true, false},
-		{"uuid double braces", "uuid", tString, "{{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}}", true, false},
-		{"uuid leading hyphen", "uuid", tString, "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
-		{"uuid trailing hyphen", "uuid", tString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-", true, false},
-		{"uuid hyphen before brace", "uuid", tString, "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-}", true, false},
-		{"uuid double hyphen", "uuid", tString, "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
-		{"uuid odd hyphen", "uuid", tString, "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
-		{"uuid spaces", "uuid", tString, " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
-		{"uuid trailing space", "uuid", tString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 ", true, false},
-		{"uuid not hex", "uuid", tString, "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
-		{"uuid in array", "uuid[]", btList(tString), []any{"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "nope"}, true, false},
-		{"numeric word", "numeric", tString, "abc", true, false},
-		{"numeric empty", "numeric", tString, "", true, false},
-		{"numeric spaces", "numeric", tString, "  ", true, false},
-		{"numeric point", "numeric", tString, ".", true, false},
-		{"numeric two points", "numeric", tString, "1.2.3", true, false},
-		{"numeric two signs", "numeric", tString, "--1", true, false},
-		{"numeric signed NaN", "numeric", tString, "+NaN", true, false},
-		{"numeric NaN junk", "numeric", tString, "NaNa", true, false},
-		{"numeric infinit", "numeric", tString, "infinit", true, false},
-		{"numeric bare exponent", "numeric", tString, "1e", true, false},
-		{"numeric exponent sign", "numeric", tString, "1e+", true, false},
-		{"numeric inner space", "numeric", tString, "1 000", true, false},
-		{"numeric underscore", "numeric", tString, "1_000", true, false},
-		{"numeric hex", "numeric", tString, "0x1F", true, false},
-		{"numeric weight overflow", "numeric", tString, "1e131072", true, false},
-		{"numeric scale overflow", "numeric", tString, "1e-16384", true, false},
-		{"numeric exponent overflow", "numeric", tString, "1e9999999999", true, false},
-		{"numeric space in exponent", "numeric", tString, "1e 5", true, true},
-		{"numeric in array", "numeric[]", btList(tString), []any{"1", "x"}, true, false},
-		{"numeric infinity in numeric(5,2)", "numeric(5,2)", tString, "Infinity", false, false},
-		{"numeric overflow numeric(5,2)", "numeric(5,2)", tString, "1000", false, false},
+		{"uuid empty", "uuid", ParquetString, "", true, false},
+		{"uuid short", "uuid", ParquetString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", true, false},
+		{"uuid long", "uuid", ParquetString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111", true, false},
+		{"uuid open brace", "uuid", ParquetString, "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
+		{"uuid close brace", "uuid", ParquetString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", true, false},
+		{"uuid double braces", "uuid", ParquetString, "{{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}}", true, false},
+		{"uuid leading hyphen", "uuid", ParquetString, "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
+		{"uuid trailing hyphen", "uuid", ParquetString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-", true, false},
+		{"uuid hyphen before brace", "uuid", ParquetString, "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-}", true, false},
+		{"uuid double hyphen", "uuid", ParquetString, "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
+		{"uuid odd hyphen", "uuid", ParquetString, "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
+		{"uuid spaces", "uuid", ParquetString, " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
+		{"uuid trailing space", "uuid", ParquetString, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 ", true, false},
+		{"uuid not hex", "uuid", ParquetString, "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, false},
+		{"uuid in array", "uuid[]", btList(ParquetString), []any{"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "nope"}, true, false},
+		{"numeric word", "numeric", ParquetString, "abc", true, false},
+		{"numeric empty", "numeric", ParquetString, "", true, false},
+		{"numeric spaces", "numeric", ParquetString, "  ", true, false},
+		{"numeric point", "numeric", ParquetString, ".", true, false},
+		{"numeric two points", "numeric", ParquetString, "1.2.3", true, false},
+		{"numeric two signs", "numeric", ParquetString, "--1", true, false},
+		{"numeric signed NaN", "numeric", ParquetString, "+NaN", true, false},
+		{"numeric NaN junk", "numeric", ParquetString, "NaNa", true, false},
+		{"numeric infinit", "numeric", ParquetString, "infinit", true, false},
+		{"numeric bare exponent", "numeric", ParquetString, "1e", true, false},
+		{"numeric exponent sign", "numeric", ParquetString, "1e+", true, false},
+		{"numeric inner space", "numeric", ParquetString, "1 000", true, false},
+		{"numeric underscore", "numeric", ParquetString, "1_000", true, false},
+		{"numeric hex", "numeric", ParquetString, "0x1F", true, false},
+		{"numeric weight overflow", "numeric", ParquetString, "1e131072", true, false},
+		{"numeric scale overflow", "numeric", ParquetString, "1e-16384", true, false},
+		{"numeric exponent overflow", "numeric", ParquetString, "1e9999999999", true, false},
+		{"numeric space in exponent", "numeric", ParquetString, "1e 5", true, true},
+		{"numeric in array", "numeric[]", btList(ParquetString), []any{"1", "x"}, true, false},
+		{"numeric infinity in numeric(5,2)", "numeric(5,2)", ParquetString, "Infinity", false, false},
+		{"numeric overflow numeric(5,2)", "numeric(5,2)", ParquetString, "1000", false, false},
 		{"numeric overflow DECIMAL in numeric(5,2)", "numeric(5,2)", btDecimal(9, 2, records.PhysicalInt32, 0), int32(100000), false, false},
 		{"smallint out of range", "smallint", btInt16, int32(40000), true, false},
 		{"date past the end", "date", btDate, int32(endDateDays), true, false},
@@ -482,15 +471,15 @@ func TestBinaryCopyErrors(t *testing.T) {
 		{"time negative", "time without time zone", btTime, int64(-1), true, true},
 		{"time past 24:00", "time without time zone", btTime, int64(usecsPerDay + 1), true, false},
 		{"timestamp before 4713 BC", "timestamp without time zone", btTS, int64(minTimestampUs - 1), true, false},
-		{"timestamptz min int64", "timestamp with time zone", tTSTZ, int64(math.MinInt64), true, false},
-		{"varchar too long", "character varying(5)", tString, "abcdef", false, false},
-		{"char too long", "character(3)", tString, "abcd", false, false},
-		{"varchar element too long", "character varying(3)[]", btList(tString), []any{"abcd"}, false, false},
-		{"invalid UTF-8", "text", tString, "\xff\xfe", false, false},
-		{"NUL", "text", tString, "a\x00b", false, false},
-		{"bad json", "json", tString, "{bad", false, false},
-		{"bad jsonb", "jsonb", tJSON, `{"a": }`, false, false},
-		{"jsonb NUL escape", "jsonb", tJSON, `"\u0000"`, false, false},
+		{"timestamptz min int64", "timestamp with time zone", ParquetTimestampTZ, int64(math.MinInt64), true, false},
+		{"varchar too long", "character varying(5)", ParquetString, "abcdef", false, false},
+		{"char too long", "character(3)", ParquetString, "abcd", false, false},
+		{"varchar element too long", "character varying(3)[]", btList(ParquetString), []any{"abcd"}, false, false},
+		{"invalid UTF-8", "text", ParquetString, "\xff\xfe", false, false},
+		{"NUL", "text", ParquetString, "a\x00b", false, false},
+		{"bad json", "json", ParquetString, "{bad", false, false},
+		{"bad jsonb", "jsonb", ParquetJSON, `{"a": }`, false, false},
+		{"jsonb NUL escape", "jsonb", ParquetJSON, `"\u0000"`, false, false},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -524,7 +513,7 @@ func TestBinaryCopyErrors(t *testing.T) {
 			if c.named && !strings.Contains(err.Error(), `column "v", row 3`) {
 				t.Errorf("binary COPY: %v; want the error to name the column and row", err)
 			}
-			if got := queryText(t, conn, "SELECT count(*) FROM "+bin); got[0][0] != "0" {
+			if got := pgtest.QueryText(t, conn, "SELECT count(*) FROM "+bin); got[0][0] != "0" {
 				t.Errorf("%s rows after the failed COPY", got[0][0])
 			}
 		})
@@ -534,13 +523,13 @@ func TestBinaryCopyErrors(t *testing.T) {
 // TestBinaryCopyFailsAtomically fails a COPY on the last of 30,000 rows,
 // long after the first chunks were sent: nothing is written.
 func TestBinaryCopyFailsAtomically(t *testing.T) {
-	conn := connect(t)
+	conn := pgtest.Connect(t)
 	vals := make([]any, 30_000)
 	for i := range vals {
 		vals[i] = fmt.Sprintf("a0eebc99-9c0b-4ef8-bb6d-%012x", i)
 	}
 	vals[len(vals)-1] = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1z"
-	b := oneColumnBatch(t, tString, "uuid", vals)
+	b := oneColumnBatch(t, ParquetString, "uuid", vals)
 	_, bin := createPair(t, conn, "atomic", b.Schema)
 	r := binaryReader(t, b)
 	_, err := conn.PgConn().CopyFrom(context.Background(), r, "COPY "+bin+" FROM STDIN (FORMAT binary)")
@@ -550,7 +539,7 @@ func TestBinaryCopyFailsAtomically(t *testing.T) {
 	if r.row < binaryBufferSize/32 {
 		t.Fatalf("the reader failed at row %d: want it past the first chunk", r.row)
 	}
-	if got := queryText(t, conn, "SELECT count(*) FROM "+bin); got[0][0] != "0" {
+	if got := pgtest.QueryText(t, conn, "SELECT count(*) FROM "+bin); got[0][0] != "0" {
 		t.Errorf("%s rows after the failed COPY", got[0][0])
 	}
 	// The error sticks.
@@ -563,7 +552,7 @@ func TestBinaryCopyFailsAtomically(t *testing.T) {
 // chunks, with the extra columns the transaction adds (written by the
 // helpers), and compares them with the text format.
 func TestBinaryCopyLarge(t *testing.T) {
-	conn := connect(t)
+	conn := pgtest.Connect(t)
 	b := recordstest.WideBatch(rand.New(rand.NewPCG(1, 2)), 0, 20_000)
 	// A change that did not carry "name" and "tags" in some rows.
 	for _, ci := range []int{2, 8} {
@@ -574,7 +563,7 @@ func TestBinaryCopyLarge(t *testing.T) {
 	}
 	text, bin := createPair(t, conn, "large", b.Schema)
 	for _, tbl := range []string{text, bin} {
-		exec(t, conn, "ALTER TABLE "+tbl+" ADD COLUMN flags integer[], ADD COLUMN synced timestamp with time zone, ADD COLUMN nothing bigint")
+		pgtest.Exec(t, conn, "ALTER TABLE "+tbl+" ADD COLUMN flags integer[], ADD COLUMN synced timestamp with time zone, ADD COLUMN nothing bigint")
 	}
 	const synced = 1_709_251_199_123_456
 	flags := func(row int) []int {
@@ -586,25 +575,25 @@ func TestBinaryCopyLarge(t *testing.T) {
 		}
 		return []int{0, row % 11, 10}
 	}
-	tr := &rowReader{b: b}
-	br := &binaryRowReader{b: b, nExtra: 4}
+	tr := &TextRowReader{B: b}
+	br := &BinaryRowReader{B: b, NExtra: 4}
 	for i, c := range b.Schema.Columns {
-		enc, err := appender(c.Type)
+		enc, err := TextEncoderFor(c.Type)
 		if err != nil {
 			t.Fatal(err)
 		}
-		typ, err := columnType(c)
+		typ, err := ColumnType(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		benc, ok := binaryAppender(c.Type, typ)
+		benc, ok := ColumnBinaryEncoder(c.Type, typ)
 		if !ok {
 			t.Fatalf("column %s: no binary form for %s", c.Name, typ)
 		}
-		tr.cols, tr.enc = append(tr.cols, i), append(tr.enc, enc)
-		br.cols, br.enc = append(br.cols, i), append(br.enc, benc)
+		tr.Cols, tr.Enc = append(tr.Cols, i), append(tr.Enc, enc)
+		br.Cols, br.Enc = append(br.Cols, i), append(br.Enc, benc)
 	}
-	tr.extra = func(out []byte, row int) []byte {
+	tr.Extra = func(out []byte, row int) []byte {
 		out = strconv.AppendInt(append(out, '\t'), int64(row), 10)
 		switch f := flags(row); {
 		case f == nil:
@@ -619,13 +608,13 @@ func TestBinaryCopyLarge(t *testing.T) {
 			}
 			out = append(out, '}')
 		}
-		out = appendTimestamp(append(out, '\t'), synced, true)
+		out = AppendTimestamp(append(out, '\t'), synced, true)
 		return append(out, "\t\\N"...)
 	}
-	br.extra = func(out []byte, row int) []byte {
-		out = appendBinaryInt64Field(out, int64(row))
-		out = appendBinaryInt4ArrayField(out, flags(row))
-		out = appendBinaryTimestampField(out, synced)
+	br.Extra = func(out []byte, row int) []byte {
+		out = AppendBinaryInt64Field(out, int64(row))
+		out = AppendBinaryInt4ArrayField(out, flags(row))
+		out = AppendBinaryTimestampField(out, synced)
 		return appendBinaryNullField(out)
 	}
 	cols := "(id, quantity, name, amount, currency, paid, attrs, ref, tags, created_at, updated_at, rn, flags, synced, nothing)"
@@ -663,7 +652,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // TestBinaryCopyEmpty checks the stream of an empty batch (a header and a
 // trailer, which COPY reads as no rows) and the framing of a small one.
 func TestBinaryCopyEmpty(t *testing.T) {
-	b := oneColumnBatch(t, tInt32, "integer", nil)
+	b := oneColumnBatch(t, ParquetInt32, "integer", nil)
 	r := binaryReader(t, b)
 	got, err := io.ReadAll(r)
 	if err != nil {
@@ -674,7 +663,7 @@ func TestBinaryCopyEmpty(t *testing.T) {
 		t.Errorf("stream = %q, want %q", got, want)
 	}
 
-	b = oneColumnBatch(t, tInt32, "integer", []any{int32(-2), nil})
+	b = oneColumnBatch(t, ParquetInt32, "integer", []any{int32(-2), nil})
 	got, err = io.ReadAll(binaryReader(t, b))
 	if err != nil {
 		t.Fatal(err)
@@ -687,8 +676,8 @@ func TestBinaryCopyEmpty(t *testing.T) {
 		t.Errorf("stream = %q, want %q", got, want)
 	}
 
-	conn := connect(t)
-	b = oneColumnBatch(t, tInt32, "integer", nil)
+	conn := pgtest.Connect(t)
+	b = oneColumnBatch(t, ParquetInt32, "integer", nil)
 	_, bin := createPair(t, conn, "empty", b.Schema)
 	tag, err := conn.PgConn().CopyFrom(context.Background(), binaryReader(t, b), "COPY "+bin+" FROM STDIN (FORMAT binary)")
 	if err != nil || tag.RowsAffected() != 0 {
@@ -702,54 +691,54 @@ func TestBinaryAppenderUnsupported(t *testing.T) {
 		typ records.ParquetType
 		sql string
 	}{
-		{tString, "interval"},
-		{tString, "inet"},
-		{tString, "cidr"},
-		{tString, "money"},
-		{tString, "time with time zone"},
-		{tString, "time(3) with time zone"},
-		{tString, "int4range"},
-		{tString, "tsvector"},
-		{tString, "xml"},
-		{tString, `"char"`},
-		{tString, "name"},
-		{tString, "bit varying(8)"},
-		{tString, "point"},
-		{tString, "mood"},
-		{tString, "public.mood"},
-		{tString, "integer[]"}, // a multi-dimensional array carried as text
-		{btList(tString), "interval[]"},
-		{btList(tString), "mood[]"},
-		{btList(tInt32), "integer[][]"},
-		{btList(btList(tInt32)), "integer[]"},
-		{tString, "integer"},
-		{tString, "boolean"},
-		{tString, "date"},
-		{tString, "bytea"},
-		{tString, "timestamp with time zone"},
-		{tJSON, "uuid"},
+		{ParquetString, "interval"},
+		{ParquetString, "inet"},
+		{ParquetString, "cidr"},
+		{ParquetString, "money"},
+		{ParquetString, "time with time zone"},
+		{ParquetString, "time(3) with time zone"},
+		{ParquetString, "int4range"},
+		{ParquetString, "tsvector"},
+		{ParquetString, "xml"},
+		{ParquetString, `"char"`},
+		{ParquetString, "name"},
+		{ParquetString, "bit varying(8)"},
+		{ParquetString, "point"},
+		{ParquetString, "mood"},
+		{ParquetString, "public.mood"},
+		{ParquetString, "integer[]"}, // a multi-dimensional array carried as text
+		{btList(ParquetString), "interval[]"},
+		{btList(ParquetString), "mood[]"},
+		{btList(ParquetInt32), "integer[][]"},
+		{btList(btList(ParquetInt32)), "integer[]"},
+		{ParquetString, "integer"},
+		{ParquetString, "boolean"},
+		{ParquetString, "date"},
+		{ParquetString, "bytea"},
+		{ParquetString, "timestamp with time zone"},
+		{ParquetJSON, "uuid"},
 		{btBytes, "text"},
-		{tJSON, "text"},
-		{tJSON, "character varying(3)"},
-		{tInt64, "integer"},
-		{tInt32, "smallint"},
-		{tInt32, "bigint"},
+		{ParquetJSON, "text"},
+		{ParquetJSON, "character varying(3)"},
+		{ParquetInt64, "integer"},
+		{ParquetInt32, "smallint"},
+		{ParquetInt32, "bigint"},
 		{btInt16, "integer"},
 		{btDouble, "real"},
 		{btDouble, "numeric"},
-		{tInt64, "numeric"},
-		{tTSTZ, "timestamp without time zone"},
+		{ParquetInt64, "numeric"},
+		{ParquetTimestampTZ, "timestamp without time zone"},
 		{btTS, "timestamp with time zone"},
-		{tTSTZ, "date"},
+		{ParquetTimestampTZ, "date"},
 		{btDecimal(7, -2, records.PhysicalInt32, 0), "numeric(5,-2)"},
 		{btDecimal(9, 2, records.PhysicalInt32, 0), "integer"},
-		{tInt32, "integer[]"},
-		{btList(tInt32), "integer"},
-		{tString, "not a type!"},
-		{tString, ""},
+		{ParquetInt32, "integer[]"},
+		{btList(ParquetInt32), "integer"},
+		{ParquetString, "not a type!"},
+		{ParquetString, ""},
 	}
 	for _, c := range cases {
-		if _, ok := binaryAppender(c.typ, c.sql); ok {
+		if _, ok := ColumnBinaryEncoder(c.typ, c.sql); ok {
 			t.Errorf("binaryAppender(%s, %q) is ok; want the text format", c.typ.Name, c.sql)
 		}
 	}
@@ -760,7 +749,7 @@ func TestBinaryAppenderUnsupported(t *testing.T) {
 // all, for inputs where the text COPY alone could hide a difference in
 // weight or digits.
 func TestBinaryNumericText(t *testing.T) {
-	conn := connect(t)
+	conn := pgtest.Connect(t)
 	inputs := []string{
 		"0", "-0", "0.000", "1", "-1", "9999", "10000", "10001", "0.1", "0.0001", "0.00001", "-0.000001",
 		"123456789.123456789", "1e5", "1E-3", "12.50e1", "00012.3400", ".5", "5.", "NaN", "Infinity", "-inf",
@@ -793,8 +782,8 @@ func TestBinaryNumericText(t *testing.T) {
 // PostgreSQL's input functions on thousands of random near-miss strings:
 // each is accepted by both, with the same send form, or refused by both.
 func TestBinaryParsersRandom(t *testing.T) {
-	conn := connect(t)
-	exec(t, conn, `CREATE FUNCTION try_send(s text, typ text) RETURNS bytea LANGUAGE plpgsql AS $$
+	conn := pgtest.Connect(t)
+	pgtest.Exec(t, conn, `CREATE FUNCTION try_send(s text, typ text) RETURNS bytea LANGUAGE plpgsql AS $$
 BEGIN
 	IF typ = 'uuid' THEN RETURN uuid_send(s::uuid); END IF;
 	RETURN numeric_send(s::numeric);
@@ -834,12 +823,12 @@ END $$`)
 	for _, c := range []struct {
 		typ    string
 		inputs []string
-		enc    binaryAppendFunc
+		enc    BinaryEncoder
 	}{
 		{"numeric", numerics, appendBinaryNumericText},
 		{"uuid", uuids, appendBinaryUUID},
 	} {
-		rows := queryText(t, conn, "SELECT encode(try_send(s, $2), 'hex') FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n", c.inputs, c.typ)
+		rows := pgtest.QueryText(t, conn, "SELECT encode(try_send(s, $2), 'hex') FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n", c.inputs, c.typ)
 		accepted := 0
 		for i, in := range c.inputs {
 			v := &records.Vec{Offsets: []int32{0}}
@@ -887,7 +876,7 @@ func FuzzBinaryEncoders(f *testing.F) {
 		}
 		_, _ = appendBinaryUUID(nil, v, 0)
 		dec := btDecimal(38, int(scale%64), records.PhysicalFixedLenByteArray, len(data))
-		enc, ok := binaryAppender(dec, "numeric")
+		enc, ok := ColumnBinaryEncoder(dec, "numeric")
 		if !ok {
 			t.Fatal("no binary form for a DECIMAL")
 		}
@@ -913,8 +902,8 @@ func checkNumeric(t *testing.T, b []byte) {
 		t.Fatalf("numeric % x", b)
 	}
 	switch sign {
-	case binNumericPos, binNumericNeg:
-	case binNumericNaN, binNumericPInf, binNumericNInf:
+	case numericPos, numericNeg:
+	case numericNaN, numericPInf, numericNInf:
 		if nd != 0 {
 			t.Fatalf("special numeric with digits: % x", b)
 		}
@@ -951,30 +940,30 @@ func BenchmarkCopyFormats(b *testing.B) {
 		pool = append(pool, recordstest.WideBatch(rng, 0, batchRows))
 	}
 	s := recordstest.WideSchema
-	var textEnc []appendFunc
-	var binEnc []binaryAppendFunc
+	var textEnc []TextEncoder
+	var binEnc []BinaryEncoder
 	var defs []string
 	cols := make([]int, len(s.Columns))
 	for i, c := range s.Columns {
 		cols[i] = i
-		typ, err := columnType(c)
+		typ, err := ColumnType(c)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defs = append(defs, pgx.Identifier{c.Name}.Sanitize()+" "+typ)
-		enc, err := appender(c.Type)
+		enc, err := TextEncoderFor(c.Type)
 		if err != nil {
 			b.Fatal(err)
 		}
-		benc, ok := binaryAppender(c.Type, typ)
+		benc, ok := ColumnBinaryEncoder(c.Type, typ)
 		if !ok {
 			b.Fatalf("column %s: no binary form for %s", c.Name, typ)
 		}
 		textEnc, binEnc = append(textEnc, enc), append(binEnc, benc)
 	}
 	readers := map[string]func(*records.Batch) io.Reader{
-		"text":   func(bt *records.Batch) io.Reader { return &rowReader{b: bt, cols: cols, enc: textEnc} },
-		"binary": func(bt *records.Batch) io.Reader { return &binaryRowReader{b: bt, cols: cols, enc: binEnc} },
+		"text":   func(bt *records.Batch) io.Reader { return &TextRowReader{B: bt, Cols: cols, Enc: textEnc} },
+		"binary": func(bt *records.Batch) io.Reader { return &BinaryRowReader{B: bt, Cols: cols, Enc: binEnc} },
 	}
 	// each runs the whole copy once per iteration, sending each batch's
 	// stream to send; reset (untimed) empties the table first.
@@ -1001,7 +990,7 @@ func BenchmarkCopyFormats(b *testing.B) {
 		b.ReportMetric(float64(bytesSent)/total, "bytes/row")
 	}
 	ctx := context.Background()
-	conn := connect(b)
+	conn := pgtest.Connect(b)
 	for _, format := range []string{"text", "binary"} {
 		b.Run(format, func(b *testing.B) {
 			tbl := pgx.Identifier{"bench_" + format}.Sanitize()

@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"encoding/binary"
@@ -22,9 +22,9 @@ import (
 // same text, so a row has the same values by every path in both
 // warehouses.
 
-// decodeColumn decodes the non-null binary value b of a batch column,
+// DecodeColumn decodes the non-null binary value b of a batch column,
 // recording its exact text form when the Parquet type does not hold it.
-func (d *decoder) decodeColumn(v *records.Vec, b []byte) error {
+func (d *Decoder) DecodeColumn(v *records.Vec, b []byte) error {
 	before := v.Nulled
 	if err := d.decode(v, b, &v.Nulled); err != nil {
 		return err
@@ -71,7 +71,7 @@ func arrayKeepsShape(b []byte) bool {
 // type's input function reads back as the same value, in a session with
 // any DateStyle and TimeZone (ISO dates, timestamps with an explicit
 // offset, which a timestamp without time zone ignores).
-func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
+func (d *Decoder) appendText(dst, b []byte) ([]byte, error) {
 	switch d.kind {
 	case decBool:
 		if len(b) != 1 {
@@ -114,11 +114,7 @@ func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
 		return n.appendText(dst), nil
 	case decBytes:
 		if d.bytea {
-			dst = append(dst, '\\', 'x')
-			for _, c := range b {
-				dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			return dst, nil
+			return appendBytea(dst, b), nil
 		}
 		return append(dst, b...), nil
 	case decJSONB:
@@ -136,8 +132,7 @@ func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
 		case math.MaxInt32:
 			return append(dst, "infinity"...), nil
 		default:
-			t := time.Unix((int64(raw)+pgEpochDays)*86400, 0).UTC()
-			return appendEra(appendYMD(dst, t), t), nil
+			return appendDate(dst, int64(raw)+pgEpochDays), nil
 		}
 	case decTime:
 		if len(b) != 8 {
@@ -162,7 +157,7 @@ func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
 			if frac < 0 {
 				sec, frac = sec-1, frac+1e6
 			}
-			t := time.Unix(sec+pgEpochMicros/1e6, 0).UTC()
+			t := time.Unix(sec+PGEpochMicros/1e6, 0).UTC()
 			dst = append(appendYMD(dst, t), ' ')
 			dst = appendClock(dst, int64(t.Hour()), int64(t.Minute()), int64(t.Second()), frac)
 			// The offset makes a timestamptz exact whatever the reading
@@ -180,169 +175,4 @@ func (d *decoder) appendText(dst, b []byte) ([]byte, error) {
 		return append(dst, b...), nil
 	}
 	return dst, fmt.Errorf("unknown decoder %d", d.kind)
-}
-
-func appendFloatText(dst []byte, f float64, bits int) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(dst, "Infinity"...)
-	case math.IsInf(f, -1):
-		return append(dst, "-Infinity"...)
-	}
-	// The shortest text that reads back as the same float.
-	return strconv.AppendFloat(dst, f, 'g', -1, bits)
-}
-
-// appendYMD appends an ISO date, the year of the BC era as PostgreSQL
-// counts it (year 0 is 1 BC; appendEra adds the " BC").
-func appendYMD(dst []byte, t time.Time) []byte {
-	y := int64(t.Year())
-	if y <= 0 {
-		y = 1 - y
-	}
-	dst = appendPadded(dst, y, 4)
-	dst = append(dst, '-')
-	dst = appendPadded(dst, int64(t.Month()), 2)
-	dst = append(dst, '-')
-	return appendPadded(dst, int64(t.Day()), 2)
-}
-
-func appendEra(dst []byte, t time.Time) []byte {
-	if t.Year() <= 0 {
-		return append(dst, " BC"...)
-	}
-	return dst
-}
-
-func appendClock(dst []byte, h, m, s, us int64) []byte {
-	dst = appendPadded(dst, h, 2)
-	dst = append(dst, ':')
-	dst = appendPadded(dst, m, 2)
-	dst = append(dst, ':')
-	dst = appendPadded(dst, s, 2)
-	if us != 0 {
-		dst = append(dst, '.')
-		dst = appendPadded(dst, us, 6)
-	}
-	return dst
-}
-
-func appendPadded(dst []byte, n int64, width int) []byte {
-	var buf [20]byte
-	digits := strconv.AppendInt(buf[:0], n, 10)
-	for i := len(digits); i < width; i++ {
-		dst = append(dst, '0')
-	}
-	return append(dst, digits...)
-}
-
-// appendArrayText appends the text form of a binary array: its bounds
-// when one is not 1, then the elements in nested braces, each quoted
-// (which the input of any element type accepts).
-func (d *decoder) appendArrayText(dst, b []byte) ([]byte, error) {
-	if len(b) < 12 {
-		return dst, errors.New("array value shorter than its header")
-	}
-	ndim := int(int32(binary.BigEndian.Uint32(b)))
-	if ndim < 0 || ndim > maxArrayDims || len(b) < 12+8*ndim {
-		return dst, fmt.Errorf("array of %d dimensions", ndim)
-	}
-	if ndim == 0 {
-		return append(dst, "{}"...), nil
-	}
-	var dims, lbs [maxArrayDims]int
-	bounds := false
-	for i := range ndim {
-		dims[i] = int(int32(binary.BigEndian.Uint32(b[12+8*i:])))
-		lbs[i] = int(int32(binary.BigEndian.Uint32(b[16+8*i:])))
-		if dims[i] < 0 {
-			return dst, fmt.Errorf("array dimension of length %d", dims[i])
-		}
-		bounds = bounds || lbs[i] != 1
-	}
-	if bounds {
-		for i := range ndim {
-			dst = append(dst, '[')
-			dst = strconv.AppendInt(dst, int64(lbs[i]), 10)
-			dst = append(dst, ':')
-			dst = strconv.AppendInt(dst, int64(lbs[i]+dims[i]-1), 10)
-			dst = append(dst, ']')
-		}
-		dst = append(dst, '=')
-	}
-	p := 12 + 8*ndim
-	var err error
-	dst, p, err = d.appendDimText(dst, b, p, dims[:ndim])
-	if err != nil {
-		return dst, err
-	}
-	if p != len(b) {
-		return dst, errors.New("array value with trailing bytes")
-	}
-	return dst, nil
-}
-
-// appendDimText appends the elements of one dimension (dims[0] of them,
-// each an array of the remaining dimensions) starting at p.
-func (d *decoder) appendDimText(dst, b []byte, p int, dims []int) ([]byte, int, error) {
-	dst = append(dst, '{')
-	for i := range dims[0] {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		if len(dims) > 1 {
-			var err error
-			if dst, p, err = d.appendDimText(dst, b, p, dims[1:]); err != nil {
-				return dst, p, err
-			}
-			continue
-		}
-		n, err := elemLen(b, p)
-		if err != nil {
-			return dst, p, err
-		}
-		p += 4
-		if n < 0 {
-			dst = append(dst, "NULL"...)
-			continue
-		}
-		start := len(dst)
-		if dst, err = d.elem.appendText(dst, b[p:p+n]); err != nil {
-			return dst, p, fmt.Errorf("array element: %w", err)
-		}
-		dst = quoteArrayElem(dst, start)
-		p += n
-	}
-	return append(dst, '}'), p, nil
-}
-
-// quoteArrayElem quotes the element text dst[start:] in place, escaping
-// its quotes and backslashes.
-func quoteArrayElem(dst []byte, start int) []byte {
-	extra := 2
-	for _, c := range dst[start:] {
-		if c == '"' || c == '\\' {
-			extra++
-		}
-	}
-	n := len(dst)
-	for range extra {
-		dst = append(dst, 0)
-	}
-	w := len(dst) - 1
-	dst[w] = '"'
-	w--
-	for r := n - 1; r >= start; r-- {
-		c := dst[r]
-		dst[w] = c
-		w--
-		if c == '"' || c == '\\' {
-			dst[w] = '\\'
-			w--
-		}
-	}
-	dst[w] = '"'
-	return dst
 }

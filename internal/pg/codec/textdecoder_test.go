@@ -1,4 +1,4 @@
-package postgres
+package codec
 
 import (
 	"errors"
@@ -11,23 +11,24 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 )
 
 // Parquet types of the mapping, as the decoders get them.
 var (
-	tdBool     = parquetBoolean
-	tdInt16    = parquetInt16
-	tdInt32    = parquetInt32
-	tdInt64    = parquetInt64
-	tdFloat    = parquetFloat
-	tdDouble   = parquetDouble
-	tdString   = parquetString
-	tdJSON     = parquetJSON
-	tdBytes    = parquetBytes
-	tdDate     = parquetDate
-	tdTime     = parquetTime
-	tdTS       = parquetTimestamp
-	tdTSTZ     = parquetTimestampTZ
+	tdBool     = ParquetBoolean
+	tdInt16    = ParquetInt16
+	tdInt32    = ParquetInt32
+	tdInt64    = ParquetInt64
+	tdFloat    = ParquetFloat
+	tdDouble   = ParquetDouble
+	tdString   = ParquetString
+	tdJSON     = ParquetJSON
+	tdBytes    = ParquetBytes
+	tdDate     = ParquetDate
+	tdTime     = ParquetTime
+	tdTS       = ParquetTimestamp
+	tdTSTZ     = ParquetTimestampTZ
 	tdDec9_2   = decimalType(9, 2)
 	tdDec18_4  = decimalType(18, 4)
 	tdDec38_10 = decimalType(38, 10)
@@ -68,9 +69,9 @@ func tdDecode(t *testing.T, pt records.ParquetType, pg *PGType, s string) any {
 	case n > 0 && v.IsNull(0):
 		return tdNulled{}
 	case n > 0:
-		return tdNulledIn{n, vecValue(v, pt, 0)}
+		return tdNulledIn{n, recordstest.Value(v, pt, 0)}
 	}
-	return vecValue(v, pt, 0)
+	return recordstest.Value(v, pt, 0)
 }
 
 func tdDays(y int, m time.Month, d int) int32 {

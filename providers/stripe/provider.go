@@ -53,12 +53,15 @@ import (
 )
 
 func init() {
-	providers.Register("stripe", func(ctx context.Context, src *config.Source) (providers.Source, error) {
-		p, err := New(src)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
+	providers.Register("stripe", providers.Type{
+		Open: func(ctx context.Context, src *config.Source) (providers.Source, error) {
+			p, err := New(src)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		WebhookEvents: EventTypes,
 	})
 }
 

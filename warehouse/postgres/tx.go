@@ -104,7 +104,7 @@ var _ warehouse.Tx = (*Tx)(nil)
 func (t *Table) Begin(mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
 	tx, err := t.begin(mode, schema, sync, nil)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	return tx, nil
 }
@@ -530,7 +530,7 @@ func (tx *Tx) Write(b *records.Batch) error {
 	ctx := context.Background()
 	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, copySQL); err != nil {
 		tx.fail()
-		return fmt.Errorf("writing to %s: %w", tx.t.qualified(), err)
+		return classify(fmt.Errorf("writing to %s: %w", tx.t.qualified(), err))
 	}
 	tx.rows += r.copied()
 	return nil
@@ -546,7 +546,7 @@ func (tx *Tx) Commit(pos records.Position) (int64, error) {
 	rows, err := tx.commit(ctx, pos)
 	if err != nil {
 		tx.fail()
-		return 0, fmt.Errorf("committing to %s: %w", tx.t.qualified(), err)
+		return 0, classify(fmt.Errorf("committing to %s: %w", tx.t.qualified(), err))
 	}
 	tx.done = true
 	// The transaction ended cleanly (its temporary tables dropped on

@@ -279,7 +279,8 @@ func (w *Warehouse) privilegeError(ctx context.Context, conn *pgx.Conn, err erro
 // Table returns the warehouse table of a runner table name (TableName
 // makes it a PostgreSQL identifier). Its committed position is read now.
 func (w *Warehouse) Table(name string) (warehouse.Table, error) {
-	return w.table(name)
+	t, err := w.table(name)
+	return t, classify(err)
 }
 
 func (w *Warehouse) table(name string) (*Table, error) {

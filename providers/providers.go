@@ -1,6 +1,13 @@
 // Package providers defines what sluice needs from a source type, as small
 // capability interfaces that each source type implements as far as it can,
-// and the model of what one introspection pass observes.
+// the registry through which provider packages make their type available
+// (Register), and the model of what one introspection pass observes.
+//
+// runner, apply and planner import no provider package and no driver: every
+// capability they use is an interface here (providers.go, capabilities.go,
+// webhook.go), discovered on an opened Source with a type assertion, or a
+// function of the registry (OpenResources, WebhookEvents). Only the
+// command (cmd/sluice) imports the provider packages, to register them.
 //
 // The planner consumes Observed values and never talks to a source itself,
 // so everything it needs to decide must be here.

@@ -599,7 +599,8 @@ func (r *Runner) webhookDecoder(ctx context.Context, src *config.Source) (provid
 	p := h.decoders[src.Address()]
 	if p == nil {
 		var err error
-		if p, err = r.opt.Open(ctx, src); err != nil {
+		// Kept past this delivery: not tied to its context.
+		if p, err = r.opt.Open(context.WithoutCancel(ctx), src); err != nil {
 			return nil, err
 		}
 		h.decoders[src.Address()] = p

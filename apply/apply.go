@@ -17,7 +17,6 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/stripe"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -34,6 +33,9 @@ type Options struct {
 	FingerprintKey []byte
 	// Resources opens the resource manager of a configured source.
 	Resources func(ctx context.Context, src *config.Source) (providers.ResourceManager, error)
+	// Open opens a configured source, for its webhook endpoint
+	// (providers.WebhookManager); providers.Open when nil.
+	Open func(ctx context.Context, src *config.Source) (providers.Source, error)
 	// Progress is told about each step as it starts and ends.
 	Progress func(Event)
 	Now      func() time.Time
@@ -64,6 +66,9 @@ func Execute(ctx context.Context, p *planner.Plan, opt Options) (*Result, error)
 	if opt.Progress == nil {
 		opt.Progress = func(Event) {}
 	}
+	if opt.Open == nil {
+		opt.Open = providers.Open
+	}
 	ex := &executor{opt: opt, managers: map[string]providers.ResourceManager{}}
 	defer ex.close()
 	res := &Result{}
@@ -89,14 +94,14 @@ func Execute(ctx context.Context, p *planner.Plan, opt Options) (*Result, error)
 type executor struct {
 	opt      Options
 	managers map[string]providers.ResourceManager
-	stripe   map[string]*stripe.Provider // webhook steps (webhook.go)
+	webhooks map[string]providers.Source // webhook steps (webhook.go)
 }
 
 func (ex *executor) close() {
 	for _, m := range ex.managers {
 		_ = m.Close()
 	}
-	for _, p := range ex.stripe {
+	for _, p := range ex.webhooks {
 		_ = p.Close()
 	}
 }

@@ -9,13 +9,13 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/planner"
-	"github.com/sluice-dev/sluice/providers/stripe"
+	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
 )
 
-// stripeSource opens the Stripe provider of a configured source, once per
-// apply.
-func (ex *executor) stripeSource(addr string) (*stripe.Provider, *config.Source, error) {
+// webhookManager opens the provider of a configured push source, once per
+// apply, for its webhook endpoint.
+func (ex *executor) webhookManager(ctx context.Context, addr string) (providers.WebhookManager, *config.Source, error) {
 	src := ex.opt.Config.Source(addr)
 	if src == nil {
 		return nil, nil, fmt.Errorf("%s is no longer in the configuration, so sluice cannot reach its API to remove the webhook endpoint; "+
@@ -24,18 +24,22 @@ func (ex *executor) stripeSource(addr string) (*stripe.Provider, *config.Source,
 	if src.Stripe == nil {
 		return nil, src, fmt.Errorf("%s has no webhooks to manage", addr)
 	}
-	if ex.stripe == nil {
-		ex.stripe = map[string]*stripe.Provider{}
+	if ex.webhooks == nil {
+		ex.webhooks = map[string]providers.Source{}
 	}
-	if p, ok := ex.stripe[addr]; ok {
-		return p, src, nil
+	p, ok := ex.webhooks[addr]
+	if !ok {
+		var err error
+		if p, err = ex.opt.Open(ctx, src); err != nil {
+			return nil, src, err
+		}
+		ex.webhooks[addr] = p
 	}
-	p, err := stripe.New(src)
-	if err != nil {
-		return nil, src, err
+	wm, ok := p.(providers.WebhookManager)
+	if !ok {
+		return nil, src, fmt.Errorf("%s has no webhooks to manage", addr)
 	}
-	ex.stripe[addr] = p
-	return p, src, nil
+	return wm, src, nil
 }
 
 // webhook registers, updates or removes the webhook endpoint of a Stripe
@@ -49,7 +53,7 @@ func (ex *executor) webhook(ctx context.Context, c planner.Change) error {
 	if c.Action == planner.Delete {
 		return ex.deleteWebhook(ctx, addr, rs)
 	}
-	p, src, err := ex.stripeSource(addr)
+	p, src, err := ex.webhookManager(ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -66,11 +70,10 @@ func (ex *executor) webhook(ctx context.Context, c planner.Change) error {
 		// An endpoint that exists already cannot be verified without its
 		// secret, which Stripe will not reveal again: say so before
 		// registering anything.
+		// A key that may not list endpoints gets an error saying what
+		// to register by hand (providers.ErrWebhookPermission).
 		ep, err := p.FindWebhookEndpoint(ctx, url)
 		if err != nil {
-			if stripe.IsPermission(err) {
-				return &stripe.WebhookPermissionError{Source: addr, URL: url, Events: events, Err: err}
-			}
 			return err
 		}
 		if ep != nil {
@@ -85,8 +88,7 @@ func (ex *executor) webhook(ctx context.Context, c planner.Change) error {
 	}
 
 	ep, secret, created, err := p.EnsureWebhookEndpoint(ctx, url, events)
-	var perm *stripe.WebhookPermissionError
-	if errors.As(err, &perm) && configured != "" {
+	if errors.Is(err, providers.ErrWebhookPermission) && configured != "" {
 		// Registered by hand, as the permission error tells users to do:
 		// sluice records what it needs and verifies with signing_secret.
 		rs.Resources.Webhook = &state.WebhookState{URL: url, Events: events}
@@ -125,7 +127,7 @@ func (ex *executor) webhook(ctx context.Context, c planner.Change) error {
 func (ex *executor) deleteWebhook(ctx context.Context, addr string, rs *state.Source) error {
 	old := rs.Resources.Webhook
 	if old != nil && old.Created && old.ID != "" {
-		p, _, err := ex.stripeSource(addr)
+		p, _, err := ex.webhookManager(ctx, addr)
 		if err != nil {
 			return err
 		}

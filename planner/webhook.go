@@ -8,7 +8,6 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/stripe"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -26,12 +25,11 @@ func WebhookTables(src *config.Source) []string {
 }
 
 // WebhookEvents lists the event types a source's webhook endpoint must
-// have enabled, sorted; none when no table syncs by webhook.
+// have enabled, sorted; none when no table syncs by webhook. The source
+// type's provider says which (providers.Type.WebhookEvents, a pure
+// function: the planner does no I/O).
 func WebhookEvents(src *config.Source) []string {
-	if src.Stripe == nil {
-		return nil
-	}
-	return stripe.EventTypes(WebhookTables(src))
+	return providers.WebhookEvents(src.Type, WebhookTables(src))
 }
 
 // webhook plans the webhook endpoint of a push source: registered while a

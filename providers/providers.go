@@ -1,6 +1,13 @@
 // Package providers defines what sluice needs from a source type, as small
 // capability interfaces that each source type implements as far as it can,
-// and the model of what one introspection pass observes.
+// the registry through which provider packages make their type available
+// (Register), and the model of what one introspection pass observes.
+//
+// runner, apply and planner import no provider package and no driver: every
+// capability they use is an interface here (providers.go, capabilities.go,
+// webhook.go), discovered on an opened Source with a type assertion, or a
+// function of the registry (OpenResources, WebhookEvents). Only the
+// command (cmd/sluice) imports the provider packages, to register them.
 //
 // The planner consumes Observed values and never talks to a source itself,
 // so everything it needs to decide must be here.
@@ -41,8 +48,9 @@ type TableChecker interface {
 }
 
 // Source is a configured source of any type. Other capabilities
-// (ResourceManager, SnapshotReader, ChangeStream, WebhookSource) are
-// discovered with type assertions.
+// (SnapshotReader, CursorReader, ChangeStream, SlotWatcher, Checker,
+// WebhookSource, WebhookManager, ...) are discovered with type assertions;
+// a ResourceManager is opened through the registry (OpenResources).
 type Source interface {
 	Inspector
 	// Close releases connections and tunnels.
@@ -208,28 +216,72 @@ type TableChanges struct {
 // Factory opens a source from its configuration. It may connect lazily.
 type Factory func(ctx context.Context, src *config.Source) (Source, error)
 
+// ResourceFactory opens the resource manager of a configured source.
+type ResourceFactory func(ctx context.Context, src *config.Source) (ResourceManager, error)
+
+// Type is what a provider package registers for its source type: how to
+// open a source, and what callers may ask of the type without one.
+type Type struct {
+	// Open opens a configured source.
+	Open Factory
+	// Resources opens the source's resource manager (publication, slot);
+	// nil when the type has none to manage.
+	Resources ResourceFactory
+	// WebhookEvents lists, sorted, the event types a webhook endpoint
+	// must deliver for the named tables (those that sync by webhook); nil
+	// when the type receives no webhooks. The planner calls it, so it
+	// must do no I/O.
+	WebhookEvents func(tables []string) []string
+}
+
 var (
 	mu       sync.Mutex
-	registry = map[string]Factory{}
+	registry = map[string]Type{}
 )
 
 // Register makes a source type available; provider packages call it from
 // init.
-func Register(sourceType string, f Factory) {
+func Register(sourceType string, t Type) {
 	mu.Lock()
 	defer mu.Unlock()
-	registry[sourceType] = f
+	registry[sourceType] = t
+}
+
+func lookup(sourceType string) (Type, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	t, ok := registry[sourceType]
+	return t, ok
 }
 
 // Open opens the configured source with its type's factory.
 func Open(ctx context.Context, src *config.Source) (Source, error) {
-	mu.Lock()
-	f, ok := registry[src.Type]
-	mu.Unlock()
-	if !ok {
+	t, ok := lookup(src.Type)
+	if !ok || t.Open == nil {
 		return nil, fmt.Errorf("source type %q is not available in this build of sluice", src.Type)
 	}
-	return f(ctx, src)
+	return t.Open(ctx, src)
+}
+
+// OpenResources opens the resource manager of the configured source with
+// its type's factory.
+func OpenResources(ctx context.Context, src *config.Source) (ResourceManager, error) {
+	t, ok := lookup(src.Type)
+	if !ok || t.Resources == nil {
+		return nil, fmt.Errorf("%s sources have no publication or slot to manage", src.Type)
+	}
+	return t.Resources(ctx, src)
+}
+
+// WebhookEvents lists, sorted, the event types a webhook endpoint of a
+// source of the type must deliver for tables; none for a type that
+// receives no webhooks (or is not in this build).
+func WebhookEvents(sourceType string, tables []string) []string {
+	t, ok := lookup(sourceType)
+	if !ok || t.WebhookEvents == nil {
+		return nil
+	}
+	return t.WebhookEvents(tables)
 }
 
 // Types lists the registered source types.

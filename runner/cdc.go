@@ -201,13 +201,6 @@ type cdcEngine struct {
 	sink *cdcSink
 }
 
-// walPositioner is a source that tells its current WAL position: the
-// target of run -once's drain, and of a sync request handed to the
-// daemon.
-type walPositioner interface {
-	CurrentLSN(context.Context) (string, error)
-}
-
 // cdcGroups groups the enabled cdc tables of jobs by source, in a stable
 // order.
 func cdcGroups(jobs []job) map[string][]job {
@@ -351,7 +344,7 @@ func (e *cdcEngine) run(ctx context.Context, once bool) error {
 	defer e.close()
 	var stop string
 	if once {
-		cur, ok := e.prov.(walPositioner)
+		cur, ok := e.prov.(providers.WALPositioner)
 		if !ok {
 			err := fmt.Errorf("%s sources cannot tell their WAL position", e.src.Type)
 			e.failAll(err)
@@ -459,16 +452,10 @@ func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 	return release()
 }
 
-// temporarySnapshotter is a ChangeStream that can export a snapshot with a
-// temporary slot, leaving the source's slot alone.
-type temporarySnapshotter interface {
-	CreateTemporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error)
-}
-
 // temporarySnapshot exports a snapshot with a temporary slot of the
 // source's, for tables added to a source that is already streaming.
 func (e *cdcEngine) temporarySnapshot(ctx context.Context) (providers.ExportedSnapshot, func() error, error) {
-	ts, ok := e.prov.(temporarySnapshotter)
+	ts, ok := e.prov.(providers.TemporarySnapshotter)
 	if !ok {
 		return providers.ExportedSnapshot{}, nil, fmt.Errorf("%s sources cannot export a snapshot for a table added to a running stream", e.src.Type)
 	}

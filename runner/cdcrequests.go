@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -170,7 +171,7 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 		return
 	}
 	defer prov.Close()
-	wp, ok := prov.(walPositioner)
+	wp, ok := prov.(providers.WALPositioner)
 	if !ok {
 		failAll(fmt.Errorf("%s sources cannot tell their WAL position", src.Type))
 		return
@@ -187,7 +188,7 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 		return
 	}
 	r.opt.Logger.Debug("sync request: waiting for the stream to commit what was committed before it", "request", a.req.ID, "source", srcAddr, "target", pos)
-	slots, _ := prov.(slotStatuser)
+	slots, _ := prov.(providers.SlotWatcher)
 	tick := time.NewTicker(cdcWatchInterval)
 	defer tick.Stop()
 	var slotRead time.Time

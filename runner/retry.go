@@ -6,11 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -47,25 +44,6 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// transientStates are SQLSTATEs worth a retry, for PostgreSQL errors that
-// do not say so themselves (the PostgreSQL warehouse's): the same
-// statement may succeed a moment later. Errors from sources carry their
-// verdict (a Temporary method), which Transient asks first.
-var transientStates = map[string]bool{
-	"40001": true, // serialization_failure
-	"40P01": true, // deadlock_detected
-	"55P03": true, // lock_not_available
-	"57P01": true, // admin_shutdown
-	"57P02": true, // crash_shutdown
-	"57P03": true, // cannot_connect_now
-	"57P05": true, // idle_session_timeout
-	"25P03": true, // idle_in_transaction_session_timeout
-	"53300": true, // too_many_connections
-	"53400": true, // configuration_limit_exceeded
-	"58000": true, // system_error
-	"58030": true, // io_error
-}
-
 // Transient reports whether err is worth retrying: a lost or refused
 // connection, a timeout, a serialization failure, a server restarting, a
 // rate limit. Anything else (a missing table, a permission, a refused
@@ -75,11 +53,11 @@ func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, warehouse.ErrDamaged) {
 		return false
 	}
-	// Sources say for themselves which of their errors pass (PostgreSQL's
-	// by SQLSTATE and connection state, a Stripe 429 or 5xx): the runner
-	// need not know each provider's error types. The net package's
-	// Temporary is deprecated and says false of a refused or reset
-	// connection, so it is not taken as a verdict.
+	// Sources and warehouses say for themselves which of their errors
+	// pass (PostgreSQL's by SQLSTATE and connection state, a Stripe 429 or
+	// 5xx): the runner need not know each one's error types. The net
+	// package's Temporary is deprecated and says false of a refused or
+	// reset connection, so it is not taken as a verdict.
 	var temp interface{ Temporary() bool }
 	if errors.As(err, &temp) {
 		if _, isNet := temp.(net.Error); !isNet {
@@ -88,14 +66,13 @@ func Transient(err error) bool {
 			}
 		}
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return transientStates[pgErr.Code] || strings.HasPrefix(pgErr.Code, "08")
-	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
+	// A driver's error that was not sent, so that sending it again is
+	// safe (pgconn's SafeToRetry convention).
+	var safe interface{ SafeToRetry() bool }
+	if errors.As(err, &safe) && safe.SafeToRetry() {
 		return true
 	}
 	var netErr net.Error

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -69,13 +67,13 @@ func TestTransient(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{&pgconn.PgError{Code: "40001"}, true},
-		{&pgconn.PgError{Code: "40P01"}, true},
-		{&pgconn.PgError{Code: "57P01"}, true},
-		{&pgconn.PgError{Code: "08006"}, true},
-		{fmt.Errorf("reading: %w", &pgconn.PgError{Code: "53300"}), true},
-		{&pgconn.PgError{Code: "42P01"}, false}, // undefined_table
-		{&pgconn.PgError{Code: "42501"}, false}, // insufficient_privilege
+		// Sources and warehouses classify their own errors (PostgreSQL's
+		// by SQLSTATE): the runner takes the verdict.
+		{fmt.Errorf("reading: %w", temporary(true)), true},
+		{fmt.Errorf("committing: %w", temporary(false)), false},
+		// The driver convention for a request never sent.
+		{fmt.Errorf("writing: %w", safeToRetry(true)), true},
+		{safeToRetry(false), false},
 		{io.ErrUnexpectedEOF, true},
 		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},
 		{context.DeadlineExceeded, true},
@@ -94,6 +92,12 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// safeToRetry is an error of a driver's that says whether it was sent.
+type safeToRetry bool
+
+func (s safeToRetry) Error() string     { return "connection busy" }
+func (s safeToRetry) SafeToRetry() bool { return bool(s) }
 
 func TestBackoff(t *testing.T) {
 	p := RetryPolicy{Base: time.Second, Max: 10 * time.Second}.withDefaults()

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
@@ -34,18 +32,12 @@ import (
 // defaultWALCheckInterval is how often the monitor reads a slot.
 const defaultWALCheckInterval = 30 * time.Second
 
-// slotStatuser is a source with a replication slot the monitor can read.
-type slotStatuser interface {
-	SlotStatus(ctx context.Context, slot string) (*providers.Slot, error)
-}
-
 // slotProbe reads one source's slot, keeping its connection between
 // readings.
 type slotProbe struct {
 	src  *config.Source
 	open func(ctx context.Context, src *config.Source) (providers.Source, error)
 	prov providers.Source
-	conn *pgx.Conn
 }
 
 // read returns the slot, or nil when it does not exist.
@@ -58,7 +50,7 @@ func (p *slotProbe) read(ctx context.Context) (*providers.Slot, error) {
 		}
 		p.prov = prov
 	}
-	ss, ok := p.prov.(slotStatuser)
+	ss, ok := p.prov.(providers.SlotWatcher)
 	if !ok {
 		return nil, fmt.Errorf("%s sources have no replication slot to watch", p.src.Type)
 	}

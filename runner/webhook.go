@@ -3,7 +3,8 @@ package runner
 // The webhook receiver and its journal.
 //
 // A delivery is answered 200 only once it is durably on disk: verified
-// (stripe.VerifySignature), parsed, checked against the event ids already
+// and decoded by the source's provider (providers.WebhookSource), checked
+// against the event ids already
 // seen, appended as one JSON line to the source's journal and fsynced.
 // Events are merged into their warehouse tables later, by the applier (a
 // goroutine of the daemon, and every webhook table's own sync), in journal
@@ -49,7 +50,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/stripe"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -91,6 +91,9 @@ type webhooks struct {
 	health  map[string]state.SourceStatus
 	notify  chan struct{}
 	events  *prometheus.CounterVec
+	// decoders are the sources' providers that verify and decode
+	// deliveries, by address, opened on first use.
+	decoders map[string]providers.Source
 }
 
 func (r *Runner) hooksInit() *webhooks {
@@ -99,6 +102,7 @@ func (r *Runner) hooksInit() *webhooks {
 		h.sources = map[string]*hookSource{}
 		h.tables = map[string]*sync.Mutex{}
 		h.health = map[string]state.SourceStatus{}
+		h.decoders = map[string]providers.Source{}
 		h.notify = make(chan struct{}, 1)
 		h.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_events_total",
@@ -331,7 +335,7 @@ func (hs *hookSource) close() {
 
 // appendEvent journals an event and syncs it to disk. dup reports an event
 // id already journaled, which is not journaled again.
-func (hs *hookSource) appendEvent(ev *stripe.Event, table string, body []byte, now time.Time) (dup bool, err error) {
+func (hs *hookSource) appendEvent(ev *providers.WebhookEvent, table string, body []byte, now time.Time) (dup bool, err error) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if _, ok := hs.seen[ev.ID]; ok {
@@ -539,7 +543,33 @@ func (r *Runner) Close() error {
 		hs.close()
 		delete(h.sources, addr)
 	}
+	for addr, p := range h.decoders {
+		_ = p.Close()
+		delete(h.decoders, addr)
+	}
 	return nil
+}
+
+// webhookDecoder is the provider that verifies and decodes the deliveries
+// of a source, opened once and kept: it is asked for every delivery.
+func (r *Runner) webhookDecoder(ctx context.Context, src *config.Source) (providers.WebhookSource, error) {
+	h := r.hooksInit()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.decoders[src.Address()]
+	if p == nil {
+		var err error
+		// Kept past this delivery: not tied to its context.
+		if p, err = r.opt.Open(context.WithoutCancel(ctx), src); err != nil {
+			return nil, err
+		}
+		h.decoders[src.Address()] = p
+	}
+	ws, ok := p.(providers.WebhookSource)
+	if !ok {
+		return nil, fmt.Errorf("%s sources do not take webhook deliveries", src.Type)
+	}
+	return ws, nil
 }
 
 // WebhookHandler serves POST /webhooks/<source address>: mount it at
@@ -632,24 +662,31 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 	secrets, err := r.signingSecrets(src)
 	if err != nil || len(secrets) == 0 {
 		if err == nil {
-			err = stripe.ErrNoSigningSecret
+			err = providers.ErrNoSigningSecret
 		}
-		// Stripe retries, so the delivery is not lost once this is fixed.
+		// The source retries, so the delivery is not lost once this is
+		// fixed.
+		reject(http.StatusServiceUnavailable, "%v", err)
+		return
+	}
+	dec, err := r.webhookDecoder(ctx, src)
+	if err != nil {
+		log.Error("cannot verify webhook deliveries", "error", err)
 		reject(http.StatusServiceUnavailable, "%v", err)
 		return
 	}
 	now := r.opt.Now()
-	if err := verify(body, req.Header.Get("Stripe-Signature"), secrets, now); err != nil {
+	if err := dec.VerifyWebhook(body, req.Header, secrets, now); err != nil {
 		reject(http.StatusBadRequest, "%v", err)
 		return
 	}
-	ev, err := stripe.ParseEvent(body)
+	ev, err := dec.DecodeWebhookEvent(body)
 	if err != nil {
 		reject(http.StatusBadRequest, "%v", err)
 		return
 	}
-	table, ok := ev.Table()
-	if !ok || !tables[table] || ev.ObjectID == "" {
+	table := ev.Table
+	if table == "" || !tables[table] || ev.ObjectID == "" {
 		// Acknowledged, so that Stripe does not retry what sluice does
 		// not sync.
 		hs.ignored(now)
@@ -674,22 +711,6 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 	h.events.WithLabelValues(addr, "journaled").Inc()
 	h.wake()
 	reply(w, http.StatusOK, "")
-}
-
-// verify accepts a delivery signed with any of the secrets. A signature
-// that matches with a stale timestamp is refused as such.
-func verify(body []byte, header string, secrets []string, now time.Time) error {
-	var first error
-	for _, s := range secrets {
-		err := stripe.VerifySignature(body, header, s, now, stripe.DefaultTolerance)
-		if err == nil || errors.Is(err, stripe.ErrTimestampNotCurrent) {
-			return err
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 func reply(w http.ResponseWriter, status int, format string, args ...any) {
@@ -750,11 +771,6 @@ func (r *Runner) committedSeq(ctx context.Context, j job) (seq uint64, loaded bo
 func positionSeq(pos records.Position) uint64 {
 	n, _ := strconv.ParseUint(pos.Extra[WebhookSeqKey], 10, 64)
 	return n
-}
-
-// eventBatcher turns webhook events into rows (stripe.Provider).
-type eventBatcher interface {
-	EventBatch(req providers.ReadRequest, events []*stripe.Event) (*records.Batch, error)
 }
 
 // syncWebhookTable is the sync of a webhook table: a bulk load (full
@@ -825,7 +841,7 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 	if err != nil {
 		return 0, 0, err
 	}
-	eb, ok := src.(eventBatcher)
+	eb, ok := src.(providers.WebhookSource)
 	if !ok {
 		return 0, 0, fmt.Errorf("%s sources do not take webhook events", j.src.Type)
 	}
@@ -853,9 +869,9 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 		if len(recs) == 0 {
 			break
 		}
-		events := make([]*stripe.Event, 0, len(recs))
+		events := make([]*providers.WebhookEvent, 0, len(recs))
 		for _, rec := range recs {
-			ev, err := stripe.ParseEvent(rec.Event)
+			ev, err := eb.DecodeWebhookEvent(rec.Event)
 			if err != nil {
 				// Parsed before it was journaled: only a damaged
 				// journal gets here.
@@ -864,20 +880,20 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 			}
 			events = append(events, ev)
 		}
-		b, err := eb.EventBatch(req, events)
+		b, err := eb.WebhookRows(req, events)
 		if err != nil {
 			// One bad object must not hold back the rest: keep those
 			// that convert, skipping the others with an error each.
-			var ok []*stripe.Event
+			var ok []*providers.WebhookEvent
 			for _, ev := range events {
-				if _, e := eb.EventBatch(req, []*stripe.Event{ev}); e != nil {
+				if _, e := eb.WebhookRows(req, []*providers.WebhookEvent{ev}); e != nil {
 					log.Error("skipping a webhook event whose object cannot be converted", "event", ev.ID, "error", e)
 					hs.count(1, 0)
 					continue
 				}
 				ok = append(ok, ev)
 			}
-			if b, err = eb.EventBatch(req, ok); err != nil {
+			if b, err = eb.WebhookRows(req, ok); err != nil {
 				return applied, rows, err
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/stripetest"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/planner"
+	_ "github.com/sluice-dev/sluice/providers/stripe" // registers the stripe source type
 	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse/parquet"

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/postgres"
 )
 
 func init() { implement("check", runCheck) }
@@ -46,9 +44,7 @@ func runCheck(e *env, args []string) int {
 		return exitError
 	}
 	defer p.Close()
-	ch, ok := p.(interface {
-		Check(context.Context) ([]providers.Check, error)
-	})
+	ch, ok := p.(providers.Checker)
 	if !ok {
 		fmt.Fprintf(e.stderr, "Error: the %s provider cannot check CDC prerequisites.\n", providerTitle(src.Type))
 		return exitError
@@ -58,7 +54,7 @@ func runCheck(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "Error: %s\n", err)
 		return exitError
 	}
-	valid := postgres.ChecksValid(checks)
+	valid := providers.ChecksValid(checks)
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

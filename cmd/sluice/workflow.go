@@ -15,8 +15,8 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
-	"github.com/sluice-dev/sluice/providers/postgres"
-	_ "github.com/sluice-dev/sluice/providers/stripe" // registers the stripe source type
+	_ "github.com/sluice-dev/sluice/providers/postgres" // registers the postgres source type
+	_ "github.com/sluice-dev/sluice/providers/stripe"   // registers the stripe source type
 	"github.com/sluice-dev/sluice/state"
 	whpostgres "github.com/sluice-dev/sluice/warehouse/postgres"
 )
@@ -127,12 +127,6 @@ func observe(ctx context.Context, cfg *config.Config, targets []string) (map[str
 	return out, diags
 }
 
-// checker is implemented by sources that can check their CDC
-// prerequisites.
-type checker interface {
-	Check(ctx context.Context) ([]providers.Check, error)
-}
-
 func inspectSource(ctx context.Context, src *config.Source) (*providers.Observed, error) {
 	p, err := providers.Open(ctx, src)
 	if err != nil {
@@ -143,7 +137,7 @@ func inspectSource(ctx context.Context, src *config.Source) (*providers.Observed
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := p.(checker); ok && len(planner.CDCTables(src)) > 0 && obs.Checks == nil {
+	if c, ok := p.(providers.Checker); ok && len(planner.CDCTables(src)) > 0 && obs.Checks == nil {
 		if obs.Checks, err = c.Check(ctx); err != nil {
 			return nil, err
 		}
@@ -164,13 +158,10 @@ func targeted(addr string, targets []string) bool {
 	return false
 }
 
-// openResources opens the resource manager of a source for apply.
+// openResources opens the resource manager of a source for apply and the
+// runner, with the factory its provider registered.
 func openResources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
-	switch src.Type {
-	case "postgres":
-		return postgres.OpenResources(ctx, src)
-	}
-	return nil, fmt.Errorf("%s sources have no publication or slot to manage", src.Type)
+	return providers.OpenResources(ctx, src)
 }
 
 // makePlan computes a plan for the session.

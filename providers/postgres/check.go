@@ -34,15 +34,9 @@ func (p *Provider) Check(ctx context.Context) ([]providers.Check, error) {
 	return checks, p.classified(err)
 }
 
-// ChecksValid reports whether every check that is not a warning passed.
-func ChecksValid(checks []providers.Check) bool {
-	for _, c := range checks {
-		if !c.OK && !c.Warning {
-			return false
-		}
-	}
-	return true
-}
+// ChecksValid reports whether every check that is not a warning passed
+// (providers.ChecksValid).
+func ChecksValid(checks []providers.Check) bool { return providers.ChecksValid(checks) }
 
 // Check names, stable for scripts reading `check -json`.
 const (

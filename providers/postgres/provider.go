@@ -19,8 +19,11 @@ import (
 )
 
 func init() {
-	providers.Register("postgres", func(ctx context.Context, src *config.Source) (providers.Source, error) {
-		return New(src)
+	providers.Register("postgres", providers.Type{
+		Open: func(ctx context.Context, src *config.Source) (providers.Source, error) {
+			return New(src)
+		},
+		Resources: openResources,
 	})
 }
 

@@ -240,3 +240,26 @@ func difference(a, b []string) []string {
 	}
 	return out
 }
+
+// openResources is OpenResources for the registry (a nil *Resources
+// must not become a non-nil interface).
+func openResources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
+	r, err := OpenResources(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// The capabilities the provider implements.
+var (
+	_ providers.Source               = (*Provider)(nil)
+	_ providers.Checker              = (*Provider)(nil)
+	_ providers.SlotWatcher          = (*Provider)(nil)
+	_ providers.WALPositioner        = (*Provider)(nil)
+	_ providers.TemporarySnapshotter = (*Provider)(nil)
+	_ providers.ChangeStream         = (*Provider)(nil)
+	_ providers.SnapshotReader       = (*Provider)(nil)
+	_ providers.CursorReader         = (*Provider)(nil)
+	_ providers.ResourceManager      = (*Resources)(nil)
+)

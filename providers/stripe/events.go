@@ -37,7 +37,7 @@ const (
 // Errors of VerifySignature; the receiver answers all of them with 400,
 // and none of them holds the secret or the signatures.
 var (
-	ErrNoSigningSecret     = errors.New("no signing secret to verify webhook deliveries with: set signing_secret in the webhook block, or let apply register the endpoint")
+	ErrNoSigningSecret     = providers.ErrNoSigningSecret
 	ErrMalformedSignature  = errors.New("malformed Stripe-Signature header")
 	ErrNoSignature         = errors.New("Stripe-Signature header has no v1 signature")
 	ErrSignatureMismatch   = errors.New("no v1 signature of the Stripe-Signature header matches the payload (is signing_secret the endpoint's?)")

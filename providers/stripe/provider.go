@@ -12,13 +12,17 @@
 //     lists every object; incremental lists the objects created at or after
 //     the committed cursor (unix seconds), skipping the ids already read at
 //     exactly that second (records.Position.BoundaryKeys).
-//   - Webhook registration for apply: FindWebhookEndpoint,
-//     EnsureWebhookEndpoint, DeleteWebhookEndpoint, EventTypes.
-//   - Webhook delivery for the runner's receiver: VerifySignature,
+//   - providers.WebhookManager, for apply: FindWebhookEndpoint,
+//     EnsureWebhookEndpoint, DeleteWebhookEndpoint; and EventTypes, which
+//     the source type registers (providers.Type.WebhookEvents) for the
+//     planner.
+//   - providers.WebhookSource, for the runner's receiver: VerifyWebhook,
+//     DecodeWebhookEvent and WebhookRows, built on VerifySignature,
 //     ParseEvent, TableForObject and EventBatch, which turns event objects
 //     into rows of the same schema, with the same values, as the bulk reads.
 //
-// A webhook receiver uses the pieces in this order:
+// A webhook receiver uses the pieces in this order (the runner's does, through
+// providers.WebhookSource):
 //
 //  1. read at most MaxEventBytes of the body (http.MaxBytesReader), raw;
 //  2. VerifySignature(body, r.Header.Get("Stripe-Signature"), secret,
@@ -53,12 +57,15 @@ import (
 )
 
 func init() {
-	providers.Register("stripe", func(ctx context.Context, src *config.Source) (providers.Source, error) {
-		p, err := New(src)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
+	providers.Register("stripe", providers.Type{
+		Open: func(ctx context.Context, src *config.Source) (providers.Source, error) {
+			p, err := New(src)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		WebhookEvents: EventTypes,
 	})
 }
 
@@ -83,6 +90,9 @@ type Provider struct {
 	key    string
 	base   string
 	webURL string // the source's webhook endpoint URL, "" without a webhook block
+	// hookEvents are the event types the webhook tables need, for the
+	// permission errors that say what to register by hand.
+	hookEvents []string
 
 	client    *stripe.Client
 	backend   stripe.Backend
@@ -116,6 +126,8 @@ func New(src *config.Source) (*Provider, error) {
 		key:    src.Stripe.APIKey,
 		base:   strings.TrimSuffix(apiBase, "/"),
 		webURL: src.WebhookEndpoint(),
+
+		hookEvents: webhookEvents(src),
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.ResponseHeaderTimeout = responseTimeout

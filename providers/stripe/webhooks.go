@@ -98,9 +98,13 @@ func (p *Provider) findEndpoint(ctx context.Context, url string) (*stripe.Webhoo
 
 // FindWebhookEndpoint returns the webhook endpoint registered for url
 // (matched exactly), or nil when there is none. A key that may not list
-// webhook endpoints gives an error for which IsPermission is true.
+// webhook endpoints gives a *WebhookPermissionError (for which IsPermission
+// is true) that says what to register by hand.
 func (p *Provider) FindWebhookEndpoint(ctx context.Context, url string) (*providers.WebhookEndpoint, error) {
 	we, err := p.findEndpoint(ctx, url)
+	if IsPermission(err) {
+		return nil, &WebhookPermissionError{Source: p.addr, URL: url, Events: p.hookEvents, Err: err}
+	}
 	if err != nil || we == nil {
 		return nil, err
 	}

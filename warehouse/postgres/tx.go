@@ -105,7 +105,7 @@ var _ warehouse.Tx = (*Tx)(nil)
 func (t *Table) Begin(ctx context.Context, mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
 	tx, err := t.begin(ctx, mode, schema, sync, nil)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	return tx, nil
 }
@@ -531,7 +531,7 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	}
 	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, copySQL); err != nil {
 		tx.fail()
-		return fmt.Errorf("writing to %s: %w", tx.t.qualified(), err)
+		return classify(fmt.Errorf("writing to %s: %w", tx.t.qualified(), err))
 	}
 	tx.rows += r.Copied()
 	return nil
@@ -548,7 +548,7 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (int64, error) {
 	rows, err := tx.commit(ctx, pos)
 	if err != nil {
 		tx.fail()
-		return 0, fmt.Errorf("committing to %s: %w", tx.t.qualified(), err)
+		return 0, classify(fmt.Errorf("committing to %s: %w", tx.t.qualified(), err))
 	}
 	tx.done = true
 	// The transaction ended cleanly (its temporary tables dropped on

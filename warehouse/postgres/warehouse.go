@@ -260,7 +260,11 @@ func (w *Warehouse) privilegeError(ctx context.Context, conn *pgx.Conn, err erro
 // Table returns the warehouse table of a runner table name (TableName
 // makes it a PostgreSQL identifier). Its committed position is read now.
 func (w *Warehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
-	return w.table(ctx, name)
+	t, err := w.table(ctx, name)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return t, nil
 }
 
 func (w *Warehouse) table(ctx context.Context, name string) (*Table, error) {

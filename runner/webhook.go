@@ -4,8 +4,7 @@ package runner
 //
 // A delivery is answered 200 only once it is durably on disk: verified
 // and decoded by the source's provider (providers.WebhookSource), checked
-// against the event ids already
-// seen, appended as one JSON line to the source's journal and fsynced.
+// against the event ids already seen, appended as one JSON line to the source's journal and fsynced.
 // Events are merged into their warehouse tables later, by the applier (a
 // goroutine of the daemon, and every webhook table's own sync), in journal
 // order. Each record has a sequence number; a table's committed position
@@ -15,18 +14,12 @@ package runner
 // twice: on restart, the records past the committed number are merged.
 // The journal is compacted only to drop records every table has committed.
 //
-// Files, in <state dir>/webhooks/<source address>/ (the local backend's
-// directory; .sluice/webhooks under the configuration directory with the
-// postgres backend), all mode 0600:
-//
-//	journal.jsonl  {"seq","id","table","received","event"} lines, append-only
-//	seen.json      ids of events already journaled and compacted away, kept
-//	               for seenRetention, and the last sequence number
-//	lock           flock'ed by the runner that owns the journal
+// Each source's journal (package journal) is in
+// <state dir>/webhooks/<source address>/ (the local backend's directory;
+// .sluice/webhooks under the configuration directory with the postgres
+// backend).
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,21 +28,19 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/config"
-	"github.com/sluice-dev/sluice/internal/atomicfile"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/runner/journal"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -61,26 +52,7 @@ const (
 	// WebhookSeqKey is the Position.Extra key of the last journal record
 	// merged into a webhook table.
 	WebhookSeqKey = "webhook_seq"
-	// seenRetention is how long event ids are remembered after their
-	// records are compacted away: Stripe retries a delivery for up to
-	// three days, and a late retry of an old event must not overwrite a
-	// newer version of its object.
-	seenRetention = 96 * time.Hour
-	// Bounds of one merge commit, so that memory stays bounded however
-	// long the journal grew while a table waited for its bulk load.
-	maxEventsPerCommit = 10_000
-	maxBytesPerCommit  = 64 << 20
-	// compactAfter is how many applied records make the journal worth
-	// rewriting even while others are pending.
-	compactAfter = 1024
-
-	journalFile = "journal.jsonl"
-	seenFile    = "seen.json"
-	lockFile    = "lock"
 )
-
-// errJournalLocked reports that another runner owns a source's journal.
-var errJournalLocked = errors.New("another sluice run owns the webhook journal")
 
 // webhooks is the runner's webhook machinery; its zero value is ready.
 type webhooks struct {
@@ -167,41 +139,13 @@ func (r *Runner) webhookJobs(addr string) []job {
 	return out
 }
 
-// hookSource is one source's journal, seen ids and counters.
+// hookSource is one source's journal and its webhook counters.
 type hookSource struct {
-	addr string
-	dir  string
-	lock *os.File
+	j *journal.Journal
 
-	mu     sync.Mutex
-	f      *os.File // the journal, O_APPEND
-	size   int64    // bytes of complete records
-	broken error    // set when a failed append could not be undone
-	seen   map[string]int64
-	last   uint64         // the last sequence number given
-	index  []journalEntry // the journal's records, in order
-	done   map[string]uint64
-	stats  state.SourceStatus // counters only
-	dirty  bool
-}
-
-type journalEntry struct {
-	seq   uint64
-	table string
-	size  int
-}
-
-type journalRecord struct {
-	Seq      uint64          `json:"seq"`
-	ID       string          `json:"id"`
-	Table    string          `json:"table"`
-	Received int64           `json:"received"`
-	Event    json.RawMessage `json:"event"`
-}
-
-type seenState struct {
-	LastSeq uint64           `json:"last_seq"`
-	IDs     map[string]int64 `json:"ids"`
+	mu    sync.Mutex
+	stats state.SourceStatus // counters only
+	dirty bool
 }
 
 // hookSource opens a source's journal on first use: the seen ids, the
@@ -215,20 +159,17 @@ func (r *Runner) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	if hs := h.sources[addr]; hs != nil {
 		return hs, nil
 	}
-	hs, err := openJournal(filepath.Join(r.webhookDir(), addr), addr, r.opt.Now())
+	jn, err := journal.Open(filepath.Join(r.webhookDir(), addr), addr, r.opt.Now())
 	if err != nil {
 		return nil, err
 	}
+	hs := &hookSource{j: jn}
 	// The journal is cached for later requests: a cancelled request must
 	// not leave it without the committed sequence numbers.
 	ctx = context.WithoutCancel(ctx)
 	for _, j := range r.webhookJobs(addr) {
 		if seq, _, err := r.committedSeq(ctx, j); err == nil {
-			hs.done[j.table.Table] = seq
-			// Sequence numbers never go back, even if the journal's
-			// files were lost: a number already committed would be
-			// taken for applied.
-			hs.last = max(hs.last, seq)
+			jn.Committed(j.table.Table, seq)
 		}
 	}
 	if st, err := r.opt.Status.ReadStatus(ctx); err == nil {
@@ -244,139 +185,10 @@ func (r *Runner) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	return hs, nil
 }
 
-func openJournal(dir, addr string, now time.Time) (*hookSource, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%s: create the webhook journal directory: %w", addr, err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("%s: webhook journal: %w", addr, err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w in %s; stop the other runner, or run this one with another state directory", addr, errJournalLocked, dir)
-		}
-		return nil, fmt.Errorf("%s: lock the webhook journal: %w", addr, err)
-	}
-	hs := &hookSource{addr: addr, dir: dir, lock: lock, seen: map[string]int64{}, done: map[string]uint64{}}
-	fail := func(err error) (*hookSource, error) {
-		hs.close()
-		return nil, fmt.Errorf("%s: webhook journal in %s: %w", addr, dir, err)
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, seenFile)); err == nil {
-		var s seenState
-		if err := json.Unmarshal(data, &s); err != nil {
-			return fail(fmt.Errorf("%s is damaged (%v); remove it (event ids seen before are forgotten)", seenFile, err))
-		}
-		hs.last = s.LastSeq
-		cutoff := now.Add(-seenRetention).Unix()
-		for id, at := range s.IDs {
-			if at >= cutoff {
-				hs.seen[id] = at
-			}
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fail(err)
-	}
-	path := filepath.Join(dir, journalFile)
-	_, statErr := os.Stat(path)
-	hs.f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
-	if err != nil {
-		return fail(err)
-	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		if err := atomicfile.SyncDir(dir); err != nil {
-			return fail(err)
-		}
-	}
-	rd := bufio.NewReaderSize(hs.f, 64<<10)
-	for {
-		line, err := rd.ReadBytes('\n')
-		if err == io.EOF {
-			if len(line) > 0 {
-				// A record cut short by a crash: never acknowledged.
-				if err := hs.f.Truncate(hs.size); err != nil {
-					return fail(err)
-				}
-			}
-			break
-		}
-		if err != nil {
-			return fail(err)
-		}
-		var rec journalRecord
-		if err := json.Unmarshal(line, &rec); err != nil || rec.Seq == 0 {
-			return fail(fmt.Errorf("record at byte %d is damaged; move the file away to start a new journal (its unapplied events are then lost until the next bulk refresh)", hs.size))
-		}
-		hs.size += int64(len(line))
-		hs.index = append(hs.index, journalEntry{seq: rec.Seq, table: rec.Table, size: len(line)})
-		hs.seen[rec.ID] = rec.Received
-		hs.last = max(hs.last, rec.Seq)
-	}
-	return hs, nil
-}
-
-func (hs *hookSource) close() {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if hs.f != nil {
-		hs.f.Close()
-		hs.f = nil
-	}
-	if hs.lock != nil {
-		hs.lock.Close() // releases the flock
-		hs.lock = nil
-	}
-	if hs.broken == nil {
-		hs.broken = errors.New("the webhook journal is closed")
-	}
-}
-
-// appendEvent journals an event and syncs it to disk. dup reports an event
-// id already journaled, which is not journaled again.
-func (hs *hookSource) appendEvent(ev *providers.WebhookEvent, table string, body []byte, now time.Time) (dup bool, err error) {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if _, ok := hs.seen[ev.ID]; ok {
-		hs.received(now)
-		return true, nil
-	}
-	if hs.broken != nil {
-		return false, hs.broken
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, body); err != nil {
-		return false, err
-	}
-	rec := journalRecord{Seq: hs.last + 1, ID: ev.ID, Table: table, Received: now.Unix(), Event: compact.Bytes()}
-	line, err := json.Marshal(rec)
-	if err != nil {
-		return false, err
-	}
-	line = append(line, '\n')
-	_, err = hs.f.Write(line)
-	if err == nil {
-		err = hs.f.Sync()
-	}
-	if err != nil {
-		// Cut off what may have been written, so that the next record
-		// does not continue a partial line.
-		if terr := hs.f.Truncate(hs.size); terr != nil {
-			hs.broken = fmt.Errorf("the webhook journal could not be repaired after a failed write (%v); restart the runner", terr)
-		}
-		return false, fmt.Errorf("journal the event: %w", err)
-	}
-	hs.size += int64(len(line))
-	hs.last = rec.Seq
-	hs.index = append(hs.index, journalEntry{seq: rec.Seq, table: table, size: len(line)})
-	hs.seen[ev.ID] = rec.Received
-	hs.received(now)
-	return false, nil
-}
-
-// received counts an authentic delivery; the caller holds hs.mu.
+// received counts an authentic delivery.
 func (hs *hookSource) received(now time.Time) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
 	hs.stats.EventsReceived++
 	hs.stats.LastEventAt = now.UTC()
 	hs.dirty = true
@@ -391,147 +203,6 @@ func (hs *hookSource) count(rejected, applied int64) {
 	hs.dirty = true
 }
 
-// ignored counts an authentic delivery that is not journaled.
-func (hs *hookSource) ignored(now time.Time) {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	hs.received(now)
-}
-
-// hasPending reports whether the journal holds records of table past
-// what it committed (or not known to be committed).
-func (hs *hookSource) hasPending(table string) bool {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	done, known := hs.done[table]
-	for i := len(hs.index) - 1; i >= 0; i-- {
-		e := hs.index[i]
-		if e.table == table {
-			return !known || e.seq > done
-		}
-	}
-	return false
-}
-
-// pending reads the records of table past done, in order, up to the
-// bounds of one commit.
-func (hs *hookSource) pending(table string, done uint64) ([]journalRecord, error) {
-	hs.mu.Lock()
-	size, any := hs.size, false
-	for _, e := range hs.index {
-		if e.table == table && e.seq > done {
-			any = true
-			break
-		}
-	}
-	hs.mu.Unlock()
-	if !any {
-		return nil, nil
-	}
-	// Another descriptor, read up to the records complete now: appends go
-	// on meanwhile, and a compaction replaces the file but keeps every
-	// record not yet committed, which these are.
-	f, err := os.Open(filepath.Join(hs.dir, journalFile))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []journalRecord
-	bytesIn := 0
-	rd := bufio.NewReaderSize(io.LimitReader(f, size), 64<<10)
-	for len(out) < maxEventsPerCommit && bytesIn < maxBytesPerCommit {
-		line, err := rd.ReadBytes('\n')
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		var rec journalRecord
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return nil, fmt.Errorf("webhook journal of %s: a record is damaged: %w", hs.addr, err)
-		}
-		if rec.Table == table && rec.Seq > done {
-			out = append(out, rec)
-			bytesIn += len(line)
-		}
-	}
-	return out, nil
-}
-
-// compact drops the records every table has committed (and those of tables
-// that no longer sync by webhook) once enough have, first saving their ids
-// in the seen file, so that replays are still recognised. Each file is
-// replaced atomically; a crash between the two leaves ids in both, which
-// is harmless.
-func (hs *hookSource) compact(live map[string]bool, now time.Time) error {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if hs.broken != nil {
-		return nil
-	}
-	applied := func(e journalEntry) bool {
-		done, known := hs.done[e.table]
-		return !live[e.table] || (known && e.seq <= done)
-	}
-	drop := 0
-	for _, e := range hs.index {
-		if applied(e) {
-			drop++
-		}
-	}
-	if drop == 0 || (drop < len(hs.index) && drop < compactAfter) {
-		return nil
-	}
-	cutoff := now.Add(-seenRetention).Unix()
-	for id, at := range hs.seen {
-		if at < cutoff {
-			delete(hs.seen, id)
-		}
-	}
-	data, err := json.Marshal(seenState{LastSeq: hs.last, IDs: hs.seen})
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(hs.dir, seenFile), data, 0o600); err != nil {
-		return err
-	}
-	var kept []journalEntry
-	var size int64
-	err = atomicfile.Write(filepath.Join(hs.dir, journalFile), 0o600, func(w io.Writer) error {
-		if _, err := hs.f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		rd := bufio.NewReaderSize(io.LimitReader(hs.f, hs.size), 64<<10)
-		for _, e := range hs.index {
-			line := make([]byte, e.size)
-			if _, err := io.ReadFull(rd, line); err != nil {
-				return err
-			}
-			if applied(e) {
-				continue
-			}
-			if _, err := w.Write(line); err != nil {
-				return err
-			}
-			kept = append(kept, e)
-			size += int64(e.size)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(hs.dir, journalFile), os.O_RDWR|os.O_APPEND, 0o600)
-	if err != nil {
-		hs.broken = fmt.Errorf("reopen the compacted webhook journal: %w; restart the runner", err)
-		return hs.broken
-	}
-	hs.f.Close()
-	hs.f, hs.size, hs.index = f, size, kept
-	return nil
-}
-
 // Close releases the webhook journals. A runner that is not closed (a
 // crash) leaves them as they are on disk; the next runner applies what
 // they hold.
@@ -540,7 +211,7 @@ func (r *Runner) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for addr, hs := range h.sources {
-		hs.close()
+		hs.j.Close()
 		delete(h.sources, addr)
 	}
 	for addr, p := range h.decoders {
@@ -689,18 +360,19 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 	if table == "" || !tables[table] || ev.ObjectID == "" {
 		// Acknowledged, so that Stripe does not retry what sluice does
 		// not sync.
-		hs.ignored(now)
+		hs.received(now)
 		h.events.WithLabelValues(addr, "ignored").Inc()
 		log.Debug("webhook event of no synced table", "event", ev.ID, "type", ev.Type)
 		reply(w, http.StatusOK, "")
 		return
 	}
-	dup, err := hs.appendEvent(ev, table, body, now)
+	dup, err := hs.j.Append(ev.ID, table, body, now)
 	if err != nil {
 		log.Error("cannot journal a webhook event; Stripe will retry it", "event", ev.ID, "error", err)
 		reply(w, http.StatusInternalServerError, "the event could not be stored")
 		return
 	}
+	hs.received(now)
 	if dup {
 		// A redelivery (or a replay): answered 200 so that Stripe stops,
 		// but not journaled twice.
@@ -818,7 +490,7 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 		return res, err
 	}
 	applied, rows, err := r.applyWebhookEvents(ctx, j, src)
-	if errors.Is(err, errJournalLocked) {
+	if errors.Is(err, journal.ErrLocked) {
 		r.opt.Logger.Warn("the journaled webhook events are applied by the runner that receives them", "table", j.addr, "error", err)
 		return res, nil
 	}
@@ -859,10 +531,8 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 			return applied, rows, nil
 		}
 		done := positionSeq(pos)
-		hs.mu.Lock()
-		hs.done[j.table.Table] = done
-		hs.mu.Unlock()
-		recs, err := hs.pending(j.table.Table, done)
+		hs.j.Committed(j.table.Table, done)
+		recs, err := hs.j.Pending(j.table.Table, done)
 		if err != nil {
 			return applied, rows, err
 		}
@@ -919,9 +589,7 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 		}
 		rows = n
 		applied += int64(len(events))
-		hs.mu.Lock()
-		hs.done[j.table.Table] = last
-		hs.mu.Unlock()
+		hs.j.Committed(j.table.Table, last)
 		hs.count(0, int64(len(events)))
 		r.hooksInit().events.WithLabelValues(addr, "applied").Add(float64(len(events)))
 		log.Debug("webhook events applied", "events", len(events), "table_rows", n)
@@ -930,7 +598,7 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 	for _, wj := range r.webhookJobs(addr) {
 		live[wj.table.Table] = true
 	}
-	if err := hs.compact(live, r.opt.Now()); err != nil {
+	if err := hs.j.Compact(live, r.opt.Now()); err != nil {
 		log.Warn("cannot compact the webhook journal; it keeps growing until this is fixed", "error", err)
 	}
 	return applied, rows, ctx.Err()
@@ -948,7 +616,7 @@ func (r *Runner) applyPendingWebhooks(ctx context.Context, try bool) {
 			}
 			continue
 		}
-		if !hs.hasPending(j.table.Table) {
+		if !hs.j.HasPending(j.table.Table) {
 			continue
 		}
 		mu := r.tableLock(j.table.WarehouseTable)

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -73,6 +74,11 @@ type Options struct {
 	// it at every poll and stops when another runner took it.
 	Owner *state.RunnerInfo
 	Lock  state.RunnerLock
+	// JournalDir is where the webhook journals are kept, one directory
+	// per source under it (package journal): a directory of the state's,
+	// such as <state dir>/webhooks beside the local backend's file. When
+	// empty, .sluice/webhooks under the configuration's directory.
+	JournalDir string
 	// Requests, when set, are the sync requests of `sluice sync` (see
 	// requests.go): the daemon takes them every second, run -once and sync
 	// when they start. Only the holder of the runner lock may take them.
@@ -140,6 +146,9 @@ func New(opt Options) *Runner {
 	}
 	if opt.CDCFlushBytes <= 0 {
 		opt.CDCFlushBytes = defaultFlushBytes
+	}
+	if opt.JournalDir == "" && opt.Config != nil {
+		opt.JournalDir = filepath.Join(opt.Config.Dir, ".sluice", "webhooks")
 	}
 	if opt.WALCheckInterval <= 0 {
 		opt.WALCheckInterval = defaultWALCheckInterval

@@ -15,9 +15,7 @@ package runner
 // The journal is compacted only to drop records every table has committed.
 //
 // Each source's journal (package journal) is in
-// <state dir>/webhooks/<source address>/ (the local backend's directory;
-// .sluice/webhooks under the configuration directory with the postgres
-// backend).
+// <Options.JournalDir>/<source address>/.
 
 import (
 	"context"
@@ -111,14 +109,6 @@ func (h *webhooks) wake() {
 	}
 }
 
-// webhookDir is where the journals are.
-func (r *Runner) webhookDir() string {
-	if l, ok := r.opt.Backend.(*state.Local); ok {
-		return filepath.Join(filepath.Dir(l.Path()), "webhooks")
-	}
-	return filepath.Join(r.opt.Config.Dir, ".sluice", "webhooks")
-}
-
 // webhookJobs lists the applied, enabled webhook tables of Stripe sources
 // that are in the configuration; of one source when addr is not "".
 func (r *Runner) webhookJobs(addr string) []job {
@@ -159,7 +149,7 @@ func (r *Runner) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	if hs := h.sources[addr]; hs != nil {
 		return hs, nil
 	}
-	jn, err := journal.Open(filepath.Join(r.webhookDir(), addr), addr, r.opt.Now())
+	jn, err := journal.Open(filepath.Join(r.opt.JournalDir, addr), addr, r.opt.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,8 @@ type Runner struct {
 	// requests are the sync requests the daemon took and has not
 	// answered; requestWarned is when it last warned that it could not
 	// read them.
+	// recorder keeps the table status records through syncs (status.go).
+	recorder      statusRecorder
 	requests      map[string]*activeRequest
 	requestWarned time.Time
 	// engines are the daemon's cdc engines running now, by source;
@@ -157,9 +159,11 @@ func New(opt Options) *Runner {
 	if opt.Status != nil {
 		opt.Status = ownedStatus{StatusStore: opt.Status, owner: opt.Owner}
 	}
-	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
+	r := &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
 		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
 		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
+	r.recorder = runnerStatus{r}
+	return r
 }
 
 // id is this runner's name (Owner.ID), recorded as TableStatus.Runner by

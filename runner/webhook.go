@@ -625,9 +625,7 @@ func (r *Runner) applyPendingWebhooks(ctx context.Context, try bool) {
 			defer src.Close()
 			_, rows, err := r.applyWebhookEvents(ctx, j, src)
 			if err == nil && rows > 0 {
-				r.mu.Lock()
-				r.tableStatus(j).RowsSynced = rows
-				r.mu.Unlock()
+				r.recorder.rows(j, rows)
 			}
 			return err
 		}()

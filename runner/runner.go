@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -93,7 +94,7 @@ type Runner struct {
 	st      *state.State
 	status  map[string]*state.TableStatus
 	running map[string]bool
-	hooks   webhooks // receiver, journals, applier (webhook.go)
+	hooks   *intake // receiver, journals, applier (webhook.go)
 	// statusWritten is when a streaming table's status was last written;
 	// sourceHealth the slot health the WAL monitor last recorded (cdc.go,
 	// walmonitor.go).
@@ -163,6 +164,12 @@ func New(opt Options) *Runner {
 		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
 		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
 	r.recorder = runnerStatus{r}
+	r.hooks = newIntake(intakeDeps{
+		dir: opt.JournalDir, tables: r.webhookJobs, open: opt.Open, warehouse: opt.Warehouse,
+		status: r.recorder, store: opt.Status,
+		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
+		webhookURL:   r.webhookURL, registry: opt.Metrics.Registry, log: opt.Logger, now: opt.Now,
+	})
 	return r
 }
 
@@ -377,7 +384,7 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	cdcDone := make(chan []string, 1)
 	go func() { cdcDone <- r.onceCDC(ctx, cdc) }()
 	results := r.runJobs(ctx, due)
-	r.drainWebhooks(ctx)
+	r.hooks.drain(ctx)
 	for addr, err := range results {
 		if err != nil {
 			failed = append(failed, addr)
@@ -524,7 +531,7 @@ func (r *Runner) Run(parent context.Context) error {
 	defer tick.Stop()
 	lastPoll := r.opt.Now()
 	r.writeAllStatus(ctx)
-	hooksDone := r.runWebhookApplier(ctx)
+	hooksDone := r.hooks.runApplier(ctx)
 	for {
 		now := r.opt.Now()
 		if now.Sub(lastPoll) >= r.opt.PollInterval {

@@ -32,11 +32,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/records"
-	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/runner/journal"
 	"github.com/sluice-dev/sluice/state"
@@ -52,12 +52,17 @@ const (
 	WebhookSeqKey = "webhook_seq"
 )
 
-// webhooks is the runner's webhook machinery; its zero value is ready.
-type webhooks struct {
-	once    sync.Once
+// intake is webhook intake: the receiver of the deliveries of the
+// runner's webhook sources (the HTTP handler and its limits), their
+// journals, and the applier that merges journaled events into their tables
+// and counts them in the sources' status records. It is built from what it
+// depends on (intakeDeps), not from the runner.
+type intake struct {
+	intakeDeps
+
 	mu      sync.Mutex
 	sources map[string]*hookSource
-	tables  map[string]*sync.Mutex // by warehouse table: one writer at a time
+	locks   map[string]*sync.Mutex // by warehouse table: one writer at a time
 	health  map[string]state.SourceStatus
 	notify  chan struct{}
 	events  *prometheus.CounterVec
@@ -66,43 +71,63 @@ type webhooks struct {
 	decoders map[string]providers.Source
 }
 
-func (r *Runner) hooksInit() *webhooks {
-	h := &r.hooks
-	h.once.Do(func() {
-		h.sources = map[string]*hookSource{}
-		h.tables = map[string]*sync.Mutex{}
-		h.health = map[string]state.SourceStatus{}
-		h.decoders = map[string]providers.Source{}
-		h.notify = make(chan struct{}, 1)
-		h.events = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_webhook_events_total",
-			Help: "Webhook deliveries by outcome: journaled, duplicate, ignored (not a synced table), rejected, applied.",
-		}, []string{"source", "outcome"})
-		if err := r.opt.Metrics.Registry.Register(h.events); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				h.events = are.ExistingCollector.(*prometheus.CounterVec)
-			}
+// intakeDeps are what webhook intake works with.
+type intakeDeps struct {
+	// dir holds the journals, one directory per source (Options.JournalDir).
+	dir string
+	// tables lists the applied, enabled webhook tables (of the source addr
+	// when not ""); loaded is false until the runner has read its state.
+	tables func(addr string) (jobs []job, loaded bool)
+	// open opens a source's provider: the providers.WebhookSource that
+	// verifies, decodes and converts its events.
+	open      func(ctx context.Context, src *config.Source) (providers.Source, error)
+	warehouse warehouse.Warehouse
+	// status records a table's rows after the applier commits; store holds
+	// the source status records with the webhook counters.
+	status statusRecorder
+	store  state.StatusStore
+	// storedSecret is the signing secret apply stored for a source ("" when
+	// none); webhookURL the endpoint apply registered for it.
+	storedSecret func(addr string) (string, error)
+	webhookURL   func(addr string) string
+	registry     prometheus.Registerer
+	log          hclog.Logger
+	now          func() time.Time
+}
+
+func newIntake(d intakeDeps) *intake {
+	h := &intake{intakeDeps: d,
+		sources: map[string]*hookSource{}, locks: map[string]*sync.Mutex{},
+		health: map[string]state.SourceStatus{}, decoders: map[string]providers.Source{},
+		notify: make(chan struct{}, 1),
+	}
+	h.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_webhook_events_total",
+		Help: "Webhook deliveries by outcome: journaled, duplicate, ignored (not a synced table), rejected, applied.",
+	}, []string{"source", "outcome"})
+	if err := d.registry.Register(h.events); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			h.events = are.ExistingCollector.(*prometheus.CounterVec)
 		}
-	})
+	}
 	return h
 }
 
 // tableLock serializes the writers of one warehouse table: its bulk load
 // and the applier.
-func (r *Runner) tableLock(name string) *sync.Mutex {
-	h := r.hooksInit()
+func (h *intake) tableLock(name string) *sync.Mutex {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	mu := h.tables[name]
+	mu := h.locks[name]
 	if mu == nil {
 		mu = &sync.Mutex{}
-		h.tables[name] = mu
+		h.locks[name] = mu
 	}
 	return mu
 }
 
-func (h *webhooks) wake() {
+func (h *intake) wake() {
 	select {
 	case h.notify <- struct{}{}:
 	default:
@@ -111,22 +136,40 @@ func (h *webhooks) wake() {
 
 // webhookJobs lists the applied, enabled webhook tables of Stripe sources
 // that are in the configuration; of one source when addr is not "".
-func (r *Runner) webhookJobs(addr string) []job {
+func (r *Runner) webhookJobs(addr string) (jobs []job, loaded bool) {
 	r.mu.Lock()
-	loaded := r.st != nil
+	loaded = r.st != nil
 	r.mu.Unlock()
 	if !loaded {
-		return nil
+		return nil, false
 	}
-	jobs, _ := r.jobs()
+	all, _ := r.jobs()
 	var out []job
-	for _, j := range jobs {
+	for _, j := range all {
 		if j.table.Enabled && j.table.Sync == string(config.SyncWebhook) && j.src.Stripe != nil &&
 			(addr == "" || j.src.Address() == addr) {
 			out = append(out, j)
 		}
 	}
-	return out
+	return out, true
+}
+
+// webhookURL is the endpoint apply registered for a source, "" when none.
+func (r *Runner) webhookURL(addr string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st != nil {
+		if rs := r.st.Sources[addr]; rs != nil && rs.Resources.Webhook != nil {
+			return rs.Resources.Webhook.URL
+		}
+	}
+	return ""
+}
+
+// jobs is tables without loaded.
+func (h *intake) jobs(addr string) []job {
+	jobs, _ := h.tables(addr)
+	return jobs
 }
 
 // hookSource is one source's journal and its webhook counters.
@@ -142,14 +185,13 @@ type hookSource struct {
 // records not yet compacted away (a torn last line, from a crash while it
 // was written and so never acknowledged, is cut off), the counters from
 // the status records, and the sequence numbers the tables committed.
-func (r *Runner) hookSource(ctx context.Context, addr string) (*hookSource, error) {
-	h := r.hooksInit()
+func (h *intake) hookSource(ctx context.Context, addr string) (*hookSource, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if hs := h.sources[addr]; hs != nil {
 		return hs, nil
 	}
-	jn, err := journal.Open(filepath.Join(r.opt.JournalDir, addr), addr, r.opt.Now())
+	jn, err := journal.Open(filepath.Join(h.dir, addr), addr, h.now())
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +199,12 @@ func (r *Runner) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	// The journal is cached for later requests: a cancelled request must
 	// not leave it without the committed sequence numbers.
 	ctx = context.WithoutCancel(ctx)
-	for _, j := range r.webhookJobs(addr) {
-		if seq, _, err := r.committedSeq(ctx, j); err == nil {
+	for _, j := range h.jobs(addr) {
+		if seq, _, err := h.committedSeq(ctx, j); err == nil {
 			jn.Committed(j.table.Table, seq)
 		}
 	}
-	if st, err := r.opt.Status.ReadStatus(ctx); err == nil {
+	if st, err := h.store.ReadStatus(ctx); err == nil {
 		if ss := st.Sources[addr]; ss != nil {
 			hs.stats.EventsReceived, hs.stats.EventsRejected, hs.stats.EventsApplied = ss.EventsReceived, ss.EventsRejected, ss.EventsApplied
 			hs.stats.LastEventAt = ss.LastEventAt
@@ -196,8 +238,10 @@ func (hs *hookSource) count(rejected, applied int64) {
 // Close releases the webhook journals. A runner that is not closed (a
 // crash) leaves them as they are on disk; the next runner applies what
 // they hold.
-func (r *Runner) Close() error {
-	h := r.hooksInit()
+func (r *Runner) Close() error { return r.hooks.close() }
+
+// close releases the journals and the providers.
+func (h *intake) close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for addr, hs := range h.sources {
@@ -213,15 +257,14 @@ func (r *Runner) Close() error {
 
 // webhookDecoder is the provider that verifies and decodes the deliveries
 // of a source, opened once and kept: it is asked for every delivery.
-func (r *Runner) webhookDecoder(ctx context.Context, src *config.Source) (providers.WebhookSource, error) {
-	h := r.hooksInit()
+func (h *intake) webhookDecoder(ctx context.Context, src *config.Source) (providers.WebhookSource, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.decoders[src.Address()]
 	if p == nil {
 		var err error
 		// Kept past this delivery: not tied to its context.
-		if p, err = r.opt.Open(context.WithoutCancel(ctx), src); err != nil {
+		if p, err = h.open(context.WithoutCancel(ctx), src); err != nil {
 			return nil, err
 		}
 		h.decoders[src.Address()] = p
@@ -239,9 +282,12 @@ func (r *Runner) WebhookHandler() http.Handler { return r.LimitedWebhookHandler(
 
 // LimitedWebhookHandler is WebhookHandler with the limits l: how long a
 // body may take and how many deliveries may be received at once.
-func (r *Runner) LimitedWebhookHandler(l WebhookLimits) http.Handler {
+func (r *Runner) LimitedWebhookHandler(l WebhookLimits) http.Handler { return r.hooks.handler(l) }
+
+// handler serves the deliveries within the limits l.
+func (h *intake) handler(l WebhookLimits) http.Handler {
 	hl := newHookLimiter(l)
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.serveWebhook(w, req, hl) })
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { h.serveWebhook(w, req, hl) })
 }
 
 // cutOff makes the server close the connection after the reply without
@@ -251,7 +297,7 @@ func cutOff(w http.ResponseWriter, rc *http.ResponseController) {
 	_ = rc.SetReadDeadline(time.Now())
 }
 
-func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hookLimiter) {
+func (h *intake) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hookLimiter) {
 	rc := http.NewResponseController(w)
 	// Answered before the body is read: the connection closes at once
 	// rather than wait for a body that may trickle.
@@ -260,14 +306,11 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 		reply(w, status, format, args...)
 	}
 	addr, _ := strings.CutPrefix(req.URL.Path, "/webhooks/")
-	r.mu.Lock()
-	loaded := r.st != nil
-	r.mu.Unlock()
-	if !loaded {
+	if _, loaded := h.tables(""); !loaded {
 		early(http.StatusServiceUnavailable, "the runner is starting")
 		return
 	}
-	src, tables := r.webhookTarget(addr)
+	src, tables := h.webhookTarget(addr)
 	if src == nil {
 		early(http.StatusNotFound, "no source %q receives webhooks here", addr)
 		return
@@ -277,15 +320,14 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 		early(http.StatusMethodNotAllowed, "webhook deliveries are POSTed")
 		return
 	}
-	log := r.opt.Logger.With("source", addr)
+	log := h.log.With("source", addr)
 	ctx := req.Context()
-	hs, err := r.hookSource(ctx, addr)
+	hs, err := h.hookSource(ctx, addr)
 	if err != nil {
 		log.Error("cannot receive webhook deliveries", "error", err)
 		early(http.StatusServiceUnavailable, "the webhook journal is not available")
 		return
 	}
-	h := r.hooksInit()
 	reject := func(status int, format string, args ...any) {
 		hs.count(1, 0)
 		h.events.WithLabelValues(addr, "rejected").Inc()
@@ -320,7 +362,7 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 		}
 		return
 	}
-	secrets, err := r.signingSecrets(src)
+	secrets, err := h.signingSecrets(src)
 	if err != nil || len(secrets) == 0 {
 		if err == nil {
 			err = providers.ErrNoSigningSecret
@@ -330,13 +372,13 @@ func (r *Runner) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 		reject(http.StatusServiceUnavailable, "%v", err)
 		return
 	}
-	dec, err := r.webhookDecoder(ctx, src)
+	dec, err := h.webhookDecoder(ctx, src)
 	if err != nil {
 		log.Error("cannot verify webhook deliveries", "error", err)
 		reject(http.StatusServiceUnavailable, "%v", err)
 		return
 	}
-	now := r.opt.Now()
+	now := h.now()
 	if err := dec.VerifyWebhook(body, req.Header, secrets, now); err != nil {
 		reject(http.StatusBadRequest, "%v", err)
 		return
@@ -388,10 +430,10 @@ func reply(w http.ResponseWriter, status int, format string, args ...any) {
 
 // webhookTarget finds the source a delivery is for, and the tables it
 // syncs by webhook; nil when it has none.
-func (r *Runner) webhookTarget(addr string) (*config.Source, map[string]bool) {
+func (h *intake) webhookTarget(addr string) (*config.Source, map[string]bool) {
 	var src *config.Source
 	tables := map[string]bool{}
-	for _, j := range r.webhookJobs(addr) {
+	for _, j := range h.jobs(addr) {
 		src = j.src
 		tables[j.table.Table] = true
 	}
@@ -404,12 +446,12 @@ func (r *Runner) webhookTarget(addr string) (*config.Source, map[string]bool) {
 // signingSecrets are the secrets a delivery may be signed with:
 // signing_secret from the configuration, and the one apply stored when it
 // registered the endpoint.
-func (r *Runner) signingSecrets(src *config.Source) ([]string, error) {
+func (h *intake) signingSecrets(src *config.Source) ([]string, error) {
 	var out []string
 	if s := src.Stripe.Webhook.SigningSecret; s != "" {
 		out = append(out, s)
 	}
-	stored, err := webhooksecret.Read(r.opt.Backend, src.Address())
+	stored, err := h.storedSecret(src.Address())
 	if err != nil {
 		return out, err
 	}
@@ -421,8 +463,8 @@ func (r *Runner) signingSecrets(src *config.Source) ([]string, error) {
 
 // committedSeq is the last journal record a webhook table committed, and
 // whether its bulk load committed at all.
-func (r *Runner) committedSeq(ctx context.Context, j job) (seq uint64, loaded bool, err error) {
-	wt, err := r.opt.Warehouse.Table(ctx, j.table.WarehouseTable)
+func (h *intake) committedSeq(ctx context.Context, j job) (seq uint64, loaded bool, err error) {
+	wt, err := h.warehouse.Table(ctx, j.table.WarehouseTable)
 	if err != nil {
 		return 0, false, err
 	}
@@ -441,7 +483,7 @@ func positionSeq(pos records.Position) uint64 {
 // committed journal position, so the events that arrived before or during
 // it are applied after it.
 func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
-	mu := r.tableLock(j.table.WarehouseTable)
+	mu := r.hooks.tableLock(j.table.WarehouseTable)
 	mu.Lock()
 	defer mu.Unlock()
 	src, err := r.opt.Open(ctx, j.src)
@@ -479,7 +521,7 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	applied, rows, err := r.applyWebhookEvents(ctx, j, src)
+	applied, rows, err := r.hooks.applyWebhookEvents(ctx, j, src)
 	if errors.Is(err, journal.ErrLocked) {
 		r.opt.Logger.Warn("the journaled webhook events are applied by the runner that receives them", "table", j.addr, "error", err)
 		return res, nil
@@ -497,9 +539,9 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 // its committed position, in bounded commits, each recording the last
 // record it holds. It does nothing before the table's first bulk load
 // committed: those events wait for it. The caller holds the table's lock.
-func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.Source) (applied, rows int64, err error) {
+func (h *intake) applyWebhookEvents(ctx context.Context, j job, src providers.Source) (applied, rows int64, err error) {
 	addr := j.src.Address()
-	hs, err := r.hookSource(ctx, addr)
+	hs, err := h.hookSource(ctx, addr)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -507,12 +549,12 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 	if !ok {
 		return 0, 0, fmt.Errorf("%s sources do not take webhook events", j.src.Type)
 	}
-	log := r.opt.Logger.With("table", j.addr)
+	log := h.log.With("table", j.addr)
 	req := providers.ReadRequest{
 		Schema: j.table.Schema, Table: j.table.Table, Columns: j.table.Columns, PrimaryKey: j.table.PrimaryKey,
 	}
 	for ctx.Err() == nil {
-		wt, err := r.opt.Warehouse.Table(ctx, j.table.WarehouseTable)
+		wt, err := h.warehouse.Table(ctx, j.table.WarehouseTable)
 		if err != nil {
 			return applied, rows, err
 		}
@@ -581,14 +623,14 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 		applied += int64(len(events))
 		hs.j.Committed(j.table.Table, last)
 		hs.count(0, int64(len(events)))
-		r.hooksInit().events.WithLabelValues(addr, "applied").Add(float64(len(events)))
+		h.events.WithLabelValues(addr, "applied").Add(float64(len(events)))
 		log.Debug("webhook events applied", "events", len(events), "table_rows", n)
 	}
 	live := map[string]bool{}
-	for _, wj := range r.webhookJobs(addr) {
+	for _, wj := range h.jobs(addr) {
 		live[wj.table.Table] = true
 	}
-	if err := hs.j.Compact(live, r.opt.Now()); err != nil {
+	if err := hs.j.Compact(live, h.now()); err != nil {
 		log.Warn("cannot compact the webhook journal; it keeps growing until this is fixed", "error", err)
 	}
 	return applied, rows, ctx.Err()
@@ -597,19 +639,19 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 // applyPendingWebhooks applies the journaled events of every webhook
 // table that has some. With try, a table being written (its bulk load) is
 // skipped: that sync applies them when it is done.
-func (r *Runner) applyPendingWebhooks(ctx context.Context, try bool) {
-	for _, j := range r.webhookJobs("") {
-		hs, err := r.hookSource(ctx, j.src.Address())
+func (h *intake) applyPendingWebhooks(ctx context.Context, try bool) {
+	for _, j := range h.jobs("") {
+		hs, err := h.hookSource(ctx, j.src.Address())
 		if err != nil {
 			if !try {
-				r.opt.Logger.Warn("cannot apply journaled webhook events", "table", j.addr, "error", err)
+				h.log.Warn("cannot apply journaled webhook events", "table", j.addr, "error", err)
 			}
 			continue
 		}
 		if !hs.j.HasPending(j.table.Table) {
 			continue
 		}
-		mu := r.tableLock(j.table.WarehouseTable)
+		mu := h.tableLock(j.table.WarehouseTable)
 		if try {
 			if !mu.TryLock() {
 				continue
@@ -618,20 +660,20 @@ func (r *Runner) applyPendingWebhooks(ctx context.Context, try bool) {
 			mu.Lock()
 		}
 		err = func() error {
-			src, err := r.opt.Open(ctx, j.src)
+			src, err := h.open(ctx, j.src)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			_, rows, err := r.applyWebhookEvents(ctx, j, src)
+			_, rows, err := h.applyWebhookEvents(ctx, j, src)
 			if err == nil && rows > 0 {
-				r.recorder.rows(j, rows)
+				h.status.rows(j, rows)
 			}
 			return err
 		}()
 		mu.Unlock()
 		if err != nil && ctx.Err() == nil {
-			r.opt.Logger.Error("applying webhook events failed; they stay journaled and are retried", "table", j.addr, "error", err)
+			h.log.Error("applying webhook events failed; they stay journaled and are retried", "table", j.addr, "error", err)
 		}
 	}
 }
@@ -639,20 +681,19 @@ func (r *Runner) applyPendingWebhooks(ctx context.Context, try bool) {
 // runWebhookApplier applies journaled events as they arrive (and every
 // second, for those that waited on a bulk load) and writes the webhook
 // counters, until ctx ends.
-func (r *Runner) runWebhookApplier(ctx context.Context) <-chan struct{} {
+func (h *intake) runApplier(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
-	h := r.hooksInit()
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
-			r.applyPendingWebhooks(ctx, true)
-			r.flushWebhookStatus(ctx)
+			h.applyPendingWebhooks(ctx, true)
+			h.flushStatus(ctx)
 			select {
 			case <-ctx.Done():
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				r.flushWebhookStatus(sctx)
+				h.flushStatus(sctx)
 				cancel()
 				return
 			case <-tick.C:
@@ -665,15 +706,14 @@ func (r *Runner) runWebhookApplier(ctx context.Context) <-chan struct{} {
 
 // drainWebhooks applies every journaled event and records the counters:
 // what run -once does after its syncs.
-func (r *Runner) drainWebhooks(ctx context.Context) {
-	r.applyPendingWebhooks(ctx, false)
-	r.flushWebhookStatus(ctx)
+func (h *intake) drain(ctx context.Context) {
+	h.applyPendingWebhooks(ctx, false)
+	h.flushStatus(ctx)
 }
 
 // flushWebhookStatus writes the counters of the sources whose counters
 // changed.
-func (r *Runner) flushWebhookStatus(ctx context.Context) {
-	h := r.hooksInit()
+func (h *intake) flushStatus(ctx context.Context) {
 	h.mu.Lock()
 	var dirty []string
 	for addr, hs := range h.sources {
@@ -691,8 +731,8 @@ func (r *Runner) flushWebhookStatus(ctx context.Context) {
 		if !ok {
 			ss = state.SourceStatus{Address: addr, State: "healthy"}
 		}
-		if err := r.putSourceStatus(ctx, &ss); err != nil {
-			r.opt.Logger.Warn("cannot record source status", "source", addr, "error", err)
+		if err := h.putSourceStatus(ctx, &ss); err != nil {
+			h.log.Warn("cannot record source status", "source", addr, "error", err)
 		}
 	}
 }
@@ -700,29 +740,30 @@ func (r *Runner) flushWebhookStatus(ctx context.Context) {
 // putSourceStatus records a source's status with its webhook counters,
 // remembering its health for the counters' later writes.
 func (r *Runner) putSourceStatus(ctx context.Context, ss *state.SourceStatus) error {
-	h := r.hooksInit()
+	return r.hooks.putSourceStatus(ctx, ss)
+}
+
+// putSourceStatus records a source's status with its webhook counters and
+// endpoint, remembering its health for the counters' later writes.
+func (h *intake) putSourceStatus(ctx context.Context, ss *state.SourceStatus) error {
 	h.mu.Lock()
 	h.health[ss.Address] = *ss
 	hs := h.sources[ss.Address]
 	h.mu.Unlock()
-	if hs == nil && len(r.webhookJobs(ss.Address)) > 0 {
+	if hs == nil && len(h.jobs(ss.Address)) > 0 {
 		// Open the journal for its counters, so that this write does not
 		// reset them; a journal another runner owns has them in status.
 		var err error
-		if hs, err = r.hookSource(ctx, ss.Address); err != nil {
-			if st, rerr := r.opt.Status.ReadStatus(ctx); rerr == nil && st.Sources[ss.Address] != nil {
+		if hs, err = h.hookSource(ctx, ss.Address); err != nil {
+			if st, rerr := h.store.ReadStatus(ctx); rerr == nil && st.Sources[ss.Address] != nil {
 				old := st.Sources[ss.Address]
 				ss.EventsReceived, ss.EventsRejected, ss.EventsApplied, ss.LastEventAt = old.EventsReceived, old.EventsRejected, old.EventsApplied, old.LastEventAt
 			}
 		}
 	}
-	r.mu.Lock()
-	if r.st != nil {
-		if rs := r.st.Sources[ss.Address]; rs != nil && rs.Resources.Webhook != nil {
-			ss.WebhookURL = rs.Resources.Webhook.URL
-		}
+	if url := h.webhookURL(ss.Address); url != "" {
+		ss.WebhookURL = url
 	}
-	r.mu.Unlock()
 	if hs != nil {
 		hs.mu.Lock()
 		ss.EventsReceived, ss.EventsRejected, ss.EventsApplied = hs.stats.EventsReceived, hs.stats.EventsRejected, hs.stats.EventsApplied
@@ -730,6 +771,6 @@ func (r *Runner) putSourceStatus(ctx context.Context, ss *state.SourceStatus) er
 		hs.dirty = false
 		hs.mu.Unlock()
 	}
-	ss.UpdatedAt = r.opt.Now().UTC()
-	return r.opt.Status.PutSourceStatus(ctx, ss)
+	ss.UpdatedAt = h.now().UTC()
+	return h.store.PutSourceStatus(ctx, ss)
 }

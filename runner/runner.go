@@ -94,7 +94,7 @@ type Runner struct {
 	st      *state.State
 	status  map[string]*state.TableStatus
 	running map[string]bool
-	hooks   *intake // receiver, journals, applier (webhook.go)
+	hooks   *intake // receiver, journals, applier (intake.go)
 	// statusWritten is when a streaming table's status was last written;
 	// sourceHealth the slot health the WAL monitor last recorded (cdc.go,
 	// walmonitor.go).

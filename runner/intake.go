@@ -417,15 +417,11 @@ func (h *intake) committedSeq(ctx context.Context, j job) (seq uint64, loaded bo
 // its committed position, in bounded commits, each recording the last
 // record it holds. It does nothing before the table's first bulk load
 // committed: those events wait for it. The caller holds the table's lock.
-func (h *intake) applyWebhookEvents(ctx context.Context, j job, src providers.Source) (applied, rows int64, err error) {
+func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.WebhookSource) (applied, rows int64, err error) {
 	addr := j.src.Address()
 	hs, err := h.hookSource(ctx, addr)
 	if err != nil {
 		return 0, 0, err
-	}
-	eb, ok := src.(providers.WebhookSource)
-	if !ok {
-		return 0, 0, fmt.Errorf("%s sources do not take webhook events", j.src.Type)
 	}
 	log := h.log.With("table", j.addr)
 	req := providers.ReadRequest{
@@ -543,7 +539,11 @@ func (h *intake) applyPendingWebhooks(ctx context.Context, try bool) {
 				return err
 			}
 			defer src.Close()
-			_, rows, err := h.applyWebhookEvents(ctx, j, src)
+			ws, err := webhookSource(j, src)
+			if err != nil {
+				return err
+			}
+			_, rows, err := h.applyWebhookEvents(ctx, j, ws)
 			if err == nil && rows > 0 {
 				h.status.rows(j, rows)
 			}
@@ -645,4 +645,14 @@ func (h *intake) putSourceStatus(ctx context.Context, ss *state.SourceStatus) er
 	}
 	ss.UpdatedAt = h.now().UTC()
 	return h.store.PutSourceStatus(ctx, ss)
+}
+
+// webhookSource is the provider of a webhook table as the capability that
+// decodes and converts its events.
+func webhookSource(j job, src providers.Source) (providers.WebhookSource, error) {
+	ws, ok := src.(providers.WebhookSource)
+	if !ok {
+		return nil, fmt.Errorf("%s sources do not take webhook events", j.src.Type)
+	}
+	return ws, nil
 }

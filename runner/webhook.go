@@ -105,6 +105,10 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 	if !ok {
 		return result{}, fmt.Errorf("%s sources cannot be read by sluice run yet", j.src.Type)
 	}
+	ws, err := webhookSource(j, src)
+	if err != nil {
+		return result{}, err
+	}
 	wt, err := r.opt.Warehouse.Table(ctx, j.table.WarehouseTable)
 	if err != nil {
 		return result{}, err
@@ -131,7 +135,7 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	applied, rows, err := r.hooks.applyWebhookEvents(ctx, j, src)
+	applied, rows, err := r.hooks.applyWebhookEvents(ctx, j, ws)
 	if errors.Is(err, journal.ErrLocked) {
 		r.opt.Logger.Warn("the journaled webhook events are applied by the runner that receives them", "table", j.addr, "error", err)
 		return res, nil

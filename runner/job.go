@@ -22,15 +22,8 @@ var errNotYet = errors.New("not available yet")
 func (r *Runner) runJob(ctx context.Context, j job) error {
 	log := r.opt.Logger.With("table", j.addr)
 	start := r.opt.Now()
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.State = state.StateRunning
-	ts.LastAttemptAt = start.UTC()
-	ts.Runner = r.id()
-	full := resyncDue(j.table, ts)
-	running := *ts
-	r.mu.Unlock()
-	_ = r.opt.Status.PutTableStatus(ctx, &running)
+	running := r.recorder.running(ctx, j, start)
+	full := resyncDue(j.table, &running)
 
 	var res result
 	var err error
@@ -47,31 +40,18 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 		}
 	}
 	end := r.opt.Now()
-	r.mu.Lock()
-	ts = r.tableStatus(j)
-	ts.Runner = r.id()
+	var next time.Time
+	sched, perr := config.ParseSchedule(j.table.Frequency)
+	if perr == nil {
+		next = sched.Next(end)
+	}
 	switch {
 	case errors.Is(err, errNotYet):
-		ts.State = state.StatePending
-		ts.LastError = err.Error()
-		ts.LastAttemptAt = time.Time{}
 		log.Warn("skipped", "reason", err)
-		err = nil
 	case err != nil:
-		ts.State = state.StateFailed
-		ts.LastError = errorText(err)
 		r.opt.Metrics.failures.WithLabelValues(j.addr).Inc()
 		log.Error("sync failed", "error", err)
 	default:
-		ts.State = state.StateCompleted
-		ts.LastError = ""
-		ts.LastSyncAt = end.UTC()
-		ts.RowsSynced = res.tableRows
-		ts.LastRunRows = res.rowsRead
-		ts.Warnings = res.warnings
-		if res.full {
-			ts.LastFullSyncAt = end.UTC()
-		}
 		r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(res.rowsRead))
 		r.opt.Metrics.bytes.WithLabelValues(j.addr).Add(float64(res.bytes))
 		r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(end.Unix()))
@@ -81,19 +61,12 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 		}
 	}
 	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(end.Sub(start).Seconds())
-	sched, perr := config.ParseSchedule(j.table.Frequency)
-	if perr == nil {
-		ts.NextSyncAt = sched.Next(end).UTC()
+	r.recorder.ended(ctx, j, end, res, err, next)
+	if errors.Is(err, errNotYet) {
+		err = nil
 	}
-	done := *ts
-	r.mu.Unlock()
-	// Status is written with a fresh context: a sync abandoned at shutdown
-	// still records that it did not complete.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if serr := r.opt.Status.PutTableStatus(sctx, &done); serr != nil {
-		log.Warn("cannot record status", "error", serr)
-	}
 	r.reportSource(sctx, j, err)
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -73,6 +75,11 @@ type Options struct {
 	// it at every poll and stops when another runner took it.
 	Owner *state.RunnerInfo
 	Lock  state.RunnerLock
+	// JournalDir is where the webhook journals are kept, one directory
+	// per source under it (package journal): a directory of the state's,
+	// such as <state dir>/webhooks beside the local backend's file. When
+	// empty, .sluice/webhooks under the configuration's directory.
+	JournalDir string
 	// Requests, when set, are the sync requests of `sluice sync` (see
 	// requests.go): the daemon takes them every second, run -once and sync
 	// when they start. Only the holder of the runner lock may take them.
@@ -87,7 +94,7 @@ type Runner struct {
 	st      *state.State
 	status  map[string]*state.TableStatus
 	running map[string]bool
-	hooks   webhooks // receiver, journals, applier (webhook.go)
+	hooks   *intake // receiver, journals, applier (intake.go)
 	// statusWritten is when a streaming table's status was last written;
 	// sourceHealth the slot health the WAL monitor last recorded (cdc.go,
 	// walmonitor.go).
@@ -98,6 +105,8 @@ type Runner struct {
 	// requests are the sync requests the daemon took and has not
 	// answered; requestWarned is when it last warned that it could not
 	// read them.
+	// recorder keeps the table status records through syncs (status.go).
+	recorder      statusRecorder
 	requests      map[string]*activeRequest
 	requestWarned time.Time
 	// engines are the daemon's cdc engines running now, by source;
@@ -141,6 +150,9 @@ func New(opt Options) *Runner {
 	if opt.CDCFlushBytes <= 0 {
 		opt.CDCFlushBytes = defaultFlushBytes
 	}
+	if opt.JournalDir == "" && opt.Config != nil {
+		opt.JournalDir = filepath.Join(opt.Config.Dir, ".sluice", "webhooks")
+	}
 	if opt.WALCheckInterval <= 0 {
 		opt.WALCheckInterval = defaultWALCheckInterval
 	}
@@ -148,9 +160,17 @@ func New(opt Options) *Runner {
 	if opt.Status != nil {
 		opt.Status = ownedStatus{StatusStore: opt.Status, owner: opt.Owner}
 	}
-	return &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
+	r := &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
 		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
 		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
+	r.recorder = runnerStatus{r}
+	r.hooks = newIntake(intakeDeps{
+		dir: opt.JournalDir, tables: r.webhookJobs, open: opt.Open, warehouse: opt.Warehouse,
+		status: r.recorder, store: opt.Status,
+		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
+		webhookURL:   r.webhookURL, registry: opt.Metrics.Registry, log: opt.Logger, now: opt.Now,
+	})
+	return r
 }
 
 // id is this runner's name (Owner.ID), recorded as TableStatus.Runner by
@@ -364,7 +384,7 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	cdcDone := make(chan []string, 1)
 	go func() { cdcDone <- r.onceCDC(ctx, cdc) }()
 	results := r.runJobs(ctx, due)
-	r.drainWebhooks(ctx)
+	r.hooks.drain(ctx)
 	for addr, err := range results {
 		if err != nil {
 			failed = append(failed, addr)
@@ -511,7 +531,7 @@ func (r *Runner) Run(parent context.Context) error {
 	defer tick.Stop()
 	lastPoll := r.opt.Now()
 	r.writeAllStatus(ctx)
-	hooksDone := r.runWebhookApplier(ctx)
+	hooksDone := r.hooks.runApplier(ctx)
 	for {
 		now := r.opt.Now()
 		if now.Sub(lastPoll) >= r.opt.PollInterval {

@@ -401,3 +401,38 @@ func TestWebhookDaemon(t *testing.T) {
 		t.Errorf("metrics lack the applied event:\n%s", body)
 	}
 }
+
+// TestWebhookJournalDir: the journals are where Options.JournalDir says
+// (cmd/sluice puts them beside the state), whatever the state backend; a
+// second runner on the same directory cannot take a source's journal.
+func TestWebhookJournalDir(t *testing.T) {
+	e := newHookEnv(t, "")
+	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "journals")
+	newRunner := func() *runner.Runner {
+		r := runner.New(runner.Options{Config: e.cfg, Backend: e.local, Status: e.local, Warehouse: w, JournalDir: dir})
+		t.Cleanup(func() { r.Close() })
+		if err := r.Load(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	srv := e.serve(newRunner())
+	if status, body := post(t, srv, delivery{body: chargeEvent("evt_1", "charge.refunded", "ch_1", time.Now().Unix(), 50)}); status != 200 {
+		t.Fatalf("delivery: %d %s", status, body)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "stripe.billing", "journal.jsonl"))
+	if err != nil || !bytes.Contains(data, []byte(`"id":"evt_1"`)) {
+		t.Errorf("journal in JournalDir: %q, %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, ".sluice", "webhooks")); !os.IsNotExist(err) {
+		t.Errorf("a journal directory beside the state too: %v", err)
+	}
+	srv2 := e.serve(newRunner())
+	if status, body := post(t, srv2, delivery{body: chargeEvent("evt_2", "charge.refunded", "ch_1", time.Now().Unix(), 40)}); status != http.StatusServiceUnavailable {
+		t.Errorf("delivery to a runner whose journal another holds: %d %s, want 503", status, body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -498,10 +499,22 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 		Owner:       s.owner,
 		Lock:        s.lock,
 		Requests:    requests,
+		JournalDir:  journalDir(s.backend, s.cfg.Dir),
 	}
 	if isTerminal(e.stderr) {
 		opt.Progress = e.stderr
 	}
 	s.r = runner.New(opt)
 	return nil
+}
+
+// journalDir is where the runner keeps its webhook journals: beside the
+// local backend's state file (<state dir>/webhooks), and under the
+// configuration's directory (.sluice/webhooks) with a backend that has no
+// directory of its own (postgres).
+func journalDir(b state.Backend, configDir string) string {
+	if l, ok := b.(*state.Local); ok {
+		return filepath.Join(filepath.Dir(l.Path()), "webhooks")
+	}
+	return filepath.Join(configDir, ".sluice", "webhooks")
 }

@@ -352,7 +352,7 @@ func (ex *executor) table(c planner.Change) error {
 		}
 		dt.ResyncRequestedAt = old.ResyncRequestedAt
 		if old.WarehouseTable != dt.WarehouseTable {
-			if err := renameWarehouseTable(ex.opt.Config, old.WarehouseTable, dt.WarehouseTable); err != nil {
+			if err := renameWarehouseTables(ex.opt.Config, old, dt); err != nil {
 				return err
 			}
 		}
@@ -382,10 +382,11 @@ func (ex *executor) forgetPublished(addr string, rs *state.Source, table string)
 	pub.Tables = slices.DeleteFunc(slices.Clone(pub.Tables), func(t string) bool { return t == table })
 }
 
-// renameWarehouseTable renames a Parquet warehouse table (and its CDC
-// history table) when a prefix change renames it. A table that was never
-// synced has nothing to rename.
-func renameWarehouseTable(cfg *config.Config, from, to string) error {
+// renameWarehouseTables renames a table's Parquet warehouse tables (its
+// own and its history table), from the names recorded in state to the new
+// ones, when a prefix change renames them. A table that was never synced
+// has nothing to rename.
+func renameWarehouseTables(cfg *config.Config, old, dt *state.Table) error {
 	if cfg.Warehouse.Backend != "parquet" {
 		return nil
 	}
@@ -393,16 +394,21 @@ func renameWarehouseTable(cfg *config.Config, from, to string) error {
 	if err != nil {
 		return err
 	}
-	for _, suffix := range []string{"", "_cdc"} {
-		src, dst := filepath.Join(root, from+suffix), filepath.Join(root, to+suffix)
+	renames := [][2]string{{old.WarehouseTable, dt.WarehouseTable}}
+	if old.HistoryTable != "" && dt.HistoryTable != "" {
+		renames = append(renames, [2]string{old.HistoryTable, dt.HistoryTable})
+	}
+	for _, r := range renames {
+		from, to := r[0], r[1]
+		src, dst := filepath.Join(root, from), filepath.Join(root, to)
 		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if _, err := os.Stat(dst); err == nil {
-			return fmt.Errorf("cannot rename warehouse table %s to %s: %s already exists", from+suffix, to+suffix, dst)
+			return fmt.Errorf("cannot rename warehouse table %s to %s: %s already exists", from, to, dst)
 		}
 		if err := os.Rename(src, dst); err != nil {
-			return fmt.Errorf("renaming warehouse table %s to %s: %w", from+suffix, to+suffix, err)
+			return fmt.Errorf("renaming warehouse table %s to %s: %w", from, to, err)
 		}
 	}
 	return nil

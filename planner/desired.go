@@ -111,13 +111,14 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Schema:           schema,
 		Table:            t.Table,
 		WarehouseTable:   t.WarehouseName(src),
-		Sync:             string(t.Sync),
+		HistoryTable:     t.HistoryName(src),
+		Sync:             t.Sync,
 		IncrementalField: t.IncrementalField,
 		PrimaryKey:       t.PrimaryKey,
 		Columns:          t.Columns,
 		NewColumns:       t.NewColumns,
 		CDCOutput:        t.CDCOutput,
-		Frequency:        t.Frequency.String(),
+		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
 	}
 	if obs != nil {
@@ -169,7 +170,7 @@ func CDCTables(src *config.Source) []string {
 func recordedCDCTables(rs *state.Source) []string {
 	var out []string
 	for _, t := range rs.Tables {
-		if t.Enabled && t.Sync == string(config.SyncCDC) {
+		if t.Enabled && t.Sync == config.SyncCDC {
 			out = append(out, qualified(t.Schema, t.Table))
 		}
 	}

@@ -349,7 +349,7 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if !slices.Equal(rt.PrimaryKey, dt.PrimaryKey) && len(rt.PrimaryKey)+len(dt.PrimaryKey) > 0 {
 		raise(Resync, "primary key changes from (%s) to (%s)", strings.Join(rt.PrimaryKey, ", "), strings.Join(dt.PrimaryKey, ", "))
 	}
-	if rt.CDCOutput != dt.CDCOutput && rt.Sync == dt.Sync && dt.Sync == string(config.SyncCDC) {
+	if rt.CDCOutput != dt.CDCOutput && rt.Sync == dt.Sync && dt.Sync == config.SyncCDC {
 		raise(Resync, "cdc_output changes from %s to %s: the history table is rebuilt", rt.CDCOutput, dt.CDCOutput)
 	}
 	if rt.WarehouseTable != dt.WarehouseTable {
@@ -358,15 +358,15 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	switch {
 	case rt.Enabled && !dt.Enabled:
 		raise(Update, "disabled: syncing stops; the warehouse table is kept")
-		if dt.Sync == string(config.SyncCDC) {
+		if dt.Sync == config.SyncCDC {
 			c.Warnings = append(c.Warnings, "the table leaves the publication: changes made while it is disabled are lost, and enabling it again means a resync")
 		}
-	case !rt.Enabled && dt.Enabled && dt.Sync == string(config.SyncCDC):
+	case !rt.Enabled && dt.Enabled && dt.Sync == config.SyncCDC:
 		raise(Resync, "enabled again: changes made while it was disabled were not captured")
 	case !rt.Enabled && dt.Enabled:
 		raise(Update, "enabled: syncing resumes")
 	}
-	if dt.Sync == string(config.SyncCDC) && dt.Enabled && rt.Sync == dt.Sync && slotLost {
+	if dt.Sync == config.SyncCDC && dt.Enabled && rt.Sync == dt.Sync && slotLost {
 		raise(Resync, "the replication slot was lost or replaced: changes since the last sync cannot be streamed")
 	}
 	added, removed := diffLists(rt.Columns, dt.Columns)
@@ -471,7 +471,7 @@ func (pl *planner) deleteTable(srcAddr string, rt *state.Table, obs *providers.O
 	inspected := obs != nil && slices.ContainsFunc(obs.Tables, func(t providers.Table) bool { return t.Schema == rt.Schema })
 	if inspected && obs.Table(rt.Schema, rt.Table) == nil {
 		c.Reasons = append(c.Reasons, "the table no longer exists at the source")
-	} else if rt.Sync == string(config.SyncCDC) && rt.Enabled {
+	} else if rt.Sync == config.SyncCDC && rt.Enabled {
 		c.Warnings = append(c.Warnings, "the table leaves the publication")
 	}
 	pl.add(c)
@@ -522,8 +522,8 @@ func sensitiveKeys(s *state.Source) []string {
 
 func tableView(t *state.Table) map[string]any {
 	m := map[string]any{
-		"sync":            t.Sync,
-		"frequency":       t.Frequency,
+		"sync":            string(t.Sync),
+		"frequency":       t.Frequency.String(),
 		"enabled":         t.Enabled,
 		"warehouse_table": t.WarehouseTable,
 	}
@@ -537,10 +537,10 @@ func tableView(t *state.Table) map[string]any {
 		m["columns"] = t.Columns
 	}
 	if t.CDCOutput != "" {
-		m["cdc_output"] = t.CDCOutput
+		m["cdc_output"] = string(t.CDCOutput)
 	}
 	if t.NewColumns != "" {
-		m["new_columns"] = t.NewColumns
+		m["new_columns"] = string(t.NewColumns)
 	}
 	return m
 }

@@ -263,7 +263,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			outs = append(outs, output{t.j.table.WarehouseTable, false})
 		}
 		if out == "history" || out == "both" {
-			outs = append(outs, output{t.j.table.WarehouseTable + historySuffix, true})
+			outs = append(outs, output{t.j.table.HistoryTable, true})
 		}
 		for _, ot := range outs {
 			name := ot.name

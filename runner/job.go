@@ -81,7 +81,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 		}
 	}
 	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(end.Sub(start).Seconds())
-	sched, perr := config.ParseSchedule(j.table.Frequency)
+	sched, perr := j.table.Frequency.Get()
 	if perr == nil {
 		ts.NextSyncAt = sched.Next(end).UTC()
 	}
@@ -175,13 +175,13 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 			return res, fmt.Errorf("%s sources cannot do %s syncs", j.src.Type, t.Sync)
 		}
 		read = cr.ReadIncremental
-		if t.Sync == string(config.SyncXmin) {
+		if t.Sync == config.SyncXmin {
 			read = cr.ReadXmin
 		}
 		switch {
 		case res.full:
 			res.mode = warehouse.Replace
-		case t.Sync == string(config.SyncAppend):
+		case t.Sync == config.SyncAppend:
 			res.mode = warehouse.Append
 		default:
 			res.mode = warehouse.Merge
@@ -201,7 +201,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
-	tx, err := wt.Begin(ctx, res.mode, schema, j.table.Sync)
+	tx, err := wt.Begin(ctx, res.mode, schema, string(j.table.Sync))
 	if err != nil {
 		return res, err
 	}

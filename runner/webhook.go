@@ -159,7 +159,7 @@ func (r *Runner) webhookJobs(addr string) []job {
 	jobs, _ := r.jobs()
 	var out []job
 	for _, j := range jobs {
-		if j.table.Enabled && j.table.Sync == string(config.SyncWebhook) && j.src.Stripe != nil &&
+		if j.table.Enabled && j.table.Sync == config.SyncWebhook && j.src.Stripe != nil &&
 			(addr == "" || j.src.Address() == addr) {
 			out = append(out, j)
 		}
@@ -897,7 +897,7 @@ func (r *Runner) applyWebhookEvents(ctx context.Context, j job, src providers.So
 				return applied, rows, err
 			}
 		}
-		tx, err := wt.Begin(ctx, warehouse.Merge, b.Schema, j.table.Sync)
+		tx, err := wt.Begin(ctx, warehouse.Merge, b.Schema, string(j.table.Sync))
 		if err != nil {
 			return applied, rows, err
 		}

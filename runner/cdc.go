@@ -73,9 +73,6 @@ const (
 	colValidTo   = warehouse.ValidToColumn
 )
 
-// historySuffix names a table's history table: <prefix>_<table>_cdc.
-const historySuffix = "_cdc"
-
 var (
 	typString = records.ParquetType{Physical: records.PhysicalByteArray, Logical: records.LogicalString, Name: "STRING"}
 	typInt64  = records.ParquetType{Physical: records.PhysicalInt64, Name: "INT64"}

@@ -126,7 +126,7 @@ type result struct {
 // data and the new position in one commit (DESIGN invariant 1).
 func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error) {
 	t := j.table
-	switch config.SyncType(t.Sync) {
+	switch t.Sync {
 	case config.SyncCDC:
 		// Once and Run stream a source's cdc tables together (cdc.go).
 		return result{}, fmt.Errorf("cdc tables are synced by their source's stream, not one by one")
@@ -166,7 +166,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 		return res, err
 	}
 	var read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)
-	switch config.SyncType(t.Sync) {
+	switch t.Sync {
 	case config.SyncFullRefresh:
 		res.mode, res.full, read = warehouse.Replace, true, sr.ReadSnapshot
 	case config.SyncIncremental, config.SyncAppend, config.SyncXmin:

@@ -344,7 +344,7 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	// whole, when one of its tables is named.
 	cdcSources := map[string]bool{}
 	for _, j := range jobs {
-		if config.SyncType(j.table.Sync) == config.SyncCDC && (force == nil || forced(j.addr)) {
+		if j.table.Sync == config.SyncCDC && (force == nil || forced(j.addr)) {
 			cdcSources[j.src.Address()] = true
 		}
 	}
@@ -353,7 +353,7 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	for _, j := range jobs {
 		ok, next, derr := r.due(j, now)
 		switch {
-		case config.SyncType(j.table.Sync) == config.SyncCDC:
+		case j.table.Sync == config.SyncCDC:
 			// Streamed per source, by onceCDC.
 			if cdcSources[j.src.Address()] {
 				cdc = append(cdc, j)
@@ -363,7 +363,7 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 		case derr != nil:
 			failed = append(failed, j.addr)
 			ran[j.addr] = true
-		case forced(j.addr) && !ok && config.SyncType(j.table.Sync) == config.SyncWebhook:
+		case forced(j.addr) && !ok && j.table.Sync == config.SyncWebhook:
 			// Its journal is applied below, after the syncs.
 			ran[j.addr] = true
 		case ok || forced(j.addr):
@@ -551,7 +551,7 @@ func (r *Runner) Run(parent context.Context) error {
 			r.pollRequests(ctx, jobs, now)
 		}
 		for _, j := range jobs {
-			if config.SyncType(j.table.Sync) == config.SyncCDC {
+			if j.table.Sync == config.SyncCDC {
 				continue
 			}
 			// due is false while the table runs: a request waits for

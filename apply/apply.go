@@ -27,7 +27,10 @@ type Options struct {
 	// place and writes it after every step.
 	State   *state.State
 	Backend state.Backend
-	// Observed is what the plan saw, used to record live columns.
+	// Observed is no longer read: the plan's changes carry the live
+	// columns they record (planner.Change.Planned).
+	//
+	// Deprecated: leave it nil.
 	Observed map[string]*providers.Observed
 	// FingerprintKey is the backend's key for fingerprints of secrets.
 	FingerprintKey []byte
@@ -54,8 +57,10 @@ type Result struct {
 	Failed  *planner.Change
 }
 
-// Execute applies the plan's changes in order. It stops at the first
-// failure, with state recording every step that succeeded.
+// Execute applies the plan's changes in order: what each records is the
+// change's Planned, as the planner computed it, never the configuration
+// read again (the configuration serves for connecting: secrets). It stops
+// at the first failure, with state recording every step that succeeded.
 func Execute(ctx context.Context, p *planner.Plan, opt Options) (*Result, error) {
 	if p.HasErrors() {
 		return nil, errors.New("the plan has errors; fix them and plan again")
@@ -131,16 +136,30 @@ func (ex *executor) sourceAddr(c planner.Change) string {
 	return addr
 }
 
-func (ex *executor) recorded(addr string) *state.Source {
+// recorded returns the recorded source, recording it first when the plan
+// creates it (planned: its settings), or, for a change planned without one
+// (a targeted plan whose source change was left out), as configured.
+func (ex *executor) recorded(addr string, planned *state.Source) *state.Source {
 	rs := ex.opt.State.Sources[addr]
 	if rs == nil {
-		src := ex.opt.Config.Source(addr)
-		rs = planner.DesiredSource(src, nil, ex.opt.FingerprintKey)
-		rs.Tables = map[string]*state.Table{}
-		rs.AppliedAt = ex.opt.Now().UTC()
+		if planned == nil {
+			planned = planner.DesiredSource(ex.opt.Config.Source(addr), nil, ex.opt.FingerprintKey)
+		}
+		rs = &state.Source{
+			Address: planned.Address, Type: planned.Type, Name: planned.Name, Prefix: planned.Prefix,
+			Settings: planned.Settings, Fingerprints: planned.Fingerprints,
+			Tables:    map[string]*state.Table{},
+			AppliedAt: ex.opt.Now().UTC(),
+		}
 		ex.opt.State.Sources[addr] = rs
 	}
 	return rs
+}
+
+// errUnplanned is a change that does not say what to apply: one made by
+// hand, or read from an older saved plan.
+func errUnplanned(c planner.Change) error {
+	return fmt.Errorf("the plan does not say what to record for this %s change; make a new plan with `sluice plan`", c.Kind)
 }
 
 func (ex *executor) step(ctx context.Context, c planner.Change) error {
@@ -194,29 +213,30 @@ func (ex *executor) source(ctx context.Context, c planner.Change) error {
 		delete(ex.opt.State.Sources, addr)
 		return nil
 	}
-	src := ex.opt.Config.Source(addr)
-	rs := ex.recorded(addr)
-	desired := planner.DesiredSource(src, ex.opt.Observed[addr], ex.opt.FingerprintKey)
-	if rs.Prefix != desired.Prefix {
-		// The tables' renames are their own steps; the prefix is recorded
-		// with them.
-		rs.Prefix = desired.Prefix
+	if c.Planned == nil || c.Planned.Source == nil {
+		return errUnplanned(c)
 	}
-	rs.Settings, rs.Fingerprints = desired.Settings, desired.Fingerprints
+	planned := c.Planned.Source
+	rs := ex.recorded(addr, planned)
+	// The tables' renames are their own steps.
+	rs.Prefix = planned.Prefix
+	rs.Settings, rs.Fingerprints = planned.Settings, planned.Fingerprints
 	rs.AppliedAt = ex.opt.Now().UTC()
 	return nil
 }
 
 func (ex *executor) publication(ctx context.Context, c planner.Change) error {
 	addr := c.Address
-	rs := ex.recorded(addr)
-	m, src, err := ex.manager(ctx, addr)
+	if c.Planned == nil || (c.Planned.Publication == nil && c.Action != planner.Delete) {
+		return errUnplanned(c)
+	}
+	rs := ex.recorded(addr, nil)
+	m, _, err := ex.manager(ctx, addr)
 	if err != nil {
 		return err
 	}
-	cdc := src.Postgres.CDC
-	rs.Resources.Management = cdc.Management
-	managed := cdc.Management == "managed"
+	rs.Resources.Management = c.Planned.Management
+	managed := c.Planned.Management == "managed"
 	if c.Action == planner.Delete {
 		if managed && rs.Resources.Publication != nil {
 			if err := m.DropPublication(ctx, rs.Resources.Publication.Name); err != nil {
@@ -226,9 +246,9 @@ func (ex *executor) publication(ctx context.Context, c planner.Change) error {
 		rs.Resources.Publication = nil
 		return nil
 	}
-	want := planner.CDCTables(src)
+	name, want := c.Planned.Publication.Name, c.Planned.Publication.Tables
 	if !managed {
-		have, exists, err := m.PublicationTables(ctx, cdc.Publication)
+		have, exists, err := m.PublicationTables(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -240,20 +260,20 @@ func (ex *executor) publication(ctx context.Context, c planner.Change) error {
 		}
 		if !exists || len(missing) > 0 {
 			return fmt.Errorf("self-managed publication %s %s; sluice never changes it. Ask a DBA to run:\n\n  %s\n\nthen apply again",
-				cdc.Publication, describeMissing(exists, missing), publicationSQL(cdc.Publication, exists, want, missing))
+				name, describeMissing(exists, missing), publicationSQL(name, exists, want, missing))
 		}
-		rs.Resources.Publication = &state.PublicationState{Name: cdc.Publication, Tables: want}
+		rs.Resources.Publication = &state.PublicationState{Name: name, Tables: want}
 		return nil
 	}
-	if c.Action == planner.Replace && rs.Resources.Publication != nil && rs.Resources.Publication.Name != cdc.Publication {
+	if c.Action == planner.Replace && rs.Resources.Publication != nil && rs.Resources.Publication.Name != name {
 		if err := m.DropPublication(ctx, rs.Resources.Publication.Name); err != nil {
 			return err
 		}
 	}
-	if err := m.EnsurePublication(ctx, cdc.Publication, want); err != nil {
+	if err := m.EnsurePublication(ctx, name, want); err != nil {
 		return err
 	}
-	rs.Resources.Publication = &state.PublicationState{Name: cdc.Publication, Tables: want}
+	rs.Resources.Publication = &state.PublicationState{Name: name, Tables: want}
 	return nil
 }
 
@@ -290,12 +310,14 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 func (ex *executor) slot(ctx context.Context, c planner.Change) error {
 	addr := c.Address
-	rs := ex.recorded(addr)
-	m, src, err := ex.manager(ctx, addr)
+	if c.Action != planner.Delete && (c.Planned == nil || c.Planned.Slot == nil) {
+		return errUnplanned(c)
+	}
+	rs := ex.recorded(addr, nil)
+	m, _, err := ex.manager(ctx, addr)
 	if err != nil {
 		return err
 	}
-	name := src.Postgres.CDC.Slot
 	old := rs.Resources.Slot
 	switch c.Action {
 	case planner.Delete:
@@ -317,11 +339,12 @@ func (ex *executor) slot(ctx context.Context, c planner.Change) error {
 			}
 		}
 	}
-	lsn, err := m.CreateSlot(ctx, name)
+	planned := c.Planned.Slot
+	lsn, err := m.CreateSlot(ctx, planned.Name)
 	if err != nil {
 		return err
 	}
-	rs.Resources.Slot = &state.SlotState{Name: name, Plugin: "pgoutput", CreatedLSN: lsn, CreatedAt: ex.opt.Now().UTC()}
+	rs.Resources.Slot = &state.SlotState{Name: planned.Name, Plugin: planned.Plugin, CreatedLSN: lsn, CreatedAt: ex.opt.Now().UTC()}
 	return nil
 }
 
@@ -337,22 +360,17 @@ func (ex *executor) table(c planner.Change) error {
 		}
 		return nil
 	}
-	src := ex.opt.Config.Source(addr)
-	t := src.Table(name)
-	rs := ex.recorded(addr)
+	if c.Planned == nil || c.Planned.Table == nil {
+		return errUnplanned(c)
+	}
+	rs := ex.recorded(addr, nil)
 	old := rs.Tables[name]
-	dt := planner.DesiredTable(src, t, ex.opt.Observed[addr])
+	planned := *c.Planned.Table
+	dt := &planned
 	if old != nil {
-		if ex.opt.Observed[addr] == nil || ex.opt.Observed[addr].Table(dt.Schema, dt.Table) == nil {
-			// Not introspected: keep what was recorded of the live table.
-			dt.SourceColumns = old.SourceColumns
-			if len(t.PrimaryKey) == 0 {
-				dt.PrimaryKey = old.PrimaryKey
-			}
-		}
 		dt.ResyncRequestedAt = old.ResyncRequestedAt
 		if old.WarehouseTable != dt.WarehouseTable {
-			if err := renameWarehouseTable(ex.opt.Config, old.WarehouseTable, dt.WarehouseTable); err != nil {
+			if err := renameWarehouseTables(ex.opt.Config, old, dt); err != nil {
 				return err
 			}
 		}
@@ -362,7 +380,7 @@ func (ex *executor) table(c planner.Change) error {
 	}
 	dt.AppliedAt = ex.opt.Now().UTC()
 	rs.Tables[name] = dt
-	rs.Prefix = src.Prefix
+	rs.Prefix = c.Planned.Prefix
 	return nil
 }
 
@@ -382,10 +400,11 @@ func (ex *executor) forgetPublished(addr string, rs *state.Source, table string)
 	pub.Tables = slices.DeleteFunc(slices.Clone(pub.Tables), func(t string) bool { return t == table })
 }
 
-// renameWarehouseTable renames a Parquet warehouse table (and its CDC
-// history table) when a prefix change renames it. A table that was never
-// synced has nothing to rename.
-func renameWarehouseTable(cfg *config.Config, from, to string) error {
+// renameWarehouseTables renames a table's Parquet warehouse tables (its
+// own and its history table), from the names recorded in state to the new
+// ones, when a prefix change renames them. A table that was never synced
+// has nothing to rename.
+func renameWarehouseTables(cfg *config.Config, old, dt *state.Table) error {
 	if cfg.Warehouse.Backend != "parquet" {
 		return nil
 	}
@@ -393,16 +412,21 @@ func renameWarehouseTable(cfg *config.Config, from, to string) error {
 	if err != nil {
 		return err
 	}
-	for _, suffix := range []string{"", "_cdc"} {
-		src, dst := filepath.Join(root, from+suffix), filepath.Join(root, to+suffix)
+	renames := [][2]string{{old.WarehouseTable, dt.WarehouseTable}}
+	if old.HistoryTable != "" && dt.HistoryTable != "" {
+		renames = append(renames, [2]string{old.HistoryTable, dt.HistoryTable})
+	}
+	for _, r := range renames {
+		from, to := r[0], r[1]
+		src, dst := filepath.Join(root, from), filepath.Join(root, to)
 		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if _, err := os.Stat(dst); err == nil {
-			return fmt.Errorf("cannot rename warehouse table %s to %s: %s already exists", from+suffix, to+suffix, dst)
+			return fmt.Errorf("cannot rename warehouse table %s to %s: %s already exists", from, to, dst)
 		}
 		if err := os.Rename(src, dst); err != nil {
-			return fmt.Errorf("renaming warehouse table %s to %s: %w", from+suffix, to+suffix, err)
+			return fmt.Errorf("renaming warehouse table %s to %s: %w", from, to, err)
 		}
 	}
 	return nil

@@ -49,16 +49,18 @@ func (ex *executor) webhookManager(ctx context.Context, addr string) (providers.
 // serves when sluice cannot keep or learn the secret.
 func (ex *executor) webhook(ctx context.Context, c planner.Change) error {
 	addr := c.Address
-	rs := ex.recorded(addr)
+	rs := ex.recorded(addr, nil)
 	if c.Action == planner.Delete {
 		return ex.deleteWebhook(ctx, addr, rs)
+	}
+	if c.Planned == nil || c.Planned.Webhook == nil {
+		return errUnplanned(c)
 	}
 	p, src, err := ex.webhookManager(ctx, addr)
 	if err != nil {
 		return err
 	}
-	url := src.WebhookEndpoint()
-	events := planner.WebhookEvents(src)
+	url, events := c.Planned.Webhook.URL, c.Planned.Webhook.Events
 	configured := src.Stripe.Webhook.SigningSecret
 	old := rs.Resources.Webhook
 

@@ -440,7 +440,7 @@ source "stripe" "billing" {
 		Publication: pg.Postgres.CDC.Publication, Slot: pg.Postgres.CDC.Slot, Management: pg.Postgres.CDC.Management,
 		Frequency: pg.Frequency.String(), LagWarning: pg.Postgres.CDC.LagWarning, LagCritical: pg.Postgres.CDC.LagCritical,
 		AutoDropSlot: pg.Postgres.CDC.AutoDropSlot, TableFreq: pg.Tables[0].Frequency.String(),
-		CDCOutput: pg.Tables[1].CDCOutput, NewColumns: pg.Tables[0].NewColumns,
+		CDCOutput: string(pg.Tables[1].CDCOutput), NewColumns: string(pg.Tables[0].NewColumns),
 		StripeCursor: cfg.Sources[1].Tables[0].IncrementalField, Enabled: pg.Tables[0].Enabled,
 		State: cfg.State.Backend, StatePath: cfg.State.Path, Warehouse: cfg.Warehouse.Backend, WarehousePath: cfg.Warehouse.Path,
 		Listen: cfg.Runner.Listen, Concurrency: cfg.Runner.Concurrency,

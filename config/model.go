@@ -218,8 +218,8 @@ type Table struct {
 	PrimaryKey       []string // nil: the live primary key
 	Frequency        Schedule
 	Columns          []string // nil: every column
-	NewColumns       string   // "sync_forward" or "full_resync"
-	CDCOutput        string   // "consolidated", "history" or "both"; cdc tables only
+	NewColumns       NewColumnsPolicy
+	CDCOutput        CDCOutput // cdc tables only
 	Enabled          bool
 
 	Attrs     map[string]hcl.Range
@@ -256,3 +256,28 @@ var SyncTypes = []SyncType{SyncFullRefresh, SyncIncremental, SyncAppend, SyncCDC
 
 // NeedsCursor reports whether the sync type reads rows past a cursor column.
 func (s SyncType) NeedsCursor() bool { return s == SyncIncremental || s == SyncAppend }
+
+// NewColumnsPolicy says what a column added at the source does to a table.
+type NewColumnsPolicy string
+
+// The new_columns policies of SPEC §2.
+const (
+	// NewColumnsSyncForward syncs a new column from now on.
+	NewColumnsSyncForward NewColumnsPolicy = "sync_forward"
+	// NewColumnsFullResync reloads the table so that the column is filled.
+	NewColumnsFullResync NewColumnsPolicy = "full_resync"
+)
+
+// CDCOutput chooses the warehouse tables a cdc table writes.
+type CDCOutput string
+
+// The cdc_output values of SPEC §2.
+const (
+	CDCConsolidated CDCOutput = "consolidated" // the table as it is now
+	CDCHistory      CDCOutput = "history"      // every change, in <table>_cdc
+	CDCBoth         CDCOutput = "both"
+)
+
+// WritesHistory reports whether a cdc table with this output keeps a
+// history table.
+func (o CDCOutput) WritesHistory() bool { return o == CDCHistory || o == CDCBoth }

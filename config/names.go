@@ -133,6 +133,15 @@ func QualifiedName(schema, table string) string {
 // (<prefix>_<table>_cdc, SPEC §4).
 const HistorySuffix = "_cdc"
 
+// HistoryName is the history table of a cdc table whose cdc_output keeps
+// one, "" for any other table.
+func (t *Table) HistoryName(s *Source) string {
+	if t.Sync != SyncCDC || !t.CDCOutput.WritesHistory() {
+		return ""
+	}
+	return t.WarehouseName(s) + HistorySuffix
+}
+
 // LandingNames are the warehouse tables a source table writes: its own,
 // and for a cdc table the history table (cdc_output "history" or "both";
 // "history" alone has no consolidated table).
@@ -141,10 +150,10 @@ func (t *Table) LandingNames(s *Source) []string {
 	switch {
 	case t.Sync != SyncCDC:
 		return []string{wh}
-	case t.CDCOutput == "history":
-		return []string{wh + HistorySuffix}
-	case t.CDCOutput == "both":
-		return []string{wh, wh + HistorySuffix}
+	case t.CDCOutput == CDCHistory:
+		return []string{t.HistoryName(s)}
+	case t.CDCOutput == CDCBoth:
+		return []string{wh, t.HistoryName(s)}
 	}
 	return []string{wh}
 }

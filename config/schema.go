@@ -58,74 +58,25 @@ var variableSchema = &hcl.BodySchema{
 	},
 }
 
-var postgresSourceSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "prefix"},
-		{Name: "frequency"},
-		{Name: "connection_string"},
-		{Name: "host"},
-		{Name: "port"},
-		{Name: "database"},
-		{Name: "user"},
-		{Name: "password"},
-		{Name: "schema"},
-		{Name: "sslmode"},
-		{Name: "sslrootcert"},
-		{Name: "sslcert"},
-		{Name: "sslkey"},
-		{Name: "connect_timeout"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "ssh_tunnel"},
-		{Type: "cdc"},
-		{Type: "table", LabelNames: []string{"name"}},
-	},
-}
+// The source schemas derive from sourceAttributes (attributes.go), the one
+// list of source attributes.
+var postgresSourceSchema = attributeSchema("postgres", "",
+	hcl.BlockHeaderSchema{Type: "ssh_tunnel"},
+	hcl.BlockHeaderSchema{Type: "cdc"},
+	hcl.BlockHeaderSchema{Type: "table", LabelNames: []string{"name"}},
+)
 
-var stripeSourceSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "prefix"},
-		{Name: "frequency"},
-		{Name: "api_key"},
-		{Name: "api_base"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "webhook"},
-		{Type: "table", LabelNames: []string{"name"}},
-	},
-}
+var stripeSourceSchema = attributeSchema("stripe", "",
+	hcl.BlockHeaderSchema{Type: "webhook"},
+	hcl.BlockHeaderSchema{Type: "table", LabelNames: []string{"name"}},
+)
 
-var sshTunnelSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "host", Required: true},
-		{Name: "port"},
-		{Name: "user", Required: true},
-		{Name: "private_key"},
-		{Name: "password"},
-		{Name: "passphrase"},
-		{Name: "known_hosts"},
-		{Name: "require_tls"},
-		{Name: "insecure_ignore_host_key"},
-	},
-}
+// sshTunnelSchema serves the warehouse's ssh_tunnel block too.
+var sshTunnelSchema = attributeSchema("", "ssh_tunnel")
 
-var cdcSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "management"},
-		{Name: "publication"},
-		{Name: "slot"},
-		{Name: "lag_warning"},
-		{Name: "lag_critical"},
-		{Name: "auto_drop_slot"},
-	},
-}
+var cdcSchema = attributeSchema("", "cdc")
 
-var webhookSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "url", Required: true},
-		{Name: "signing_secret"},
-	},
-}
+var webhookSchema = attributeSchema("", "webhook")
 
 var tableSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -141,15 +92,15 @@ var tableSchema = &hcl.BodySchema{
 }
 
 // secretAttributes are sensitive whatever their value derives from.
-var secretAttributes = map[string]bool{
-	"connection_string":      true,
-	"password":               true,
-	"api_key":                true,
-	"ssh_tunnel.private_key": true,
-	"ssh_tunnel.password":    true,
-	"ssh_tunnel.passphrase":  true,
-	"webhook.signing_secret": true,
-}
+var secretAttributes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, a := range sourceAttributes {
+		if a.Secret {
+			m[a.Name] = true
+		}
+	}
+	return m
+}()
 
 // IsSecretAttribute reports whether a source attribute ("password",
 // "ssh_tunnel.private_key", ...) is secret by nature: never shown, never

@@ -266,13 +266,13 @@ func (s *Source) WebhookEndpoint() string {
 	return s.Stripe.Webhook.URL + "/webhooks/" + s.Address()
 }
 
-var cdcOutputs = []string{"consolidated", "history", "both"}
+var cdcOutputs = []string{string(CDCConsolidated), string(CDCHistory), string(CDCBoth)}
 
 func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 	t := &Table{
 		Name:       b.Labels[0],
 		Frequency:  s.Frequency,
-		NewColumns: "sync_forward",
+		NewColumns: NewColumnsSyncForward,
 		Enabled:    true,
 		Attrs:      map[string]hcl.Range{},
 		DeclRange:  b.DefRange,
@@ -304,11 +304,12 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 			t.Frequency = sch
 		}
 	}
-	if a.str("new_columns", &t.NewColumns) {
-		a.oneOf("new_columns", t.NewColumns, []string{"sync_forward", "full_resync"})
+	var newColumns, cdcOutput string
+	if a.str("new_columns", &newColumns) && a.oneOf("new_columns", newColumns, []string{string(NewColumnsSyncForward), string(NewColumnsFullResync)}) {
+		t.NewColumns = NewColumnsPolicy(newColumns)
 	}
-	if a.str("cdc_output", &t.CDCOutput) {
-		a.oneOf("cdc_output", t.CDCOutput, cdcOutputs)
+	if a.str("cdc_output", &cdcOutput) && a.oneOf("cdc_output", cdcOutput, cdcOutputs) {
+		t.CDCOutput = CDCOutput(cdcOutput)
 	}
 	a.boolean("enabled", &t.Enabled)
 	l.checkTable(s, t, a)
@@ -356,7 +357,7 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 			"cdc_output chooses the tables a cdc sync writes; this table has sync = %q. Remove cdc_output or set sync = \"cdc\".", t.Sync)
 	}
 	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
-		t.CDCOutput = "consolidated"
+		t.CDCOutput = CDCConsolidated
 	}
 	switch {
 	case t.Sync == SyncWebhook && !sourceTypes[s.Type].webhooks:

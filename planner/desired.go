@@ -11,62 +11,8 @@ import (
 )
 
 // sourceValues lists every setting of a source that apply records, secrets
-// included, by attribute name. Empty values are left out, so that an unset
-// attribute and an empty one compare equal.
-func sourceValues(src *config.Source) map[string]string {
-	v := map[string]string{
-		"prefix":    src.Prefix,
-		"frequency": src.Frequency.String(),
-	}
-	if pg := src.Postgres; pg != nil {
-		v["connection_string"] = pg.ConnectionString
-		v["host"] = pg.Host
-		if pg.Port != 0 {
-			v["port"] = strconv.Itoa(pg.Port)
-		}
-		v["database"] = pg.Database
-		v["user"] = pg.User
-		v["password"] = pg.Password
-		v["schema"] = pg.Schema
-		v["sslmode"] = pg.SSLMode
-		v["sslrootcert"] = pg.SSLRootCert
-		v["sslcert"] = pg.SSLCert
-		v["sslkey"] = pg.SSLKey
-		v["connect_timeout"] = pg.ConnectTimeout.String()
-		if t := pg.SSHTunnel; t != nil {
-			v["ssh_tunnel.host"] = t.Host
-			v["ssh_tunnel.port"] = strconv.Itoa(t.Port)
-			v["ssh_tunnel.user"] = t.User
-			v["ssh_tunnel.private_key"] = t.PrivateKey
-			v["ssh_tunnel.password"] = t.Password
-			v["ssh_tunnel.passphrase"] = t.Passphrase
-			v["ssh_tunnel.known_hosts"] = t.KnownHosts
-			v["ssh_tunnel.require_tls"] = strconv.FormatBool(t.RequireTLS)
-			v["ssh_tunnel.insecure_ignore_host_key"] = strconv.FormatBool(t.InsecureIgnoreHostKey)
-		}
-		c := pg.CDC
-		v["cdc.management"] = c.Management
-		v["cdc.publication"] = c.Publication
-		v["cdc.slot"] = c.Slot
-		v["cdc.lag_warning"] = config.FormatSize(c.LagWarning)
-		v["cdc.lag_critical"] = config.FormatSize(c.LagCritical)
-		v["cdc.auto_drop_slot"] = strconv.FormatBool(c.AutoDropSlot)
-	}
-	if st := src.Stripe; st != nil {
-		v["api_key"] = st.APIKey
-		v["api_base"] = st.APIBase
-		if w := st.Webhook; w != nil {
-			v["webhook.url"] = w.URL
-			v["webhook.signing_secret"] = w.SigningSecret
-		}
-	}
-	for k, val := range v {
-		if val == "" {
-			delete(v, k)
-		}
-	}
-	return v
-}
+// included, by attribute name (config.SourceSettings).
+func sourceValues(src *config.Source) map[string]string { return config.SourceSettings(src) }
 
 // isSensitive reports whether a source attribute must never be shown or
 // stored: secret by nature, or derived from a sensitive variable.
@@ -111,13 +57,14 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Schema:           schema,
 		Table:            t.Table,
 		WarehouseTable:   t.WarehouseName(src),
-		Sync:             string(t.Sync),
+		HistoryTable:     t.HistoryName(src),
+		Sync:             t.Sync,
 		IncrementalField: t.IncrementalField,
 		PrimaryKey:       t.PrimaryKey,
 		Columns:          t.Columns,
 		NewColumns:       t.NewColumns,
 		CDCOutput:        t.CDCOutput,
-		Frequency:        t.Frequency.String(),
+		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
 	}
 	if obs != nil {
@@ -169,7 +116,7 @@ func CDCTables(src *config.Source) []string {
 func recordedCDCTables(rs *state.Source) []string {
 	var out []string
 	for _, t := range rs.Tables {
-		if t.Enabled && t.Sync == string(config.SyncCDC) {
+		if t.Enabled && t.Sync == config.SyncCDC {
 			out = append(out, qualified(t.Schema, t.Table))
 		}
 	}

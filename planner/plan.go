@@ -6,6 +6,8 @@ package planner
 
 import (
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sluice-dev/sluice/state"
 )
 
 // Action is what a change does.
@@ -64,6 +66,35 @@ type Change struct {
 	// Warnings are said next to the change (e.g. what disabling a cdc table
 	// loses).
 	Warnings []string `json:"warnings,omitempty"`
+	// Planned is what apply records for the change, as the planner
+	// computed it: apply applies it and does not compute the desired state
+	// again (OpenTofu's Change.After). Before and After are its display.
+	// It is left out of the plan's JSON rendering (SPEC §3) and kept in
+	// saved plans.
+	Planned *Planned `json:"-"`
+}
+
+// Planned is the recorded state a change leads to, by kind of change.
+// Connection secrets are never in it (only their fingerprints, in Source);
+// apply reads them from the configuration when it connects.
+type Planned struct {
+	// Source holds the settings, fingerprints and prefix of a source
+	// (KindSource); its tables and resources are other changes.
+	Source *state.Source `json:"source,omitempty"`
+	// Table and Prefix are a table and its source's prefix (KindTable).
+	// Apply adds what only it knows: when it applied, and the resync it
+	// requests.
+	Table  *state.Table `json:"table,omitempty"`
+	Prefix string       `json:"prefix,omitempty"`
+	// Publication and Management are a source's publication (its name and
+	// tables) and whether sluice manages it (KindPublication; Publication
+	// is nil for a delete).
+	Publication *state.PublicationState `json:"publication,omitempty"`
+	Management  string                  `json:"management,omitempty"`
+	// Slot is a replication slot's name and plugin (KindSlot).
+	Slot *state.SlotState `json:"slot,omitempty"`
+	// Webhook is a webhook endpoint's URL and event types (KindWebhook).
+	Webhook *state.WebhookState `json:"webhook,omitempty"`
 }
 
 // Drift is a difference between the live source and recorded state that

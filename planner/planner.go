@@ -109,6 +109,7 @@ func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.O
 			Reasons:   []string{"new source"},
 			After:     sourceView(desired),
 			Sensitive: sensitiveKeys(desired),
+			Planned:   &Planned{Source: plannedSource(desired)},
 		})
 	} else {
 		pl.sourceUpdate(src, rs, desired)
@@ -143,7 +144,8 @@ func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.O
 }
 
 func (pl *planner) sourceUpdate(src *config.Source, rs *state.Source, desired *state.Source) {
-	c := Change{Address: src.Address(), Kind: KindSource, Action: Update, Before: recordedSourceView(rs), After: sourceView(desired), Sensitive: sensitiveKeys(desired)}
+	c := Change{Address: src.Address(), Kind: KindSource, Action: Update, Before: recordedSourceView(rs), After: sourceView(desired), Sensitive: sensitiveKeys(desired),
+		Planned: &Planned{Source: plannedSource(desired)}}
 	if rs.Prefix != desired.Prefix {
 		c.Action = Replace
 		c.Reasons = append(c.Reasons, fmt.Sprintf("prefix changes from %q to %q: every warehouse table of the source is renamed", rs.Prefix, desired.Prefix))
@@ -187,6 +189,8 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 	addr := src.Address()
 	want := CDCTables(src)
 	managed := cdc.Management == "managed"
+	pubPlanned := &Planned{Publication: &state.PublicationState{Name: cdc.Publication, Tables: want}, Management: cdc.Management}
+	slotPlanned := &Planned{Slot: &state.SlotState{Name: cdc.Slot, Plugin: "pgoutput"}}
 	var recPub *state.PublicationState
 	var recSlot *state.SlotState
 	if rs != nil {
@@ -200,7 +204,7 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 		if !managed {
 			reason = "no cdc tables left: sluice forgets the self-managed publication (it never drops what it does not manage)"
 		}
-		pl.add(Change{Address: addr, Kind: KindPublication, Action: Delete, Reasons: []string{reason},
+		pl.add(Change{Address: addr, Kind: KindPublication, Planned: pubPlanned, Action: Delete, Reasons: []string{reason},
 			Before: map[string]any{"name": recPub.Name, "tables": recPub.Tables}})
 	case len(want) == 0:
 	case recPub == nil:
@@ -211,10 +215,10 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 		if obs != nil && obs.Publication != nil && managed {
 			reason += "; it already exists and will be adopted"
 		}
-		pl.add(Change{Address: addr, Kind: KindPublication, Action: Create, Reasons: []string{reason},
+		pl.add(Change{Address: addr, Kind: KindPublication, Planned: pubPlanned, Action: Create, Reasons: []string{reason},
 			After: map[string]any{"name": cdc.Publication, "tables": want}})
 	case recPub.Name != cdc.Publication:
-		pl.add(Change{Address: addr, Kind: KindPublication, Action: Replace,
+		pl.add(Change{Address: addr, Kind: KindPublication, Planned: pubPlanned, Action: Replace,
 			Reasons: []string{fmt.Sprintf("publication name changes from %q to %q", recPub.Name, cdc.Publication)},
 			Before:  map[string]any{"name": recPub.Name, "tables": recPub.Tables},
 			After:   map[string]any{"name": cdc.Publication, "tables": want}})
@@ -269,7 +273,7 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 			if current == nil {
 				before = nil
 			}
-			pl.add(Change{Address: addr, Kind: KindPublication, Action: action, Reasons: reasons,
+			pl.add(Change{Address: addr, Kind: KindPublication, Planned: pubPlanned, Action: action, Reasons: reasons,
 				Before: before,
 				After:  map[string]any{"name": cdc.Publication, "tables": want}})
 		}
@@ -278,28 +282,28 @@ func (pl *planner) cdcResources(src *config.Source, rs *state.Source, obs *provi
 	// Slot.
 	switch {
 	case len(want) == 0 && recSlot != nil:
-		pl.add(Change{Address: addr, Kind: KindSlot, Action: Delete,
+		pl.add(Change{Address: addr, Kind: KindSlot, Planned: slotPlanned, Action: Delete,
 			Reasons: []string{"no cdc tables left: the replication slot is dropped so that it retains no WAL"},
 			Before:  map[string]any{"name": recSlot.Name}})
 	case len(want) == 0:
 	case recSlot == nil:
-		pl.add(Change{Address: addr, Kind: KindSlot, Action: Create,
+		pl.add(Change{Address: addr, Kind: KindSlot, Planned: slotPlanned, Action: Create,
 			Reasons: []string{fmt.Sprintf("cdc tables need replication slot %q (pgoutput)", cdc.Slot)},
 			After:   map[string]any{"name": cdc.Slot, "plugin": "pgoutput"}})
 	case recSlot.Name != cdc.Slot:
-		pl.add(Change{Address: addr, Kind: KindSlot, Action: Replace,
+		pl.add(Change{Address: addr, Kind: KindSlot, Planned: slotPlanned, Action: Replace,
 			Reasons: []string{fmt.Sprintf("slot name changes from %q to %q: cdc tables are resynced", recSlot.Name, cdc.Slot)},
 			Before:  map[string]any{"name": recSlot.Name}, After: map[string]any{"name": cdc.Slot, "plugin": "pgoutput"}})
 		lost = true
 	case obs != nil && obs.Slot == nil:
 		pl.drift(addr, KindSlot, "", "replication slot %s is missing at the source", recSlot.Name)
-		pl.add(Change{Address: addr, Kind: KindSlot, Action: Create,
+		pl.add(Change{Address: addr, Kind: KindSlot, Planned: slotPlanned, Action: Create,
 			Reasons: []string{"recreate: missing at the source; the changes it held are lost, so cdc tables are resynced"},
 			After:   map[string]any{"name": cdc.Slot, "plugin": "pgoutput"}})
 		lost = true
 	case obs != nil && obs.Slot.WALStatus == "lost":
 		pl.drift(addr, KindSlot, "critical", "replication slot %s was invalidated (wal_status = lost): the WAL it needed is gone", recSlot.Name)
-		pl.add(Change{Address: addr, Kind: KindSlot, Action: Replace,
+		pl.add(Change{Address: addr, Kind: KindSlot, Planned: slotPlanned, Action: Replace,
 			Reasons: []string{"recreate the invalidated slot; cdc tables are resynced"},
 			Before:  map[string]any{"name": recSlot.Name}, After: map[string]any{"name": cdc.Slot, "plugin": "pgoutput"}})
 		lost = true
@@ -322,7 +326,8 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 		if !t.Enabled {
 			reason = "new table, disabled: recorded, not synced"
 		}
-		pl.add(Change{Address: addr, Kind: KindTable, Action: Create, Reasons: []string{reason}, After: tableView(dt)})
+		pl.add(Change{Address: addr, Kind: KindTable, Action: Create, Reasons: []string{reason}, After: tableView(dt),
+			Planned: &Planned{Table: plannedTable(dt), Prefix: src.Prefix}})
 		return
 	}
 	liveTable := obs != nil && obs.Table(dt.Schema, dt.Table) != nil
@@ -334,7 +339,14 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if obs == nil {
 		dt.SourceColumns = rt.SourceColumns
 	}
-	c := Change{Address: addr, Kind: KindTable, Action: NoOp, Before: tableView(rt), After: tableView(dt)}
+	planned := plannedTable(dt)
+	if !liveTable {
+		// Not introspected, or gone from the source (which is drift):
+		// apply keeps what was recorded of the live table.
+		planned.SourceColumns = rt.SourceColumns
+	}
+	c := Change{Address: addr, Kind: KindTable, Action: NoOp, Before: tableView(rt), After: tableView(dt),
+		Planned: &Planned{Table: planned, Prefix: src.Prefix}}
 	raise := func(a Action, format string, args ...any) {
 		if rank(a) > rank(c.Action) {
 			c.Action = a
@@ -349,7 +361,7 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if !slices.Equal(rt.PrimaryKey, dt.PrimaryKey) && len(rt.PrimaryKey)+len(dt.PrimaryKey) > 0 {
 		raise(Resync, "primary key changes from (%s) to (%s)", strings.Join(rt.PrimaryKey, ", "), strings.Join(dt.PrimaryKey, ", "))
 	}
-	if rt.CDCOutput != dt.CDCOutput && rt.Sync == dt.Sync && dt.Sync == string(config.SyncCDC) {
+	if rt.CDCOutput != dt.CDCOutput && rt.Sync == dt.Sync && dt.Sync == config.SyncCDC {
 		raise(Resync, "cdc_output changes from %s to %s: the history table is rebuilt", rt.CDCOutput, dt.CDCOutput)
 	}
 	if rt.WarehouseTable != dt.WarehouseTable {
@@ -358,15 +370,15 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	switch {
 	case rt.Enabled && !dt.Enabled:
 		raise(Update, "disabled: syncing stops; the warehouse table is kept")
-		if dt.Sync == string(config.SyncCDC) {
+		if dt.Sync == config.SyncCDC {
 			c.Warnings = append(c.Warnings, "the table leaves the publication: changes made while it is disabled are lost, and enabling it again means a resync")
 		}
-	case !rt.Enabled && dt.Enabled && dt.Sync == string(config.SyncCDC):
+	case !rt.Enabled && dt.Enabled && dt.Sync == config.SyncCDC:
 		raise(Resync, "enabled again: changes made while it was disabled were not captured")
 	case !rt.Enabled && dt.Enabled:
 		raise(Update, "enabled: syncing resumes")
 	}
-	if dt.Sync == string(config.SyncCDC) && dt.Enabled && rt.Sync == dt.Sync && slotLost {
+	if dt.Sync == config.SyncCDC && dt.Enabled && rt.Sync == dt.Sync && slotLost {
 		raise(Resync, "the replication slot was lost or replaced: changes since the last sync cannot be streamed")
 	}
 	added, removed := diffLists(rt.Columns, dt.Columns)
@@ -471,7 +483,7 @@ func (pl *planner) deleteTable(srcAddr string, rt *state.Table, obs *providers.O
 	inspected := obs != nil && slices.ContainsFunc(obs.Tables, func(t providers.Table) bool { return t.Schema == rt.Schema })
 	if inspected && obs.Table(rt.Schema, rt.Table) == nil {
 		c.Reasons = append(c.Reasons, "the table no longer exists at the source")
-	} else if rt.Sync == string(config.SyncCDC) && rt.Enabled {
+	} else if rt.Sync == config.SyncCDC && rt.Enabled {
 		c.Warnings = append(c.Warnings, "the table leaves the publication")
 	}
 	pl.add(c)
@@ -498,6 +510,21 @@ func (pl *planner) deleteSource(rs *state.Source) {
 	}
 }
 
+// plannedSource is what apply records of a source's own settings.
+func plannedSource(desired *state.Source) *state.Source {
+	return &state.Source{
+		Address: desired.Address, Type: desired.Type, Name: desired.Name, Prefix: desired.Prefix,
+		Settings: desired.Settings, Fingerprints: desired.Fingerprints,
+	}
+}
+
+// plannedTable is a copy of a desired table that later planning steps do
+// not change.
+func plannedTable(dt *state.Table) *state.Table {
+	t := *dt
+	return &t
+}
+
 // sourceView is a source's settings as shown in a plan: secrets replaced.
 func sourceView(s *state.Source) map[string]any {
 	m := map[string]any{}
@@ -522,8 +549,8 @@ func sensitiveKeys(s *state.Source) []string {
 
 func tableView(t *state.Table) map[string]any {
 	m := map[string]any{
-		"sync":            t.Sync,
-		"frequency":       t.Frequency,
+		"sync":            string(t.Sync),
+		"frequency":       t.Frequency.String(),
 		"enabled":         t.Enabled,
 		"warehouse_table": t.WarehouseTable,
 	}
@@ -537,10 +564,10 @@ func tableView(t *state.Table) map[string]any {
 		m["columns"] = t.Columns
 	}
 	if t.CDCOutput != "" {
-		m["cdc_output"] = t.CDCOutput
+		m["cdc_output"] = string(t.CDCOutput)
 	}
 	if t.NewColumns != "" {
-		m["new_columns"] = t.NewColumns
+		m["new_columns"] = string(t.NewColumns)
 	}
 	return m
 }

@@ -8,7 +8,9 @@ import (
 )
 
 // SavedFormatVersion is the version of the saved-plan file format.
-const SavedFormatVersion = 1
+// Version 2 holds what each change records (Change.Planned), which apply
+// applies; version 1 files did not, and are refused.
+const SavedFormatVersion = 2
 
 // Saved is a plan written by `plan -out`: the changes, and what they were
 // computed from, so that apply can refuse it once the world moved on. It
@@ -18,13 +20,20 @@ type Saved struct {
 	CreatedAt     time.Time `json:"created_at"`
 	SluiceVersion string    `json:"sluice_version"`
 	Plan          *Plan     `json:"plan"`
+	// Planned is Change.Planned of each of Plan.Changes, in order: the
+	// plan's JSON rendering (SPEC §3) leaves it out, a saved plan keeps it.
+	Planned []*Planned `json:"planned"`
 }
 
 // WriteSaved writes a saved plan.
 func WriteSaved(w io.Writer, p *Plan, version string, now time.Time) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(Saved{FormatVersion: SavedFormatVersion, CreatedAt: now.UTC(), SluiceVersion: version, Plan: p})
+	planned := make([]*Planned, len(p.Changes))
+	for i, c := range p.Changes {
+		planned[i] = c.Planned
+	}
+	return enc.Encode(Saved{FormatVersion: SavedFormatVersion, CreatedAt: now.UTC(), SluiceVersion: version, Plan: p, Planned: planned})
 }
 
 // ReadSaved reads a saved plan, refusing what is not one.
@@ -34,8 +43,18 @@ func ReadSaved(r io.Reader) (*Saved, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("not a saved sluice plan: %w", err)
 	}
-	if s.FormatVersion != SavedFormatVersion || s.Plan == nil {
+	switch {
+	case s.FormatVersion == 1 && s.Plan != nil:
+		return nil, fmt.Errorf("this plan was saved by an older sluice (saved-plan format 1), whose changes do not hold what apply records; make a new one with `sluice plan -out=FILE`")
+	case s.FormatVersion > SavedFormatVersion && s.Plan != nil:
+		return nil, fmt.Errorf("this plan was saved by a newer sluice (saved-plan format %d, this one reads %d); apply it with that sluice, or make a new one with `sluice plan -out=FILE`", s.FormatVersion, SavedFormatVersion)
+	case s.FormatVersion != SavedFormatVersion || s.Plan == nil:
 		return nil, fmt.Errorf("not a saved sluice plan (format_version %d); write one with `sluice plan -out=FILE`", s.FormatVersion)
+	case len(s.Planned) != len(s.Plan.Changes):
+		return nil, fmt.Errorf("damaged saved plan: %d changes but %d planned states; make a new one with `sluice plan -out=FILE`", len(s.Plan.Changes), len(s.Planned))
+	}
+	for i := range s.Plan.Changes {
+		s.Plan.Changes[i].Planned = s.Planned[i]
 	}
 	return &s, nil
 }

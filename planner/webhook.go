@@ -43,6 +43,7 @@ func (pl *planner) webhook(src *config.Source, rs *state.Source, obs *providers.
 	if rs != nil {
 		rec = rs.Resources.Webhook
 	}
+	planned := &Planned{Webhook: &state.WebhookState{URL: url, Events: want}}
 	view := func(url string, events []string) map[string]any {
 		return map[string]any{"url": url, "events": events}
 	}
@@ -54,7 +55,7 @@ func (pl *planner) webhook(src *config.Source, rs *state.Source, obs *providers.
 		if !rec.Created {
 			reason = "no webhook tables left: sluice forgets the endpoint (it did not register it, so it does not delete it)"
 		}
-		pl.add(Change{Address: addr, Kind: KindWebhook, Action: Delete, Reasons: []string{reason}, Before: view(rec.URL, rec.Events)})
+		pl.add(Change{Address: addr, Kind: KindWebhook, Planned: planned, Action: Delete, Reasons: []string{reason}, Before: view(rec.URL, rec.Events)})
 		return
 	}
 	tables := strings.Join(WebhookTables(src), ", ")
@@ -82,14 +83,14 @@ func (pl *planner) webhook(src *config.Source, rs *state.Source, obs *providers.
 				reason += ", its event types set"
 			}
 		}
-		c := Change{Address: addr, Kind: KindWebhook, Action: Create, Reasons: []string{reason}, After: view(url, want)}
+		c := Change{Address: addr, Kind: KindWebhook, Planned: planned, Action: Create, Reasons: []string{reason}, After: view(url, want)}
 		if live != nil && src.Stripe.Webhook.SigningSecret == "" {
 			c.Warnings = append(c.Warnings, "Stripe reveals an endpoint's signing secret only when it is created: unless this state's secrets directory holds it, "+
 				"apply stops and asks for signing_secret (Dashboard > Developers > Webhooks > the endpoint > Signing secret)")
 		}
 		pl.add(c)
 	case rec.URL != url:
-		pl.add(Change{Address: addr, Kind: KindWebhook, Action: Replace,
+		pl.add(Change{Address: addr, Kind: KindWebhook, Planned: planned, Action: Replace,
 			Reasons: []string{fmt.Sprintf("endpoint URL changes from %s to %s", rec.URL, url)},
 			Before:  view(rec.URL, rec.Events), After: view(url, want)})
 	default:
@@ -98,7 +99,7 @@ func (pl *planner) webhook(src *config.Source, rs *state.Source, obs *providers.
 		current := rec.Events
 		if visible && live == nil {
 			pl.drift(addr, KindWebhook, "", "webhook endpoint %s (%s) is missing at %s", idOr(rec.ID), rec.URL, src.Type)
-			pl.add(Change{Address: addr, Kind: KindWebhook, Action: Create,
+			pl.add(Change{Address: addr, Kind: KindWebhook, Planned: planned, Action: Create,
 				Reasons: []string{"recreate: missing at the source; events sent meanwhile were not delivered, the periodic bulk refresh catches up"},
 				After:   view(url, want)})
 			return
@@ -121,7 +122,7 @@ func (pl *planner) webhook(src *config.Source, rs *state.Source, obs *providers.
 			reasons = append(reasons, "disable events "+strings.Join(removed, ", "))
 		}
 		if len(reasons) > 0 {
-			pl.add(Change{Address: addr, Kind: KindWebhook, Action: action, Reasons: reasons,
+			pl.add(Change{Address: addr, Kind: KindWebhook, Planned: planned, Action: action, Reasons: reasons,
 				Before: view(rec.URL, current), After: view(url, want)})
 		}
 	}

@@ -73,9 +73,6 @@ const (
 	colValidTo   = warehouse.ValidToColumn
 )
 
-// historySuffix names a table's history table: <prefix>_<table>_cdc.
-const historySuffix = "_cdc"
-
 var (
 	typString = records.ParquetType{Physical: records.PhysicalByteArray, Logical: records.LogicalString, Name: "STRING"}
 	typInt64  = records.ParquetType{Physical: records.PhysicalInt64, Name: "INT64"}
@@ -263,7 +260,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			outs = append(outs, output{t.j.table.WarehouseTable, false})
 		}
 		if out == "history" || out == "both" {
-			outs = append(outs, output{t.j.table.WarehouseTable + historySuffix, true})
+			outs = append(outs, output{t.j.table.HistoryTable, true})
 		}
 		for _, ot := range outs {
 			name := ot.name

@@ -473,7 +473,7 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 				return applied, rows, err
 			}
 		}
-		tx, err := wt.Begin(ctx, warehouse.Merge, b.Schema, j.table.Sync)
+		tx, err := wt.Begin(ctx, warehouse.Merge, b.Schema, string(j.table.Sync))
 		if err != nil {
 			return applied, rows, err
 		}

@@ -41,8 +41,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 	}
 	end := r.opt.Now()
 	var next time.Time
-	sched, perr := config.ParseSchedule(j.table.Frequency)
-	if perr == nil {
+	if sched, perr := j.table.Frequency.Get(); perr == nil {
 		next = sched.Next(end)
 	}
 	switch {
@@ -99,7 +98,7 @@ type result struct {
 // data and the new position in one commit (DESIGN invariant 1).
 func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error) {
 	t := j.table
-	switch config.SyncType(t.Sync) {
+	switch t.Sync {
 	case config.SyncCDC:
 		// Once and Run stream a source's cdc tables together (cdc.go).
 		return result{}, fmt.Errorf("cdc tables are synced by their source's stream, not one by one")
@@ -139,7 +138,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 		return res, err
 	}
 	var read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)
-	switch config.SyncType(t.Sync) {
+	switch t.Sync {
 	case config.SyncFullRefresh:
 		res.mode, res.full, read = warehouse.Replace, true, sr.ReadSnapshot
 	case config.SyncIncremental, config.SyncAppend, config.SyncXmin:
@@ -148,13 +147,13 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 			return res, fmt.Errorf("%s sources cannot do %s syncs", j.src.Type, t.Sync)
 		}
 		read = cr.ReadIncremental
-		if t.Sync == string(config.SyncXmin) {
+		if t.Sync == config.SyncXmin {
 			read = cr.ReadXmin
 		}
 		switch {
 		case res.full:
 			res.mode = warehouse.Replace
-		case t.Sync == string(config.SyncAppend):
+		case t.Sync == config.SyncAppend:
 			res.mode = warehouse.Append
 		default:
 			res.mode = warehouse.Merge
@@ -174,7 +173,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
-	tx, err := wt.Begin(ctx, res.mode, schema, j.table.Sync)
+	tx, err := wt.Begin(ctx, res.mode, schema, string(j.table.Sync))
 	if err != nil {
 		return res, err
 	}

@@ -154,7 +154,7 @@ func (r *Runner) activate(req *state.SyncRequest, jobs []job, now time.Time) *ac
 			a.cdc[addr] = true
 		case config.SyncType(j.table.Sync) == config.SyncWebhook:
 			r.mu.Lock()
-			due, _ := NextSync(j.table, r.status[addr], now)
+			due, _, _ := NextSync(j.table, r.status[addr], now)
 			r.mu.Unlock()
 			if due {
 				a.waiting[addr] = true

@@ -248,47 +248,60 @@ func (r *Runner) tableStatus(j job) *state.TableStatus {
 		ts = &state.TableStatus{Address: j.addr, State: state.StatePending}
 		r.status[j.addr] = ts
 	}
-	ts.WarehouseTable, ts.Sync = j.table.WarehouseTable, j.table.Sync
+	ts.WarehouseTable, ts.Sync = j.table.WarehouseTable, string(j.table.Sync)
 	return ts
 }
 
 // due reports whether a table should sync at now, and when it next will.
-func (r *Runner) due(j job, now time.Time) (bool, time.Time) {
+// A table whose recorded frequency is not one is not due: its status says
+// why (naming it), and the error is returned.
+func (r *Runner) due(j job, now time.Time) (bool, time.Time, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ts := r.tableStatus(j)
 	if !j.table.Enabled {
 		ts.State = state.StateDisabled
-		return false, time.Time{}
+		return false, time.Time{}, nil
 	}
 	if r.running[j.addr] {
-		return false, time.Time{}
+		return false, time.Time{}, nil
 	}
-	return NextSync(j.table, ts, now)
+	ok, next, err := NextSync(j.table, ts, now)
+	if err != nil && j.table.Sync != config.SyncCDC {
+		// cdc tables stream whatever their frequency.
+		err = fmt.Errorf("%s: %w", j.addr, err)
+		if ts.State != state.StateFailed || ts.LastError != err.Error() {
+			r.opt.Logger.Error("not scheduled", "table", j.addr, "error", err)
+		}
+		ts.State, ts.LastError = state.StateFailed, err.Error()
+		return false, time.Time{}, err
+	}
+	return ok, next, nil
 }
 
 // NextSync reports whether an enabled table is due at now, and when it
 // next will be, from its applied frequency (the current one: a frequency
 // changed by apply counts at once) and its status record (nil: never
 // synced). A table never synced, or whose resync was requested after its
-// last full load, is due now.
-func NextSync(t *state.Table, ts *state.TableStatus, now time.Time) (bool, time.Time) {
+// last full load, is due now. A recorded frequency that is not one is an
+// error (the caller names the table), never a default schedule.
+func NextSync(t *state.Table, ts *state.TableStatus, now time.Time) (bool, time.Time, error) {
 	if ts == nil {
 		ts = &state.TableStatus{}
 	}
 	if resyncDue(t, ts) || ts.LastSyncAt.IsZero() && ts.LastAttemptAt.IsZero() {
-		return true, now
+		return true, now, nil
 	}
-	sched, err := config.ParseSchedule(t.Frequency)
+	sched, err := t.Frequency.Get()
 	if err != nil {
-		sched = config.Schedule{Interval: config.DefaultFrequency}
+		return false, time.Time{}, err
 	}
 	last := ts.LastSyncAt
 	if ts.LastAttemptAt.After(last) {
 		last = ts.LastAttemptAt
 	}
 	next := sched.Next(last)
-	return !next.After(now), next
+	return !next.After(now), next, nil
 }
 
 func resyncDue(t *state.Table, ts *state.TableStatus) bool {
@@ -351,23 +364,26 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	// whole, when one of its tables is named.
 	cdcSources := map[string]bool{}
 	for _, j := range jobs {
-		if config.SyncType(j.table.Sync) == config.SyncCDC && (force == nil || forced(j.addr)) {
+		if j.table.Sync == config.SyncCDC && (force == nil || forced(j.addr)) {
 			cdcSources[j.src.Address()] = true
 		}
 	}
 	ran := map[string]bool{}
 	var due, cdc []job
 	for _, j := range jobs {
-		ok, next := r.due(j, now)
+		ok, next, derr := r.due(j, now)
 		switch {
-		case config.SyncType(j.table.Sync) == config.SyncCDC:
+		case j.table.Sync == config.SyncCDC:
 			// Streamed per source, by onceCDC.
 			if cdcSources[j.src.Address()] {
 				cdc = append(cdc, j)
 				ran[j.addr] = j.table.Enabled
 			}
 		case force != nil && !forced(j.addr):
-		case forced(j.addr) && !ok && config.SyncType(j.table.Sync) == config.SyncWebhook:
+		case derr != nil:
+			failed = append(failed, j.addr)
+			ran[j.addr] = true
+		case forced(j.addr) && !ok && j.table.Sync == config.SyncWebhook:
 			// Its journal is applied below, after the syncs.
 			ran[j.addr] = true
 		case ok || forced(j.addr):
@@ -555,12 +571,12 @@ func (r *Runner) Run(parent context.Context) error {
 			r.pollRequests(ctx, jobs, now)
 		}
 		for _, j := range jobs {
-			if config.SyncType(j.table.Sync) == config.SyncCDC {
+			if j.table.Sync == config.SyncCDC {
 				continue
 			}
 			// due is false while the table runs: a request waits for
 			// the running sync to end and then starts its own.
-			if ok, _ := r.due(j, now); !ok && !(j.table.Enabled && r.requested(j.addr) && !r.isRunning(j.addr)) {
+			if ok, _, _ := r.due(j, now); !ok && !(j.table.Enabled && r.requested(j.addr) && !r.isRunning(j.addr)) {
 				continue
 			}
 			select {
@@ -599,7 +615,7 @@ func (r *Runner) writeAllStatus(ctx context.Context) {
 	jobs, _ := r.jobs()
 	now := r.opt.Now()
 	for _, j := range jobs {
-		ok, next := r.due(j, now)
+		ok, next, _ := r.due(j, now)
 		r.mu.Lock()
 		ts := r.tableStatus(j)
 		if ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,27 +22,38 @@ func TestDue(t *testing.T) {
 		status   *state.TableStatus
 		wantDue  bool
 		wantNext time.Time
+		wantErr  string
 	}{
-		{name: "never synced", table: state.Table{Enabled: true, Frequency: "1h"}, wantDue: true, wantNext: now},
-		{name: "synced recently", table: state.Table{Enabled: true, Frequency: "1h"},
+		{name: "never synced", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("1h")}, wantDue: true, wantNext: now},
+		{name: "synced recently", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("1h")},
 			status:  &state.TableStatus{LastSyncAt: now.Add(-30 * time.Minute), LastAttemptAt: now.Add(-31 * time.Minute)},
 			wantDue: false, wantNext: now.Add(30 * time.Minute)},
-		{name: "interval passed", table: state.Table{Enabled: true, Frequency: "1h"},
+		{name: "interval passed", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("1h")},
 			status:  &state.TableStatus{LastSyncAt: now.Add(-2 * time.Hour), LastAttemptAt: now.Add(-2 * time.Hour)},
 			wantDue: true, wantNext: now.Add(-time.Hour)},
-		{name: "failed attempt waits a full interval", table: state.Table{Enabled: true, Frequency: "1h"},
+		{name: "failed attempt waits a full interval", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("1h")},
 			status:  &state.TableStatus{LastSyncAt: now.Add(-5 * time.Hour), LastAttemptAt: now.Add(-10 * time.Minute)},
 			wantDue: false, wantNext: now.Add(50 * time.Minute)},
-		{name: "daily not yet", table: state.Table{Enabled: true, Frequency: "daily@13:30"},
+		{name: "daily not yet", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("daily@13:30")},
 			status:  &state.TableStatus{LastSyncAt: now.Add(-22 * time.Hour)},
 			wantDue: false, wantNext: time.Date(2026, 11, 21, 13, 30, 0, 0, time.UTC)},
-		{name: "resync requested", table: state.Table{Enabled: true, Frequency: "24h", ResyncRequestedAt: now.Add(-time.Minute)},
+		{name: "resync requested", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("24h"), ResyncRequestedAt: now.Add(-time.Minute)},
 			status:  &state.TableStatus{LastSyncAt: now.Add(-time.Hour), LastFullSyncAt: now.Add(-time.Hour)},
 			wantDue: true, wantNext: now},
-		{name: "resync done", table: state.Table{Enabled: true, Frequency: "24h", ResyncRequestedAt: now.Add(-2 * time.Hour)},
+		{name: "resync done", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("24h"), ResyncRequestedAt: now.Add(-2 * time.Hour)},
 			status:  &state.TableStatus{LastSyncAt: now.Add(-time.Hour), LastFullSyncAt: now.Add(-time.Hour)},
 			wantDue: false, wantNext: now.Add(23 * time.Hour)},
-		{name: "disabled", table: state.Table{Enabled: false, Frequency: "1h"}, wantDue: false},
+		{name: "disabled", table: state.Table{Enabled: false, Frequency: state.ParseFrequency("1h")}, wantDue: false},
+		// A frequency that does not parse is an error naming the table,
+		// never the default schedule.
+		{name: "invalid frequency", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("hourly")},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-7 * time.Hour)},
+			wantErr: `postgres.p/t: recorded frequency "hourly" is invalid`},
+		{name: "no frequency", table: state.Table{Enabled: true},
+			status:  &state.TableStatus{LastSyncAt: now.Add(-7 * time.Hour)},
+			wantErr: `postgres.p/t: no frequency is recorded`},
+		{name: "invalid frequency, never synced", table: state.Table{Enabled: true, Frequency: state.ParseFrequency("hourly")},
+			wantDue: true, wantNext: now},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,7 +63,17 @@ func TestDue(t *testing.T) {
 				tt.status.Address = j.addr
 				r.status[j.addr] = tt.status
 			}
-			due, next := r.due(j, now)
+			due, next, err := r.due(j, now)
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("due: error %v, want one starting %q", err, tt.wantErr)
+				}
+				if ts := r.status[j.addr]; ts.State != state.StateFailed || ts.LastError != err.Error() {
+					t.Errorf("status %q %q, want failed with the error", ts.State, ts.LastError)
+				}
+			} else if err != nil {
+				t.Fatalf("due: %v", err)
+			}
 			if due != tt.wantDue || !next.Equal(tt.wantNext) {
 				t.Errorf("due = %v, next = %s; want %v, %s", due, next, tt.wantDue, tt.wantNext)
 			}

@@ -49,7 +49,7 @@ func (r *Runner) webhookJobs(addr string) (jobs []job, loaded bool) {
 	all, _ := r.jobs()
 	var out []job
 	for _, j := range all {
-		if j.table.Enabled && j.table.Sync == string(config.SyncWebhook) && j.src.Stripe != nil &&
+		if j.table.Enabled && j.table.Sync == config.SyncWebhook && j.src.Stripe != nil &&
 			(addr == "" || j.src.Address() == addr) {
 			out = append(out, j)
 		}

@@ -71,6 +71,7 @@ func Decode(data []byte, name string) (*State, error) {
 		}
 	}
 	st.normalize()
+	st.migrate()
 	return st, nil
 }
 

@@ -11,7 +11,7 @@
 // states encode to equal bytes:
 //
 //	{
-//	  "format_version": 1,
+//	  "format_version": 2,
 //	  "lineage": "6f1c...",
 //	  "serial": 3,
 //	  "sources": {
@@ -20,7 +20,15 @@
 //	}
 //
 // format_version is FormatVersion; a reader refuses a newer one
-// (ErrNewerFormat: upgrade sluice) rather than drop what it does not know.
+// (ErrNewerFormat: upgrade sluice) rather than drop what it does not know,
+// and upgrades an older one in memory (migrate.go: one step per version),
+// so that the next write stores the current version; earlier versions kept
+// by the postgres backend stay as they were written. A table's settings are
+// recorded typed as the configuration decoded them (sync type, frequency,
+// new_columns, cdc_output) with the warehouse tables apply chose for it
+// (warehouse_table, history_table): readers never derive a name. A
+// frequency that does not parse (a document edited by hand) still reads,
+// and is an error for the table when it is scheduled.
 // lineage names one history of the state and never changes; serial grows
 // by one with every write. A saved plan records both, and apply refuses it
 // when they have moved on. Write refuses a state whose lineage differs from

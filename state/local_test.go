@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,7 @@ func TestLocalRoundTrip(t *testing.T) {
 	if !bytes.Equal(data, canonical) {
 		t.Errorf("the file is not the canonical encoding:\n%s", data)
 	}
-	if !bytes.HasPrefix(data, []byte("{\n  \"format_version\": 1,\n  \"lineage\": ")) {
+	if !bytes.HasPrefix(data, []byte(fmt.Sprintf("{\n  \"format_version\": %d,\n  \"lineage\": ", FormatVersion))) {
 		t.Errorf("the file is not indented JSON in field order:\n%.80s", data)
 	}
 	if fi, _ := os.Stat(b.Path()); fi.Mode().Perm() != 0o600 {
@@ -201,7 +202,7 @@ func TestLocalReadErrors(t *testing.T) {
 		{name: "no lineage", content: `{"format_version": 1, "serial": 3}`, wantErr: ErrCorrupt, want: []string{"no lineage"}},
 		{name: "wrong type", content: "{\"format_version\": 1, \"lineage\": \"x\",\n \"serial\": \"three\"}", wantErr: ErrCorrupt, want: []string{"state.json:2:", "serial"}},
 		{name: "null source", content: `{"format_version": 1, "lineage": "x", "sources": {"postgres.p": null}}`, wantErr: ErrCorrupt, want: []string{`source "postgres.p" is null`}},
-		{name: "newer", content: `{"format_version": 2, "lineage": "x", "serial": 1, "sources": {"a": 1}}`, wantErr: ErrNewerFormat, want: []string{"newer sluice", "format version 2", "upgrade sluice"}},
+		{name: "newer", content: `{"format_version": 3, "lineage": "x", "serial": 1, "sources": {"a": 1}}`, wantErr: ErrNewerFormat, want: []string{"newer sluice", "format version 3", "upgrade sluice"}},
 		{name: "zero version", content: `{"format_version": 0, "lineage": "x"}`, wantErr: ErrCorrupt, want: []string{"format version 0"}},
 	}
 	for _, tt := range tests {

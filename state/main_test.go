@@ -146,10 +146,10 @@ func testState() *State {
 		},
 		Tables: map[string]*Table{
 			"orders": {Name: "orders", Schema: "public", Table: "orders", WarehouseTable: "postgres_prod_orders",
-				Sync: "incremental", IncrementalField: "updated_at", PrimaryKey: []string{"id"}, Frequency: "1h", Enabled: true,
+				Sync: "incremental", IncrementalField: "updated_at", PrimaryKey: []string{"id"}, Frequency: ParseFrequency("1h"), Enabled: true,
 				SourceColumns: []ColumnState{{Name: "id", Type: "bigint"}, {Name: "updated_at", Type: "timestamp with time zone"}}, AppliedAt: at},
 			`Mixed "Case"`: {Name: `Mixed "Case"`, Schema: "Sales", Table: `Mixed "Case"`, WarehouseTable: "postgres_prod_sales_mixed__case_",
-				Sync: "full_refresh", Frequency: "6h", Enabled: true, AppliedAt: at},
+				Sync: "full_refresh", Frequency: ParseFrequency("6h"), Enabled: true, AppliedAt: at},
 		},
 		AppliedAt: at,
 	}

@@ -10,11 +10,18 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/sluice-dev/sluice/config"
 )
 
 // FormatVersion is the version of the state document written by this
-// build. Readers refuse newer versions rather than lose what they don't know.
-const FormatVersion = 1
+// build. Readers refuse newer versions rather than lose what they don't know,
+// and upgrade older ones in memory (see migrate); the next write stores the
+// current version.
+//
+// Version 2 records the history table of a cdc table (history_table), so
+// that no reader derives a warehouse name.
+const FormatVersion = 2
 
 // State is the recorded state.
 type State struct {
@@ -106,21 +113,29 @@ type WebhookState struct {
 	Created bool `json:"created"`
 }
 
-// Table is one applied table.
+// Table is one applied table: its settings as the configuration typed
+// them, and the warehouse tables apply chose for it. Readers (the runner,
+// status) use these as recorded and never derive them again.
 type Table struct {
 	Name string `json:"name"`
 	// Schema and Table are the resolved source schema and table name.
-	Schema           string   `json:"schema"`
-	Table            string   `json:"table"`
-	WarehouseTable   string   `json:"warehouse_table"`
-	Sync             string   `json:"sync"`
-	IncrementalField string   `json:"incremental_field,omitempty"`
-	PrimaryKey       []string `json:"primary_key,omitempty"`
-	Columns          []string `json:"columns,omitempty"`
-	NewColumns       string   `json:"new_columns,omitempty"`
-	CDCOutput        string   `json:"cdc_output,omitempty"`
-	Frequency        string   `json:"frequency"`
-	Enabled          bool     `json:"enabled"`
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	// WarehouseTable is the table's warehouse table; for a cdc table with
+	// cdc_output = "history" it is the name the history table derives
+	// from, not a table that is written.
+	WarehouseTable string `json:"warehouse_table"`
+	// HistoryTable is the history table of a cdc table whose cdc_output
+	// keeps one ("history" or "both"), "" otherwise.
+	HistoryTable     string                  `json:"history_table,omitempty"`
+	Sync             config.SyncType         `json:"sync"`
+	IncrementalField string                  `json:"incremental_field,omitempty"`
+	PrimaryKey       []string                `json:"primary_key,omitempty"`
+	Columns          []string                `json:"columns,omitempty"`
+	NewColumns       config.NewColumnsPolicy `json:"new_columns,omitempty"`
+	CDCOutput        config.CDCOutput        `json:"cdc_output,omitempty"`
+	Frequency        Frequency               `json:"frequency"`
+	Enabled          bool                    `json:"enabled"`
 	// SourceColumns are the live columns (name and format_type) when the
 	// table was applied, so that plan can tell a dropped or retyped column.
 	SourceColumns []ColumnState `json:"source_columns,omitempty"`

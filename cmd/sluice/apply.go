@@ -72,6 +72,9 @@ func runApply(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "Error: saved plan is stale: %s. Run `sluice plan -out=%s` again, review it, and apply the new plan.\n", why, pos[0])
 			return exitError
 		}
+		// Apply what was saved and reviewed; the fresh plan, made from the
+		// same inputs, gives the current diagnostics and drift.
+		p.Changes = saved.Plan.Changes
 	}
 	return e.execute(ctx, s, s.cfg, p, obs, executeOptions{autoApprove: *autoApprove || saved != nil, jsonOut: *jsonOut, verb: "apply"})
 }

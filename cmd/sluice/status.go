@@ -130,15 +130,18 @@ func buildStatus(st *state.State, status *state.Status, filter []string, now tim
 			if !match(addr) {
 				continue
 			}
-			tj := tableStatusJSON{Address: addr, WarehouseTable: t.WarehouseTable, Sync: t.Sync, State: state.StatePending}
+			tj := tableStatusJSON{Address: addr, WarehouseTable: t.WarehouseTable, Sync: string(t.Sync), State: state.StatePending}
 			if ts := status.Tables[addr]; ts != nil {
 				tj.State, tj.RowsSynced, tj.LastError, tj.Warnings = ts.State, ts.RowsSynced, ts.LastError, ts.Warnings
 				tj.Runner = ts.Runner
 				tj.LastSyncAt, tj.NextSyncAt = timePtr(ts.LastSyncAt), timePtr(ts.NextSyncAt)
 				tj.ResyncPending = !t.ResyncRequestedAt.IsZero() && t.ResyncRequestedAt.After(ts.LastFullSyncAt)
 				if t.Enabled && config.SyncType(t.Sync) != config.SyncCDC && ts.State != state.StateRunning {
-					_, next := runner.NextSync(t, ts, now.UTC())
+					_, next, err := runner.NextSync(t, ts, now.UTC())
 					tj.NextSyncAt = timePtr(next)
+					if err != nil {
+						tj.State, tj.LastError = state.StateFailed, addr+": "+err.Error()
+					}
 				}
 			} else {
 				tj.ResyncPending = !t.ResyncRequestedAt.IsZero()

@@ -23,7 +23,9 @@ import (
 const duckdbReader = `
 const { DuckDBInstance } = require('@duckdb/node-api');
 const [dir, ms] = process.argv.slice(2);
-const now = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+// The wall clock, as Go's time.Now reads it: performance.timeOrigin can
+// be milliseconds off it, which made reads look quiet that were not.
+const now = () => Date.now() * 1000;
 (async () => {
   const db = await DuckDBInstance.create(':memory:');
   const c = await db.connect();
@@ -123,9 +125,10 @@ func TestDuckDBGlobReader(t *testing.T) {
 		t.Fatalf("the DuckDB reader: %v", err)
 	}
 
-	// A read is quiet when no publish step overlaps it (1 ms of slack for
-	// the two processes' clocks).
-	const slack = 1000
+	// A read is quiet when no publish step overlaps it, with 10 ms of
+	// slack for Date.now's millisecond steps and the scheduling of two
+	// processes on a loaded machine.
+	const slack = 10_000
 	quiet := func(r read) bool {
 		for _, win := range windows {
 			if r.Start-slack <= win[1] && win[0] <= r.End+slack {

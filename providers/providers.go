@@ -126,6 +126,10 @@ type CursorReader interface {
 // tables (PostgreSQL). Implementations confirm to the server only what
 // the sink reports as committed (Flushed), never more.
 type ChangeStream interface {
+	// PositionCodec reads and writes the stream's positions (the LSNs of
+	// the requests, transactions and slots below), which callers compare
+	// and store without parsing them.
+	PositionCodec
 	// CreateSnapshotSlot creates the replication slot with an exported
 	// snapshot (recreating the slot when it exists but was never used), and
 	// keeps the exporting replication connection open until release is

@@ -6,8 +6,11 @@
 // runner, apply and planner import no provider package and no driver: every
 // capability they use is an interface here (providers.go, capabilities.go,
 // webhook.go), discovered on an opened Source with a type assertion, or a
-// function of the registry (OpenResources, WebhookEvents). Only the
-// command (cmd/sluice) imports the provider packages, to register them.
+// function of the registry (OpenResources, WebhookEvents). A change
+// stream's positions are opaque ordered values the provider decodes and
+// encodes (positions.go): callers compare and store them, never parse
+// them. Only the command (cmd/sluice) imports the provider packages, to
+// register them.
 //
 // The planner consumes Observed values and never talks to a source itself,
 // so everything it needs to decide must be here.
@@ -126,6 +129,10 @@ type CursorReader interface {
 // tables (PostgreSQL). Implementations confirm to the server only what
 // the sink reports as committed (Flushed), never more.
 type ChangeStream interface {
+	// PositionCodec reads and writes the stream's positions (the LSNs of
+	// the requests, transactions and slots below), which callers compare
+	// and store without parsing them.
+	PositionCodec
 	// CreateSnapshotSlot creates the replication slot with an exported
 	// snapshot (recreating the slot when it exists but was never used), and
 	// keeps the exporting replication connection open until release is

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jackc/pglogrepl"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/records"
@@ -118,22 +117,24 @@ type cdcOutput struct {
 	history bool
 	wt      warehouse.CDCTable
 	pos     records.Position
+	// pc reads and writes the stream's positions.
+	pc providers.PositionCodec
 	// lsn is pos.LSN; partLSN and partN, when partLSN is set, say that the
 	// first partN changes of the table in the transaction committed at
 	// partLSN are applied too.
-	lsn     pglogrepl.LSN
-	partLSN pglogrepl.LSN
+	lsn     providers.StreamPosition
+	partLSN providers.StreamPosition
 	partN   int64
 }
 
 func (o *cdcOutput) setPosition(pos records.Position) error {
-	lsn, err := parseLSN(pos.LSN)
+	lsn, err := o.pc.DecodePosition(pos.LSN)
 	if err != nil {
 		return fmt.Errorf("warehouse table %s: committed LSN: %w", o.name, err)
 	}
-	o.pos, o.lsn, o.partLSN, o.partN = pos, lsn, 0, 0
+	o.pos, o.lsn, o.partLSN, o.partN = pos, lsn, providers.StreamPosition{}, 0
 	if s := pos.Extra[extraPartialLSN]; s != "" {
-		if o.partLSN, err = parseLSN(s); err != nil {
+		if o.partLSN, err = o.pc.DecodePosition(s); err != nil {
 			return fmt.Errorf("warehouse table %s: committed partial LSN: %w", o.name, err)
 		}
 		if o.partN, err = strconv.ParseInt(pos.Extra[extraPartialChanges], 10, 64); err != nil {
@@ -145,17 +146,17 @@ func (o *cdcOutput) setPosition(pos records.Position) error {
 
 // behind reports whether o's position is before p's.
 func (o *cdcOutput) behind(p *cdcOutput) bool {
-	if o.lsn != p.lsn {
-		return o.lsn < p.lsn
+	if c := o.lsn.Compare(p.lsn); c != 0 {
+		return c < 0
 	}
-	oa, pa := o.partLSN > o.lsn, p.partLSN > p.lsn
+	oa, pa := o.lsn.Before(o.partLSN), p.lsn.Before(p.partLSN)
 	switch {
 	case !oa:
 		return pa
 	case !pa:
 		return false
 	case o.partLSN != p.partLSN:
-		return o.partLSN < p.partLSN
+		return o.partLSN.Before(p.partLSN)
 	}
 	return o.partN < p.partN
 }
@@ -163,19 +164,12 @@ func (o *cdcOutput) behind(p *cdcOutput) bool {
 // cdcPosition is the position of a warehouse table that applied every
 // transaction up to lsn and, when partLSN > lsn, the first partN changes
 // of the transaction committed at partLSN.
-func cdcPosition(lsn, partLSN pglogrepl.LSN, partN int64) records.Position {
-	pos := records.Position{LSN: lsn.String(), SnapshotDone: true}
-	if partLSN > lsn && partN > 0 {
-		pos.Extra = map[string]string{extraPartialLSN: partLSN.String(), extraPartialChanges: strconv.FormatInt(partN, 10)}
+func cdcPosition(pc providers.PositionCodec, lsn, partLSN providers.StreamPosition, partN int64) records.Position {
+	pos := records.Position{LSN: pc.EncodePosition(lsn), SnapshotDone: true}
+	if lsn.Before(partLSN) && partN > 0 {
+		pos.Extra = map[string]string{extraPartialLSN: pc.EncodePosition(partLSN), extraPartialChanges: strconv.FormatInt(partN, 10)}
 	}
 	return pos
-}
-
-func parseLSN(s string) (pglogrepl.LSN, error) {
-	if s == "" {
-		return 0, nil
-	}
-	return pglogrepl.ParseLSN(s)
 }
 
 // cdcEngine syncs the cdc tables of one source.
@@ -272,7 +266,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.r.opt.Warehouse)
 			}
-			o := &cdcOutput{name: name, history: ot.history, wt: cwt}
+			o := &cdcOutput{name: name, history: ot.history, wt: cwt, pc: cs}
 			pos, _ := wt.Position()
 			if err := o.setPosition(pos); err != nil {
 				return err
@@ -320,9 +314,9 @@ func (e *cdcEngine) needsSnapshot(t *cdcTable) string {
 	// A slot created (by apply) after the table's position cannot give the
 	// changes in between.
 	if slot := e.rs.Resources.Slot; slot != nil && slot.CreatedLSN != "" {
-		if created, err := parseLSN(slot.CreatedLSN); err == nil {
+		if created, err := e.cs.DecodePosition(slot.CreatedLSN); err == nil {
 			for _, o := range t.outs {
-				if o.lsn < created {
+				if o.lsn.Before(created) {
 					return "the replication slot was created after its last commit"
 				}
 			}
@@ -510,7 +504,7 @@ func sourceColumns(s *records.Schema) *records.Schema {
 // as current versions: _sluice_cdc_op 'I', _sluice_cdc_timestamp NULL (no
 // commit is known), valid_from the snapshot's time.
 func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap providers.ExportedSnapshot, at time.Time) error {
-	lsn, err := parseLSN(snap.ConsistentLSN)
+	lsn, err := e.cs.DecodePosition(snap.ConsistentLSN)
 	if err != nil {
 		return fmt.Errorf("the snapshot's consistent point: %w", err)
 	}
@@ -577,7 +571,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		abort()
 		return err
 	}
-	pos := records.Position{LSN: lsn.String(), SnapshotDone: true}
+	pos := records.Position{LSN: e.cs.EncodePosition(lsn), SnapshotDone: true}
 	var tableRows int64
 	for k, o := range t.outs {
 		n, err := txs[k].Commit(ctx, pos)
@@ -607,8 +601,8 @@ type snapshotFill struct {
 	lsnV, fromV, opV, falseV, nullT records.Vec
 }
 
-func newSnapshotFill(src *records.Schema, lsn pglogrepl.LSN, at time.Time) *snapshotFill {
-	f := &snapshotFill{src: src, lsn: int64(lsn), at: at.UnixMicro()}
+func newSnapshotFill(src *records.Schema, lsn providers.StreamPosition, at time.Time) *snapshotFill {
+	f := &snapshotFill{src: src, lsn: lsn.Ordinal(), at: at.UnixMicro()}
 	f.cons, _ = outputSchema(src, false)
 	f.hist, _ = outputSchema(src, true)
 	return f
@@ -668,17 +662,17 @@ func (f *snapshotFill) batch(b *records.Batch, history bool) *records.Batch {
 // confirms to the server what was committed.
 func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 	live := e.live()
-	var start pglogrepl.LSN
+	var start providers.StreamPosition
 	tables := map[string]providers.ReadRequest{}
 	for i, t := range live {
 		tables[t.key] = t.req
 		for k, o := range t.outs {
-			if i == 0 && k == 0 || o.lsn < start {
+			if i == 0 && k == 0 || o.lsn.Before(start) {
 				start = o.lsn
 			}
 		}
 	}
-	stopLSN, err := parseLSN(stop)
+	stopLSN, err := e.cs.DecodePosition(stop)
 	if err != nil {
 		return err
 	}
@@ -687,7 +681,7 @@ func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 	defer e.setSink(nil)
 	req := providers.StreamRequest{
 		Slot: e.src.Postgres.CDC.Slot, Publication: e.src.Postgres.CDC.Publication,
-		Tables: tables, StartLSN: start.String(), StopAtLSN: stop,
+		Tables: tables, StartLSN: e.cs.EncodePosition(start), StopAtLSN: stop,
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -722,10 +716,10 @@ func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 	}
 	// run -once: the stream's last report may have come before the last
 	// commit; report it, so that the slot keeps no WAL for it.
-	if committed, reported := sink.positions(); committed > reported {
+	if committed, reported := sink.positions(); reported.Before(committed) {
 		creq := req
-		creq.StartLSN, creq.StopAtLSN = committed.String(), (committed + 1).String()
-		if err := e.cs.Stream(ctx, creq, confirmSink(committed.String())); err != nil {
+		creq.StartLSN, creq.StopAtLSN = e.cs.EncodePosition(committed), e.cs.EncodePosition(committed.Next())
+		if err := e.cs.Stream(ctx, creq, confirmSink(creq.StartLSN)); err != nil {
 			e.log.Warn("confirming the committed position to the slot", "error", err)
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pglogrepl"
-
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
@@ -63,7 +61,7 @@ func (e *cdcEngine) setSink(s *cdcSink) {
 
 // progress says how far the stream under way got with table addr towards
 // target.
-func (e *cdcEngine) progress(addr string, target pglogrepl.LSN) streamProgress {
+func (e *cdcEngine) progress(addr string, target providers.StreamPosition) streamProgress {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.sink
@@ -96,7 +94,7 @@ func (e *cdcEngine) progress(addr string, target pglogrepl.LSN) streamProgress {
 			reached = false
 		}
 	}
-	if reached || s.handed >= target && (len(ts.items) == 0 || ts.items[0].lsn >= target) {
+	if reached || !s.handed.Before(target) && (len(ts.items) == 0 || !ts.items[0].lsn.Before(target)) {
 		return progressReached
 	}
 	return progressStreaming
@@ -172,14 +170,15 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 	}
 	defer prov.Close()
 	wp, ok := prov.(providers.WALPositioner)
-	if !ok {
+	pc, ok2 := prov.(providers.PositionCodec)
+	if !ok || !ok2 {
 		failAll(fmt.Errorf("%s sources cannot tell their WAL position", src.Type))
 		return
 	}
 	pos, err := wp.CurrentLSN(ctx)
-	var target pglogrepl.LSN
+	var target providers.StreamPosition
 	if err == nil {
-		target, err = parseLSN(pos)
+		target, err = pc.DecodePosition(pos)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -217,11 +216,11 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 		if len(streaming) > 0 && slots != nil && time.Since(slotRead) >= slotWatchInterval {
 			slotRead = time.Now()
 			slot, err := slots.SlotStatus(ctx, src.Postgres.CDC.Slot)
-			var confirmed pglogrepl.LSN
+			var confirmed providers.StreamPosition
 			if err == nil && slot != nil {
-				confirmed, err = parseLSN(slot.ConfirmedFlushLSN)
+				confirmed, err = pc.DecodePosition(slot.ConfirmedFlushLSN)
 			}
-			if err == nil && slot != nil && confirmed >= target {
+			if err == nil && slot != nil && !confirmed.Before(target) {
 				for _, addr := range streaming {
 					// Looked at again after the slot: a table whose
 					// stream stopped meanwhile is not known to be there.
@@ -246,7 +245,7 @@ func (r *Runner) watchCDC(ctx context.Context, a *activeRequest, src *config.Sou
 
 // cdcProgress is how far the daemon's stream got with table addr towards
 // target.
-func (r *Runner) cdcProgress(a *activeRequest, src, addr string, target pglogrepl.LSN) streamProgress {
+func (r *Runner) cdcProgress(a *activeRequest, src, addr string, target providers.StreamPosition) streamProgress {
 	r.mu.Lock()
 	e := r.engines[src]
 	r.mu.Unlock()

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pglogrepl"
-
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
@@ -28,7 +26,7 @@ type cdcSink struct {
 	e          *cdcEngine
 	tables     map[string]*tableSink
 	order      []*tableSink
-	stop       pglogrepl.LSN
+	stop       providers.StreamPosition
 	maxChanges int
 	maxBytes   int64
 	interval   time.Duration
@@ -38,12 +36,12 @@ type cdcSink struct {
 	pendBytes int64
 	pendSince time.Time
 	// handed is the last transaction handed over whole; open one of which
-	// chunks were handed over (0: none).
-	handed, open pglogrepl.LSN
+	// chunks were handed over (zero: none).
+	handed, open providers.StreamPosition
 	// committed: every transaction handed over whole up to it is
 	// committed in every warehouse table. reported is the last position
 	// Flushed gave the stream.
-	committed, reported pglogrepl.LSN
+	committed, reported providers.StreamPosition
 	inflight            bool
 	err                 error
 	resnapshot          *errResnapshot
@@ -61,7 +59,7 @@ type tableSink struct {
 	schema *records.Schema
 	// txLSN is the transaction whose changes txN counts (a TRUNCATE is a
 	// change too), so that a restart can skip the ones committed.
-	txLSN pglogrepl.LSN
+	txLSN providers.StreamPosition
 	txN   int64
 	// inflight is set while a flush commits some of the table's changes
 	// (taken from items, not committed yet).
@@ -72,7 +70,7 @@ type tableSink struct {
 type pendingItem struct {
 	// lsn is the transaction's commit LSN, prev the last transaction
 	// handed over whole before it.
-	lsn, prev pglogrepl.LSN
+	lsn, prev providers.StreamPosition
 	micros    int64 // commit time
 	// base is the index of the item's first change among the table's
 	// changes of the transaction.
@@ -100,7 +98,7 @@ const (
 	defaultFlushBytes    = 32 << 20
 )
 
-func newCDCSink(e *cdcEngine, live []*cdcTable, start, stop pglogrepl.LSN) *cdcSink {
+func newCDCSink(e *cdcEngine, live []*cdcTable, start, stop providers.StreamPosition) *cdcSink {
 	o := e.r.opt
 	s := &cdcSink{
 		e: e, tables: map[string]*tableSink{}, stop: stop,
@@ -118,7 +116,7 @@ func newCDCSink(e *cdcEngine, live []*cdcTable, start, stop pglogrepl.LSN) *cdcS
 // Transaction buffers a transaction's changes (a chunk of it when
 // Partial).
 func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) error {
-	lsn, err := parseLSN(tx.CommitLSN)
+	lsn, err := s.e.cs.DecodePosition(tx.CommitLSN)
 	if err != nil {
 		return err
 	}
@@ -179,11 +177,11 @@ func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) er
 	if tx.Partial {
 		s.open = lsn
 	} else {
-		s.open, s.handed = 0, lsn
+		s.open, s.handed = providers.StreamPosition{}, lsn
 	}
 	full := s.pendRows >= s.maxChanges || s.pendBytes >= s.maxBytes
 	hard := s.pendBytes >= 2*s.maxBytes || s.pendRows >= 2*s.maxChanges
-	last := s.stop != 0 && !tx.Partial && lsn >= s.stop
+	last := !s.stop.IsZero() && !tx.Partial && !lsn.Before(s.stop)
 	s.mu.Unlock()
 	switch {
 	case hard || last:
@@ -206,15 +204,15 @@ func (s *cdcSink) Flushed() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.committed
-	if s.pendRows == 0 && !s.inflight && s.open == 0 && s.err == nil {
-		v = max(v, s.handed)
+	if s.pendRows == 0 && !s.inflight && s.open.IsZero() && s.err == nil {
+		v = providers.Later(v, s.handed)
 	}
-	s.reported = max(s.reported, v)
-	return v.String()
+	s.reported = providers.Later(s.reported, v)
+	return s.e.cs.EncodePosition(v)
 }
 
 // positions returns what is committed and what was reported.
-func (s *cdcSink) positions() (committed, reported pglogrepl.LSN) {
+func (s *cdcSink) positions() (committed, reported providers.StreamPosition) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.committed, s.reported
@@ -276,7 +274,7 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	through := s.handed
-	var open pglogrepl.LSN
+	var open providers.StreamPosition
 	if partial {
 		open = s.open
 	}
@@ -290,7 +288,7 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 			continue
 		}
 		n := 0
-		for n < len(ts.items) && (ts.items[n].lsn <= through || open != 0 && ts.items[n].lsn == open) {
+		for n < len(ts.items) && (!through.Before(ts.items[n].lsn) || !open.IsZero() && ts.items[n].lsn == open) {
 			n++
 		}
 		takes[k] = ts.items[:n:n]
@@ -312,7 +310,7 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 	start := time.Now()
 	defer func() {
 		if took {
-			s.e.log.Debug("committed", "through", through.String(), "partial", open != 0, "seconds", time.Since(start).Seconds(), "error", err)
+			s.e.log.Debug("committed", "through", s.e.cs.EncodePosition(through), "partial", !open.IsZero(), "seconds", time.Since(start).Seconds(), "error", err)
 		}
 	}()
 	for k, ts := range s.order {
@@ -346,7 +344,7 @@ func (s *cdcSink) flush(ctx context.Context, partial bool) error {
 		}
 		return err
 	}
-	s.committed = max(s.committed, through)
+	s.committed = providers.Later(s.committed, through)
 	return nil
 }
 
@@ -365,7 +363,7 @@ func (ts *tableSink) skipsAll(it *pendingItem) bool {
 func skipped(o *cdcOutput, it *pendingItem) int64 {
 	n := it.changes()
 	switch {
-	case it.lsn <= o.lsn:
+	case !o.lsn.Before(it.lsn):
 		return n
 	case it.lsn == o.partLSN:
 		return min(max(o.partN-it.base, 0), n)
@@ -376,20 +374,20 @@ func skipped(o *cdcOutput, it *pendingItem) int64 {
 // advanced is o's position after the first n changes of the transaction
 // committed at lsn, every transaction up to through being applied; never
 // behind o's own.
-func advanced(o *cdcOutput, through, lsn pglogrepl.LSN, n int64) records.Position {
-	cand := &cdcOutput{lsn: max(o.lsn, through), partLSN: lsn, partN: n}
-	if n == 0 || lsn <= cand.lsn {
-		cand.partLSN, cand.partN = 0, 0
+func advanced(o *cdcOutput, through, lsn providers.StreamPosition, n int64) records.Position {
+	cand := &cdcOutput{lsn: providers.Later(o.lsn, through), partLSN: lsn, partN: n}
+	if n == 0 || !cand.lsn.Before(lsn) {
+		cand.partLSN, cand.partN = providers.StreamPosition{}, 0
 	}
 	if cand.behind(o) {
 		return o.pos
 	}
-	return cdcPosition(cand.lsn, cand.partLSN, cand.partN)
+	return cdcPosition(o.pc, cand.lsn, cand.partLSN, cand.partN)
 }
 
 // commit commits a table's items: the rows between TRUNCATEs as one
 // commit of each warehouse table, each TRUNCATE as one of its own.
-func (ts *tableSink) commit(ctx context.Context, items []*pendingItem, through, open pglogrepl.LSN) error {
+func (ts *tableSink) commit(ctx context.Context, items []*pendingItem, through, open providers.StreamPosition) error {
 	var acc []*pendingItem
 	for _, it := range items {
 		if !it.truncate {
@@ -412,8 +410,8 @@ func (ts *tableSink) commit(ctx context.Context, items []*pendingItem, through, 
 		}
 	}
 	last := items[len(items)-1]
-	final := func(o *cdcOutput) records.Position { return advanced(o, through, 0, 0) }
-	if open != 0 && last.lsn == open {
+	final := func(o *cdcOutput) records.Position { return advanced(o, through, providers.StreamPosition{}, 0) }
+	if !open.IsZero() && last.lsn == open {
 		final = func(o *cdcOutput) records.Position {
 			return advanced(o, through, open, last.base+last.changes())
 		}
@@ -875,11 +873,11 @@ func (ob *outBuilder) add(ctx context.Context, src *records.Batch, cols []int, r
 		}
 		b.Cols[n].AppendString(name)
 		b.Cols[n+1].AppendInt64(it.micros)
-		b.Cols[n+2].AppendInt64(int64(it.lsn))
+		b.Cols[n+2].AppendInt64(it.lsn.Ordinal())
 		b.Cols[n+3].AppendInt64(it.micros)
 		b.Cols[n+4].AppendNull()
 	} else {
-		b.Cols[n].AppendInt64(int64(it.lsn))
+		b.Cols[n].AppendInt64(it.lsn.Ordinal())
 		b.Cols[n+1].AppendBool(op == 'D')
 		if op == 'D' {
 			b.Cols[n+2].AppendInt64(it.micros)

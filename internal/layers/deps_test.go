@@ -8,7 +8,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,16 +29,6 @@ var forbiddenImports = []string{
 	"github.com/jackc/", // pgx, pgconn, pgtype, pglogrepl
 	"github.com/stripe/",
 	module + "/providers/",
-}
-
-// allowed are the exceptions that remain, by file: the runner's CDC path
-// still parses and compares LSNs with pglogrepl until positions are opaque
-// values the provider defines. Each must still be needed (the test says
-// when one can go).
-var allowed = map[string][]string{
-	"runner/cdc.go":         {"github.com/jackc/pglogrepl"},
-	"runner/cdcsink.go":     {"github.com/jackc/pglogrepl"},
-	"runner/cdcrequests.go": {"github.com/jackc/pglogrepl"},
 }
 
 type listed struct {
@@ -98,46 +87,24 @@ func TestCallersKnowNoConcreteProvider(t *testing.T) {
 	}
 }
 
-// TestCallersImportNoDriver: the files of runner, apply and planner import
-// no driver (pgx, pgconn, pglogrepl), except the listed CDC files, which
-// still handle LSNs.
+// TestCallersImportNoDriver: no file of runner, apply or planner imports
+// a driver (pgx, pgconn, pgtype, pglogrepl) or stripe-go: positions are
+// opaque values the provider decodes (providers.StreamPosition), errors
+// say themselves whether to retry.
 func TestCallersImportNoDriver(t *testing.T) {
-	used := map[string]bool{}
 	for _, p := range list(t, callers...) {
 		rel := strings.TrimPrefix(p.ImportPath, module+"/")
 		for _, name := range p.GoFiles {
-			file := rel + "/" + name
 			f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, name), nil, parser.ImportsOnly)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, spec := range f.Imports {
 				path, _ := strconv.Unquote(spec.Path.Value)
-				if !hasPrefix(path, forbiddenImports) {
-					continue
-				}
-				ok := false
-				for _, a := range allowed[file] {
-					if path == a {
-						ok, used[file+" "+a] = true, true
-					}
-				}
-				if !ok {
-					t.Errorf("%s imports %s: reach sources through the interfaces of package providers", file, path)
+				if hasPrefix(path, forbiddenImports) {
+					t.Errorf("%s/%s imports %s: reach sources through the interfaces of package providers", rel, name, path)
 				}
 			}
 		}
-	}
-	var stale []string
-	for file, paths := range allowed {
-		for _, a := range paths {
-			if !used[file+" "+a] {
-				stale = append(stale, file+" "+a)
-			}
-		}
-	}
-	sort.Strings(stale)
-	for _, s := range stale {
-		t.Errorf("the exception %s is no longer needed: remove it from allowed", s)
 	}
 }

@@ -130,6 +130,11 @@ func TestTemporary(t *testing.T) {
 		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},
 		{context.DeadlineExceeded, true},
 		{context.Canceled, false},
+		// A host that does not exist is a configuration error, as for a
+		// source (one verdict, internal/pg's); a lookup that timed out
+		// may pass.
+		{&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "wh.invalid", IsNotFound: true}}, false},
+		{&net.OpError{Op: "dial", Err: &net.DNSError{Err: "i/o timeout", Name: "wh.example", IsTimeout: true}}, true},
 		{fmt.Errorf("reading: %w (%w)", io.ErrUnexpectedEOF, warehouse.ErrDamaged), false},
 		{errors.New("column \"x\" does not exist"), false},
 	}

@@ -113,7 +113,7 @@ func (b *Local) Write(ctx context.Context, st *State) error {
 		if err != nil {
 			return b.explain(err)
 		}
-		if err := checkSuccessor(stored.Lineage, stored.Serial, st); err != nil {
+		if err := CheckSuccessor(stored.Lineage, stored.Serial, st); err != nil {
 			return fmt.Errorf("write %s: %w", b.path, err)
 		}
 	}
@@ -139,9 +139,9 @@ func (b *Local) Write(ctx context.Context, st *State) error {
 	return nil
 }
 
-// checkSuccessor refuses to write st over a stored version it does not
+// CheckSuccessor refuses to write st over a stored version it does not
 // descend from.
-func checkSuccessor(lineage string, serial int64, st *State) error {
+func CheckSuccessor(lineage string, serial int64, st *State) error {
 	if lineage != st.Lineage {
 		return fmt.Errorf("%w: the stored state has lineage %s, this one %s; it belongs to another history (was the state replaced?)", ErrStateChanged, lineage, st.Lineage)
 	}
@@ -155,9 +155,9 @@ func checkSuccessor(lineage string, serial int64, st *State) error {
 // LockInfo for others to read; the flock is what excludes, and the kernel
 // releases it when the holder exits however it exits.
 func (b *Local) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (func() error, error) {
-	info = info.complete()
+	info = info.Complete()
 	var l *localLock
-	err := retryLock(ctx, timeout, func() error {
+	err := RetryLock(ctx, timeout, func() error {
 		var err error
 		l, err = b.tryLock(info)
 		return err
@@ -191,7 +191,7 @@ func (b *Local) tryLock(info LockInfo) (*localLock, error) {
 		}
 		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				holder := waitForHolder(func() *LockInfo { return readLockInfo(f) })
+				holder := WaitForHolder(func() *LockInfo { return readLockInfo(f) })
 				f.Close()
 				return nil, &LockedError{Holder: holder}
 			}

@@ -16,17 +16,17 @@ var ErrNoLock = errors.New("no such state lock")
 // NewLockInfo describes a lock this process is about to take for an
 // operation ("apply", "state rm", ...): a fresh ID, user@host, now.
 func NewLockInfo(operation string) LockInfo {
-	return LockInfo{ID: NewLockID(), Operation: operation, Who: whoAmI(), Created: time.Now().UTC().Truncate(time.Second)}
+	return LockInfo{ID: NewLockID(), Operation: operation, Who: WhoAmI(), Created: time.Now().UTC().Truncate(time.Second)}
 }
 
-// complete fills what the caller left out, so that a holder can always be
+// Complete fills what the caller left out, so that a holder can always be
 // named.
-func (l LockInfo) complete() LockInfo {
+func (l LockInfo) Complete() LockInfo {
 	if l.ID == "" {
 		l.ID = NewLockID()
 	}
 	if l.Who == "" {
-		l.Who = whoAmI()
+		l.Who = WhoAmI()
 	}
 	if l.Operation == "" {
 		l.Operation = "unknown operation"
@@ -38,8 +38,8 @@ func (l LockInfo) complete() LockInfo {
 	return l
 }
 
-// whoAmI is user@host, as Terraform shows lock holders.
-func whoAmI() string {
+// WhoAmI is user@host, as Terraform shows lock holders.
+func WhoAmI() string {
 	name := os.Getenv("USER")
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
@@ -62,9 +62,9 @@ const (
 	lockRetryMax   = 500 * time.Millisecond
 )
 
-// retryLock calls try until it succeeds, fails with something other than
+// RetryLock calls try until it succeeds, fails with something other than
 // a *LockedError, or timeout has passed (timeout <= 0: once).
-func retryLock(ctx context.Context, timeout time.Duration, try func() error) error {
+func RetryLock(ctx context.Context, timeout time.Duration, try func() error) error {
 	deadline := time.Now().Add(timeout)
 	delay := lockRetryFirst
 	for {
@@ -88,10 +88,10 @@ func retryLock(ctx context.Context, timeout time.Duration, try func() error) err
 	}
 }
 
-// waitForHolder reads the holder's LockInfo, giving a holder that has just
+// WaitForHolder reads the holder's LockInfo, giving a holder that has just
 // taken the lock a moment to record it: the lock and its description
 // cannot be written in one step.
-func waitForHolder(read func() *LockInfo) *LockInfo {
+func WaitForHolder(read func() *LockInfo) *LockInfo {
 	for i := 0; ; i++ {
 		if h := read(); h != nil || i == 5 {
 			return h

@@ -11,40 +11,27 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/sluice-dev/sluice/internal/pgtest"
 )
 
 // The tests start this test binary again as a lock holder (see
 // startHolder); these variables tell it so.
 const (
-	helperEnv       = "SLUICE_STATE_TEST_HOLDER"        // "local" or "postgres"
-	helperTargetEnv = "SLUICE_STATE_TEST_HOLDER_TARGET" // the state path or URL
+	helperEnv       = "SLUICE_STATE_TEST_HOLDER"        // "local"
+	helperTargetEnv = "SLUICE_STATE_TEST_HOLDER_TARGET" // the state path
 )
 
 func TestMain(m *testing.M) {
 	if kind := os.Getenv(helperEnv); kind != "" {
 		os.Exit(holderMain(kind, os.Getenv(helperTargetEnv)))
 	}
-	pgtest.Main(m)
+	os.Exit(m.Run())
 }
 
 // holderMain takes the state lock, says "locked ID" on stdout, and holds
 // the lock until stdin closes (or the test kills it).
 func holderMain(kind, target string) int {
 	ctx := context.Background()
-	var b Backend
-	switch kind {
-	case "local":
-		b = NewLocal(target)
-	case "postgres":
-		pg, err := OpenPostgres(ctx, target)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		b = pg
-	}
+	b := NewLocal(target)
 	info := NewLockInfo("holder")
 	info.Who = "holder@test"
 	unlock, err := b.Lock(ctx, info, 0)
@@ -77,7 +64,7 @@ func (h *holder) wait() error {
 }
 
 // startHolder starts a process that holds the lock of the backend (kind
-// "local" with a path, or "postgres" with a URL) until release or kill.
+// "local" with a path) until release or kill.
 func startHolder(t *testing.T, kind, target string) *holder {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

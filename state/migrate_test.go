@@ -9,10 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/config"
-	"github.com/sluice-dev/sluice/internal/pgtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -108,49 +106,6 @@ func TestMigrateV1File(t *testing.T) {
 	if !bytes.Equal(enc, written) {
 		t.Errorf("re-encoding the written state changed it:\n%s", cmp.Diff(string(written), string(enc)))
 	}
-}
-
-// TestMigrateV1Postgres reads a version 1 state stored by the postgres
-// backend, as an older sluice wrote it.
-func TestMigrateV1Postgres(t *testing.T) {
-	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	b := openPG(t, url)
-	old, err := os.ReadFile("testdata/v1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `INSERT INTO sluice.state_versions (lineage, serial, state, written_by) VALUES ($1, 7, $2, 'old@sluice')`,
-		"3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b", string(old)); err != nil {
-		t.Fatal(err)
-	}
-	st, err := b.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkMigratedV1(t, st)
-	if err := b.Write(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	if v := query[int](t, url, `SELECT (state->>'format_version')::int FROM sluice.state_versions WHERE serial = 8`); v != FormatVersion {
-		t.Errorf("format version written = %d, want %d", v, FormatVersion)
-	}
-	if v := query[int](t, url, `SELECT (state->>'format_version')::int FROM sluice.state_versions WHERE serial = 7`); v != 1 {
-		t.Errorf("the version 1 row was changed to format %d; earlier versions are kept as written", v)
-	}
-	if h := query[string](t, url, `SELECT state->'sources'->'postgres.prod'->'tables'->'events'->>'history_table' FROM sluice.state_versions WHERE serial = 8`); h != "postgres_prod_events_cdc" {
-		t.Errorf("history_table written = %q", h)
-	}
-	got, err := openPG(t, url).Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkMigratedV1(t, got)
 }
 
 // TestFrequencyInvalidKept: a recorded frequency that does not parse still

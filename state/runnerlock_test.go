@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,72 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/sluice-dev/sluice/internal/pgtest"
 )
-
-// runnerBackends gives, for each backend, a function opening another
-// instance of the same state (as another process would).
-func runnerBackends(t *testing.T) map[string]func() RunnerLocker {
-	path := filepath.Join(t.TempDir(), "state.json")
-	url := pgtest.NewDB(t)
-	return map[string]func() RunnerLocker{
-		"local":    func() RunnerLocker { return NewLocal(path) },
-		"postgres": func() RunnerLocker { return openPG(t, url) },
-	}
-}
-
-// TestRunnerLock: one runner at a time; the second is refused with the
-// first one's pid, host and operation; status readers see the holder
-// without disturbing it, and nobody after the unlock.
-func TestRunnerLock(t *testing.T) {
-	ctx := context.Background()
-	for name, open := range runnerBackends(t) {
-		t.Run(name, func(t *testing.T) {
-			a, b := open(), open()
-			if h, err := b.RunnerHolder(ctx); err != nil || h != nil {
-				t.Fatalf("holder before any runner = %v, %v", h, err)
-			}
-			first := NewRunnerInfo("run")
-			lock, err := a.LockRunner(ctx, first)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := b.RunnerHolder(ctx)
-			if err != nil || h == nil || h.ID != first.ID || h.PID != os.Getpid() || h.Host != first.Host {
-				t.Fatalf("holder = %+v, %v; want %+v", h, err, first)
-			}
-			// The probe above must not make a runner starting now fail
-			// for the wrong reason, nor let it in.
-			for range 3 {
-				_, err = b.LockRunner(ctx, NewRunnerInfo("sync"))
-				var locked *RunnerLockedError
-				if !errors.As(err, &locked) || !errors.Is(err, ErrRunnerLocked) || locked.Holder == nil || locked.Holder.ID != first.ID {
-					t.Fatalf("second runner: %v", err)
-				}
-				for _, want := range []string{"`sluice run`", "pid " + strconv.Itoa(os.Getpid()), first.Host, "runner lock", "stop it first"} {
-					if !strings.Contains(err.Error(), want) {
-						t.Errorf("refusal lacks %q: %s", want, err)
-					}
-				}
-			}
-			if err := lock.Check(ctx); err != nil {
-				t.Errorf("Check of a held lock: %v", err)
-			}
-			if err := lock.Unlock(); err != nil {
-				t.Fatal(err)
-			}
-			if h, err := b.RunnerHolder(ctx); err != nil || h != nil {
-				t.Fatalf("holder after unlock = %+v, %v", h, err)
-			}
-			second, err := b.LockRunner(ctx, NewRunnerInfo("sync"))
-			if err != nil {
-				t.Fatalf("runner after the first stopped: %v", err)
-			}
-			second.Unlock()
-		})
-	}
-}
 
 // TestRunnerLockHeldAgainstProbes: a status reader probing the lock at
 // the moment a runner starts does not make the runner fail.
@@ -144,46 +78,6 @@ func TestMarkInterrupted(t *testing.T) {
 				t.Errorf("%s = %+v", addr, ts)
 			}
 		}
-	}
-}
-
-// TestPostgresRunnerLockCheck: a runner whose lock session was lost (a
-// restart of the state database, here a terminated backend) takes the
-// lock again at its next check, unless another runner took it meanwhile.
-func TestPostgresRunnerLockCheck(t *testing.T) {
-	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	a, b := openPG(t, url), openPG(t, url)
-	first := NewRunnerInfo("run")
-	lock, err := a.LockRunner(ctx, first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Unlock()
-	terminate := func() {
-		t.Helper()
-		h, err := b.RunnerHolder(ctx)
-		if err != nil || h == nil || h.BackendPID == 0 {
-			t.Fatalf("holder = %+v, %v", h, err)
-		}
-		query[bool](t, url, `SELECT pg_terminate_backend($1)`, h.BackendPID)
-		waitFor(t, "the lock to be released", func() bool { h, _ := b.RunnerHolder(ctx); return h == nil })
-	}
-	terminate()
-	if err := lock.Check(ctx); err != nil {
-		t.Fatalf("Check after a lost session: %v", err)
-	}
-	if h, _ := b.RunnerHolder(ctx); h == nil || h.ID != first.ID {
-		t.Fatalf("holder after Check = %+v, want the first runner again", h)
-	}
-	terminate()
-	other, err := b.LockRunner(ctx, NewRunnerInfo("sync"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Unlock()
-	if err := lock.Check(ctx); !errors.Is(err, ErrRunnerLocked) || !strings.Contains(err.Error(), "`sluice sync`") {
-		t.Errorf("Check while another runner holds the lock: %v", err)
 	}
 }
 

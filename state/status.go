@@ -11,8 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Table sync states (SPEC §6).
@@ -110,7 +108,8 @@ func Statuses(b Backend) (StatusStore, error) {
 	return s, nil
 }
 
-func emptyStatus() *Status {
+// NewStatus is a status with no records, for a backend to fill.
+func NewStatus() *Status {
 	return &Status{Tables: map[string]*TableStatus{}, Sources: map[string]*SourceStatus{}}
 }
 
@@ -123,12 +122,12 @@ var localStatusMu sync.Mutex
 func (b *Local) ReadStatus(ctx context.Context) (*Status, error) {
 	data, err := os.ReadFile(b.StatusPath())
 	if errors.Is(err, os.ErrNotExist) {
-		return emptyStatus(), nil
+		return NewStatus(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read status file: %w", err)
 	}
-	st := emptyStatus()
+	st := NewStatus()
 	if err := json.Unmarshal(data, st); err != nil {
 		return nil, fmt.Errorf("status file %s is damaged (%v); delete it: the runner rebuilds it", b.StatusPath(), err)
 	}
@@ -161,7 +160,7 @@ func (b *Local) update(fn func(*Status)) error {
 	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
 	st, err := b.ReadStatus(context.Background())
 	if err != nil {
-		st = emptyStatus() // a damaged file is rebuilt
+		st = NewStatus() // a damaged file is rebuilt
 	}
 	fn(st)
 	data, err := json.MarshalIndent(st, "", "  ")
@@ -186,62 +185,4 @@ func (b *Local) PutTableStatus(ctx context.Context, ts *TableStatus) error {
 // PutSourceStatus records one source's status.
 func (b *Local) PutSourceStatus(ctx context.Context, ss *SourceStatus) error {
 	return b.update(func(s *Status) { s.Sources[ss.Address] = ss })
-}
-
-// ReadStatus reads the status records.
-func (b *Postgres) ReadStatus(ctx context.Context) (*Status, error) {
-	st := emptyStatus()
-	err := b.withConn(ctx, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT kind, record FROM `+pgStatusTable)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var kind string
-			var rec []byte
-			if err := rows.Scan(&kind, &rec); err != nil {
-				return err
-			}
-			switch kind {
-			case "table":
-				var ts TableStatus
-				if err := json.Unmarshal(rec, &ts); err == nil {
-					st.Tables[ts.Address] = &ts
-				}
-			case "source":
-				var ss SourceStatus
-				if err := json.Unmarshal(rec, &ss); err == nil {
-					st.Sources[ss.Address] = &ss
-				}
-			}
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read status: %w", err)
-	}
-	return st, nil
-}
-
-func (b *Postgres) putStatus(ctx context.Context, kind, addr string, rec any) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return b.withConn(ctx, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, `INSERT INTO `+pgStatusTable+` (kind, address, record, updated_at) VALUES ($1, $2, $3, now())
-			ON CONFLICT (kind, address) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at`, kind, addr, data)
-		return err
-	})
-}
-
-// PutTableStatus records one table's status.
-func (b *Postgres) PutTableStatus(ctx context.Context, ts *TableStatus) error {
-	return b.putStatus(ctx, "table", ts.Address, ts)
-}
-
-// PutSourceStatus records one source's status.
-func (b *Postgres) PutSourceStatus(ctx context.Context, ss *SourceStatus) error {
-	return b.putStatus(ctx, "source", ss.Address, ss)
 }

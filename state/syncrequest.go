@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Sync requests: how `sluice sync` asks the runner that holds the runner
@@ -61,7 +59,7 @@ func NewSyncRequest(tables []string) *SyncRequest {
 		ID:          newID(),
 		Tables:      append([]string(nil), tables...),
 		RequestedAt: time.Now().UTC(),
-		RequestedBy: fmt.Sprintf("%s pid %d", whoAmI(), os.Getpid()),
+		RequestedBy: fmt.Sprintf("%s pid %d", WhoAmI(), os.Getpid()),
 	}
 }
 
@@ -94,7 +92,9 @@ func Requests(b Backend) (SyncRequests, error) {
 	return s, nil
 }
 
-func sortRequests(out []*SyncRequest) {
+// SortRequests orders requests oldest first, as ListSyncRequests
+// returns them.
+func SortRequests(out []*SyncRequest) {
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].RequestedAt.Equal(out[j].RequestedAt) {
 			return out[i].RequestedAt.Before(out[j].RequestedAt)
@@ -103,9 +103,9 @@ func sortRequests(out []*SyncRequest) {
 	})
 }
 
-// validRequestID keeps an ID from naming a file outside the request
+// CheckRequestID keeps an ID from naming a file outside the request
 // directory.
-func validRequestID(id string) error {
+func CheckRequestID(id string) error {
 	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
 		return fmt.Errorf("invalid sync request id %q", id)
 	}
@@ -125,7 +125,7 @@ func (b *Local) requestPath(id string) string {
 // PutSyncRequest writes the request's file crash-safely (a synced
 // temporary file renamed over it).
 func (b *Local) PutSyncRequest(ctx context.Context, req *SyncRequest) error {
-	if err := validRequestID(req.ID); err != nil {
+	if err := CheckRequestID(req.ID); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(req, "", "  ")
@@ -140,7 +140,7 @@ func (b *Local) PutSyncRequest(ctx context.Context, req *SyncRequest) error {
 
 // SyncRequest reads a request's file.
 func (b *Local) SyncRequest(ctx context.Context, id string) (*SyncRequest, error) {
-	if err := validRequestID(id); err != nil {
+	if err := CheckRequestID(id); err != nil {
 		return nil, err
 	}
 	return readRequestFile(b.requestPath(id))
@@ -183,94 +183,16 @@ func (b *Local) ListSyncRequests(ctx context.Context) ([]*SyncRequest, error) {
 		}
 		out = append(out, req)
 	}
-	sortRequests(out)
+	SortRequests(out)
 	return out, nil
 }
 
 // DeleteSyncRequest removes the request's file.
 func (b *Local) DeleteSyncRequest(ctx context.Context, id string) error {
-	if err := validRequestID(id); err != nil {
+	if err := CheckRequestID(id); err != nil {
 		return err
 	}
 	if err := os.Remove(b.requestPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete sync request: %w", err)
-	}
-	return nil
-}
-
-// syncRequestKind is the kind of sluice.status rows holding sync requests
-// (address: the request ID). Status readers skip kinds they do not know,
-// and the table exists wherever status works, so requests need no table
-// of their own.
-const syncRequestKind = "sync_request"
-
-// PutSyncRequest upserts the request's row.
-func (b *Postgres) PutSyncRequest(ctx context.Context, req *SyncRequest) error {
-	if err := validRequestID(req.ID); err != nil {
-		return err
-	}
-	if err := b.putStatus(ctx, syncRequestKind, req.ID, req); err != nil {
-		return fmt.Errorf("record sync request: %w", err)
-	}
-	return nil
-}
-
-// SyncRequest reads the request's row.
-func (b *Postgres) SyncRequest(ctx context.Context, id string) (*SyncRequest, error) {
-	var req *SyncRequest
-	err := b.withConn(ctx, func(conn *pgx.Conn) error {
-		var r SyncRequest
-		err := conn.QueryRow(ctx, `SELECT record FROM `+pgStatusTable+` WHERE kind = $1 AND address = $2`, syncRequestKind, id).Scan(&r)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err == nil {
-			req = &r
-		}
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read sync request: %w", err)
-	}
-	return req, nil
-}
-
-// ListSyncRequests reads the request rows (an index range of the status
-// table's primary key).
-func (b *Postgres) ListSyncRequests(ctx context.Context) ([]*SyncRequest, error) {
-	var out []*SyncRequest
-	err := b.withConn(ctx, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT record FROM `+pgStatusTable+` WHERE kind = $1`, syncRequestKind)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var data []byte
-			if err := rows.Scan(&data); err != nil {
-				return err
-			}
-			var req SyncRequest
-			if json.Unmarshal(data, &req) == nil && req.ID != "" {
-				out = append(out, &req)
-			}
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list sync requests: %w", err)
-	}
-	sortRequests(out)
-	return out, nil
-}
-
-// DeleteSyncRequest deletes the request's row.
-func (b *Postgres) DeleteSyncRequest(ctx context.Context, id string) error {
-	err := b.withConn(ctx, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, `DELETE FROM `+pgStatusTable+` WHERE kind = $1 AND address = $2`, syncRequestKind, id)
-		return err
-	})
-	if err != nil {
 		return fmt.Errorf("delete sync request: %w", err)
 	}
 	return nil

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+
+	// The state backends a configuration may name besides local register
+	// themselves with package state.
+	_ "github.com/sluice-dev/sluice/state/pgstate"
 )
 
 func main() {

@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/state/pgstate"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -134,7 +135,7 @@ func (e *env) handOffSync(ctx context.Context, rs *runnerSession, rf *runnerFlag
 	lastHolderCheck := time.Now()
 	var freeSince time.Time
 	takeover := time.Duration(0)
-	if _, ok := rs.backend.(*state.Postgres); ok {
+	if _, ok := rs.backend.(*pgstate.Postgres); ok {
 		takeover = pgTakeover
 	}
 	var readErr error

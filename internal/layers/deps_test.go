@@ -22,6 +22,7 @@ var callers = []string{"runner", "apply", "planner"}
 var forbiddenDeps = []string{
 	module + "/providers/", // any concrete provider: providers/postgres, providers/stripe
 	"github.com/stripe/stripe-go",
+	"github.com/jackc/", // pgx, pgconn, pgtype, pglogrepl (the postgres state backend is state/pgstate)
 }
 
 // Imports none of callers' own files may have.
@@ -76,14 +77,55 @@ func hasPrefix(s string, prefixes []string) bool {
 }
 
 // TestCallersKnowNoConcreteProvider: runner, apply and planner depend on
-// no concrete provider and no Stripe client, even indirectly.
+// no concrete provider, no Stripe client and no PostgreSQL driver, even
+// indirectly (through package state, say).
 func TestCallersKnowNoConcreteProvider(t *testing.T) {
 	for _, p := range list(t, callers...) {
 		for _, d := range p.Deps {
 			if hasPrefix(d, forbiddenDeps) {
-				t.Errorf("%s depends on %s: use the capability interfaces of package providers (and providers.Register for what a source type offers without a source)", p.ImportPath, d)
+				t.Errorf("%s depends on %s: use the capability interfaces of package providers (and providers.Register for what a source type offers without a source); "+
+					"a backend with a driver registers itself (state.RegisterBackend) from a package only commands import", p.ImportPath, d)
 			}
 		}
+	}
+}
+
+// TestWarehousesImportNoProvider: no package under warehouse/, tests
+// included, imports a provider, even indirectly: what the PostgreSQL
+// source and warehouse share is internal/pg, and round trips from a
+// source to a warehouse are tested in internal/roundtrip.
+func TestWarehousesImportNoProvider(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-test", "-json=ImportPath,Imports", module+"/warehouse/...").Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	n := 0
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if strings.HasPrefix(p.ImportPath, module+"/providers") {
+			continue // reached only through the import reported below
+		}
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, module+"/providers") {
+				t.Errorf("%s imports %s, so a package under warehouse/ depends on a provider: share code through internal/pg, test round trips in internal/roundtrip", p.ImportPath, imp)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("go list found no package under warehouse/")
 	}
 }
 

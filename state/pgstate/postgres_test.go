@@ -1,10 +1,8 @@
-package state
+package pgstate
 
 import (
 	"context"
 	"errors"
-	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
+	"github.com/sluice-dev/sluice/state"
 )
 
 func openPG(t *testing.T, url string) *Postgres {
@@ -121,16 +119,16 @@ func TestPostgresWriteConflicts(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		mutate func(st *State)
+		mutate func(st *state.State)
 	}{
-		{name: "serial behind", mutate: func(st *State) { st.Serial-- }},
-		{name: "other lineage", mutate: func(st *State) { st.Lineage = NewLockID() }},
+		{name: "serial behind", mutate: func(st *state.State) { st.Serial-- }},
+		{name: "other lineage", mutate: func(st *state.State) { st.Lineage = state.NewLockID() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, _ := b.Read(ctx)
 			tt.mutate(st)
-			if err := b.Write(ctx, st); !errors.Is(err, ErrStateChanged) {
+			if err := b.Write(ctx, st); !errors.Is(err, state.ErrStateChanged) {
 				t.Errorf("Write: %v, want ErrStateChanged", err)
 			}
 		})
@@ -156,7 +154,7 @@ func TestPostgresWriteConflicts(t *testing.T) {
 		switch {
 		case err == nil:
 			won++
-		case !errors.Is(err, ErrStateChanged) || !strings.Contains(err.Error(), "state changed since it was read"):
+		case !errors.Is(err, state.ErrStateChanged) || !strings.Contains(err.Error(), "state changed since it was read"):
 			t.Errorf("losing writer: %v", err)
 		}
 	}
@@ -171,7 +169,7 @@ func TestPostgresWriteConflicts(t *testing.T) {
 	url2 := pgtest.NewDB(t)
 	wg = sync.WaitGroup{}
 	for i := range errs {
-		wg.Go(func() { errs[i] = openPG(t, url2).Write(ctx, New()) })
+		wg.Go(func() { errs[i] = openPG(t, url2).Write(ctx, state.New()) })
 	}
 	wg.Wait()
 	if n := query[int64](t, url2, `SELECT count(DISTINCT lineage) FROM sluice.state_versions`); n != 1 {
@@ -191,10 +189,10 @@ func TestPostgresReadRefusesNewer(t *testing.T) {
 	if _, err := conn.Exec(ctx, `INSERT INTO sluice.state_versions (lineage, serial, state, written_by) VALUES ('l', 1, '{"format_version": 9, "lineage": "l", "serial": 1}', 'x')`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Read(ctx); !errors.Is(err, ErrNewerFormat) {
+	if _, err := b.Read(ctx); !errors.Is(err, state.ErrNewerFormat) {
 		t.Errorf("Read: %v, want ErrNewerFormat", err)
 	}
-	if err := b.Write(ctx, New()); err == nil {
+	if err := b.Write(ctx, state.New()); err == nil {
 		t.Error("wrote over a state of another lineage")
 	}
 }
@@ -204,14 +202,14 @@ func TestPostgresLock(t *testing.T) {
 	url := pgtest.NewDB(t)
 	a, b := openPG(t, url), openPG(t, url)
 
-	info := LockInfo{ID: "lock-a", Operation: "apply", Who: "alice@laptop", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	info := state.LockInfo{ID: "lock-a", Operation: "apply", Who: "alice@laptop", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	unlockA, err := a.Lock(ctx, info, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, other := range map[string]*Postgres{"other backend": b, "same backend": a} {
-		_, err := other.Lock(ctx, NewLockInfo("plan"), 0)
-		var locked *LockedError
+		_, err := other.Lock(ctx, state.NewLockInfo("plan"), 0)
+		var locked *state.LockedError
 		if !errors.As(err, &locked) || locked.Holder == nil {
 			t.Fatalf("%s: Lock while held: %v", name, err)
 		}
@@ -226,7 +224,7 @@ func TestPostgresLock(t *testing.T) {
 	}
 
 	start := time.Now()
-	if _, err := b.Lock(ctx, NewLockInfo("plan"), 150*time.Millisecond); !errors.Is(err, ErrLocked) {
+	if _, err := b.Lock(ctx, state.NewLockInfo("plan"), 150*time.Millisecond); !errors.Is(err, state.ErrLocked) {
 		t.Errorf("Lock with a short timeout: %v", err)
 	}
 	if waited := time.Since(start); waited < 150*time.Millisecond {
@@ -238,7 +236,7 @@ func TestPostgresLock(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		released <- unlockA()
 	}()
-	unlockB, err := b.Lock(ctx, NewLockInfo("plan"), 10*time.Second)
+	unlockB, err := b.Lock(ctx, state.NewLockInfo("plan"), 10*time.Second)
 	if err != nil {
 		t.Fatalf("Lock with a timeout, released meanwhile: %v", err)
 	}
@@ -256,13 +254,13 @@ func TestPostgresLock(t *testing.T) {
 	}
 
 	// Close releases what the backend holds.
-	if _, err := b.Lock(ctx, NewLockInfo("plan"), 0); err != nil {
+	if _, err := b.Lock(ctx, state.NewLockInfo("plan"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	unlockA, err = a.Lock(ctx, NewLockInfo("plan"), 0)
+	unlockA, err = a.Lock(ctx, state.NewLockInfo("plan"), 0)
 	if err != nil {
 		t.Fatalf("Lock after Close of the holder: %v", err)
 	}
@@ -275,15 +273,15 @@ func TestPostgresKilledHolder(t *testing.T) {
 	b := openPG(t, url)
 
 	h := startHolder(t, "postgres", url)
-	_, err := b.Lock(ctx, NewLockInfo("plan"), 0)
-	var locked *LockedError
+	_, err := b.Lock(ctx, state.NewLockInfo("plan"), 0)
+	var locked *state.LockedError
 	if !errors.As(err, &locked) || locked.Holder == nil || locked.Holder.ID != h.id || locked.Holder.Who != "holder@test" {
 		t.Fatalf("Lock while another process holds it: %v", err)
 	}
 	h.kill()
 	// The server notices the closed connection at once; the timeout only
 	// covers a slow machine.
-	info := NewLockInfo("plan")
+	info := state.NewLockInfo("plan")
 	unlock, err := b.Lock(ctx, info, 10*time.Second)
 	if err != nil {
 		t.Fatalf("Lock after the holder was killed: %v", err)
@@ -299,22 +297,22 @@ func TestPostgresForceUnlock(t *testing.T) {
 	url := pgtest.NewDB(t)
 	stuck, next, admin := openPG(t, url), openPG(t, url), openPG(t, url)
 
-	if err := admin.ForceUnlock(ctx, "nope"); !errors.Is(err, ErrNoLock) || !strings.Contains(err.Error(), "not locked") {
+	if err := admin.ForceUnlock(ctx, "nope"); !errors.Is(err, state.ErrNoLock) || !strings.Contains(err.Error(), "not locked") {
 		t.Errorf("ForceUnlock with no lock: %v", err)
 	}
 	st, _ := stuck.Read(ctx)
-	info := NewLockInfo("apply")
+	info := state.NewLockInfo("apply")
 	unlockStuck, err := stuck.Lock(ctx, info, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.ForceUnlock(ctx, "wrong-id"); !errors.Is(err, ErrNoLock) || !strings.Contains(err.Error(), info.ID) {
+	if err := admin.ForceUnlock(ctx, "wrong-id"); !errors.Is(err, state.ErrNoLock) || !strings.Contains(err.Error(), info.ID) {
 		t.Errorf("ForceUnlock with the wrong ID: %v", err)
 	}
 	if err := admin.ForceUnlock(ctx, info.ID); err != nil {
 		t.Fatalf("ForceUnlock: %v", err)
 	}
-	unlockNext, err := next.Lock(ctx, NewLockInfo("plan"), 0)
+	unlockNext, err := next.Lock(ctx, state.NewLockInfo("plan"), 0)
 	if err != nil {
 		t.Fatalf("Lock after force-unlock: %v", err)
 	}
@@ -325,7 +323,7 @@ func TestPostgresForceUnlock(t *testing.T) {
 	if err := unlockStuck(); err == nil {
 		t.Error("unlock by a force-unlocked holder reported success")
 	}
-	if _, err := admin.Lock(ctx, NewLockInfo("plan"), 0); !errors.Is(err, ErrLocked) {
+	if _, err := admin.Lock(ctx, state.NewLockInfo("plan"), 0); !errors.Is(err, state.ErrLocked) {
 		t.Errorf("the old holder's unlock released the new lock: %v", err)
 	}
 	if err := unlockNext(); err != nil {
@@ -384,66 +382,5 @@ func TestPostgresFingerprintKey(t *testing.T) {
 	}
 	if n := query[int64](t, url, `SELECT count(*) FROM sluice.state_versions WHERE position(encode($1::bytea, 'hex') in state::text) > 0`, keys[0]); n != 0 {
 		t.Error("the key is in the state")
-	}
-}
-
-func TestOpen(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	tests := []struct {
-		name     string
-		cfg      config.State
-		wantPath string
-	}{
-		{name: "default", cfg: config.State{}, wantPath: filepath.Join(dir, ".sluice", "state.json")},
-		{name: "relative", cfg: config.State{Backend: "local", Path: "st/s.json"}, wantPath: filepath.Join(dir, "st", "s.json")},
-		{name: "absolute", cfg: config.State{Backend: "local", Path: "/var/lib/sluice/s.json"}, wantPath: "/var/lib/sluice/s.json"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := Open(ctx, tt.cfg, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			if l, ok := b.(*Local); !ok || l.Path() != tt.wantPath {
-				t.Errorf("got %#v, want local at %s", b, tt.wantPath)
-			}
-		})
-	}
-
-	t.Run("postgres", func(t *testing.T) {
-		b, err := Open(ctx, config.State{Backend: "postgres", URL: pgtest.NewDB(t)}, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		if _, ok := b.(*Postgres); !ok {
-			t.Errorf("got %T", b)
-		}
-	})
-
-	u, _ := url.Parse(pgtest.NewDB(t))
-	u.User = url.UserPassword("nobody", "hunter2-secret")
-	bad := []struct {
-		name string
-		cfg  config.State
-		want string
-	}{
-		{name: "unknown backend", cfg: config.State{Backend: "s3"}, want: `unknown state backend "s3"`},
-		{name: "no url", cfg: config.State{Backend: "postgres"}, want: "needs url"},
-		{name: "unparsable url", cfg: config.State{Backend: "postgres", URL: "postgres://u:hunter2-secret@host:port/db"}, want: "not a valid PostgreSQL connection string"},
-		{name: "refused", cfg: config.State{Backend: "postgres", URL: u.String()}, want: "connect"},
-	}
-	for _, tt := range bad {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(ctx, tt.cfg, dir)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Open: %v, want %q", err, tt.want)
-			}
-			if strings.Contains(err.Error(), "hunter2") {
-				t.Errorf("the password is in the error: %v", err)
-			}
-		})
 	}
 }

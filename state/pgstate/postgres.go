@@ -1,4 +1,4 @@
-package state
+package pgstate
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/state"
 )
 
 // Advisory lock keys of the postgres backend: "sluice" in ASCII, then a
@@ -195,40 +197,40 @@ func setupSchema(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // Read returns the latest version, or New() when none was written.
-func (b *Postgres) Read(ctx context.Context) (*State, error) {
+func (b *Postgres) Read(ctx context.Context) (*state.State, error) {
 	var doc []byte
 	var serial int64
 	err := b.withConn(ctx, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT serial, state FROM `+pgVersionsTable+` ORDER BY serial DESC, written_at DESC LIMIT 1`).Scan(&serial, &doc)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return New(), nil
+		return state.New(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	st, err := Decode(doc, fmt.Sprintf("state version %d in %s", serial, pgVersionsTable))
+	st, err := state.Decode(doc, fmt.Sprintf("state version %d in %s", serial, pgVersionsTable))
 	if err != nil {
 		return nil, err
 	}
 	if st.Serial != serial {
-		return nil, fmt.Errorf("%w: state version %d in %s says it is serial %d", ErrCorrupt, serial, pgVersionsTable, st.Serial)
+		return nil, fmt.Errorf("%w: state version %d in %s says it is serial %d", state.ErrCorrupt, serial, pgVersionsTable, st.Serial)
 	}
 	return st, nil
 }
 
 // Write inserts st as version st.Serial+1, keeping every earlier version.
-func (b *Postgres) Write(ctx context.Context, st *State) error {
+func (b *Postgres) Write(ctx context.Context, st *state.State) error {
 	if st == nil || st.Lineage == "" {
 		return errors.New("write state: the state has no lineage; start from state.New() or Read")
 	}
 	next := *st
-	next.FormatVersion = FormatVersion
+	next.FormatVersion = state.FormatVersion
 	next.Serial = st.Serial + 1
 	if next.Sources == nil {
-		next.Sources = map[string]*Source{}
+		next.Sources = map[string]*state.Source{}
 	}
-	doc, err := Encode(&next)
+	doc, err := state.Encode(&next)
 	if err != nil {
 		return err
 	}
@@ -245,18 +247,18 @@ func (b *Postgres) Write(ctx context.Context, st *State) error {
 			case err != nil:
 				return err
 			default:
-				if err := checkSuccessor(lineage, serial, st); err != nil {
+				if err := state.CheckSuccessor(lineage, serial, st); err != nil {
 					return err
 				}
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO `+pgVersionsTable+` (lineage, serial, state, written_by) VALUES ($1, $2, $3, $4)`,
-				next.Lineage, next.Serial, string(doc), whoAmI())
+				next.Lineage, next.Serial, string(doc), state.WhoAmI())
 			return err
 		})
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-		return fmt.Errorf("write state: %w: version %d was written by another process", ErrStateChanged, next.Serial)
+		return fmt.Errorf("write state: %w: version %d was written by another process", state.ErrStateChanged, next.Serial)
 	}
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
@@ -285,8 +287,8 @@ func (b *Postgres) Versions(ctx context.Context) ([]int64, error) {
 // Lock takes the session advisory lock on a connection of its own, kept
 // open until unlock, and records info in sluice.state_lock so that others
 // can name the holder.
-func (b *Postgres) Lock(ctx context.Context, info LockInfo, timeout time.Duration) (func() error, error) {
-	info = info.complete()
+func (b *Postgres) Lock(ctx context.Context, info state.LockInfo, timeout time.Duration) (func() error, error) {
+	info = info.Complete()
 	conn, err := b.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -297,13 +299,13 @@ func (b *Postgres) Lock(ctx context.Context, info LockInfo, timeout time.Duratio
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
 	info.BackendPID = pid
-	err = retryLock(ctx, timeout, func() error {
+	err = state.RetryLock(ctx, timeout, func() error {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, stateLockKey).Scan(&ok); err != nil {
 			return fmt.Errorf("lock state: %w", err)
 		}
 		if !ok {
-			return &LockedError{Holder: waitForHolder(func() *LockInfo { return lockHolder(ctx, conn) })}
+			return &state.LockedError{Holder: state.WaitForHolder(func() *state.LockInfo { return lockHolder(ctx, conn) })}
 		}
 		return nil
 	})
@@ -343,8 +345,8 @@ func (b *Postgres) Lock(ctx context.Context, info LockInfo, timeout time.Duratio
 }
 
 // lockHolder reads the recorded holder, nil when there is none yet.
-func lockHolder(ctx context.Context, conn *pgx.Conn) *LockInfo {
-	var info LockInfo
+func lockHolder(ctx context.Context, conn *pgx.Conn) *state.LockInfo {
+	var info state.LockInfo
 	err := conn.QueryRow(ctx, `SELECT info FROM `+pgLockTable+` ORDER BY created_at DESC LIMIT 1`).Scan(&info)
 	if err != nil || info.ID == "" {
 		return nil
@@ -355,7 +357,7 @@ func lockHolder(ctx context.Context, conn *pgx.Conn) *LockInfo {
 type pgLock struct {
 	mu   sync.Mutex // guards conn
 	conn *pgx.Conn
-	info LockInfo
+	info state.LockInfo
 
 	done bool
 	err  error
@@ -403,13 +405,13 @@ func (b *Postgres) ForceUnlock(ctx context.Context, id string) error {
 }
 
 func forceUnlock(ctx context.Context, conn *pgx.Conn, id string) error {
-	var info LockInfo
+	var info state.LockInfo
 	err := conn.QueryRow(ctx, `SELECT info FROM `+pgLockTable+` WHERE id = $1`, id).Scan(&info)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if cur := lockHolder(ctx, conn); cur != nil {
-			return fmt.Errorf("%w: the state lock is %s, not %q", ErrNoLock, cur, id)
+			return fmt.Errorf("%w: the state lock is %s, not %q", state.ErrNoLock, cur, id)
 		}
-		return fmt.Errorf("%w: the state is not locked", ErrNoLock)
+		return fmt.Errorf("%w: the state is not locked", state.ErrNoLock)
 	}
 	if err != nil {
 		return fmt.Errorf("force-unlock: read the lock: %w", err)
@@ -476,7 +478,7 @@ func waitReleased(ctx context.Context, conn *pgx.Conn, pid int) error {
 func (b *Postgres) FingerprintKey(ctx context.Context) ([]byte, error) {
 	var key []byte
 	err := b.withConn(ctx, func(conn *pgx.Conn) error {
-		if _, err := conn.Exec(ctx, `INSERT INTO `+pgKeysTable+` (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, fingerprintKeyName, NewKey()); err != nil {
+		if _, err := conn.Exec(ctx, `INSERT INTO `+pgKeysTable+` (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, fingerprintKeyName, state.NewKey()); err != nil {
 			return err
 		}
 		return conn.QueryRow(ctx, `SELECT key FROM `+pgKeysTable+` WHERE name = $1`, fingerprintKeyName).Scan(&key)

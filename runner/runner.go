@@ -106,7 +106,9 @@ type Runner struct {
 	// answered; requestWarned is when it last warned that it could not
 	// read them.
 	// recorder keeps the table status records through syncs (status.go).
-	recorder      statusRecorder
+	recorder statusRecorder
+	// cdc is what the cdc engines of the sources work with (cdc.go).
+	cdc           cdcDeps
 	requests      map[string]*activeRequest
 	requestWarned time.Time
 	// engines are the daemon's cdc engines running now, by source;
@@ -164,6 +166,12 @@ func New(opt Options) *Runner {
 		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
 		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
 	r.recorder = runnerStatus{r}
+	r.cdc = cdcDeps{
+		openSource: opt.Open, warehouse: opt.Warehouse, status: r.recorder, metrics: opt.Metrics,
+		logger: opt.Logger, now: opt.Now, progressOut: opt.Progress,
+		batchRows: opt.BatchRows, parallel: opt.Parallel,
+		flushChanges: opt.CDCFlushChanges, flushInterval: opt.CDCFlushInterval, flushBytes: opt.CDCFlushBytes,
+	}
 	r.hooks = newIntake(intakeDeps{
 		dir: opt.JournalDir, tables: r.webhookJobs, open: opt.Open, warehouse: opt.Warehouse,
 		status: r.recorder, store: opt.Status,

@@ -54,69 +54,65 @@ const statusEvery = 2 * time.Second
 // runnerStatus is the statusRecorder of a runner's own records.
 type runnerStatus struct{ r *Runner }
 
+// update changes j's record, as this runner's, under the runner's lock
+// and returns a copy of it to write.
+func (s runnerStatus) update(j job, change func(ts *state.TableStatus)) state.TableStatus {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	ts := s.r.tableStatus(j)
+	ts.Runner = s.r.id()
+	change(ts)
+	return *ts
+}
+
 func (s runnerStatus) running(ctx context.Context, j job, at time.Time) state.TableStatus {
-	r := s.r
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.State = state.StateRunning
-	ts.LastAttemptAt = at.UTC()
-	ts.Runner = r.id()
-	running := *ts
-	r.mu.Unlock()
-	_ = r.opt.Status.PutTableStatus(ctx, &running)
+	running := s.update(j, func(ts *state.TableStatus) {
+		ts.State = state.StateRunning
+		ts.LastAttemptAt = at.UTC()
+	})
+	_ = s.r.opt.Status.PutTableStatus(ctx, &running)
 	return running
 }
 
 func (s runnerStatus) ended(ctx context.Context, j job, at time.Time, res result, err error, next time.Time) {
-	r := s.r
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.Runner = r.id()
-	switch {
-	case errors.Is(err, errNotYet):
-		ts.State = state.StatePending
-		ts.LastError = err.Error()
-		ts.LastAttemptAt = time.Time{}
-	case err != nil:
-		failedStatus(ts, err)
-	default:
-		completedStatus(ts, at, res)
-	}
-	if !next.IsZero() {
-		ts.NextSyncAt = next.UTC()
-	}
-	done := *ts
-	r.mu.Unlock()
+	done := s.update(j, func(ts *state.TableStatus) {
+		switch {
+		case errors.Is(err, errNotYet):
+			ts.State = state.StatePending
+			ts.LastError = err.Error()
+			ts.LastAttemptAt = time.Time{}
+		case err != nil:
+			failedStatus(ts, err)
+		default:
+			completedStatus(ts, at, res)
+		}
+		if !next.IsZero() {
+			ts.NextSyncAt = next.UTC()
+		}
+	})
 	s.put(ctx, &done)
 }
 
 func (s runnerStatus) streamed(ctx context.Context, j job, at time.Time, res result) {
-	r := s.r
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.Runner = r.id()
-	completedStatus(ts, at, res)
-	ts.NextSyncAt = time.Time{}
-	write := res.full || res.warnings > 0 || at.Sub(r.statusWritten[j.addr]) >= statusEvery
-	if write && !res.full {
-		r.statusWritten[j.addr] = at
-	}
-	done := *ts
-	r.mu.Unlock()
+	var write bool
+	done := s.update(j, func(ts *state.TableStatus) {
+		completedStatus(ts, at, res)
+		ts.NextSyncAt = time.Time{}
+		write = res.full || res.warnings > 0 || at.Sub(s.r.statusWritten[j.addr]) >= statusEvery
+		if write && !res.full {
+			s.r.statusWritten[j.addr] = at
+		}
+	})
 	if write {
 		s.put(ctx, &done)
 	}
 }
 
 func (s runnerStatus) failed(ctx context.Context, j job, at time.Time, err error) {
-	r := s.r
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.Runner = r.id()
-	failedStatus(ts, err)
-	ts.LastAttemptAt = at.UTC()
-	done := *ts
-	r.mu.Unlock()
+	done := s.update(j, func(ts *state.TableStatus) {
+		failedStatus(ts, err)
+		ts.LastAttemptAt = at.UTC()
+	})
 	s.put(ctx, &done)
 }
 

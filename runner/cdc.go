@@ -808,9 +808,9 @@ func (r *Runner) onceCDC(ctx context.Context, jobs []job) []string {
 			err := e.run(ctx, true)
 			r.recorder.flush(ctx, g)
 			if err != nil {
-				r.slotFailure(ctx, g[0].src, err)
+				r.slots.slotLost(ctx, g[0].src, err)
 			}
-			r.checkSlotOnce(ctx, g[0].src, g[0].rs)
+			r.slots.checkOnce(ctx, g[0].src, g[0].rs)
 			mu.Lock()
 			defer mu.Unlock()
 			for _, t := range e.tables {
@@ -911,7 +911,7 @@ func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
 		go func() {
 			defer s.wg.Done()
 			defer close(monDone)
-			s.r.monitorSlot(ctx, g[0].src, g[0].rs, stopEngine)
+			s.r.slots.monitor(ctx, g[0].src, g[0].rs, stopEngine)
 		}()
 		go func() {
 			defer s.wg.Done()
@@ -945,7 +945,7 @@ func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
 		if err == nil {
 			err = errors.New("the stream ended")
 		}
-		if r.slotFailure(ctx, g[0].src, err) {
+		if r.slots.slotLost(ctx, g[0].src, err) {
 			// Until apply recreates the slot (which restarts the loop),
 			// sync requests naming these tables fail at once.
 			r.setCDCDown(e.addr, fmt.Errorf("%s (resync required: run `sluice apply`)", errorText(err)))

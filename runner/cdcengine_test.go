@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,5 +112,44 @@ CREATE TABLE gone (id int PRIMARY KEY);`, `
 	})
 	if st := r.Statuses(); len(st) != 0 {
 		t.Errorf("the runner recorded %v; the engine's recorder should have", st)
+	}
+}
+
+// TestSlotMonitorWithoutRunner: the WAL monitor works from its
+// dependencies alone: it records each reading of a source's slot through
+// the put it is given and remembers it for the source's later records; a
+// missing slot and a stream's lost slot are failures that say resync.
+func TestSlotMonitorWithoutRunner(t *testing.T) {
+	e := newCDCEnv(t, `CREATE TABLE t (id int PRIMARY KEY);`, `
+  table "t" {
+    sync = "cdc"
+  }`, "")
+	var put []string
+	m := &slotMonitor{
+		open: providers.Open, metrics: NewMetrics(), log: hclog.NewNullLogger(), now: time.Now,
+		put: func(_ context.Context, ss *state.SourceStatus) error {
+			put = append(put, ss.Address+" "+ss.State)
+			return nil
+		},
+		health: map[string]*state.SourceStatus{},
+	}
+	src := e.cfg.Sources[0]
+	addr := src.Address()
+	health := func() string {
+		ss := &state.SourceStatus{Address: addr, State: "healthy"}
+		m.withHealth(ss)
+		return ss.State
+	}
+	m.checkOnce(e.ctx, src, nil)
+	e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
+	m.checkOnce(e.ctx, src, nil)
+	if got := health(); got != "failed" || !strings.Contains(m.health[addr].Message, "resync required") {
+		t.Errorf("after the slot was dropped: %s: %s", got, m.health[addr].Message)
+	}
+	if !m.slotLost(e.ctx, src, fmt.Errorf("streaming: %w", providers.ErrSlotLost)) || m.slotLost(e.ctx, src, errors.New("other")) {
+		t.Error("slotLost: only a lost slot is one")
+	}
+	if diff := cmp.Diff([]string{addr + " healthy", addr + " failed", addr + " failed"}, put); diff != "" {
+		t.Errorf("source records (-want +got):\n%s", diff)
 	}
 }

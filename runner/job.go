@@ -78,7 +78,7 @@ func (r *Runner) reportSource(ctx context.Context, j job, err error) {
 	if err != nil && (Transient(err) || Unreachable(err)) {
 		ss.State, ss.Message = "failed", errorText(err)
 	}
-	r.withSlotHealth(ss)
+	r.slots.withHealth(ss)
 	if serr := r.putSourceStatus(ctx, ss); serr != nil {
 		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", serr)
 	}

@@ -95,11 +95,11 @@ type Runner struct {
 	status  map[string]*state.TableStatus
 	running map[string]bool
 	hooks   *intake // receiver, journals, applier (intake.go)
-	// statusWritten is when a streaming table's status was last written;
-	// sourceHealth the slot health the WAL monitor last recorded (cdc.go,
-	// walmonitor.go).
+	// statusWritten is when a streaming table's status was last written
+	// (status.go).
 	statusWritten map[string]time.Time
-	sourceHealth  map[string]*state.SourceStatus
+	// slots is the WAL monitor (walmonitor.go).
+	slots *slotMonitor
 	// ran are the tables the last Once or Sync synced.
 	ran map[string]bool
 	// requests are the sync requests the daemon took and has not
@@ -163,8 +163,8 @@ func New(opt Options) *Runner {
 		opt.Status = ownedStatus{StatusStore: opt.Status, owner: opt.Owner}
 	}
 	r := &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
-		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
-		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
+		statusWritten: map[string]time.Time{}, requests: map[string]*activeRequest{},
+		engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
 	r.recorder = runnerStatus{r}
 	r.cdc = cdcDeps{
 		openSource: opt.Open, warehouse: opt.Warehouse, status: r.recorder, metrics: opt.Metrics,
@@ -178,6 +178,11 @@ func New(opt Options) *Runner {
 		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
 		webhookURL:   r.webhookURL, registry: opt.Metrics.Registry, log: opt.Logger, now: opt.Now,
 	})
+	r.slots = &slotMonitor{
+		open: opt.Open, openResources: opt.Resources, put: r.hooks.putSourceStatus,
+		metrics: opt.Metrics, log: opt.Logger, now: opt.Now, interval: opt.WALCheckInterval,
+		health: map[string]*state.SourceStatus{},
+	}
 	return r
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -172,9 +173,33 @@ func cdcPosition(pc providers.PositionCodec, lsn, partLSN providers.StreamPositi
 	return pos
 }
 
+// cdcDeps are what a source's cdc engine works with: the source's
+// provider (its ChangeStream and SnapshotReader), the warehouse, the status
+// recorder its tables' records go through, metrics, logger, clock and the
+// read and commit settings.
+type cdcDeps struct {
+	openSource func(ctx context.Context, src *config.Source) (providers.Source, error)
+	warehouse  warehouse.Warehouse
+	status     statusRecorder
+	metrics    *Metrics
+	// logger is the runner's logger; the engine's log adds its source.
+	logger hclog.Logger
+	now    func() time.Time
+	// progressOut is where long snapshots report their progress (nil:
+	// nowhere).
+	progressOut io.Writer
+	// batchRows and parallel are passed to the readers; flushChanges,
+	// flushInterval and flushBytes say when streamed changes are
+	// committed (Options.CDCFlush*).
+	batchRows, parallel int
+	flushChanges        int
+	flushInterval       time.Duration
+	flushBytes          int64
+}
+
 // cdcEngine syncs the cdc tables of one source.
 type cdcEngine struct {
-	r      *Runner
+	cdcDeps
 	src    *config.Source
 	rs     *state.Source
 	addr   string
@@ -205,9 +230,10 @@ func cdcGroups(jobs []job) map[string][]job {
 	return out
 }
 
-func (r *Runner) newCDCEngine(jobs []job) *cdcEngine {
-	e := &cdcEngine{r: r, src: jobs[0].src, rs: jobs[0].rs, addr: jobs[0].src.Address()}
-	e.log = r.opt.Logger.With("source", e.addr)
+// newCDCEngine returns the engine of jobs, the cdc tables of one source.
+func newCDCEngine(d cdcDeps, jobs []job) *cdcEngine {
+	e := &cdcEngine{cdcDeps: d, src: jobs[0].src, rs: jobs[0].rs, addr: jobs[0].src.Address()}
+	e.log = d.logger.With("source", e.addr)
 	for _, j := range jobs {
 		t := j.table
 		e.tables = append(e.tables, &cdcTable{
@@ -216,7 +242,7 @@ func (r *Runner) newCDCEngine(jobs []job) *cdcEngine {
 			key: config.QualifiedName(t.Schema, t.Table),
 			req: providers.ReadRequest{
 				Schema: t.Schema, Table: t.Table, Columns: t.Columns, PrimaryKey: t.PrimaryKey,
-				BatchRows: r.opt.BatchRows, Parallel: r.opt.Parallel,
+				BatchRows: d.batchRows, Parallel: d.parallel,
 			},
 		})
 	}
@@ -228,7 +254,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 	if e.src.Postgres == nil {
 		return fmt.Errorf("%s: cdc needs a PostgreSQL source", e.addr)
 	}
-	prov, err := e.r.opt.Open(ctx, e.src)
+	prov, err := e.openSource(ctx, e.src)
 	if err != nil {
 		return err
 	}
@@ -258,13 +284,13 @@ func (e *cdcEngine) open(ctx context.Context) error {
 		}
 		for _, ot := range outs {
 			name := ot.name
-			wt, err := e.r.opt.Warehouse.Table(ctx, name)
+			wt, err := e.warehouse.Table(ctx, name)
 			if err != nil {
 				return err
 			}
 			cwt, ok := wt.(warehouse.CDCTable)
 			if !ok {
-				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.r.opt.Warehouse)
+				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.warehouse)
 			}
 			o := &cdcOutput{name: name, history: ot.history, wt: cwt, pc: cs}
 			pos, _ := wt.Position()
@@ -305,10 +331,7 @@ func (e *cdcEngine) needsSnapshot(t *cdcTable) string {
 			return "no snapshot committed yet"
 		}
 	}
-	e.r.mu.Lock()
-	due := resyncDue(t.j.table, e.r.tableStatus(t.j))
-	e.r.mu.Unlock()
-	if due {
+	if cur := e.status.current(t.j); resyncDue(t.j.table, &cur) {
 		return "a resync was requested"
 	}
 	// A slot created (by apply) after the table's position cannot give the
@@ -389,7 +412,7 @@ func (e *cdcEngine) failMissing(ctx context.Context) {
 	for i, t := range live {
 		if errs[i] != nil {
 			t.failed = true
-			e.r.cdcFailed(t.j, errs[i])
+			e.failed(ctx, t.j, errs[i])
 		}
 	}
 }
@@ -397,7 +420,7 @@ func (e *cdcEngine) failMissing(ctx context.Context) {
 // failAll records err as the failure of every live table.
 func (e *cdcEngine) failAll(err error) {
 	for _, t := range e.live() {
-		e.r.cdcFailed(t.j, err)
+		e.failed(context.Background(), t.j, err)
 	}
 }
 
@@ -417,7 +440,7 @@ func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 	if len(need) == 0 {
 		return nil
 	}
-	at := e.r.opt.Now().UTC().Truncate(time.Microsecond)
+	at := e.now().UTC().Truncate(time.Microsecond)
 	var snap providers.ExportedSnapshot
 	var release func() error
 	var err error
@@ -437,7 +460,7 @@ func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 				return ctx.Err()
 			}
 			t.failed = true
-			e.r.cdcFailed(t.j, err)
+			e.failed(ctx, t.j, err)
 		}
 	}
 	return release()
@@ -508,8 +531,8 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	if err != nil {
 		return fmt.Errorf("the snapshot's consistent point: %w", err)
 	}
-	start := e.r.opt.Now()
-	e.r.cdcRunning(t.j)
+	start := e.now()
+	e.status.running(ctx, t.j, start)
 	req := t.req
 	req.Snapshot = snap.Name
 	var txs []warehouse.Tx
@@ -539,7 +562,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		}
 		return nil
 	}
-	progress := e.r.newProgress(t.j.addr)
+	progress := newProgress(e.progressOut, t.j.addr)
 	var rows, warnings int64
 	_, err = e.sr.ReadSnapshot(ctx, req, func(b *records.Batch) error {
 		if fill == nil {
@@ -548,7 +571,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 			}
 		}
 		rows += int64(b.N)
-		warnings += warehouse.Nulled(e.r.opt.Warehouse, b)
+		warnings += warehouse.Nulled(e.warehouse, b)
 		progress.add(int64(b.N))
 		for k, o := range t.outs {
 			if err := txs[k].Write(ctx, fill.batch(b, o.history)); err != nil {
@@ -587,7 +610,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		}
 	}
 	t.resnapshot = false
-	e.r.cdcSnapshotted(t.j, rows, tableRows, warnings, e.r.opt.Now().Sub(start))
+	e.snapshotted(ctx, t.j, result{full: true, rowsRead: rows, tableRows: tableRows, warnings: warnings}, start)
 	return nil
 }
 
@@ -736,107 +759,37 @@ func (confirmSink) Transaction(context.Context, *providers.Transaction) error {
 
 func (s confirmSink) Flushed() string { return string(s) }
 
-// cdcRunning records that a table's snapshot is being read.
-func (r *Runner) cdcRunning(j job) {
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.State = state.StateRunning
-	ts.LastAttemptAt = r.opt.Now().UTC()
-	ts.Runner = r.id()
-	cp := *ts
-	r.mu.Unlock()
-	r.putStatus(&cp)
+// snapshotted records a table's snapshot, started at start, committed.
+func (e *cdcEngine) snapshotted(ctx context.Context, j job, res result, start time.Time) {
+	now := e.now().UTC()
+	took := now.Sub(start)
+	if res.warnings > 0 {
+		e.logger.Warn(warehouse.NulledWarning(e.warehouse), "table", j.addr, "count", res.warnings)
+	}
+	e.metrics.rows.WithLabelValues(j.addr).Add(float64(res.rowsRead))
+	e.metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
+	e.metrics.duration.WithLabelValues(j.addr).Observe(took.Seconds())
+	e.logger.Info("snapshot committed", "table", j.addr, "rows", res.rowsRead, "seconds", took.Seconds())
+	e.status.streamed(ctx, j, now, res)
 }
 
-// cdcSnapshotted records a committed snapshot.
-func (r *Runner) cdcSnapshotted(j job, rows, tableRows, warnings int64, took time.Duration) {
-	now := r.opt.Now().UTC()
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.State, ts.LastError = state.StateCompleted, ""
-	ts.LastSyncAt, ts.LastFullSyncAt = now, now
-	ts.Runner = r.id()
-	ts.RowsSynced, ts.LastRunRows = tableRows, rows
-	ts.Warnings = warnings
-	ts.NextSyncAt = time.Time{}
-	cp := *ts
-	r.mu.Unlock()
+// committed records a commit of streamed changes: changes applied, the
+// table holding tableRows after it.
+func (e *cdcEngine) committed(ctx context.Context, j job, changes, tableRows, warnings int64) {
+	now := e.now().UTC()
 	if warnings > 0 {
-		r.opt.Logger.Warn(warehouse.NulledWarning(r.opt.Warehouse), "table", j.addr, "count", warnings)
+		e.logger.Warn(warehouse.NulledWarning(e.warehouse), "table", j.addr, "count", warnings)
 	}
-	r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(rows))
-	r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
-	r.opt.Metrics.duration.WithLabelValues(j.addr).Observe(took.Seconds())
-	r.opt.Logger.Info("snapshot committed", "table", j.addr, "rows", rows, "seconds", took.Seconds())
-	r.putStatus(&cp)
+	e.metrics.rows.WithLabelValues(j.addr).Add(float64(changes))
+	e.metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
+	e.status.streamed(ctx, j, now, result{rowsRead: changes, tableRows: tableRows, warnings: warnings})
 }
 
-// cdcCommitted records a commit of streamed changes. Status is written at
-// most every statusEvery per table (the stream commits every second).
-func (r *Runner) cdcCommitted(j job, changes, tableRows, warnings int64) {
-	now := r.opt.Now().UTC()
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.State, ts.LastError = state.StateCompleted, ""
-	ts.LastSyncAt = now
-	ts.Runner = r.id()
-	ts.RowsSynced, ts.LastRunRows = tableRows, changes
-	ts.Warnings = warnings
-	ts.NextSyncAt = time.Time{}
-	write := now.Sub(r.statusWritten[j.addr]) >= statusEvery || warnings > 0
-	if write {
-		r.statusWritten[j.addr] = now
-	}
-	cp := *ts
-	r.mu.Unlock()
-	if warnings > 0 {
-		r.opt.Logger.Warn(warehouse.NulledWarning(r.opt.Warehouse), "table", j.addr, "count", warnings)
-	}
-	r.opt.Metrics.rows.WithLabelValues(j.addr).Add(float64(changes))
-	r.opt.Metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
-	if write {
-		r.putStatus(&cp)
-	}
-}
-
-// statusEvery bounds how often a streaming table's status is written.
-const statusEvery = 2 * time.Second
-
-// cdcFailed records a failed cdc table.
-func (r *Runner) cdcFailed(j job, err error) {
-	r.mu.Lock()
-	ts := r.tableStatus(j)
-	ts.State, ts.LastError = state.StateFailed, errorText(err)
-	ts.LastAttemptAt = r.opt.Now().UTC()
-	ts.Runner = r.id()
-	cp := *ts
-	r.mu.Unlock()
-	r.opt.Metrics.failures.WithLabelValues(j.addr).Inc()
-	r.opt.Logger.Error("cdc sync failed", "table", j.addr, "error", err)
-	r.putStatus(&cp)
-}
-
-// flushStatus writes the status of the tables whose last commits were
-// not written yet.
-func (r *Runner) flushStatus(jobs []job) {
-	r.mu.Lock()
-	var out []state.TableStatus
-	for _, j := range jobs {
-		out = append(out, *r.tableStatus(j))
-		delete(r.statusWritten, j.addr)
-	}
-	r.mu.Unlock()
-	for i := range out {
-		r.putStatus(&out[i])
-	}
-}
-
-func (r *Runner) putStatus(ts *state.TableStatus) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.opt.Status.PutTableStatus(ctx, ts); err != nil {
-		r.opt.Logger.Warn("cannot record status", "table", ts.Address, "error", err)
-	}
+// failed records a failed cdc table.
+func (e *cdcEngine) failed(ctx context.Context, j job, err error) {
+	e.metrics.failures.WithLabelValues(j.addr).Inc()
+	e.logger.Error("cdc sync failed", "table", j.addr, "error", err)
+	e.status.failed(ctx, j, e.now(), err)
 }
 
 // onceCDC runs every source's cdc tables for run -once, and returns the
@@ -851,20 +804,17 @@ func (r *Runner) onceCDC(ctx context.Context, jobs []job) []string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e := r.newCDCEngine(g)
+			e := newCDCEngine(r.cdc, g)
 			err := e.run(ctx, true)
-			r.flushStatus(g)
+			r.recorder.flush(ctx, g)
 			if err != nil {
-				r.slotFailure(ctx, g[0].src, err)
+				r.slots.slotLost(ctx, g[0].src, err)
 			}
-			r.checkSlotOnce(ctx, g[0].src, g[0].rs)
+			r.slots.checkOnce(ctx, g[0].src, g[0].rs)
 			mu.Lock()
 			defer mu.Unlock()
 			for _, t := range e.tables {
-				r.mu.Lock()
-				st := r.tableStatus(t.j).State
-				r.mu.Unlock()
-				if st == state.StateFailed {
+				if r.recorder.current(t.j).State == state.StateFailed {
 					failed = append(failed, t.j.addr)
 				}
 			}
@@ -961,7 +911,7 @@ func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
 		go func() {
 			defer s.wg.Done()
 			defer close(monDone)
-			s.r.monitorSlot(ctx, g[0].src, g[0].rs, stopEngine)
+			s.r.slots.monitor(ctx, g[0].src, g[0].rs, stopEngine)
 		}()
 		go func() {
 			defer s.wg.Done()
@@ -984,18 +934,18 @@ func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
 	r := s.r
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		started := time.Now()
-		e := r.newCDCEngine(g)
+		e := newCDCEngine(r.cdc, g)
 		r.setEngine(e.addr, e)
 		err := e.run(ctx, false)
 		r.setEngine(e.addr, nil)
-		r.flushStatus(g)
+		r.recorder.flush(ctx, g)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
 			err = errors.New("the stream ended")
 		}
-		if r.slotFailure(ctx, g[0].src, err) {
+		if r.slots.slotLost(ctx, g[0].src, err) {
 			// Until apply recreates the slot (which restarts the loop),
 			// sync requests naming these tables fail at once.
 			r.setCDCDown(e.addr, fmt.Errorf("%s (resync required: run `sluice apply`)", errorText(err)))

@@ -981,12 +981,12 @@ func TestCDCWALThresholds(t *testing.T) {
 			// position (what lag is measured from) includes it; the test
 			// cluster runs with synchronous_commit = off.
 			e.exec(`BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO other SELECT g, repeat('x', 100) FROM generate_series(1, 100) g; COMMIT`)
-			r.checkSlotOnce(e.ctx, src, rs)
+			r.slots.checkOnce(e.ctx, src, rs)
 			if ss := e.sourceStatus(); ss.State != "warning" || ss.SlotLagBytes < 1024 || !strings.Contains(ss.Message, "lag_warning") {
 				t.Errorf("over lag_warning: %+v", ss)
 			}
 			e.exec(`BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO other SELECT g, repeat('x', 100) FROM generate_series(1, 50000) g; COMMIT`)
-			r.checkSlotOnce(e.ctx, src, rs)
+			r.slots.checkOnce(e.ctx, src, rs)
 			ss := e.sourceStatus()
 			if ss.State != "failed" || ss.SlotLagBytes < 4<<20 || !strings.Contains(ss.Message, "lag_critical") {
 				t.Errorf("over lag_critical: %+v", ss)

@@ -99,10 +99,9 @@ const (
 )
 
 func newCDCSink(e *cdcEngine, live []*cdcTable, start, stop providers.StreamPosition) *cdcSink {
-	o := e.r.opt
 	s := &cdcSink{
 		e: e, tables: map[string]*tableSink{}, stop: stop,
-		maxChanges: o.CDCFlushChanges, maxBytes: o.CDCFlushBytes, interval: o.CDCFlushInterval,
+		maxChanges: e.flushChanges, maxBytes: e.flushBytes, interval: e.flushInterval,
 		handed: start, committed: start, reported: start, wake: make(chan struct{}, 1),
 	}
 	for _, t := range live {
@@ -452,7 +451,7 @@ func (ts *tableSink) commitTruncate(ctx context.Context, it *pendingItem) error 
 		if err := ts.setPosition(o, pos); err != nil {
 			return err
 		}
-		t.eng.r.opt.Logger.Info("table truncated at the source", "table", o.name, "rows", rows)
+		t.eng.logger.Info("table truncated at the source", "table", o.name, "rows", rows)
 	}
 	return nil
 }
@@ -530,7 +529,7 @@ func (ts *tableSink) commitRows(ctx context.Context, items []*pendingItem, pos f
 		}
 	}
 	if applied > 0 {
-		t.eng.r.cdcCommitted(t.j, applied, tableRows, b.warnings)
+		t.eng.committed(ctx, t.j, applied, tableRows, b.warnings)
 	}
 	return nil
 }
@@ -587,7 +586,7 @@ func newChangeBuild(ts *tableSink, items []*pendingItem) (*changeBuild, error) {
 	}
 	for _, it := range items {
 		for _, c := range b.srcIdx {
-			b.warnings += warehouse.NulledIn(ts.t.eng.r.opt.Warehouse, &it.rows.Cols[c])
+			b.warnings += warehouse.NulledIn(ts.t.eng.warehouse, &it.rows.Cols[c])
 		}
 	}
 	return b, nil
@@ -785,7 +784,7 @@ func (b *changeBuild) resolve(ctx context.Context) error {
 		}
 	}
 	if missing > 0 {
-		t.eng.r.opt.Logger.Warn("unchanged values whose stored version was not found were written as NULL", "table", t.j.addr, "rows", missing)
+		t.eng.logger.Warn("unchanged values whose stored version was not found were written as NULL", "table", t.j.addr, "rows", missing)
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func (r *Runner) reportSource(ctx context.Context, j job, err error) {
 	if err != nil && (Transient(err) || Unreachable(err)) {
 		ss.State, ss.Message = "failed", errorText(err)
 	}
-	r.withSlotHealth(ss)
+	r.slots.withHealth(ss)
 	if serr := r.putSourceStatus(ctx, ss); serr != nil {
 		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", serr)
 	}
@@ -177,7 +177,7 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 	if err != nil {
 		return res, err
 	}
-	progress := r.newProgress(j.addr)
+	progress := newProgress(r.opt.Progress, j.addr)
 	if est, ok := src.(providers.RowEstimator); ok && r.opt.Progress != nil {
 		if n, known, err := est.EstimateRows(ctx, req); err == nil && known {
 			progress.estimate = n

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -9,7 +10,7 @@ import (
 // progress prints a line now and then for a long sync, on a terminal: rows
 // so far and the rate. It stays quiet for syncs shorter than a few seconds.
 type progress struct {
-	r     *Runner
+	out   io.Writer // nil: quiet
 	addr  string
 	start time.Time
 	mu    sync.Mutex
@@ -19,15 +20,15 @@ type progress struct {
 	estimate int64
 }
 
-func (r *Runner) newProgress(addr string) *progress {
+func newProgress(out io.Writer, addr string) *progress {
 	now := time.Now()
-	return &progress{r: r, addr: addr, start: now, last: now}
+	return &progress{out: out, addr: addr, start: now, last: now}
 }
 
 const progressEvery = 5 * time.Second
 
 func (p *progress) add(n int64) {
-	if p.r.opt.Progress == nil {
+	if p.out == nil {
 		return
 	}
 	p.mu.Lock()
@@ -43,12 +44,12 @@ func (p *progress) add(n int64) {
 	if p.estimate > p.rows && rate > 0 {
 		eta = fmt.Sprintf(", about %s left", (time.Duration(float64(p.estimate-p.rows)/rate) * time.Second).Round(time.Second))
 	}
-	fmt.Fprintf(p.r.opt.Progress, "%s: %d rows, %.0f rows/s, %s elapsed%s\n", p.addr, p.rows, rate, now.Sub(p.start).Round(time.Second), eta)
+	fmt.Fprintf(p.out, "%s: %d rows, %.0f rows/s, %s elapsed%s\n", p.addr, p.rows, rate, now.Sub(p.start).Round(time.Second), eta)
 }
 
 func (p *progress) done() {
-	if p.r.opt.Progress == nil || time.Since(p.start) < progressEvery {
+	if p.out == nil || time.Since(p.start) < progressEvery {
 		return
 	}
-	fmt.Fprintf(p.r.opt.Progress, "%s: %d rows in %s\n", p.addr, p.rows, time.Since(p.start).Round(time.Second))
+	fmt.Fprintf(p.out, "%s: %d rows in %s\n", p.addr, p.rows, time.Since(p.start).Round(time.Second))
 }

@@ -95,18 +95,20 @@ type Runner struct {
 	status  map[string]*state.TableStatus
 	running map[string]bool
 	hooks   *intake // receiver, journals, applier (intake.go)
-	// statusWritten is when a streaming table's status was last written;
-	// sourceHealth the slot health the WAL monitor last recorded (cdc.go,
-	// walmonitor.go).
+	// statusWritten is when a streaming table's status was last written
+	// (status.go).
 	statusWritten map[string]time.Time
-	sourceHealth  map[string]*state.SourceStatus
+	// slots is the WAL monitor (walmonitor.go).
+	slots *slotMonitor
 	// ran are the tables the last Once or Sync synced.
 	ran map[string]bool
 	// requests are the sync requests the daemon took and has not
 	// answered; requestWarned is when it last warned that it could not
 	// read them.
 	// recorder keeps the table status records through syncs (status.go).
-	recorder      statusRecorder
+	recorder statusRecorder
+	// cdc is what the cdc engines of the sources work with (cdc.go).
+	cdc           cdcDeps
 	requests      map[string]*activeRequest
 	requestWarned time.Time
 	// engines are the daemon's cdc engines running now, by source;
@@ -161,15 +163,26 @@ func New(opt Options) *Runner {
 		opt.Status = ownedStatus{StatusStore: opt.Status, owner: opt.Owner}
 	}
 	r := &Runner{opt: opt, status: map[string]*state.TableStatus{}, running: map[string]bool{},
-		statusWritten: map[string]time.Time{}, sourceHealth: map[string]*state.SourceStatus{},
-		requests: map[string]*activeRequest{}, engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
+		statusWritten: map[string]time.Time{}, requests: map[string]*activeRequest{},
+		engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
 	r.recorder = runnerStatus{r}
+	r.cdc = cdcDeps{
+		openSource: opt.Open, warehouse: opt.Warehouse, status: r.recorder, metrics: opt.Metrics,
+		logger: opt.Logger, now: opt.Now, progressOut: opt.Progress,
+		batchRows: opt.BatchRows, parallel: opt.Parallel,
+		flushChanges: opt.CDCFlushChanges, flushInterval: opt.CDCFlushInterval, flushBytes: opt.CDCFlushBytes,
+	}
 	r.hooks = newIntake(intakeDeps{
 		dir: opt.JournalDir, tables: r.webhookJobs, open: opt.Open, warehouse: opt.Warehouse,
 		status: r.recorder, store: opt.Status,
 		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
 		webhookURL:   r.webhookURL, registry: opt.Metrics.Registry, log: opt.Logger, now: opt.Now,
 	})
+	r.slots = &slotMonitor{
+		open: opt.Open, openResources: opt.Resources, put: r.hooks.putSourceStatus,
+		metrics: opt.Metrics, log: opt.Logger, now: opt.Now, interval: opt.WALCheckInterval,
+		health: map[string]*state.SourceStatus{},
+	}
 	return r
 }
 

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
@@ -76,47 +79,68 @@ type slotWatch struct {
 	last    string // the last state recorded
 }
 
-// monitorSlot watches a source's slot until ctx ends. stopEngine stops the
+// slotMonitor reads the slots of sources with cdc tables (the WAL
+// monitor) and keeps what it last saw of each, from its dependencies: the
+// source's provider (a providers.SlotWatcher), its resource manager to drop
+// a slot, where source status records go, metrics, logger and clock.
+type slotMonitor struct {
+	open func(ctx context.Context, src *config.Source) (providers.Source, error)
+	// openResources opens a source's resource manager (Options.Resources;
+	// nil: a slot over lag_critical cannot be dropped).
+	openResources func(ctx context.Context, src *config.Source) (providers.ResourceManager, error)
+	// put writes a source's status record (with its webhook counters).
+	put      func(ctx context.Context, ss *state.SourceStatus) error
+	metrics  *Metrics
+	log      hclog.Logger
+	now      func() time.Time
+	interval time.Duration
+
+	mu sync.Mutex
+	// health is the slot health last recorded, by source.
+	health map[string]*state.SourceStatus
+}
+
+// monitor watches a source's slot until ctx ends. stopEngine stops the
 // source's stream (before its slot is dropped).
-func (r *Runner) monitorSlot(ctx context.Context, src *config.Source, rs *state.Source, stopEngine func()) {
+func (m *slotMonitor) monitor(ctx context.Context, src *config.Source, rs *state.Source, stopEngine func()) {
 	if src.Postgres == nil {
 		return
 	}
-	w := &slotWatch{src: src, probe: &slotProbe{src: src, open: r.opt.Open}}
+	w := &slotWatch{src: src, probe: &slotProbe{src: src, open: m.open}}
 	defer w.probe.close()
 	for {
-		r.checkSlot(ctx, w, 2, stopEngine)
+		m.check(ctx, w, 2, stopEngine)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(r.opt.WALCheckInterval):
+		case <-time.After(m.interval):
 		}
 	}
 }
 
-// checkSlotOnce reads a source's slot once (at the end of run -once).
-func (r *Runner) checkSlotOnce(ctx context.Context, src *config.Source, rs *state.Source) {
+// checkOnce reads a source's slot once (at the end of run -once).
+func (m *slotMonitor) checkOnce(ctx context.Context, src *config.Source, rs *state.Source) {
 	if src.Postgres == nil || ctx.Err() != nil {
 		return
 	}
-	w := &slotWatch{src: src, probe: &slotProbe{src: src, open: r.opt.Open}}
+	w := &slotWatch{src: src, probe: &slotProbe{src: src, open: m.open}}
 	defer w.probe.close()
-	r.checkSlot(ctx, w, 1, func() {})
+	m.check(ctx, w, 1, func() {})
 }
 
-// checkSlot takes one reading and acts on it; a missing slot counts after
+// check takes one reading and acts on it; a missing slot counts after
 // confirmMissing readings in a row.
-func (r *Runner) checkSlot(ctx context.Context, w *slotWatch, confirmMissing int, stopEngine func()) {
+func (m *slotMonitor) check(ctx context.Context, w *slotWatch, confirmMissing int, stopEngine func()) {
 	cdc := w.src.Postgres.CDC
 	addr := w.src.Address()
 	slot, err := w.probe.read(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			r.opt.Logger.Warn("cannot read the replication slot's lag", "source", addr, "error", err)
+			m.log.Warn("cannot read the replication slot's lag", "source", addr, "error", err)
 		}
 		return
 	}
-	ss := &state.SourceStatus{Address: addr, State: "healthy", UpdatedAt: r.opt.Now().UTC()}
+	ss := &state.SourceStatus{Address: addr, State: "healthy", UpdatedAt: m.now().UTC()}
 	switch {
 	case slot == nil:
 		w.missing++
@@ -134,7 +158,7 @@ func (r *Runner) checkSlot(ctx context.Context, w *slotWatch, confirmMissing int
 	case slot.LagBytes >= cdc.LagCritical:
 		ss.State, ss.SlotLagBytes = "failed", slot.LagBytes
 		if cdc.Management == "managed" && cdc.AutoDropSlot {
-			ss.Message = r.dropSlot(ctx, w, slot.LagBytes, stopEngine)
+			ss.Message = m.dropSlot(ctx, w, slot.LagBytes, stopEngine)
 			w.dropped = ss.Message
 		} else {
 			ss.Message = fmt.Sprintf("replication slot %s retains %s of WAL, over lag_critical (%s); sluice leaves it (%s): let the stream catch up, or drop the slot, which means a resync",
@@ -152,19 +176,19 @@ func (r *Runner) checkSlot(ctx context.Context, w *slotWatch, confirmMissing int
 			w.dropped = ""
 		}
 	}
-	r.opt.Metrics.slotLag.WithLabelValues(addr).Set(float64(ss.SlotLagBytes))
+	m.metrics.slotLag.WithLabelValues(addr).Set(float64(ss.SlotLagBytes))
 	if ss.State != w.last {
 		switch ss.State {
 		case "healthy":
-			r.opt.Logger.Info("replication slot healthy", "source", addr, "lag_bytes", ss.SlotLagBytes)
+			m.log.Info("replication slot healthy", "source", addr, "lag_bytes", ss.SlotLagBytes)
 		case "warning":
-			r.opt.Logger.Warn(ss.Message, "source", addr, "lag_bytes", ss.SlotLagBytes)
+			m.log.Warn(ss.Message, "source", addr, "lag_bytes", ss.SlotLagBytes)
 		default:
-			r.opt.Logger.Error(ss.Message, "source", addr, "lag_bytes", ss.SlotLagBytes)
+			m.log.Error(ss.Message, "source", addr, "lag_bytes", ss.SlotLagBytes)
 		}
 		w.last = ss.State
 	}
-	r.recordSlotHealth(ctx, ss)
+	m.recordHealth(ctx, ss)
 }
 
 func leaveReason(cdc config.CDC) string {
@@ -176,11 +200,11 @@ func leaveReason(cdc config.CDC) string {
 
 // dropSlot stops the source's stream and drops its slot and publication,
 // and returns the status message saying so.
-func (r *Runner) dropSlot(ctx context.Context, w *slotWatch, lag int64, stopEngine func()) string {
+func (m *slotMonitor) dropSlot(ctx context.Context, w *slotWatch, lag int64, stopEngine func()) string {
 	cdc := w.src.Postgres.CDC
 	head := fmt.Sprintf("replication slot %s retained %s of WAL, over lag_critical (%s)", cdc.Slot, config.FormatSize(lag), config.FormatSize(cdc.LagCritical))
 	stopEngine()
-	rm, err := r.resources(ctx, w.src)
+	rm, err := m.resources(ctx, w.src)
 	if err == nil {
 		defer rm.Close()
 		// The stopped stream's server process may hold the slot for a
@@ -203,43 +227,43 @@ func (r *Runner) dropSlot(ctx context.Context, w *slotWatch, lag int64, stopEngi
 }
 
 // resources opens the resource manager of a source.
-func (r *Runner) resources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
-	if r.opt.Resources != nil {
-		return r.opt.Resources(ctx, src)
+func (m *slotMonitor) resources(ctx context.Context, src *config.Source) (providers.ResourceManager, error) {
+	if m.openResources != nil {
+		return m.openResources(ctx, src)
 	}
 	return nil, fmt.Errorf("no resource manager to drop the slot of %s (Options.Resources is not set)", src.Address())
 }
 
-// slotFailure records a source whose slot is gone as failed (resync
+// slotLost records a source whose slot is gone as failed (resync
 // required) and reports whether err was that.
-func (r *Runner) slotFailure(ctx context.Context, src *config.Source, err error) bool {
+func (m *slotMonitor) slotLost(ctx context.Context, src *config.Source, err error) bool {
 	if !errors.Is(err, providers.ErrSlotLost) {
 		return false
 	}
-	r.recordSlotHealth(ctx, &state.SourceStatus{Address: src.Address(), State: "failed", Message: errorText(err) + " (resync required)", UpdatedAt: r.opt.Now().UTC()})
+	m.recordHealth(ctx, &state.SourceStatus{Address: src.Address(), State: "failed", Message: errorText(err) + " (resync required)", UpdatedAt: m.now().UTC()})
 	return true
 }
 
-// recordSlotHealth records a source's health as the WAL monitor (or the
+// recordHealth records a source's health as the WAL monitor (or the
 // stream) saw it; reportSource keeps it when a table's sync reports.
-func (r *Runner) recordSlotHealth(ctx context.Context, ss *state.SourceStatus) {
-	r.mu.Lock()
+func (m *slotMonitor) recordHealth(ctx context.Context, ss *state.SourceStatus) {
+	m.mu.Lock()
 	cp := *ss
-	r.sourceHealth[ss.Address] = &cp
-	r.mu.Unlock()
+	m.health[ss.Address] = &cp
+	m.mu.Unlock()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := r.putSourceStatus(sctx, ss); err != nil {
-		r.opt.Logger.Warn("cannot record source status", "source", ss.Address, "error", err)
+	if err := m.put(sctx, ss); err != nil {
+		m.log.Warn("cannot record source status", "source", ss.Address, "error", err)
 	}
 }
 
-// withSlotHealth adds what the WAL monitor last saw of the source's slot
+// withHealth adds what the WAL monitor last saw of the source's slot
 // to a source status: its lag, and its state unless ss is worse.
-func (r *Runner) withSlotHealth(ss *state.SourceStatus) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if h := r.sourceHealth[ss.Address]; h != nil {
+func (m *slotMonitor) withHealth(ss *state.SourceStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := m.health[ss.Address]; h != nil {
 		ss.SlotLagBytes = h.SlotLagBytes
 		if ss.State == "healthy" {
 			ss.State, ss.Message = h.State, h.Message

@@ -241,7 +241,7 @@ const crashEnv = "ATOMICFILE_CRASH_AT"
 func TestCrashChild(t *testing.T) {
 	step, path, ok := strings.Cut(os.Getenv(crashEnv), ":")
 	if !ok {
-		t.Skip("run by TestCrashAtEachStep")
+		return // only TestCrashAtEachStep's child process has work here
 	}
 	hook = func(s, _ string) error {
 		if s == step {

@@ -48,12 +48,18 @@ const now = () => Date.now() * 1000;
 
 // TestDuckDBGlobReader is TestGlobReaderSeesOneVersion with DuckDB as the
 // reader, as a user queries the warehouse. It needs Node.js and the npm
-// package @duckdb/node-api (which ships DuckDB): set SLUICE_TEST_DUCKDB to
-// the node_modules directory holding it (npm install @duckdb/node-api).
+// package @duckdb/node-api (which ships DuckDB), which `make test`
+// installs (scripts/ensure-duckdb.sh) and names in SLUICE_TEST_DUCKDB;
+// without it the test looks in that script's cache directory, and fails
+// (skips only under -short) when DuckDB is nowhere.
 func TestDuckDBGlobReader(t *testing.T) {
-	modules := os.Getenv("SLUICE_TEST_DUCKDB")
+	modules := duckdbModules()
 	if modules == "" {
-		t.Skip("SLUICE_TEST_DUCKDB is not set (the node_modules directory holding @duckdb/node-api)")
+		msg := "DuckDB is not installed: run `bash scripts/ensure-duckdb.sh` (make test does) or set SLUICE_TEST_DUCKDB to the node_modules directory holding @duckdb/node-api"
+		if testing.Short() {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
 	}
 	w := openTestWarehouse(t)
 	tinyLimits(w)
@@ -162,4 +168,21 @@ func TestDuckDBGlobReader(t *testing.T) {
 		t.Error("no DuckDB read ran between commits: the test checked nothing")
 	}
 	t.Logf("DuckDB reads: %d between commits, %d overlapping one of %d publish steps (%d torn, %d hit a removed file)", nQuiet, nOverlap, len(windows), nTorn, nGone)
+}
+
+// duckdbModules is the node_modules directory holding @duckdb/node-api:
+// SLUICE_TEST_DUCKDB, else where scripts/ensure-duckdb.sh installs it.
+func duckdbModules() string {
+	if m := os.Getenv("SLUICE_TEST_DUCKDB"); m != "" {
+		return m
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	found, _ := filepath.Glob(filepath.Join(cache, "sluice", "duckdb-*", "node_modules", "@duckdb", "node-api"))
+	if len(found) == 0 {
+		return ""
+	}
+	return filepath.Dir(filepath.Dir(found[len(found)-1]))
 }

@@ -910,15 +910,7 @@ INSERT INTO t VALUES (1, 'a');`, `
     sync = "cdc"
   }`, "")
 	r := e.runner()
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer StartRun(t, e.ctx, r)()
 	waitFor(t, "the snapshot", func() bool { return len(e.rows("pg_t", []string{"id"}, nil)) == 1 })
 	e.exec(`INSERT INTO t VALUES (2, 'b')`)
 	waitFor(t, "the insert", func() bool { return len(e.rows("pg_t", []string{"id"}, nil)) == 2 })

@@ -30,27 +30,11 @@ INSERT INTO t VALUES (1, 'a');`, `
 	r := e.runner(func(o *Options) {
 		o.Owner, o.Requests, o.CDCFlushInterval = &me, e.local, 300*time.Millisecond
 	})
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer StartRun(t, e.ctx, r)()
 	waitFor(t, "the snapshot", func() bool { return len(e.rows("pg_t", []string{"id"}, nil)) == 1 })
 	e.exec(`INSERT INTO t VALUES (2, 'b')`)
-	req := state.NewSyncRequest([]string{"postgres.db/t"})
-	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	var answer *state.SyncRequest
-	waitFor(t, "the answer", func() bool {
-		var err error
-		answer, err = e.local.SyncRequest(e.ctx, req.ID)
-		return err == nil && answer != nil && answer.Done()
-	})
+	req := PutSyncRequest(t, e.ctx, e.local, "postgres.db/t")
+	answer := WaitRequest(t, e.ctx, e.local, req.ID)
 	if len(answer.Results) != 1 || answer.Results[0].State != state.StateCompleted || answer.Results[0].RowsSynced != 2 {
 		t.Errorf("answer: %+v", answer.Results)
 	}
@@ -169,26 +153,10 @@ INSERT INTO u VALUES (1, 'a');`, `
 		o.Owner, o.Requests, o.CDCFlushInterval = &me, watch, 100*time.Millisecond
 		o.Warehouse = slowWarehouse{Warehouse: o.Warehouse, delay: delay, fail: fail}
 	})
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer StartRun(t, e.ctx, r)()
 	waitFor(t, "the snapshots", func() bool {
 		return len(e.rows("pg_t", []string{"id"}, nil)) == 1 && len(e.rows("pg_u", []string{"id"}, nil)) == 1
 	})
-	request := func(tables ...string) *state.SyncRequest {
-		t.Helper()
-		req := state.NewSyncRequest(tables)
-		if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
-			t.Fatal(err)
-		}
-		return req
-	}
 	answer := func(req *state.SyncRequest, within time.Duration) (*state.SyncRequest, time.Duration) {
 		t.Helper()
 		start := time.Now()
@@ -214,7 +182,7 @@ INSERT INTO u VALUES (1, 'a');`, `
 		e.exec(`INSERT INTO t VALUES ($1, 'x')`, i)
 	}
 	e.exec(`INSERT INTO t SELECT g, 'y' FROM generate_series(51, 2000) g`)
-	lagging := request("postgres.db/t")
+	lagging := PutSyncRequest(t, e.ctx, e.local, "postgres.db/t")
 	got, took := answer(lagging, 30*time.Second)
 	if n := watch.at(lagging.ID)["pg_t"]; n != 2000 {
 		t.Errorf("pg_t held %d rows when the request was answered (after %s), want the 2000 committed before it", n, took)
@@ -226,7 +194,7 @@ INSERT INTO u VALUES (1, 'a');`, `
 	// An idle table (no change since its snapshot) is answered promptly,
 	// with the stream caught up and idle.
 	delay.Store(0)
-	idle := request("postgres.db/u")
+	idle := PutSyncRequest(t, e.ctx, e.local, "postgres.db/u")
 	got, took = answer(idle, 15*time.Second)
 	if len(got.Results) != 1 || got.Results[0].State != state.StateCompleted || got.Results[0].RowsSynced != 1 {
 		t.Errorf("idle table's answer: %+v", got.Results)
@@ -236,7 +204,7 @@ INSERT INTO u VALUES (1, 'a');`, `
 	// A change to the idle table committed just before a request naming
 	// both is in the warehouse when they are answered.
 	e.exec(`INSERT INTO u VALUES (2, 'b')`)
-	both := request("postgres.db/t", "postgres.db/u")
+	both := PutSyncRequest(t, e.ctx, e.local, "postgres.db/t", "postgres.db/u")
 	got, _ = answer(both, 15*time.Second)
 	if diff := cmp.Diff(map[string]int{"pg_t": 2000, "pg_u": 2}, watch.at(both.ID)); diff != "" {
 		t.Errorf("warehouse rows when answered (-want +got):\n%s", diff)
@@ -252,7 +220,7 @@ INSERT INTO u VALUES (1, 'a');`, `
 	delay.Store(int64(500 * time.Millisecond))
 	fail.Store(true)
 	e.exec(`INSERT INTO t VALUES (2001, 'z')`)
-	failing := request("postgres.db/t")
+	failing := PutSyncRequest(t, e.ctx, e.local, "postgres.db/t")
 	got, _ = answer(failing, 15*time.Second)
 	if len(got.Results) != 1 || got.Results[0].State != state.StateFailed || !strings.Contains(got.Results[0].LastError, "the warehouse is full") {
 		t.Errorf("answer while the stream fails: %+v", got.Results)
@@ -271,30 +239,14 @@ func TestDaemonCDCRequestSlotLost(t *testing.T) {
 	e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
 	me := state.NewRunnerInfo("run")
 	r := e.runner(func(o *Options) { o.Owner, o.Requests = &me, e.local })
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer StartRun(t, e.ctx, r)()
 	waitFor(t, "the stream to fail", func() bool {
 		ts := e.status("postgres.db/t")
 		return ts.State == state.StateFailed
 	})
-	req := state.NewSyncRequest([]string{"postgres.db/t"})
-	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	req := PutSyncRequest(t, e.ctx, e.local, "postgres.db/t")
 	start := time.Now()
-	var got *state.SyncRequest
-	waitFor(t, "the answer", func() bool {
-		var err error
-		got, err = e.local.SyncRequest(e.ctx, req.ID)
-		return err == nil && got != nil && got.Done()
-	})
+	got := WaitRequest(t, e.ctx, e.local, req.ID)
 	if len(got.Results) != 1 || got.Results[0].State != state.StateFailed || !strings.Contains(got.Results[0].LastError, "resync required") {
 		t.Errorf("answer: %+v", got.Results)
 	}

@@ -30,20 +30,7 @@ func (e *env) requestRunner(owner *state.RunnerInfo) *runner.Runner {
 // waitRequest waits for a request to be answered.
 func (e *env) waitRequest(id string) *state.SyncRequest {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		req, err := e.local.SyncRequest(e.ctx, id)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if req != nil && req.Done() {
-			return req
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("request %s not answered: %+v", id, req)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return runner.WaitRequest(e.t, e.ctx, e.local, id)
 }
 
 func results(req *state.SyncRequest) map[string]state.TableStatus {
@@ -83,20 +70,9 @@ func TestDaemonAnswersSyncRequests(t *testing.T) {
 
 	me := state.NewRunnerInfo("run")
 	r := e.requestRunner(&me)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runner.StartRun(t, e.ctx, r)()
 
-	req := state.NewSyncRequest([]string{"postgres.db/items", "postgres.db/nope"})
-	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	req := runner.PutSyncRequest(t, e.ctx, e.local, "postgres.db/items", "postgres.db/nope")
 	got := results(e.waitRequest(req.ID))
 	if ts := got["postgres.db/items"]; ts.State != state.StateCompleted || ts.RowsSynced != 101 {
 		t.Errorf("items: %+v", ts)
@@ -129,10 +105,7 @@ func TestOnceTakesPendingRequests(t *testing.T) {
 	e.now = time.Now().UTC()
 	e.once()
 	e.exec(`INSERT INTO "Mixed Case" VALUES (3, 'three')`)
-	req := state.NewSyncRequest([]string{"postgres.db/Mixed Case"})
-	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	req := runner.PutSyncRequest(t, e.ctx, e.local, "postgres.db/Mixed Case")
 	me := state.NewRunnerInfo("run -once")
 	if failed, err := e.requestRunner(&me).Once(e.ctx); err != nil || len(failed) > 0 {
 		t.Fatalf("Once: %v, %v", failed, err)
@@ -179,10 +152,7 @@ func TestRequestWaitsForASyncStartedAfterIt(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.exec(`INSERT INTO "Mixed Case_t" VALUES (3, 'three')`)
-	req := state.NewSyncRequest([]string{"postgres.db/Mixed Case"})
-	if err := e.local.PutSyncRequest(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	req := runner.PutSyncRequest(t, e.ctx, e.local, "postgres.db/Mixed Case")
 	ts := results(e.waitRequest(req.ID))["postgres.db/Mixed Case"]
 	if ts.State != state.StateCompleted || ts.RowsSynced != 3 {
 		t.Errorf("answered by the sync that started before the request: %+v", ts)

@@ -36,7 +36,7 @@ func TestLocalRoundTrip(t *testing.T) {
 		t.Error("two reads of a missing file gave the same lineage; each should be a fresh New()")
 	}
 
-	want := testState()
+	want := testState(t)
 	if err := b.Write(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestLocalWriteConflicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := NewLocal(filepath.Join(t.TempDir(), "state.json"))
-			st := testState()
+			st := testState(t)
 			for range 2 {
 				if err := b.Write(ctx, st); err != nil {
 					t.Fatal(err)
@@ -137,7 +137,7 @@ func TestLocalWriteConflicts(t *testing.T) {
 
 	t.Run("two writers of one version", func(t *testing.T) {
 		b := NewLocal(filepath.Join(t.TempDir(), "state.json"))
-		if err := b.Write(ctx, testState()); err != nil {
+		if err := b.Write(ctx, testState(t)); err != nil {
 			t.Fatal(err)
 		}
 		first, _ := b.Read(ctx)
@@ -152,7 +152,7 @@ func TestLocalWriteConflicts(t *testing.T) {
 	})
 	t.Run("racing writers of one version", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "state.json")
-		base := testState()
+		base := testState(t)
 		if err := NewLocal(path).Write(ctx, base); err != nil {
 			t.Fatal(err)
 		}
@@ -356,13 +356,13 @@ func TestLocalLockOtherProcess(t *testing.T) {
 	if !errors.As(err, &locked) || locked.Holder == nil {
 		t.Fatalf("Lock while another process holds it: %v", err)
 	}
-	if locked.Holder.ID != h.id || locked.Holder.Who != "holder@test" || locked.Holder.PID != h.cmd.Process.Pid {
-		t.Errorf("holder %+v, want ID %s, pid %d", locked.Holder, h.id, h.cmd.Process.Pid)
+	if locked.Holder.ID != h.Said || locked.Holder.Who != "holder@test" || locked.Holder.PID != h.Pid() {
+		t.Errorf("holder %+v, want ID %s, pid %d", locked.Holder, h.Said, h.Pid())
 	}
 
 	// A holder killed outright leaves its lock file, but not its flock: the
 	// next Lock takes over at once, without force-unlock.
-	h.kill()
+	h.Kill()
 	if _, err := os.Stat(b.LockPath()); err != nil {
 		t.Fatalf("the killed holder's lock file: %v", err)
 	}
@@ -385,7 +385,7 @@ func TestLocalLockOtherProcess(t *testing.T) {
 	released := make(chan error, 1)
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		released <- h.release()
+		released <- h.Release()
 	}()
 	unlock, err = b.Lock(ctx, NewLockInfo("plan"), 10*time.Second)
 	if err != nil {

@@ -1,16 +1,12 @@
 package state
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"strings"
-	"sync"
+	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/sluice-dev/sluice/internal/proctest"
 )
 
 // The tests start this test binary again as a lock holder (see
@@ -30,122 +26,34 @@ func TestMain(m *testing.M) {
 // holderMain takes the state lock, says "locked ID" on stdout, and holds
 // the lock until stdin closes (or the test kills it).
 func holderMain(kind, target string) int {
-	ctx := context.Background()
-	b := NewLocal(target)
-	info := NewLockInfo("holder")
-	info.Who = "holder@test"
-	unlock, err := b.Lock(ctx, info, 0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("locked %s\n", info.ID)
-	io.Copy(io.Discard, os.Stdin)
-	if err := unlock(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
-// holder is a lock-holding process started by startHolder.
-type holder struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	id    string
-
-	once    sync.Once
-	waitErr error
-}
-
-func (h *holder) wait() error {
-	h.once.Do(func() { h.waitErr = h.cmd.Wait() })
-	return h.waitErr
+	return proctest.Hold("locked ", func() (string, func() error, error) {
+		info := NewLockInfo("holder")
+		info.Who = "holder@test"
+		unlock, err := NewLocal(target).Lock(context.Background(), info, 0)
+		return info.ID, unlock, err
+	})
 }
 
 // startHolder starts a process that holds the lock of the backend (kind
-// "local" with a path) until release or kill.
-func startHolder(t *testing.T, kind, target string) *holder {
+// "local" with a path) until Release or Kill; its Said is the lock ID.
+func startHolder(t *testing.T, kind, target string) *proctest.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+kind, helperTargetEnv+"="+target)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
+	return proctest.Start(t, "locked ", helperEnv+"="+kind, helperTargetEnv+"="+target)
+}
+
+// testState is the state in testdata/state.json (a source of each type,
+// identifiers that need quoting and every kind of resource; state/pgstate
+// tests use it too), with a fresh lineage as New gives.
+func testState(t testing.TB) *State {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "state.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	st, err := Decode(data, "testdata/state.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &holder{cmd: cmd, stdin: stdin}
-	t.Cleanup(func() { h.kill() })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		id, ok := strings.CutPrefix(strings.TrimSpace(s), "locked ")
-		if !ok {
-			h.kill()
-			t.Fatalf("holder did not lock: %q, stderr %q", s, stderr.String())
-		}
-		h.id = id
-	case <-time.After(20 * time.Second):
-		h.kill()
-		t.Fatalf("holder did not lock within 20s; stderr %q", stderr.String())
-	}
-	return h
-}
-
-// release makes the holder unlock and exit.
-func (h *holder) release() error {
-	h.stdin.Close()
-	if err := h.wait(); err != nil {
-		return fmt.Errorf("holder: %w", err)
-	}
-	return nil
-}
-
-// kill ends the holder with SIGKILL, as a crash would: it runs no code.
-func (h *holder) kill() {
-	h.cmd.Process.Kill()
-	h.wait()
-}
-
-func testState() *State {
-	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	st := New()
-	st.Sources["postgres.prod"] = &Source{
-		Address: "postgres.prod", Type: "postgres", Name: "prod", Prefix: "postgres_prod",
-		Settings:     map[string]string{"host": "db.example.com", "port": "5432", "cdc.slot": "sluice_prod"},
-		Fingerprints: map[string]string{"password": "hmac-sha256:00"},
-		Resources: Resources{
-			Management:  "managed",
-			Publication: &PublicationState{Name: "sluice_pub_prod", Tables: []string{"public.events"}},
-			Slot:        &SlotState{Name: "sluice_prod", Plugin: "pgoutput", CreatedLSN: "0/16B3748", CreatedAt: at},
-		},
-		Tables: map[string]*Table{
-			"orders": {Name: "orders", Schema: "public", Table: "orders", WarehouseTable: "postgres_prod_orders",
-				Sync: "incremental", IncrementalField: "updated_at", PrimaryKey: []string{"id"}, Frequency: ParseFrequency("1h"), Enabled: true,
-				SourceColumns: []ColumnState{{Name: "id", Type: "bigint"}, {Name: "updated_at", Type: "timestamp with time zone"}}, AppliedAt: at},
-			`Mixed "Case"`: {Name: `Mixed "Case"`, Schema: "Sales", Table: `Mixed "Case"`, WarehouseTable: "postgres_prod_sales_mixed__case_",
-				Sync: "full_refresh", Frequency: ParseFrequency("6h"), Enabled: true, AppliedAt: at},
-		},
-		AppliedAt: at,
-	}
-	st.Sources["stripe.billing"] = &Source{
-		Address: "stripe.billing", Type: "stripe", Name: "billing", Prefix: "stripe",
-		Settings:  map[string]string{},
-		Resources: Resources{Webhook: &WebhookState{ID: "we_1", URL: "https://x/webhooks/stripe.billing", Events: []string{"charge.updated"}, Created: true}},
-		Tables:    map[string]*Table{},
-		AppliedAt: at,
-	}
+	st.Lineage = New().Lineage
 	return st
 }

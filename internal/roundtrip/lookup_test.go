@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/warehouse"
 	whpg "github.com/sluice-dev/sluice/warehouse/postgres"
@@ -41,7 +42,7 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 	}
 	var want []string
 	pos, err := prov.ReadSnapshot(ctx, req, func(b *records.Batch) error {
-		want = append(want, renderRows(b, allRows(b), len(schema.Columns))...)
+		want = append(want, recordstest.RenderRows(b, recordstest.AllRows(b), len(schema.Columns))...)
 		return tx.Write(ctx, b)
 	})
 	if err != nil {
@@ -71,7 +72,7 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 
 	var scanned []string
 	if err := wt.Scan(ctx, func(b *records.Batch) error {
-		scanned = append(scanned, renderRows(b, allRows(b), len(schema.Columns))...)
+		scanned = append(scanned, recordstest.RenderRows(b, recordstest.AllRows(b), len(schema.Columns))...)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestLookupAndScanRoundTrip(t *testing.T) {
 	}
 	var found []string
 	if err := wt.Lookup(ctx, keys, false, func(b *records.Batch, rows []int32) error {
-		found = append(found, renderRows(b, rows, len(schema.Columns))...)
+		found = append(found, recordstest.RenderRows(b, rows, len(schema.Columns))...)
 		return nil
 	}); err != nil {
 		t.Fatal(err)

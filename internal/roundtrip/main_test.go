@@ -3,7 +3,6 @@ package roundtrip
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
-	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/providers"
 	pgsource "github.com/sluice-dev/sluice/providers/postgres"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -170,24 +168,3 @@ INSERT INTO alltypes VALUES
  '0', '0.0.0.0', '00:00:00-12', 'empty', '', '-0.01', '(0,0)', B'', '<r/>'),
 (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 `
-
-// renderRows renders the rows of b (the first n columns), one string each.
-func renderRows(b *records.Batch, rows []int32, n int) []string {
-	var out []string
-	for _, r := range rows {
-		var parts []string
-		for c := range n {
-			parts = append(parts, recordstest.Render(&b.Cols[c], b.Schema.Columns[c].Type, int(r)))
-		}
-		out = append(out, strings.Join(parts, " | "))
-	}
-	return out
-}
-
-func allRows(b *records.Batch) []int32 {
-	rows := make([]int32, b.N)
-	for i := range rows {
-		rows[i] = int32(i)
-	}
-	return rows
-}

@@ -53,7 +53,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 		t.Errorf("empty database: got %+v, want a New() state", st)
 	}
 
-	want := testState()
+	want := testState(t)
 	for i := range 3 {
 		want.Sources["postgres.prod"].Settings["port"] = string(rune('0' + i))
 		if err := b.Write(ctx, want); err != nil {
@@ -113,7 +113,7 @@ func TestPostgresWriteConflicts(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
 	a, b := openPG(t, url), openPG(t, url)
-	if err := a.Write(ctx, testState()); err != nil {
+	if err := a.Write(ctx, testState(t)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -275,10 +275,10 @@ func TestPostgresKilledHolder(t *testing.T) {
 	h := startHolder(t, "postgres", url)
 	_, err := b.Lock(ctx, state.NewLockInfo("plan"), 0)
 	var locked *state.LockedError
-	if !errors.As(err, &locked) || locked.Holder == nil || locked.Holder.ID != h.id || locked.Holder.Who != "holder@test" {
+	if !errors.As(err, &locked) || locked.Holder == nil || locked.Holder.ID != h.Said || locked.Holder.Who != "holder@test" {
 		t.Fatalf("Lock while another process holds it: %v", err)
 	}
-	h.kill()
+	h.Kill()
 	// The server notices the closed connection at once; the timeout only
 	// covers a slow machine.
 	info := state.NewLockInfo("plan")
@@ -336,11 +336,11 @@ func TestPostgresForceUnlock(t *testing.T) {
 
 	// A row left by a killed holder: force-unlock just removes it.
 	h := startHolder(t, "postgres", url)
-	h.kill()
+	h.Kill()
 	waitFor(t, "the killed holder's lock to go", func() bool {
 		return query[int64](t, url, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`) == 0
 	})
-	if err := admin.ForceUnlock(ctx, h.id); err != nil {
+	if err := admin.ForceUnlock(ctx, h.Said); err != nil {
 		t.Errorf("ForceUnlock of a dead holder: %v", err)
 	}
 }
@@ -377,7 +377,7 @@ func TestPostgresFingerprintKey(t *testing.T) {
 		}
 	}
 	b := openPG(t, url)
-	if err := b.Write(ctx, testState()); err != nil {
+	if err := b.Write(ctx, testState(t)); err != nil {
 		t.Fatal(err)
 	}
 	if n := query[int64](t, url, `SELECT count(*) FROM sluice.state_versions WHERE position(encode($1::bytea, 'hex') in state::text) > 0`, keys[0]); n != 0 {

@@ -15,27 +15,6 @@ import (
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
-// renderRows renders the rows of b (the first n columns), one string each.
-func renderRows(b *records.Batch, rows []int32, n int) []string {
-	var out []string
-	for _, r := range rows {
-		var parts []string
-		for c := range n {
-			parts = append(parts, recordstest.Render(&b.Cols[c], b.Schema.Columns[c].Type, int(r)))
-		}
-		out = append(out, strings.Join(parts, " | "))
-	}
-	return out
-}
-
-func allRows(b *records.Batch) []int32 {
-	rows := make([]int32, b.N)
-	for i := range rows {
-		rows[i] = int32(i)
-	}
-	return rows
-}
-
 // historySchema is a history table of a quoted, mixed-case key.
 var historySchema = &records.Schema{
 	Columns: []records.Column{
@@ -161,7 +140,7 @@ func TestHistory(t *testing.T) {
 	}
 	var current []string
 	err = tbl.(*Table).Lookup(ctx, keys, true, func(b *records.Batch, rows []int32) error {
-		current = append(current, renderRows(b, rows, 3)...)
+		current = append(current, recordstest.RenderRows(b, rows, 3)...)
 		return nil
 	})
 	if err != nil {

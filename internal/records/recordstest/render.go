@@ -54,3 +54,26 @@ func Render(v *records.Vec, t records.ParquetType, i int) string {
 	}
 	return string(v.Bytes(i))
 }
+
+// RenderRows renders the given rows of b (the first n columns), one
+// string each, the columns' Render joined by " | ".
+func RenderRows(b *records.Batch, rows []int32, n int) []string {
+	var out []string
+	for _, r := range rows {
+		var parts []string
+		for c := range n {
+			parts = append(parts, Render(&b.Cols[c], b.Schema.Columns[c].Type, int(r)))
+		}
+		out = append(out, strings.Join(parts, " | "))
+	}
+	return out
+}
+
+// AllRows is the row numbers of b, 0 to b.N-1, for RenderRows.
+func AllRows(b *records.Batch) []int32 {
+	rows := make([]int32, b.N)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	return rows
+}

@@ -51,14 +51,11 @@ const now = () => Date.now() * 1000;
 // package @duckdb/node-api (which ships DuckDB), which `make test`
 // installs (scripts/ensure-duckdb.sh) and names in SLUICE_TEST_DUCKDB;
 // without it the test looks in that script's cache directory, and fails
-// (skips only under -short) when DuckDB is nowhere.
+// when DuckDB is nowhere.
 func TestDuckDBGlobReader(t *testing.T) {
 	modules := duckdbModules()
 	if modules == "" {
 		msg := "DuckDB is not installed: run `bash scripts/ensure-duckdb.sh` (make test does) or set SLUICE_TEST_DUCKDB to the node_modules directory holding @duckdb/node-api"
-		if testing.Short() {
-			t.Skip(msg)
-		}
 		t.Fatal(msg)
 	}
 	w := openTestWarehouse(t)

@@ -27,7 +27,8 @@
 // position (maintenance snapshots such as compaction or expiry carry
 // none). A table created but never committed to (a crash between the
 // creation and the first commit) opens with committed false. Data files a
-// failed commit uploaded are listed by no snapshot and never visible.
+// failed or killed commit wrote are listed by no snapshot and never
+// visible; removing them (orphan-file cleanup) is not done yet.
 //
 // # Types
 //

@@ -1,0 +1,346 @@
+package iceberg
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	iceberggo "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+	_ "modernc.org/sqlite" // the SQLite driver of the default catalog
+
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
+)
+
+// PositionProperty is the snapshot summary property holding the sync
+// position (records.Position as JSON) the snapshot's rows bring the table to.
+const PositionProperty = "sluice.position"
+
+// SyncedAtColumn is the metadata column added to every row: when the
+// commit began (timestamptz).
+const SyncedAtColumn = "_sluice_synced_at"
+
+// DefaultNamespace is the Iceberg namespace of the tables unless
+// Options.Namespace says otherwise.
+const DefaultNamespace = "sluice"
+
+// ErrNotSupported is wrapped by the error of what this warehouse does not
+// do yet (Merge, history tables).
+var ErrNotSupported = errors.New("not supported yet by the iceberg warehouse")
+
+// Options configures Open.
+type Options struct {
+	// Dir is the local warehouse directory holding the tables' data and
+	// metadata; it is created if missing.
+	Dir string
+	// Namespace is the Iceberg namespace of the tables (default "sluice").
+	Namespace string
+	// CatalogPath is the SQLite database of the SQL catalog (default
+	// <Dir>/catalog.db).
+	CatalogPath string
+}
+
+// Warehouse is an Iceberg warehouse: a SQL catalog and a warehouse
+// directory.
+type Warehouse struct {
+	db  *sql.DB
+	cat *sqlcat.Catalog
+	ns  string
+	dir string
+	// beforeCommit, set by tests, runs before the catalog commit: an
+	// error stands for a crash after the data files were written.
+	beforeCommit func() error
+}
+
+var _ warehouse.Warehouse = (*Warehouse)(nil)
+
+// Open opens (creating as needed) the warehouse directory, its SQLite
+// catalog and the namespace.
+func Open(ctx context.Context, o Options) (*Warehouse, error) {
+	if o.Dir == "" {
+		return nil, errors.New("iceberg warehouse: no directory given")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg warehouse: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("iceberg warehouse: %w", err)
+	}
+	ns := o.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	catPath := o.CatalogPath
+	if catPath == "" {
+		catPath = filepath.Join(dir, "catalog.db")
+	}
+	db, err := sql.Open("sqlite", "file:"+catPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, fmt.Errorf("iceberg warehouse: opening the catalog %s: %w", catPath, err)
+	}
+	cat, err := sqlcat.NewCatalog("sluice", db, sqlcat.SQLite, iceberggo.Properties{"warehouse": dir})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("iceberg warehouse: opening the catalog %s: %w", catPath, err)
+	}
+	w := &Warehouse{db: db, cat: cat, ns: ns, dir: dir}
+	exists, err := cat.CheckNamespaceExists(ctx, table.Identifier{ns})
+	if err == nil && !exists {
+		err = cat.CreateNamespace(ctx, table.Identifier{ns}, nil)
+		if errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			err = nil
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("iceberg warehouse: namespace %q in the catalog %s: %w", ns, catPath, err)
+	}
+	return w, nil
+}
+
+// Close closes the catalog.
+func (w *Warehouse) Close() error { return w.db.Close() }
+
+// Table opens the table named name in the namespace and loads the
+// position of its newest snapshot that has one.
+func (w *Warehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
+	t := &Table{w: w, ident: table.Identifier{w.ns, name}}
+	tbl, err := w.cat.LoadTable(ctx, t.ident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return t, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("iceberg table %s.%s: %w", w.ns, name, err)
+	}
+	if err := t.load(tbl); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Table is one Iceberg table.
+type Table struct {
+	w         *Warehouse
+	ident     table.Identifier
+	tbl       *table.Table // nil until created
+	pos       records.Position
+	committed bool
+}
+
+// load takes tbl's state: the position of the newest snapshot in the
+// current snapshot's ancestry that has one.
+func (t *Table) load(tbl *table.Table) error {
+	t.tbl, t.pos, t.committed = tbl, records.Position{}, false
+	md := tbl.Metadata()
+	for s := md.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil {
+			if p, ok := s.Summary.Properties[PositionProperty]; ok {
+				if err := json.Unmarshal([]byte(p), &t.pos); err != nil {
+					return fmt.Errorf("iceberg table %s: snapshot %d has an unreadable %s: %v: %w", t.name(), s.SnapshotID, PositionProperty, err, warehouse.ErrDamaged)
+				}
+				t.committed = true
+				return nil
+			}
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return nil
+}
+
+func (t *Table) name() string { return t.ident[0] + "." + t.ident[1] }
+
+// Position is the committed position; committed is false for a table
+// never committed to.
+func (t *Table) Position() (records.Position, bool) { return t.pos, t.committed }
+
+// MetadataLocation is the table's current metadata file ("" before the
+// first commit), which readers without the catalog open.
+func (t *Table) MetadataLocation() string {
+	if t.tbl == nil {
+		return ""
+	}
+	return t.tbl.MetadataLocation()
+}
+
+// Begin starts a Replace or Append transaction.
+func (t *Table) Begin(ctx context.Context, mode warehouse.Mode, schema *records.Schema, sync string) (warehouse.Tx, error) {
+	if mode != warehouse.Replace && mode != warehouse.Append {
+		return nil, fmt.Errorf("iceberg table %s: %s: %w", t.name(), mode, ErrNotSupported)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if schema.Index(SyncedAtColumn) >= 0 {
+		return nil, fmt.Errorf("iceberg table %s: column %s is sluice's own", t.name(), SyncedAtColumn)
+	}
+	want, err := icebergSchema(schema)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+	}
+	if t.tbl != nil {
+		if err := compatible(t.tbl.Schema(), want); err != nil {
+			return nil, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+		}
+	}
+	return &Tx{t: t, mode: mode, schema: schema, want: want, syncedAt: time.Now().UTC()}, nil
+}
+
+// Tx is a transaction on one table: the rows written, buffered as Arrow
+// batches until Commit.
+type Tx struct {
+	t        *Table
+	mode     warehouse.Mode
+	schema   *records.Schema
+	want     *iceberggo.Schema
+	syncedAt time.Time
+	batches  []records.Batch
+	rows     int64
+	ended    bool
+}
+
+// Write adds a batch's rows; the batch may be reused after Write returns.
+func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
+	if tx.ended {
+		return errors.New("iceberg: write on an ended transaction")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(b.Cols) != len(tx.schema.Columns) {
+		return fmt.Errorf("iceberg table %s: a batch of %d columns for a schema of %d", tx.t.name(), len(b.Cols), len(tx.schema.Columns))
+	}
+	tx.batches = append(tx.batches, cloneBatch(b))
+	tx.rows += int64(b.N)
+	return nil
+}
+
+// Commit lands the rows and pos in one snapshot.
+func (tx *Tx) Commit(ctx context.Context, pos records.Position) (int64, error) {
+	if tx.ended {
+		return 0, errors.New("iceberg: commit of an ended transaction")
+	}
+	tx.ended = true
+	defer func() { tx.batches = nil }()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	t := tx.t
+	posJSON, err := json.Marshal(pos)
+	if err != nil {
+		return 0, err
+	}
+	if t.tbl == nil {
+		tbl, err := t.w.cat.CreateTable(ctx, t.ident, tx.want, catalog.WithProperties(iceberggo.Properties{"format-version": "2"}))
+		if errors.Is(err, catalog.ErrTableAlreadyExists) {
+			tbl, err = t.w.cat.LoadTable(ctx, t.ident)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("iceberg table %s: creating: %w", t.name(), err)
+		}
+		if err := t.load(tbl); err != nil {
+			return 0, err
+		}
+	}
+	txn := t.tbl.NewTransaction()
+	if missing := newColumns(t.tbl.Schema(), tx.want); len(missing) > 0 {
+		us := txn.UpdateSchema(true, false)
+		for _, f := range missing {
+			us = us.AddColumn([]string{f.Name}, f.Type, "", false, nil)
+		}
+		if err := us.Commit(); err != nil {
+			return 0, fmt.Errorf("iceberg table %s: adding columns: %w", t.name(), err)
+		}
+	}
+	staged, err := txn.StagedTable()
+	if err != nil {
+		return 0, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+	}
+	sc := staged.Schema()
+	asc, err := table.SchemaToArrowSchema(sc, nil, true, false)
+	if err != nil {
+		return 0, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+	}
+	recs := make([]arrow.RecordBatch, 0, len(tx.batches))
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	for i := range tx.batches {
+		r, err := toArrow(memory.DefaultAllocator, asc, &tx.batches[i], tx.syncedAt)
+		if err != nil {
+			return 0, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+		}
+		recs = append(recs, r)
+	}
+	rdr, err := array.NewRecordReader(asc, recs)
+	if err != nil {
+		return 0, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+	}
+	defer rdr.Release()
+	props := iceberggo.Properties{PositionProperty: string(posJSON), "sluice.sync-mode": tx.mode.String()}
+	if tx.mode == warehouse.Replace {
+		err = txn.Overwrite(ctx, rdr, props)
+	} else {
+		err = txn.Append(ctx, rdr, props)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("iceberg table %s: writing: %w", t.name(), err)
+	}
+	if t.w.beforeCommit != nil {
+		if err := t.w.beforeCommit(); err != nil {
+			return 0, err
+		}
+	}
+	tbl, err := txn.Commit(ctx)
+	if err != nil {
+		// The catalog's compare-and-swap is the commit point: an error
+		// before it leaves the previous snapshot; the next opening reads
+		// which snapshot is current either way.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return 0, fmt.Errorf("iceberg table %s: commit: %w (%w)", t.name(), err, ctxErr)
+		}
+		return 0, fmt.Errorf("iceberg table %s: commit (the previous snapshot stays current unless the catalog took it; the next opening reads which): %w", t.name(), err)
+	}
+	if err := t.load(tbl); err != nil {
+		return 0, err
+	}
+	return totalRecords(tbl), nil
+}
+
+// Abort drops the buffered rows; nothing was written.
+func (tx *Tx) Abort(ctx context.Context) error {
+	tx.ended = true
+	tx.batches = nil
+	return nil
+}
+
+// totalRecords is the current snapshot's row count (its summary's
+// total-records, which counts data file rows minus nothing deleted yet:
+// exact while the table has no delete files, as Replace and Append make).
+func totalRecords(tbl *table.Table) int64 {
+	s := tbl.CurrentSnapshot()
+	if s == nil || s.Summary == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s.Summary.Properties["total-records"], 10, 64)
+	return n
+}
+
+var errSchemaChanged = warehouse.ErrSchemaChanged

@@ -34,24 +34,10 @@ func TestResyncRepairsDamagedParquetTable(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newShop(t)
-			s.write(`
-variable "url" {
-  type = string
-}
-variable "pg_password" {
-  type      = string
-  sensitive = true
-}
-source "postgres" "shop" {
-  connection_string = var.url
-  password          = var.pg_password
-  prefix            = "shop"
-
+			s.write(shopHeader + shopSource(`
   table "orders" {
-    ` + tc.block + `
-  }
-}
-`)
+    `+tc.block+`
+  }`))
 			s.exec(`INSERT INTO orders (id, status, total) SELECT g, 'new', g FROM generate_series(1, 300) g`)
 			s.must(0, "apply", "-auto-approve")
 			t.Setenv("SLUICE_VAR_url", s.url)

@@ -10,19 +10,7 @@ import (
 
 // syncConfig has a table of every batch kind, a cdc table and a disabled
 // one; frequency 1h, so that a second run -once finds nothing due.
-const syncConfig = `
-variable "url" {
-  type = string
-}
-variable "pg_password" {
-  type      = string
-  sensitive = true
-}
-source "postgres" "shop" {
-  connection_string = var.url
-  password          = var.pg_password
-  prefix            = "shop"
-  frequency         = "1h"
+var syncConfig = shopHeader + shopSource(`  frequency         = "1h"
 
   table "orders" {
     sync              = "incremental"
@@ -38,16 +26,14 @@ source "postgres" "shop" {
     sync    = "full_refresh"
     enabled = false
   }
-}
-`
+`)
 
 // newSyncShop is the shop with syncConfig; the commands that take no
 // -var read the variables from the environment.
 func newSyncShop(t *testing.T) *shop {
 	s := newShop(t)
 	s.write(syncConfig)
-	t.Setenv("SLUICE_VAR_url", s.url)
-	t.Setenv("SLUICE_VAR_pg_password", secretPassword)
+	s.runEnv()
 	return s
 }
 

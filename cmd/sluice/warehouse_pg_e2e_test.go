@@ -17,33 +17,20 @@ import (
 func TestRunIntoPostgresWarehouse(t *testing.T) {
 	s := newShop(t)
 	whURL := pgtest.NewDB(t)
-	s.write(`
-variable "url" {
-  type = string
-}
-variable "pg_password" {
-  type      = string
-  sensitive = true
-}
+	s.write(shopHeader + `
 warehouse {
   backend = "postgres"
   url     = "` + whURL + `"
   schema  = "raw"
 }
-source "postgres" "shop" {
-  connection_string = var.url
-  password          = var.pg_password
-  prefix            = "shop"
-
+` + shopSource(`
   table "orders" {
     sync              = "incremental"
     incremental_field = "updated_at"
   }
   table "Audit Log" {
     sync = "full_refresh"
-  }
-}
-`)
+  }`))
 	s.exec(`INSERT INTO orders (id, status, total, updated_at) VALUES (1, 'new', 10.50, now()), (2, 'paid', 3, now())`)
 	s.exec(`INSERT INTO "Audit Log" VALUES (1, 'hello')`)
 	s.must(0, "apply", "-auto-approve")

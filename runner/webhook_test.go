@@ -436,3 +436,40 @@ func TestWebhookJournalDir(t *testing.T) {
 		t.Errorf("delivery to a runner whose journal another holds: %d %s, want 503", status, body)
 	}
 }
+
+// TestSyncAppliesWebhookJournal: `sluice sync ADDR` of a webhook table
+// whose bulk load is not due applies what the journal holds, as SPEC §1
+// says, and leaves the other tables alone.
+func TestSyncAppliesWebhookJournal(t *testing.T) {
+	e := newHookEnv(t, "")
+	r1 := e.runner()
+	e.once(r1) // the bulk load: the table is not due again for a while
+	srv := e.serve(r1)
+	now := time.Now().Unix()
+	for _, ev := range [][]byte{
+		chargeEvent("evt_a", "charge.updated", "ch_2", now, 201),
+		chargeEvent("evt_b", "charge.succeeded", "ch_9", now, 900),
+	} {
+		if status, body := post(t, srv, delivery{body: ev}); status != 200 {
+			t.Fatalf("%d %s", status, body)
+		}
+	}
+	srv.Close()
+	r1.Close()
+	if diff := cmp.Diff([]string{"ch_1|100", "ch_2|200"}, e.charges()); diff != "" {
+		t.Fatalf("journaled events applied before the sync (-want +got):\n%s", diff)
+	}
+
+	r2 := e.runner()
+	defer r2.Close()
+	failed, err := r2.Sync(e.ctx, []string{"stripe.billing/charges"})
+	if err != nil || len(failed) > 0 {
+		t.Fatalf("sync: failed %v, err %v", failed, err)
+	}
+	if diff := cmp.Diff([]string{"ch_1|100", "ch_2|201", "ch_9|900"}, e.charges()); diff != "" {
+		t.Errorf("after sync (-want +got):\n%s", diff)
+	}
+	if ss := e.sourceStatus(); ss.EventsApplied != 2 {
+		t.Errorf("events applied: %+v", ss)
+	}
+}

@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pg"
@@ -29,32 +27,10 @@ type ConnError = pg.ConnError
 // relative to; see pg.WithConfigDir.
 func WithConfigDir(dir string) Option { return pg.WithConfigDir(dir) }
 
-// WithLogger sets where warnings are logged; see pg.WithLogger.
-func WithLogger(l *slog.Logger) Option { return pg.WithLogger(l) }
-
 // NewDialer returns a Dialer for src; see pg.NewDialer.
 func NewDialer(src *config.Source, opts ...Option) *Dialer { return pg.NewDialer(src, opts...) }
-
-// ConnConfig builds the connection settings of a source; see pg.ConnConfig.
-func ConnConfig(src *config.Source, opts ...Option) (*pgx.ConnConfig, error) {
-	return pg.ConnConfig(src, opts...)
-}
 
 // Connect opens an ordinary connection to a source; see pg.Connect.
 func Connect(ctx context.Context, src *config.Source, opts ...Option) (*pgx.Conn, error) {
 	return pg.Connect(ctx, src, opts...)
 }
-
-// ConnectReplication opens a logical replication connection to a source;
-// see pg.ConnectReplication.
-func ConnectReplication(ctx context.Context, src *config.Source, opts ...Option) (*pgconn.PgConn, error) {
-	return pg.ConnectReplication(ctx, src, opts...)
-}
-
-// Explain returns err, an error from connecting to src, as a *ConnError
-// that adds what to do; see pg.Explain.
-func Explain(err error, src *config.Source) error { return pg.Explain(err, src) }
-
-// Temporary reports whether err, from a PostgreSQL connection or query, is
-// worth retrying; see pg.Temporary.
-func Temporary(err error) bool { return pg.Temporary(err) }

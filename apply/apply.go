@@ -27,11 +27,6 @@ type Options struct {
 	// place and writes it after every step.
 	State   *state.State
 	Backend state.Backend
-	// Observed is no longer read: the plan's changes carry the live
-	// columns they record (planner.Change.Planned).
-	//
-	// Deprecated: leave it nil.
-	Observed map[string]*providers.Observed
 	// FingerprintKey is the backend's key for fingerprints of secrets.
 	FingerprintKey []byte
 	// Resources opens the resource manager of a configured source.

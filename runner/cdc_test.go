@@ -197,7 +197,7 @@ func (e *cdcEnv) apply(tables string) {
 		e.t.Fatalf("plan: %v", plan.Diagnostics)
 	}
 	_, err = apply.Execute(e.ctx, plan, apply.Options{
-		Config: cfg, State: st, Backend: e.local, Observed: observed, FingerprintKey: key,
+		Config: cfg, State: st, Backend: e.local, FingerprintKey: key,
 		Resources: openResources,
 	})
 	if err != nil {

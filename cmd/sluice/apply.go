@@ -9,7 +9,6 @@ import (
 	"github.com/sluice-dev/sluice/apply"
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/planner"
-	"github.com/sluice-dev/sluice/providers"
 )
 
 func init() { implement("apply", runApply) }
@@ -65,7 +64,7 @@ func runApply(e *env, args []string) int {
 		return e.openFailed(diags, err, *jsonOut)
 	}
 	defer s.close()
-	p, obs := s.makePlan(ctx, &f, s.cfg)
+	p := s.makePlan(ctx, &f, s.cfg)
 	p.Diagnostics = append(diags, p.Diagnostics...)
 	if saved != nil {
 		if why := saved.Stale(p); why != "" {
@@ -76,7 +75,7 @@ func runApply(e *env, args []string) int {
 		// same inputs, gives the current diagnostics and drift.
 		p.Changes = saved.Plan.Changes
 	}
-	return e.execute(ctx, s, s.cfg, p, obs, executeOptions{autoApprove: *autoApprove || saved != nil, jsonOut: *jsonOut, verb: "apply"})
+	return e.execute(ctx, s, s.cfg, p, executeOptions{autoApprove: *autoApprove || saved != nil, jsonOut: *jsonOut, verb: "apply"})
 }
 
 type executeOptions struct {
@@ -86,7 +85,7 @@ type executeOptions struct {
 }
 
 // execute shows the plan, asks for approval, applies it and reports.
-func (e *env) execute(ctx context.Context, s *session, cfg *config.Config, p *planner.Plan, obs map[string]*providers.Observed, o executeOptions) int {
+func (e *env) execute(ctx context.Context, s *session, cfg *config.Config, p *planner.Plan, o executeOptions) int {
 	report := applyJSON{FormatVersion: "1", Applied: []planner.Change{}, Drift: p.Drift}
 	finish := func(code int, err error) int {
 		if o.jsonOut {
@@ -139,7 +138,6 @@ func (e *env) execute(ctx context.Context, s *session, cfg *config.Config, p *pl
 		Config:         cfg,
 		State:          s.st,
 		Backend:        s.backend,
-		Observed:       obs,
 		FingerprintKey: s.key,
 		Resources:      openResources,
 		Progress: func(ev apply.Event) {

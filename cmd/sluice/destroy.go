@@ -46,7 +46,7 @@ func runDestroy(e *env, args []string) int {
 		}
 	}
 	f.refresh = false // nothing is created, so nothing needs checking first
-	p, obs := s.makePlan(ctx, &f, &empty)
+	p := s.makePlan(ctx, &f, &empty)
 	p.Diagnostics = append(diags, p.Diagnostics...)
-	return e.execute(ctx, s, s.cfg, p, obs, executeOptions{autoApprove: *autoApprove, jsonOut: *jsonOut, verb: "destroy"})
+	return e.execute(ctx, s, s.cfg, p, executeOptions{autoApprove: *autoApprove, jsonOut: *jsonOut, verb: "destroy"})
 }

@@ -40,7 +40,7 @@ func runPlan(e *env, args []string) int {
 		return e.openFailed(diags, err, *jsonOut)
 	}
 	defer s.close()
-	p, _ := s.makePlan(ctx, &f, s.cfg)
+	p := s.makePlan(ctx, &f, s.cfg)
 	p.Diagnostics = append(diags, p.Diagnostics...)
 	if *jsonOut {
 		_ = planner.WriteJSON(e.stdout, p, s.cfg.Files)

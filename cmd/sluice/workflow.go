@@ -165,18 +165,16 @@ func openResources(ctx context.Context, src *config.Source) (providers.ResourceM
 }
 
 // makePlan computes a plan for the session.
-func (s *session) makePlan(ctx context.Context, f *planFlags, cfg *config.Config) (*planner.Plan, map[string]*providers.Observed) {
+func (s *session) makePlan(ctx context.Context, f *planFlags, cfg *config.Config) *planner.Plan {
 	var obs map[string]*providers.Observed
 	var diags hcl.Diagnostics
 	if f.refresh {
 		obs, diags = observe(ctx, s.cfg, f.targets)
-	}
-	if f.refresh {
 		diags = append(diags, checkWarehouse(ctx, s.cfg)...)
 	}
 	p := planner.Make(planner.Input{Config: cfg, State: s.st, Observed: obs, FingerprintKey: s.key, Targets: f.targets})
 	p.Diagnostics = append(diags, p.Diagnostics...)
-	return p, obs
+	return p
 }
 
 // checkWarehouse reports a PostgreSQL warehouse the user may not write to,

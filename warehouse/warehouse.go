@@ -216,3 +216,44 @@ func NulledWarning(w Warehouse) string {
 	}
 	return "values the Parquet type cannot hold were written as NULL in the Parquet warehouse"
 }
+
+// Maintainer is a Table that keeps itself cheap to write and read between
+// commits (the Iceberg warehouse: compaction of small files and delete
+// files, snapshot expiry, removal of files no snapshot lists). The runner
+// calls Maintain after a successful commit of the table, from the
+// goroutine that syncs it, so maintenance never races a commit of the same
+// table from this process; a table's writer lock keeps other processes
+// out. Maintain does bounded work per call (what its policy says is due),
+// lands what it does as commits that carry the position forward unchanged,
+// and returns nil when nothing was due.
+type Maintainer interface {
+	Maintain(ctx context.Context) (MaintenanceReport, error)
+}
+
+// MaintenanceReport says what one Maintain call did, for the runner's log.
+type MaintenanceReport struct {
+	// Compacted is the number of data and delete files rewritten, Written
+	// the number of data files that replaced them.
+	Compacted, Written int
+	// ExpiredSnapshots is the number of snapshots expired; RemovedFiles
+	// the files deleted (expired or orphaned).
+	ExpiredSnapshots, RemovedFiles int
+}
+
+// Empty reports whether nothing was done.
+func (r MaintenanceReport) Empty() bool { return r == MaintenanceReport{} }
+
+// Versioned is a Table whose committed version has a name a reader can
+// open without sluice (the Iceberg warehouse: the metadata file and the
+// snapshot id); `sluice status -json` shows it.
+type Versioned interface {
+	// Version is the current version as of the table's opening or last
+	// commit; zero before the first commit. It does no I/O.
+	Version() TableVersion
+}
+
+// TableVersion names a committed version of a table.
+type TableVersion struct {
+	MetadataLocation string `json:"metadata_location,omitempty"`
+	SnapshotID       int64  `json:"snapshot_id,omitempty"`
+}

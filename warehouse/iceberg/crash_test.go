@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // the commit as the position's cursor, until it is killed.
 func crashWriter(dir string) error {
 	ctx := context.Background()
-	w, err := Open(ctx, Options{Dir: dir})
+	w, err := Open(ctx, Options{Location: dir})
 	if err != nil {
 		return err
 	}

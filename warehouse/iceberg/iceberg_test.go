@@ -126,7 +126,7 @@ func d38(neg bool) []byte {
 
 func openTest(t *testing.T, dir string) *Warehouse {
 	t.Helper()
-	w, err := Open(context.Background(), Options{Dir: dir})
+	w, err := Open(context.Background(), Options{Location: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

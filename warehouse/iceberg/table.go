@@ -2,12 +2,9 @@ package iceberg
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -16,120 +13,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	iceberggo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
-	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/table"
 	_ "modernc.org/sqlite" // the SQLite driver of the default catalog
 
 	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/warehouse"
 )
-
-// PositionProperty is the snapshot summary property holding the sync
-// position (records.Position as JSON) the snapshot's rows bring the table to.
-const PositionProperty = "sluice.position"
-
-// SyncedAtColumn is the metadata column added to every row: when the
-// commit began (timestamptz).
-const SyncedAtColumn = "_sluice_synced_at"
-
-// DefaultNamespace is the Iceberg namespace of the tables unless
-// Options.Namespace says otherwise.
-const DefaultNamespace = "sluice"
-
-// ErrNotSupported is wrapped by the error of what this warehouse does not
-// do yet (Merge, history tables).
-var ErrNotSupported = errors.New("not supported yet by the iceberg warehouse")
-
-// Options configures Open.
-type Options struct {
-	// Dir is the local warehouse directory holding the tables' data and
-	// metadata; it is created if missing.
-	Dir string
-	// Namespace is the Iceberg namespace of the tables (default "sluice").
-	Namespace string
-	// CatalogPath is the SQLite database of the SQL catalog (default
-	// <Dir>/catalog.db).
-	CatalogPath string
-}
-
-// Warehouse is an Iceberg warehouse: a SQL catalog and a warehouse
-// directory.
-type Warehouse struct {
-	db  *sql.DB
-	cat *sqlcat.Catalog
-	ns  string
-	dir string
-	// beforeCommit, set by tests, runs before the catalog commit: an
-	// error stands for a crash after the data files were written.
-	beforeCommit func() error
-}
-
-var _ warehouse.Warehouse = (*Warehouse)(nil)
-
-// Open opens (creating as needed) the warehouse directory, its SQLite
-// catalog and the namespace.
-func Open(ctx context.Context, o Options) (*Warehouse, error) {
-	if o.Dir == "" {
-		return nil, errors.New("iceberg warehouse: no directory given")
-	}
-	dir, err := filepath.Abs(o.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("iceberg warehouse: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("iceberg warehouse: %w", err)
-	}
-	ns := o.Namespace
-	if ns == "" {
-		ns = DefaultNamespace
-	}
-	catPath := o.CatalogPath
-	if catPath == "" {
-		catPath = filepath.Join(dir, "catalog.db")
-	}
-	db, err := sql.Open("sqlite", "file:"+catPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-	if err != nil {
-		return nil, fmt.Errorf("iceberg warehouse: opening the catalog %s: %w", catPath, err)
-	}
-	cat, err := sqlcat.NewCatalog("sluice", db, sqlcat.SQLite, iceberggo.Properties{"warehouse": dir})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("iceberg warehouse: opening the catalog %s: %w", catPath, err)
-	}
-	w := &Warehouse{db: db, cat: cat, ns: ns, dir: dir}
-	exists, err := cat.CheckNamespaceExists(ctx, table.Identifier{ns})
-	if err == nil && !exists {
-		err = cat.CreateNamespace(ctx, table.Identifier{ns}, nil)
-		if errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
-			err = nil
-		}
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("iceberg warehouse: namespace %q in the catalog %s: %w", ns, catPath, err)
-	}
-	return w, nil
-}
-
-// Close closes the catalog.
-func (w *Warehouse) Close() error { return w.db.Close() }
-
-// Table opens the table named name in the namespace and loads the
-// position of its newest snapshot that has one.
-func (w *Warehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
-	t := &Table{w: w, ident: table.Identifier{w.ns, name}}
-	tbl, err := w.cat.LoadTable(ctx, t.ident)
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		return t, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("iceberg table %s.%s: %w", w.ns, name, err)
-	}
-	if err := t.load(tbl); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
 
 // Table is one Iceberg table.
 type Table struct {

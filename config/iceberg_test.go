@@ -43,8 +43,8 @@ warehouse {
     secret_access_key = var.secret
   }
 }`, Warehouse{Backend: "iceberg", Path: "s3://lake/sluice", Schema: "public", Namespace: "raw_data", Retention: 7 * 24 * time.Hour,
-			Catalog: &Catalog{Type: "sql", URL: "sqlite:catalog/lake.db"},
-			S3:      &S3{Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true, AccessKeyID: "AKIA", SecretAccessKey: "s3cr3t"},
+			Catalog:   &Catalog{Type: "sql", URL: "sqlite:catalog/lake.db"},
+			S3:        &S3{Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true, AccessKeyID: "AKIA", SecretAccessKey: "s3cr3t"},
 			Sensitive: map[string]bool{"s3.access_key_id": true, "s3.secret_access_key": true}}},
 		{"gcs and a postgres catalog with a sensitive url", `
 variable "cat" {

@@ -195,6 +195,8 @@ type cdcDeps struct {
 	flushChanges        int
 	flushInterval       time.Duration
 	flushBytes          int64
+	// maint maintains the tables after their commits (maintain.go).
+	maint *maintainer
 }
 
 // cdcEngine syncs the cdc tables of one source.
@@ -610,7 +612,14 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		}
 	}
 	t.resnapshot = false
-	e.snapshotted(ctx, t.j, result{full: true, rowsRead: rows, tableRows: tableRows, warnings: warnings}, start)
+	var version warehouse.TableVersion
+	for k, o := range t.outs {
+		v := e.maint.after(ctx, o.name, o.wt, tableVersion(o.wt))
+		if k == 0 {
+			version = v
+		}
+	}
+	e.snapshotted(ctx, t.j, result{full: true, rowsRead: rows, tableRows: tableRows, warnings: warnings, version: version}, start)
 	return nil
 }
 
@@ -775,14 +784,14 @@ func (e *cdcEngine) snapshotted(ctx context.Context, j job, res result, start ti
 
 // committed records a commit of streamed changes: changes applied, the
 // table holding tableRows after it.
-func (e *cdcEngine) committed(ctx context.Context, j job, changes, tableRows, warnings int64) {
+func (e *cdcEngine) committed(ctx context.Context, j job, changes, tableRows, warnings int64, version warehouse.TableVersion) {
 	now := e.now().UTC()
 	if warnings > 0 {
 		e.logger.Warn(warehouse.NulledWarning(e.warehouse), "table", j.addr, "count", warnings)
 	}
 	e.metrics.rows.WithLabelValues(j.addr).Add(float64(changes))
 	e.metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
-	e.status.streamed(ctx, j, now, result{rowsRead: changes, tableRows: tableRows, warnings: warnings})
+	e.status.streamed(ctx, j, now, result{rowsRead: changes, tableRows: tableRows, warnings: warnings, version: version})
 }
 
 // failed records a failed cdc table.

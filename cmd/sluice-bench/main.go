@@ -338,7 +338,7 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWa
 			if !strings.Contains(lastOut, "not supported yet by the iceberg warehouse") {
 				return m, err
 			}
-			m.ice.incrErr = "Merge is not supported yet by the iceberg warehouse"
+			m.ice.incrErr = "n/a (no Merge yet)"
 		}
 		if _, err := conn.Exec(ctx, `UPDATE bench_wide SET n = n - 1 WHERE id % 100 = 0`); err != nil {
 			return m, err
@@ -416,14 +416,15 @@ func reportIceberg(w io.Writer, results []measurement) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rows	full_refresh into Parquet	into Iceberg	ratio	peak RSS	1% changed	incremental into Iceberg	vs full read	(Parquet)	peak RSS	")
 	for _, m := range ice {
-		incr, vs := m.ice.incrErr, "-"
+		incr, vs, rss := m.ice.incrErr, "-", "-"
 		if incr == "" {
 			incr = m.ice.incrTime.Round(time.Millisecond).String()
 			vs = fmt.Sprintf("%.3fx", m.ice.incrTime.Seconds()/m.ice.incrFullTime.Seconds())
+			rss = fmt.Sprintf("%d MiB", m.ice.incrPeakRSS>>20)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2fx\t%d MiB\t%d\t%s\t%s\t%.3fx\t%d MiB\t\n", m.rows,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2fx\t%d MiB\t%d\t%s\t%s\t%.3fx\t%s\t\n", m.rows,
 			m.syncTime.Round(time.Millisecond), m.ice.syncTime.Round(time.Millisecond), m.ice.syncTime.Seconds()/m.syncTime.Seconds(), m.ice.peakRSS>>20,
-			m.ice.incrRows, incr, vs, m.incrTime.Seconds()/m.incrFullTime.Seconds(), m.ice.incrPeakRSS>>20)
+			m.ice.incrRows, incr, vs, m.incrTime.Seconds()/m.incrFullTime.Seconds(), rss)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\ninto Iceberg: the same syncs (`sluice run -once`) into `warehouse { backend = \"iceberg\" }` on a local directory (SQLite catalog):")

@@ -292,7 +292,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			}
 			cwt, ok := wt.(warehouse.CDCTable)
 			if !ok {
-				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.warehouse)
+				return fmt.Errorf("the %s warehouse cannot hold cdc tables yet: sync this table another way (full_refresh, append) or into another warehouse backend", warehouseKind(e.warehouse))
 			}
 			o := &cdcOutput{name: name, history: ot.history, wt: cwt, pc: cs}
 			pos, _ := wt.Position()
@@ -971,4 +971,12 @@ func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// warehouseKind names a warehouse by its package ("iceberg" for
+// *iceberg.Warehouse), for messages.
+func warehouseKind(w warehouse.Warehouse) string {
+	name := strings.TrimLeft(fmt.Sprintf("%T", w), "*")
+	pkg, _, _ := strings.Cut(name, ".")
+	return pkg
 }

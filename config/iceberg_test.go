@@ -338,3 +338,28 @@ func TestWarehouseSecretsMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateIcebergExample is `sluice validate` of examples/iceberg
+// without its secrets, and a load with them: the keys and the catalog
+// URL are sensitive.
+func TestValidateIcebergExample(t *testing.T) {
+	if _, diags := Load("../examples/iceberg", Options{LookupEnv: noEnv, Validate: true}); len(diags) > 0 {
+		t.Fatalf("validate without secrets: %v", diags)
+	}
+	cfg, diags := Load("../examples/iceberg", Options{LookupEnv: noEnv, Vars: []string{
+		"pg_url=postgres://u@db/shop", "catalog_url=postgres://cat:pw@db/catalog",
+		"s3_access_key_id=AKIA", "s3_secret_access_key=SECRET",
+	}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	w := cfg.Warehouse
+	for _, name := range []string{"catalog.url", "s3.access_key_id", "s3.secret_access_key"} {
+		if !w.Sensitive[name] {
+			t.Errorf("%s is not sensitive: %v", name, w.Sensitive)
+		}
+	}
+	if w.S3 == nil || w.S3.SecretAccessKey != "SECRET" || w.Catalog == nil || w.Catalog.URL != "postgres://cat:pw@db/catalog" {
+		t.Errorf("warehouse = %+v, s3 %+v, catalog %+v", w, w.S3, w.Catalog)
+	}
+}

@@ -3,12 +3,15 @@ package runner
 import (
 	"context"
 	"errors"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -89,5 +92,144 @@ func TestMaintainerVersionAndOthers(t *testing.T) {
 	var nilM *maintainer
 	if got := nilM.after(context.Background(), "c", tbl, v); got != v {
 		t.Errorf("nil maintainer changed the version: %v", got)
+	}
+}
+
+// maintainingWarehouse wraps a warehouse whose tables it makes
+// Maintainers and Versioned: each commit or maintenance is a new version.
+type maintainingWarehouse struct {
+	warehouse.Warehouse
+	mu sync.Mutex
+	// calls counts Maintain calls per table; versions is each table's
+	// version number.
+	calls, versions map[string]int64
+	// committing is set while a commit of the table is in progress: a
+	// Maintain then would race it.
+	committing map[string]bool
+	raced      []string
+}
+
+func newMaintainingWarehouse(w warehouse.Warehouse) *maintainingWarehouse {
+	return &maintainingWarehouse{Warehouse: w, calls: map[string]int64{}, versions: map[string]int64{}, committing: map[string]bool{}}
+}
+
+func (w *maintainingWarehouse) Table(ctx context.Context, name string) (warehouse.Table, error) {
+	t, err := w.Warehouse.Table(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &maintainingTable{CDCTable: t.(warehouse.CDCTable), w: w, name: name}, nil
+}
+
+type maintainingTable struct {
+	warehouse.CDCTable
+	w    *maintainingWarehouse
+	name string
+}
+
+func (t *maintainingTable) Begin(ctx context.Context, mode warehouse.Mode, s *records.Schema, sync string) (warehouse.Tx, error) {
+	tx, err := t.CDCTable.Begin(ctx, mode, s, sync)
+	return t.tx(tx), err
+}
+
+func (t *maintainingTable) BeginHistory(ctx context.Context, s *records.Schema, sync string, closeAllAt time.Time) (warehouse.Tx, error) {
+	tx, err := t.CDCTable.BeginHistory(ctx, s, sync, closeAllAt)
+	return t.tx(tx), err
+}
+
+func (t *maintainingTable) tx(tx warehouse.Tx) warehouse.Tx {
+	if tx == nil {
+		return nil
+	}
+	t.w.mu.Lock()
+	t.w.committing[t.name] = true
+	t.w.mu.Unlock()
+	return &maintainingTx{Tx: tx, t: t}
+}
+
+func (t *maintainingTable) Maintain(context.Context) (warehouse.MaintenanceReport, error) {
+	t.w.mu.Lock()
+	defer t.w.mu.Unlock()
+	if t.w.committing[t.name] {
+		t.w.raced = append(t.w.raced, t.name)
+	}
+	t.w.calls[t.name]++
+	t.w.versions[t.name]++
+	return warehouse.MaintenanceReport{ExpiredSnapshots: 1}, nil
+}
+
+func (t *maintainingTable) Version() warehouse.TableVersion {
+	t.w.mu.Lock()
+	defer t.w.mu.Unlock()
+	return warehouse.TableVersion{MetadataLocation: t.name + ".metadata.json", SnapshotID: t.w.versions[t.name]}
+}
+
+type maintainingTx struct {
+	warehouse.Tx
+	t *maintainingTable
+}
+
+func (tx *maintainingTx) end() {
+	tx.t.w.mu.Lock()
+	tx.t.w.committing[tx.t.name] = false
+	tx.t.w.mu.Unlock()
+}
+
+func (tx *maintainingTx) Commit(ctx context.Context, pos records.Position) (int64, error) {
+	n, err := tx.Tx.Commit(ctx, pos)
+	if err == nil {
+		tx.t.w.mu.Lock()
+		tx.t.w.versions[tx.t.name]++
+		tx.t.w.mu.Unlock()
+	}
+	tx.end()
+	return n, err
+}
+
+func (tx *maintainingTx) Abort(ctx context.Context) error {
+	defer tx.end()
+	return tx.Tx.Abort(ctx)
+}
+
+// TestMaintenanceAfterCommits: a batch sync and a cdc table's snapshot
+// and streamed changes each maintain their tables after committing, never
+// during a commit, and the status records the version maintenance left.
+func TestMaintenanceAfterCommits(t *testing.T) {
+	e := newCDCEnv(t, `
+CREATE TABLE f (id int PRIMARY KEY, v text);
+CREATE TABLE c (id int PRIMARY KEY, v text);
+INSERT INTO f VALUES (1, 'a');
+INSERT INTO c VALUES (1, 'a');`, `
+  table "f" {
+    sync = "full_refresh"
+  }
+  table "c" {
+    sync       = "cdc"
+    cdc_output = "both"
+  }`, "")
+	w := newMaintainingWarehouse(e.warehouse())
+	e.mustOnce(func(o *Options) { o.Warehouse = w })
+	e.exec(`INSERT INTO c VALUES (2, 'b')`)
+	e.mustOnce(func(o *Options) { o.Warehouse = w })
+
+	w.mu.Lock()
+	calls := maps.Clone(w.calls)
+	raced := w.raced
+	w.mu.Unlock()
+	// Each run is a new runner: its first commit of each table is due.
+	want := map[string]int64{"pg_f": 1, "pg_c": 2, "pg_c_cdc": 2}
+	if diff := cmp.Diff(want, calls); diff != "" {
+		t.Errorf("Maintain calls (-want +got):\n%s", diff)
+	}
+	if len(raced) > 0 {
+		t.Errorf("Maintain ran during a commit of %v", raced)
+	}
+	for addr, name := range map[string]string{"postgres.db/f": "pg_f", "postgres.db/c": "pg_c"} {
+		st := e.status(addr)
+		tb, _ := w.Table(e.ctx, name)
+		want := tb.(warehouse.Versioned).Version()
+		if got := (warehouse.TableVersion{MetadataLocation: st.MetadataLocation, SnapshotID: st.SnapshotID}); got != want {
+			t.Errorf("%s: status records version %+v, the table is at %+v", addr, got, want)
+		}
 	}
 }

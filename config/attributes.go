@@ -169,3 +169,98 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// WarehouseAttribute is one attribute of the warehouse block or of a
+// block nested in it. warehouseAttributes lists them all, once: the block
+// schemas, the secret attributes and the check that an attribute belongs
+// to the configured backend derive from it.
+type WarehouseAttribute struct {
+	// Name is the attribute as diagnostics and Warehouse.Attrs name it:
+	// "path", or "s3.endpoint" for one of a nested block.
+	Name string
+	// Backends are the warehouse backends that read it.
+	Backends []string
+	// Secret attributes are never shown or stored, whatever their value
+	// derives from.
+	Secret bool
+}
+
+// Block is the nested block the attribute belongs to ("s3"), "" for the
+// warehouse block itself.
+func (a WarehouseAttribute) Block() string {
+	block, _, nested := strings.Cut(a.Name, ".")
+	if !nested {
+		return ""
+	}
+	return block
+}
+
+// Attr is the attribute's name within its block ("endpoint" for
+// "s3.endpoint").
+func (a WarehouseAttribute) Attr() string { return a.Name[strings.LastIndexByte(a.Name, '.')+1:] }
+
+var (
+	warehouseBackends = []string{"parquet", "postgres", "iceberg"}
+	postgresWarehouse = []string{"postgres"}
+	icebergWarehouse  = []string{"iceberg"}
+)
+
+// warehouseAttributes are the attributes of the warehouse block, in the
+// order the documentation gives them. The ssh_tunnel block's attributes
+// are a source's (sourceAttributes); the block belongs to the postgres
+// backend (warehouseBlocks).
+var warehouseAttributes = []WarehouseAttribute{
+	{Name: "backend", Backends: warehouseBackends},
+	{Name: "path", Backends: warehouseBackends},
+
+	{Name: "url", Backends: postgresWarehouse},
+	{Name: "schema", Backends: postgresWarehouse},
+	{Name: "drop_cascade", Backends: postgresWarehouse},
+	{Name: "sslmode", Backends: postgresWarehouse},
+	{Name: "sslrootcert", Backends: postgresWarehouse},
+	{Name: "sslcert", Backends: postgresWarehouse},
+	{Name: "sslkey", Backends: postgresWarehouse},
+
+	{Name: "namespace", Backends: icebergWarehouse},
+	{Name: "retention", Backends: icebergWarehouse},
+	{Name: "catalog.type", Backends: icebergWarehouse},
+	{Name: "catalog.url", Backends: icebergWarehouse},
+	{Name: "s3.endpoint", Backends: icebergWarehouse},
+	{Name: "s3.region", Backends: icebergWarehouse},
+	{Name: "s3.path_style", Backends: icebergWarehouse},
+	{Name: "s3.access_key_id", Backends: icebergWarehouse, Secret: true},
+	{Name: "s3.secret_access_key", Backends: icebergWarehouse, Secret: true},
+}
+
+// warehouseBlocks are the blocks nested in the warehouse block, with the
+// backends that read them.
+var warehouseBlocks = []struct {
+	Type     string
+	Backends []string
+}{
+	{"ssh_tunnel", postgresWarehouse},
+	{"catalog", icebergWarehouse},
+	{"s3", icebergWarehouse},
+}
+
+// WarehouseAttributes returns the attributes of the warehouse block.
+func WarehouseAttributes() []WarehouseAttribute {
+	return append([]WarehouseAttribute(nil), warehouseAttributes...)
+}
+
+// warehouseAttributeSchema is the schema of the warehouse block ("") or
+// of one of its nested blocks (other than ssh_tunnel).
+func warehouseAttributeSchema(block string) *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	if block == "" {
+		for _, b := range warehouseBlocks {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: b.Type})
+		}
+	}
+	for _, a := range warehouseAttributes {
+		if a.Block() == block {
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: a.Attr()})
+		}
+	}
+	return s
+}

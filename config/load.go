@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -362,7 +363,7 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 	l.e.diags = append(l.e.diags, diags...)
 	a := &attrs{e: &l.e, m: content.Attributes, ranges: w.Attrs, sensitive: w.Sensitive, unknown: l.unknownOf(w)}
 	if a.str("backend", &w.Backend) {
-		a.oneOf("backend", w.Backend, []string{"parquet", "postgres"})
+		a.oneOf("backend", w.Backend, warehouseBackends)
 	}
 	a.str("path", &w.Path)
 	a.str("url", &w.URL)
@@ -388,29 +389,43 @@ func (l *loader) decodeWarehouse(b *hcl.Block) {
 		}
 		a.errorf(name, "Incomplete client certificate", "sslcert and sslkey go together: set both, or neither.")
 	}
-	var tunnels hcl.Blocks
+	blocks := map[string]hcl.Blocks{}
 	for _, blk := range content.Blocks {
-		if blk.Type == "ssh_tunnel" {
-			tunnels = append(tunnels, blk)
-		}
+		blocks[blk.Type] = append(blocks[blk.Type], blk)
 	}
-	if t := single(&l.e, tunnels); t != nil {
+	if t := single(&l.e, blocks["ssh_tunnel"]); t != nil {
 		tunnelOwner := &Source{Attrs: w.Attrs, Sensitive: w.Sensitive}
 		unknown := l.unknownOf(w) // shared: the tunnel's attributes are the warehouse's
 		l.unknown[tunnelOwner] = unknown
 		w.SSHTunnel = l.decodeSSHTunnel(tunnelOwner, t)
 	}
-	if w.Backend != "postgres" && !a.isUnknown("backend") {
-		for _, name := range []string{"url", "schema", "drop_cascade", "sslmode", "sslrootcert", "sslcert", "sslkey"} {
-			if a.has(name) {
-				a.errorf(name, "Option of another backend", "%s applies to backend = \"postgres\" only; this warehouse writes %s.", name, w.Backend)
-			}
-		}
-		if w.SSHTunnel != nil {
-			l.e.diags = append(l.e.diags, errorAt(tunnels[0].DefRange, "Option of another backend",
-				"ssh_tunnel applies to backend = \"postgres\" only; this warehouse writes %s.", w.Backend))
-		}
+	l.decodeIceberg(w, a, blocks)
+	if a.isUnknown("backend") {
+		return
 	}
+	for _, attr := range warehouseAttributes {
+		if containsString(attr.Backends, w.Backend) || attr.Block() != "" || !a.has(attr.Name) {
+			continue
+		}
+		a.errorf(attr.Name, "Option of another backend", "%s applies to backend = %s only; this warehouse writes %s.",
+			attr.Name, quotedList(attr.Backends), w.Backend)
+	}
+	for _, blk := range warehouseBlocks {
+		if containsString(blk.Backends, w.Backend) || len(blocks[blk.Type]) == 0 {
+			continue
+		}
+		l.e.diags = append(l.e.diags, errorAt(blocks[blk.Type][0].DefRange, "Option of another backend",
+			"The %s block applies to backend = %s only; this warehouse writes %s.", blk.Type, quotedList(blk.Backends), w.Backend))
+	}
+}
+
+// quotedList renders backends as `"a" or "b"`.
+func quotedList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, " or ")
 }
 
 func (l *loader) decodeRunner(b *hcl.Block) {

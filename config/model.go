@@ -53,8 +53,12 @@ type State struct {
 
 // Warehouse configures the destination of every sync.
 type Warehouse struct {
-	Backend      string // "parquet" or "postgres"
-	Path         string // parquet: root directory, relative to Config.Dir unless absolute
+	Backend string // "parquet", "postgres" or "iceberg"
+	// Path is the parquet backend's root directory, or the iceberg
+	// backend's location: a directory, "s3://bucket/prefix" or
+	// "gs://bucket/prefix". A directory is relative to Config.Dir unless
+	// absolute (ResolvePath; IcebergLocation for iceberg).
+	Path         string
 	URL          string // postgres: connection URL
 	URLSensitive bool
 	Schema       string // postgres: destination schema
@@ -67,11 +71,43 @@ type Warehouse struct {
 	SSLCert     string
 	SSLKey      string
 	SSHTunnel   *SSHTunnel
+	// Namespace is the iceberg backend's Iceberg namespace
+	// (DefaultNamespace unless set).
+	Namespace string
+	// Retention is how long the iceberg backend keeps expired snapshots
+	// readable; zero leaves the backend's default.
+	Retention time.Duration
+	// Catalog is the iceberg backend's catalog block, nil when absent
+	// (IcebergCatalogURL gives the default).
+	Catalog *Catalog
+	// S3 is the iceberg backend's s3 block, nil when absent (the AWS
+	// SDK's usual chain of credentials applies).
+	S3 *S3
 	// Attrs records where each attribute was set ("ssh_tunnel.host" for
 	// the nested block); Sensitive names those whose value is secret.
 	Attrs     map[string]hcl.Range
 	Sensitive map[string]bool
 	DeclRange hcl.Range
+}
+
+// Catalog is the iceberg warehouse's catalog block.
+type Catalog struct {
+	// Type is the catalog's kind: "sql" (the JDBC-layout SQL catalog).
+	Type string
+	// URL is the catalog's database as written: "sqlite:///abs/path.db",
+	// "sqlite:relative.db" (relative to Config.Dir) or "postgres://...";
+	// sensitive when Warehouse.Sensitive["catalog.url"] says so.
+	URL string
+}
+
+// S3 is the iceberg warehouse's s3 block: how to reach an S3-compatible
+// object store. The keys are sensitive: never stored, never printed.
+type S3 struct {
+	Endpoint        string
+	Region          string
+	PathStyle       bool
+	AccessKeyID     string
+	SecretAccessKey string
 }
 
 // Runner configures the `sluice run` daemon.

@@ -25,22 +25,12 @@ var stateSchema = &hcl.BodySchema{
 	},
 }
 
-var warehouseSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "backend"},
-		{Name: "path"},
-		{Name: "url"},
-		{Name: "schema"},
-		{Name: "drop_cascade"},
-		{Name: "sslmode"},
-		{Name: "sslrootcert"},
-		{Name: "sslcert"},
-		{Name: "sslkey"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "ssh_tunnel"},
-	},
-}
+// The warehouse schemas derive from warehouseAttributes (attributes.go).
+var (
+	warehouseSchema = warehouseAttributeSchema("")
+	catalogSchema   = warehouseAttributeSchema("catalog")
+	s3Schema        = warehouseAttributeSchema("s3")
+)
 
 var runnerSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -95,6 +85,11 @@ var tableSchema = &hcl.BodySchema{
 var secretAttributes = func() map[string]bool {
 	m := map[string]bool{}
 	for _, a := range sourceAttributes {
+		if a.Secret {
+			m[a.Name] = true
+		}
+	}
+	for _, a := range warehouseAttributes {
 		if a.Secret {
 			m[a.Name] = true
 		}

@@ -195,6 +195,8 @@ type cdcDeps struct {
 	flushChanges        int
 	flushInterval       time.Duration
 	flushBytes          int64
+	// maint maintains the tables after their commits (maintain.go).
+	maint *maintainer
 }
 
 // cdcEngine syncs the cdc tables of one source.
@@ -290,7 +292,7 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			}
 			cwt, ok := wt.(warehouse.CDCTable)
 			if !ok {
-				return fmt.Errorf("the %T warehouse cannot hold cdc tables", e.warehouse)
+				return fmt.Errorf("the %s warehouse cannot hold cdc tables yet: sync this table another way (full_refresh, append) or into another warehouse backend", warehouseKind(e.warehouse))
 			}
 			o := &cdcOutput{name: name, history: ot.history, wt: cwt, pc: cs}
 			pos, _ := wt.Position()
@@ -610,7 +612,14 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		}
 	}
 	t.resnapshot = false
-	e.snapshotted(ctx, t.j, result{full: true, rowsRead: rows, tableRows: tableRows, warnings: warnings}, start)
+	var version warehouse.TableVersion
+	for k, o := range t.outs {
+		v := e.maint.after(ctx, o.name, o.wt, tableVersion(o.wt))
+		if k == 0 {
+			version = v
+		}
+	}
+	e.snapshotted(ctx, t.j, result{full: true, rowsRead: rows, tableRows: tableRows, warnings: warnings, version: version}, start)
 	return nil
 }
 
@@ -775,14 +784,14 @@ func (e *cdcEngine) snapshotted(ctx context.Context, j job, res result, start ti
 
 // committed records a commit of streamed changes: changes applied, the
 // table holding tableRows after it.
-func (e *cdcEngine) committed(ctx context.Context, j job, changes, tableRows, warnings int64) {
+func (e *cdcEngine) committed(ctx context.Context, j job, changes, tableRows, warnings int64, version warehouse.TableVersion) {
 	now := e.now().UTC()
 	if warnings > 0 {
 		e.logger.Warn(warehouse.NulledWarning(e.warehouse), "table", j.addr, "count", warnings)
 	}
 	e.metrics.rows.WithLabelValues(j.addr).Add(float64(changes))
 	e.metrics.lastSuccess.WithLabelValues(j.addr).Set(float64(now.Unix()))
-	e.status.streamed(ctx, j, now, result{rowsRead: changes, tableRows: tableRows, warnings: warnings})
+	e.status.streamed(ctx, j, now, result{rowsRead: changes, tableRows: tableRows, warnings: warnings, version: version})
 }
 
 // failed records a failed cdc table.
@@ -962,4 +971,12 @@ func (s *cdcSupervisor) loop(ctx context.Context, g []job) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// warehouseKind names a warehouse by its package ("iceberg" for
+// *iceberg.Warehouse), for messages.
+func warehouseKind(w warehouse.Warehouse) string {
+	name := strings.TrimLeft(fmt.Sprintf("%T", w), "*")
+	pkg, _, _ := strings.Cut(name, ".")
+	return pkg
 }

@@ -486,6 +486,7 @@ func (ts *tableSink) commitRows(ctx context.Context, items []*pendingItem, pos f
 		return err
 	}
 	var tableRows, applied int64
+	var version warehouse.TableVersion
 	for k, o := range t.outs {
 		var from []int // per item, the first row o lacks
 		n := 0
@@ -524,12 +525,13 @@ func (ts *tableSink) commitRows(ctx context.Context, items []*pendingItem, pos f
 		if err := ts.setPosition(o, p); err != nil {
 			return err
 		}
+		v := t.eng.maint.after(ctx, o.name, o.wt, tableVersion(o.wt))
 		if k == 0 {
-			tableRows, applied = rows, int64(n)
+			tableRows, applied, version = rows, int64(n), v
 		}
 	}
 	if applied > 0 {
-		t.eng.committed(ctx, t.j, applied, tableRows, b.warnings)
+		t.eng.committed(ctx, t.j, applied, tableRows, b.warnings, version)
 	}
 	return nil
 }

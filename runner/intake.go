@@ -79,6 +79,8 @@ type intakeDeps struct {
 	registry     prometheus.Registerer
 	log          hclog.Logger
 	now          func() time.Time
+	// maint maintains a table after the applier's commits (maintain.go).
+	maint *maintainer
 }
 
 func newIntake(d intakeDeps) *intake {
@@ -427,6 +429,7 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 	req := providers.ReadRequest{
 		Schema: j.table.Schema, Table: j.table.Table, Columns: j.table.Columns, PrimaryKey: j.table.PrimaryKey,
 	}
+	var committed warehouse.Table
 	for ctx.Err() == nil {
 		wt, err := h.warehouse.Table(ctx, j.table.WarehouseTable)
 		if err != nil {
@@ -499,6 +502,11 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 		hs.count(0, int64(len(events)))
 		h.events.WithLabelValues(addr, "applied").Add(float64(len(events)))
 		log.Debug("webhook events applied", "events", len(events), "table_rows", n)
+		committed = wt
+	}
+	if committed != nil {
+		// The caller holds the table's lock: no other writer here.
+		h.maint.after(ctx, j.table.WarehouseTable, committed, warehouse.TableVersion{})
 	}
 	live := map[string]bool{}
 	for _, wj := range h.jobs(addr) {

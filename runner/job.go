@@ -40,6 +40,11 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 		}
 	}
 	end := r.opt.Now()
+	if err == nil && j.table.Sync != config.SyncWebhook {
+		// A webhook table is maintained under its writers' lock
+		// (syncWebhookTable); this one has no other writer here.
+		res.version = r.maint.after(ctx, j.table.WarehouseTable, res.table, res.version)
+	}
 	var next time.Time
 	if sched, perr := j.table.Frequency.Get(); perr == nil {
 		next = sched.Next(end)
@@ -92,6 +97,10 @@ type result struct {
 	bytes     int64
 	tableRows int64
 	warnings  int64
+	// table is the table committed, for maintenance after the sync
+	// (maintain.go); version its version then (warehouse.Versioned).
+	table   warehouse.Table
+	version warehouse.TableVersion
 }
 
 // syncTable reads from the source and commits into the warehouse: the
@@ -206,5 +215,6 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 		return res, err
 	}
 	res.tableRows = rows
+	res.table, res.version = wt, tableVersion(wt)
 	return res, nil
 }

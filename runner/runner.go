@@ -118,6 +118,8 @@ type Runner struct {
 	engines  map[string]*cdcEngine
 	cdcDown  map[string]error
 	watchers sync.WaitGroup
+	// maint maintains tables after their commits (maintain.go).
+	maint *maintainer
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -166,17 +168,20 @@ func New(opt Options) *Runner {
 		statusWritten: map[string]time.Time{}, requests: map[string]*activeRequest{},
 		engines: map[string]*cdcEngine{}, cdcDown: map[string]error{}}
 	r.recorder = runnerStatus{r}
+	r.maint = newMaintainer(opt.Now, opt.Logger)
 	r.cdc = cdcDeps{
 		openSource: opt.Open, warehouse: opt.Warehouse, status: r.recorder, metrics: opt.Metrics,
 		logger: opt.Logger, now: opt.Now, progressOut: opt.Progress,
 		batchRows: opt.BatchRows, parallel: opt.Parallel,
 		flushChanges: opt.CDCFlushChanges, flushInterval: opt.CDCFlushInterval, flushBytes: opt.CDCFlushBytes,
+		maint: r.maint,
 	}
 	r.hooks = newIntake(intakeDeps{
 		dir: opt.JournalDir, tables: r.webhookJobs, open: opt.Open, warehouse: opt.Warehouse,
 		status: r.recorder, store: opt.Status,
 		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
 		webhookURL:   r.webhookURL, registry: opt.Metrics.Registry, log: opt.Logger, now: opt.Now,
+		maint: r.maint,
 	})
 	r.slots = &slotMonitor{
 		open: opt.Open, openResources: opt.Resources, put: r.hooks.putSourceStatus,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // statusRecorder keeps the status records of tables through a sync: the
@@ -155,6 +156,9 @@ func completedStatus(ts *state.TableStatus, at time.Time, res result) {
 	ts.RowsSynced = res.tableRows
 	ts.LastRunRows = res.rowsRead
 	ts.Warnings = res.warnings
+	if res.version != (warehouse.TableVersion{}) {
+		ts.MetadataLocation, ts.SnapshotID = res.version.MetadataLocation, res.version.SnapshotID
+	}
 	if res.full {
 		ts.LastFullSyncAt = at.UTC()
 	}

@@ -145,6 +145,9 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 	}
 	if applied > 0 {
 		res.tableRows = rows
+	} else {
+		// Under the table's lock, as the applier's maintenance is.
+		res.version = r.maint.after(ctx, j.table.WarehouseTable, res.table, res.version)
 	}
 	return res, nil
 }

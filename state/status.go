@@ -47,6 +47,12 @@ type TableStatus struct {
 	// LastFullSyncAt is when the last full (re)load committed; a resync
 	// requested after it is still due.
 	LastFullSyncAt time.Time `json:"last_full_sync_at"`
+	// MetadataLocation and SnapshotID name the table's version after its
+	// last commit in a warehouse whose versions readers can open without
+	// sluice (Iceberg: the metadata file and the snapshot); empty
+	// otherwise.
+	MetadataLocation string `json:"metadata_location,omitempty"`
+	SnapshotID       int64  `json:"snapshot_id,omitempty"`
 	// Runner is the RunnerInfo.ID of the runner that last synced the
 	// table (empty in records of runners without one).
 	Runner string `json:"runner,omitempty"`

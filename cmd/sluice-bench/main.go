@@ -5,7 +5,10 @@
 // Each sync is `bin/sluice run -once` in a subprocess, so its wall time and
 // peak RSS are the real program's, not a benchmark harness's. At the sizes
 // -pg-warehouse-rows names, the full refresh is also measured into a
-// PostgreSQL warehouse (another database of the same cluster).
+// PostgreSQL warehouse (another database of the same cluster). At the
+// sizes -iceberg-rows names, the full refresh and the incremental 1% case
+// are also measured into an Iceberg warehouse on a local directory, beside
+// the Parquet warehouse's figures of the same run.
 package main
 
 import (
@@ -34,18 +37,22 @@ var profiles int
 func main() {
 	sizes := flag.String("rows", "1000000,2000000,4000000", "table sizes to measure, comma-separated")
 	pgSizes := flag.String("pg-warehouse-rows", "2000000", "table sizes at which to also measure a full refresh into a PostgreSQL warehouse, comma-separated (empty: none)")
+	icebergSizes := flag.String("iceberg-rows", "2000000", "table sizes at which to also measure a full refresh and the incremental 1% case into an Iceberg warehouse (a local directory), comma-separated (empty: none)")
 	bin := flag.String("sluice", "bin/sluice", "the sluice binary")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	pgAt := map[int64]bool{}
-	for _, s := range strings.Split(*pgSizes, ",") {
-		var n int64
-		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err == nil {
-			pgAt[n] = true
+	at := func(list string) map[int64]bool {
+		m := map[int64]bool{}
+		for _, s := range strings.Split(list, ",") {
+			var n int64
+			if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err == nil {
+				m[n] = true
+			}
 		}
+		return m
 	}
-	if err := run(ctx, *bin, *sizes, pgAt); err != nil {
+	if err := run(ctx, *bin, *sizes, at(*pgSizes), at(*icebergSizes)); err != nil {
 		fmt.Fprintf(os.Stderr, "sluice-bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -92,9 +99,26 @@ type measurement struct {
 	// warehouse, when measured.
 	pgSyncTime time.Duration
 	pgPeakRSS  int64
+	// ice are the same into an Iceberg warehouse, when measured.
+	ice *icebergMeasurement
 }
 
-func run(ctx context.Context, bin, sizes string, pgAt map[int64]bool) error {
+// icebergMeasurement is a size's figures into an Iceberg warehouse.
+type icebergMeasurement struct {
+	syncTime               time.Duration
+	peakRSS                int64
+	incrRows               int64
+	incrTime, incrFullTime time.Duration
+	incrPeakRSS            int64
+	// incrErr says why the incremental case could not be measured (the
+	// iceberg warehouse without Merge); "" when it was.
+	incrErr string
+}
+
+// icebergBlock is the warehouse block of the Iceberg measurements.
+const icebergBlock = "warehouse {\n  backend = \"iceberg\"\n  path    = \"lake\"\n}\n"
+
+func run(ctx context.Context, bin, sizes string, pgAt, icebergAt map[int64]bool) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("%s not found: run `make build` first", bin)
 	}
@@ -135,17 +159,18 @@ func run(ctx context.Context, bin, sizes string, pgAt map[int64]bool) error {
 		if _, err := conn.Exec(ctx, "VACUUM ANALYZE bench_wide"); err != nil {
 			return err
 		}
-		m, err := measure(ctx, conn, bin, url, n, pgAt[n], whURL)
+		m, err := measure(ctx, conn, bin, url, n, pgAt[n], icebergAt[n], whURL)
 		if err != nil {
 			return err
 		}
 		results = append(results, m)
 	}
 	report(os.Stdout, results)
+	reportIceberg(os.Stdout, results)
 	return nil
 }
 
-func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWarehouse bool, whURL string) (measurement, error) {
+func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWarehouse, icebergWarehouse bool, whURL string) (measurement, error) {
 	m := measurement{rows: n}
 	// The baseline, warm: PostgreSQL's own binary COPY of the table.
 	for range 2 {
@@ -163,6 +188,7 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWa
 	}
 	defer os.RemoveAll(dir)
 	env := append(os.Environ(), "SLUICE_VAR_url="+url)
+	var lastOut string
 	sluice := func(args ...string) (time.Duration, int64, error) {
 		cmd := exec.CommandContext(ctx, bin, append([]string{"-chdir=" + dir, "-no-color"}, args...)...)
 		cmd.Env = env
@@ -175,6 +201,7 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWa
 		start := time.Now()
 		err := cmd.Run()
 		took := time.Since(start)
+		lastOut = out.String()
 		if err != nil {
 			return 0, 0, fmt.Errorf("sluice %s: %v\n%s", strings.Join(args, " "), err, out.String())
 		}
@@ -234,6 +261,29 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWa
 		warehouseBlock = ""
 	}
 
+	// full_refresh into an Iceberg warehouse, best of two runs.
+	if icebergWarehouse {
+		m.ice = &icebergMeasurement{}
+		warehouseBlock = icebergBlock
+		if err := write("full_refresh", ""); err != nil {
+			return m, err
+		}
+		for range 2 {
+			if _, _, err := sluice("resync", "postgres.bench/bench_wide"); err != nil {
+				return m, err
+			}
+			took, rss, err := sluice("run", "-once", "-parallel=2")
+			if err != nil {
+				return m, err
+			}
+			if m.ice.syncTime == 0 || took < m.ice.syncTime {
+				m.ice.syncTime = took
+			}
+			m.ice.peakRSS = max(m.ice.peakRSS, rss)
+		}
+		warehouseBlock = ""
+	}
+
 	// incremental: the first sync reads everything, then 1% of the rows
 	// change and the next sync reads those.
 	if err := write("incremental", `incremental_field = "updated_at"`); err != nil {
@@ -259,6 +309,41 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWa
 	// Leave the table as it was for the next size.
 	if _, err := conn.Exec(ctx, `UPDATE bench_wide SET n = n - 1 WHERE id % 100 = 0`); err != nil {
 		return m, err
+	}
+
+	// The same into the Iceberg warehouse: a resync reads everything
+	// (the table there holds the full refresh's rows, without a cursor),
+	// then 1% of the rows change again.
+	if icebergWarehouse {
+		warehouseBlock = icebergBlock
+		if err := write("incremental", `incremental_field = "updated_at"`); err != nil {
+			return m, err
+		}
+		if _, _, err := sluice("resync", "postgres.bench/bench_wide"); err != nil {
+			return m, err
+		}
+		if m.ice.incrFullTime, _, err = sluice("run", "-once"); err != nil {
+			return m, err
+		}
+		tag, err := conn.Exec(ctx, `UPDATE bench_wide SET n = n + 1, updated_at = now() WHERE id % 100 = 0`)
+		if err != nil {
+			return m, err
+		}
+		m.ice.incrRows = tag.RowsAffected()
+		if err := makeDue(ctx, dir); err != nil {
+			return m, err
+		}
+		m.ice.incrTime, m.ice.incrPeakRSS, err = sluice("run", "-once")
+		if err != nil {
+			if !strings.Contains(lastOut, "not supported yet by the iceberg warehouse") {
+				return m, err
+			}
+			m.ice.incrErr = "n/a (no Merge yet)"
+		}
+		if _, err := conn.Exec(ctx, `UPDATE bench_wide SET n = n - 1 WHERE id % 100 = 0`); err != nil {
+			return m, err
+		}
+		warehouseBlock = ""
 	}
 	return m, nil
 }
@@ -313,4 +398,35 @@ func report(w io.Writer, results []measurement) {
 	tw.Flush()
 	fmt.Fprintln(w, "\ninto PostgreSQL: the same full refresh (`sluice run -once`, best of 2) into `warehouse { backend = \"postgres\" }`, another database of the same cluster:")
 	fmt.Fprintln(w, "COPY into a new table, primary key, swap, position, one transaction. The source read and the warehouse write share the machine's cores.")
+}
+
+// reportIceberg prints the Iceberg warehouse's figures beside the
+// Parquet warehouse's of the same run.
+func reportIceberg(w io.Writer, results []measurement) {
+	var ice []measurement
+	for _, m := range results {
+		if m.ice != nil {
+			ice = append(ice, m)
+		}
+	}
+	if len(ice) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rows	full_refresh into Parquet	into Iceberg	ratio	peak RSS	1% changed	incremental into Iceberg	vs full read	(Parquet)	peak RSS	")
+	for _, m := range ice {
+		incr, vs, rss := m.ice.incrErr, "-", "-"
+		if incr == "" {
+			incr = m.ice.incrTime.Round(time.Millisecond).String()
+			vs = fmt.Sprintf("%.3fx", m.ice.incrTime.Seconds()/m.ice.incrFullTime.Seconds())
+			rss = fmt.Sprintf("%d MiB", m.ice.incrPeakRSS>>20)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2fx\t%d MiB\t%d\t%s\t%s\t%.3fx\t%s\t\n", m.rows,
+			m.syncTime.Round(time.Millisecond), m.ice.syncTime.Round(time.Millisecond), m.ice.syncTime.Seconds()/m.syncTime.Seconds(), m.ice.peakRSS>>20,
+			m.ice.incrRows, incr, vs, m.incrTime.Seconds()/m.incrFullTime.Seconds(), rss)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ninto Iceberg: the same syncs (`sluice run -once`) into `warehouse { backend = \"iceberg\" }` on a local directory (SQLite catalog):")
+	fmt.Fprintln(w, "the full refresh best of 2, target at most 1.2x the Parquet warehouse's; the incremental 1% case against its own full read, target at most 0.10x.")
 }

@@ -14,7 +14,14 @@
 //
 // -warehouse=postgres streams into a PostgreSQL warehouse (another
 // database of the same cluster) instead of Parquet; the reader then polls
-// the marker table there.
+// the marker table there. -warehouse=iceberg streams into Iceberg tables
+// in a local directory (SQLite catalog beside the state); the reader
+// polls the marker table's current snapshot through the catalog.
+//
+// -scale takes a comma-separated list (-scale=1,50): the whole benchmark
+// runs once per scale, each on a fresh cluster, and a last table puts the
+// scales side by side, to show whether the figures hold as the tables
+// grow.
 //
 // sluice runs as bin/sluice in a subprocess, as users run it. For
 // profiling, BENCH_SLUICE_ENV=NAME=VALUE is added to its environment
@@ -44,26 +51,63 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
+	"github.com/sluice-dev/sluice/warehouse/iceberg"
 	"github.com/sluice-dev/sluice/warehouse/parquet"
 )
 
 func main() {
 	bin := flag.String("sluice", "bin/sluice", "the sluice binary")
-	scale := flag.Int("scale", 1, "pgbench scale (pgbench -i -s)")
+	scales := flag.String("scale", "1", "pgbench scale (pgbench -i -s); a comma-separated list runs the benchmark at each and compares them")
 	clients := flag.Int("clients", 4, "pgbench clients (-c)")
 	seconds := flag.Int("seconds", 20, "pgbench duration (-T) of each run")
-	wh := flag.String("warehouse", "parquet", "the warehouse to stream into: parquet, or postgres (another database of the cluster)")
+	wh := flag.String("warehouse", "parquet", "the warehouse to stream into: parquet, postgres (another database of the cluster), or iceberg (a local directory)")
 	flag.Parse()
-	if *wh != "parquet" && *wh != "postgres" {
-		fmt.Fprintf(os.Stderr, "sluice-cdcbench: -warehouse=%q: want parquet or postgres\n", *wh)
+	if *wh != "parquet" && *wh != "postgres" && *wh != "iceberg" {
+		fmt.Fprintf(os.Stderr, "sluice-cdcbench: -warehouse=%q: want parquet, postgres or iceberg\n", *wh)
 		os.Exit(2)
+	}
+	var list []int
+	for _, f := range strings.Split(*scales, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "sluice-cdcbench: -scale=%q: want positive whole numbers, such as 1 or 1,50\n", *scales)
+			os.Exit(2)
+		}
+		list = append(list, n)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{bin: *bin, scale: *scale, clients: *clients, seconds: *seconds, warehouse: *wh}
-	if err := b.run(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "sluice-cdcbench: %v\n", err)
-		os.Exit(1)
+	var summaries []summary
+	for _, scale := range list {
+		b := &bench{bin: *bin, scale: scale, clients: *clients, seconds: *seconds, warehouse: *wh}
+		if err := b.run(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "sluice-cdcbench: %v\n", err)
+			os.Exit(1)
+		}
+		summaries = append(summaries, b.summary)
+	}
+	if len(summaries) > 1 {
+		reportScales(*wh, summaries)
+	}
+}
+
+// summary is one scale's figures, for the comparison of scales.
+type summary struct {
+	scale              int
+	ofRecvlogical      float64 // sluice's catch-up rate / pg_recvlogical's
+	p50, p99           time.Duration
+	catchUpRSS, dmnRSS int64
+}
+
+// reportScales prints the scales' figures side by side.
+func reportScales(wh string, s []summary) {
+	w := os.Stdout
+	fmt.Fprintf(w, "\nCDC into the %s warehouse by pgbench scale:\n\n", wh)
+	fmt.Fprintf(w, "  %-8s %-10s %-20s %-12s %-14s %s\n", "scale", "accounts", "% of pg_recvlogical", "fresh p50", "fresh p99", "peak RSS (catch-up / daemon)")
+	for _, r := range s {
+		fmt.Fprintf(w, "  %-8d %-10d %-20s %-12s %-14s %s / %s\n", r.scale, r.scale*100_000, fmt.Sprintf("%.0f%%", 100*r.ofRecvlogical),
+			r.p50.Round(10*time.Millisecond), r.p99.Round(10*time.Millisecond), mib(r.catchUpRSS), mib(r.dmnRSS))
 	}
 }
 
@@ -74,8 +118,9 @@ type bench struct {
 	url                     string
 	dir                     string
 	conn                    *pgx.Conn
-	warehouse               string // "parquet" or "postgres"
+	warehouse               string // "parquet", "postgres" or "iceberg"
 	whURL                   string // the postgres warehouse's database
+	summary                 summary
 }
 
 const configHCL = `
@@ -150,6 +195,9 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 		warehouseBlock = fmt.Sprintf("warehouse {\n  backend = \"postgres\"\n  url     = %q\n  sslmode = \"disable\"\n}\n", b.whURL)
+	}
+	if b.warehouse == "iceberg" {
+		warehouseBlock = "warehouse {\n  backend = \"iceberg\"\n  path    = \"lake\"\n}\n"
 	}
 	if err := os.WriteFile(filepath.Join(b.dir, "main.hcl"), []byte(fmt.Sprintf(configHCL, warehouseBlock)), 0o644); err != nil {
 		return err
@@ -520,6 +568,33 @@ func (b *bench) markerReader(ctx context.Context) (func() ([]int64, error), func
 		}
 		return read, func() { conn.Close(context.Background()) }, nil
 	}
+	if b.warehouse == "iceberg" {
+		// The catalog has the table's current snapshot: each poll loads
+		// it, as a reader of the lake would.
+		w, err := iceberg.Open(ctx, iceberg.Options{Location: filepath.Join(b.dir, "lake"),
+			CatalogURL: "sqlite://" + filepath.Join(b.dir, ".sluice", "iceberg-catalog.db")})
+		if err != nil {
+			return nil, nil, err
+		}
+		read := func() ([]int64, error) {
+			t, err := w.Table(ctx, "bench_bench_marker")
+			if err != nil {
+				return nil, err
+			}
+			sc, ok := t.(warehouse.Scanner)
+			if !ok {
+				return nil, errors.New("the iceberg warehouse's tables cannot be scanned (no warehouse.Scanner)")
+			}
+			var ids []int64
+			err = sc.Scan(ctx, func(bt *records.Batch) error {
+				v := &bt.Cols[bt.Schema.Index("id")]
+				ids = append(ids, v.I64[:bt.N]...)
+				return nil
+			})
+			return ids, err
+		}
+		return read, func() { w.Close() }, nil
+	}
 	w, err := parquet.Open(filepath.Join(b.dir, "warehouse"))
 	if err != nil {
 		return nil, nil, err
@@ -557,10 +632,13 @@ func (b *bench) report(c *catchUpResult, f *freshResult) {
 		c.sluice.took.Seconds(), c.sluiceRate, mib(c.sluice.peakRSS))
 	fmt.Fprintf(w, "  pg_recvlogical        %8.2f s  %9.0f changes/s  (pgoutput to /dev/null; the faster of a run before sluice's and one after)\n", c.recv.Seconds(), c.recvRate)
 	fmt.Fprintf(w, "  sluice / pg_recvlogical: %.0f%% (target >= 50%%)\n", 100*c.sluiceRate/c.recvRate)
-	fmt.Fprintf(w, "  memory of run -once: %s\n\n", c.sluice.rss.summary())
+	fmt.Fprintf(w, "  memory of run -once: %s (target <= 256 MiB)\n\n", c.sluice.rss.summary())
 	fmt.Fprintf(w, "freshness: the daemon streaming while pgbench runs at %s tps; a marker row every 100 ms\n", f.pgbenchTPS)
 	fmt.Fprintf(w, "  commit to visible in the warehouse: p50 %s, p99 %s, max %s over %d markers (%d not seen) (target p50 < 1 s, p99 < 5 s)\n",
 		percentile(f.latencies, 0.50).Round(time.Millisecond), percentile(f.latencies, 0.99).Round(time.Millisecond),
 		percentile(f.latencies, 1).Round(time.Millisecond), len(f.latencies), f.lost)
-	fmt.Fprintf(w, "  memory of the daemon: %s\n", f.daemon.rss.summary())
+	fmt.Fprintf(w, "  memory of the daemon: %s (peak RSS %s; target <= 256 MiB)\n", f.daemon.rss.summary(), mib(f.daemon.peakRSS))
+	b.summary = summary{scale: b.scale, ofRecvlogical: c.sluiceRate / c.recvRate,
+		p50: percentile(f.latencies, 0.50), p99: percentile(f.latencies, 0.99),
+		catchUpRSS: c.sluice.peakRSS, dmnRSS: f.daemon.peakRSS}
 }

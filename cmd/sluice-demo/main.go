@@ -3,17 +3,25 @@
 // bin/sluice against the quickstart configuration (examples/quickstart),
 // copied into .demo/ at the repository root. The server and its data are
 // removed at the end; .demo/ stays for a look at what sluice wrote.
+//
+// With -warehouse=iceberg (or SLUICE_DEMO_WAREHOUSE=iceberg) the copied
+// configuration's warehouse block is replaced by one block writing Apache
+// Iceberg tables into .demo/lake, with the SQL catalog (SQLite) beside the
+// state; the tables are read back through the warehouse's Scanner either
+// way.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -23,6 +31,8 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
+	"github.com/sluice-dev/sluice/warehouse/iceberg"
 	"github.com/sluice-dev/sluice/warehouse/parquet"
 )
 
@@ -65,7 +75,32 @@ const (
 	database    = "shop"
 )
 
+// icebergBlock is the warehouse block of -warehouse=iceberg: the one
+// block that points the quickstart at Iceberg.
+const icebergBlock = `warehouse {
+  backend   = "iceberg"
+  path      = "lake"   # or s3://bucket/prefix with an s3 { } block
+  namespace = "sluice"
+  # catalog { type = "sql", url = "sqlite:lake.db" }  # default: SQLite beside the state
+}`
+
+// icebergDir is where -warehouse=iceberg writes, in the work directory.
+const icebergDir = "lake"
+
+// demoWarehouse is the warehouse the demo writes: "parquet" or "iceberg".
+var demoWarehouse = "parquet"
+
 func main() {
+	def := demoWarehouse
+	if v := os.Getenv("SLUICE_DEMO_WAREHOUSE"); v != "" {
+		def = v
+	}
+	flag.StringVar(&demoWarehouse, "warehouse", def, "the warehouse to write: parquet (the quickstart's), or iceberg (Iceberg tables in .demo/lake); also SLUICE_DEMO_WAREHOUSE")
+	flag.Parse()
+	if demoWarehouse != "parquet" && demoWarehouse != "iceberg" {
+		fmt.Fprintf(os.Stderr, "sluice-demo: -warehouse=%q: use parquet or iceberg\n", demoWarehouse)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Stdout)
 	stop()
@@ -126,6 +161,12 @@ func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin s
 		return err
 	}
 	fmt.Fprintf(out, "==> configuration: %s copied from %s into %s/\n", strings.Join(files, ", "), exampleDir, workDirName)
+	if demoWarehouse == "iceberg" {
+		if err := useIceberg(filepath.Join(work, "main.hcl")); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "    its warehouse block replaced by:\n%s\n", indent(icebergBlock, "      "))
+	}
 
 	env := append(os.Environ(), "SLUICE_VAR_pg_url="+url)
 	for _, s := range steps {
@@ -150,24 +191,72 @@ func runSteps(ctx context.Context, out io.Writer, c *pgtest.Cluster, root, bin s
 		}
 	}
 	fmt.Fprintln(out)
-	return readBack(ctx, out, url, filepath.Join(work, "warehouse"))
+	w, err := openDemoWarehouse(ctx, work)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return readBack(ctx, out, url, w)
+}
+
+// warehouseBlock matches the quickstart's warehouse block (no nested
+// blocks).
+var warehouseBlock = regexp.MustCompile(`(?m)^warehouse \{[^}]*\}`)
+
+// useIceberg replaces the warehouse block of the configuration file at
+// path with icebergBlock.
+func useIceberg(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if len(warehouseBlock.FindAllIndex(b, -1)) != 1 {
+		return fmt.Errorf("%s: expected one warehouse block to replace", path)
+	}
+	b = warehouseBlock.ReplaceAll(b, []byte(icebergBlock))
+	return os.WriteFile(path, b, 0o644)
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+// openDemoWarehouse opens what the demo's sluice wrote into work.
+func openDemoWarehouse(ctx context.Context, work string) (warehouse.Warehouse, error) {
+	if demoWarehouse == "iceberg" {
+		return iceberg.Open(ctx, iceberg.Options{
+			Location:   filepath.Join(work, icebergDir),
+			Namespace:  "sluice",
+			CatalogURL: "sqlite://" + filepath.Join(work, ".sluice", "iceberg-catalog.db"),
+		})
+	}
+	return parquet.Open(filepath.Join(work, "warehouse"))
+}
+
+// scanTable reads a committed warehouse table back through its Scanner.
+func scanTable(ctx context.Context, w warehouse.Warehouse, name string, fn func(*records.Batch) error) (warehouse.Table, error) {
+	t, err := w.Table(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := t.(warehouse.Scanner)
+	if !ok {
+		return nil, fmt.Errorf("the %s warehouse's table %s cannot be read back (no warehouse.Scanner)", demoWarehouse, name)
+	}
+	return t, sc.Scan(ctx, fn)
 }
 
 // showHistory prints what CDC made of the two customers the demo changed:
 // the consolidated rows (a tombstone for the deleted one) and every
 // version in the history table.
-func showHistory(ctx context.Context, out io.Writer, w *parquet.Warehouse, _ *pgx.Conn) error {
+func showHistory(ctx context.Context, out io.Writer, w warehouse.Warehouse) error {
 	for _, t := range []struct{ name, cols string }{
 		{"shop_customers", "id,email,_sluice_deleted"},
 		{"shop_customers_cdc", "id,email,_sluice_cdc_op,valid_to"},
 	} {
-		tb, err := w.OpenTable(t.name)
-		if err != nil {
-			return err
-		}
 		cols := strings.Split(t.cols, ",")
 		fmt.Fprintf(out, "\n    %s, the changed customers (%s):\n", t.name, strings.Join(cols, ", "))
-		err = tb.Scan(ctx, func(b *records.Batch) error {
+		_, err := scanTable(ctx, w, t.name, func(b *records.Batch) error {
 			for i := 0; i < b.N; i++ {
 				id := b.Cols[b.Schema.Index("id")]
 				if id.IsNull(i) || id.I64[i] != 1 && id.I64[i] <= 200 {
@@ -204,31 +293,28 @@ func cell(v *records.Vec, i int) string {
 	return string(v.Bytes(i))
 }
 
-// readBack reads every warehouse table from its Parquet files, compares
-// the row count with the source table's, and shows how to query it.
-func readBack(ctx context.Context, out io.Writer, url, root string) error {
-	fmt.Fprintf(out, "==> reading the Parquet warehouse back (%s/warehouse)\n", workDirName)
+// readBack reads every warehouse table back, compares the row count
+// with the source table's, and shows how to query it.
+func readBack(ctx context.Context, out io.Writer, url string, w warehouse.Warehouse) error {
+	where := workDirName + "/warehouse"
+	if demoWarehouse == "iceberg" {
+		where = workDirName + "/" + icebergDir
+	}
+	fmt.Fprintf(out, "==> reading the %s warehouse back (%s)\n", demoWarehouse, where)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	w, err := parquet.Open(root)
-	if err != nil {
-		return err
-	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "    WAREHOUSE TABLE\tLIVE ROWS\tFILES\tSOURCE ROWS\t")
+	fmt.Fprintln(tw, "    WAREHOUSE TABLE\tLIVE ROWS\tSOURCE ROWS\tVERSION\t")
+	var ordersMetadata string
 	for _, t := range []struct{ warehouse, source string }{
 		{"shop_customers", "customers"}, {"shop_orders", "orders"}, {"shop_events", "events"},
 	} {
-		tb, err := w.OpenTable(t.warehouse)
-		if err != nil {
-			return err
-		}
 		// A cdc table keeps deleted rows as tombstones: count the live ones.
 		var rows int64
-		err = tb.Scan(ctx, func(b *records.Batch) error {
+		tb, err := scanTable(ctx, w, t.warehouse, func(b *records.Batch) error {
 			deleted := b.Schema.Index("_sluice_deleted")
 			for i := 0; i < b.N; i++ {
 				if deleted < 0 || b.Cols[deleted].IsNull(i) || !b.Cols[deleted].Bool[i] {
@@ -244,17 +330,37 @@ func readBack(ctx context.Context, out io.Writer, url, root string) error {
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t.source}.Sanitize()).Scan(&want); err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t\n", t.warehouse, rows, len(tb.Manifest().Files), want)
+		version := "-"
+		switch tb := tb.(type) {
+		case *parquet.Table:
+			version = fmt.Sprintf("%d files", len(tb.Manifest().Files))
+		case warehouse.Versioned:
+			v := tb.Version()
+			version = fmt.Sprintf("snapshot %d", v.SnapshotID)
+			if t.warehouse == "shop_orders" {
+				ordersMetadata = v.MetadataLocation
+			}
+		}
+		fmt.Fprintf(tw, "    %s\t%d\t%d\t%s\t\n", t.warehouse, rows, want, version)
 		if rows != want {
 			tw.Flush()
 			return fmt.Errorf("%s holds %d rows, the source %d", t.warehouse, rows, want)
 		}
 	}
 	tw.Flush()
-	if err := showHistory(ctx, out, w, conn); err != nil {
+	if err := showHistory(ctx, out, w); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\n    Query it with DuckDB (from the repository root):\n")
+	if demoWarehouse == "iceberg" {
+		if ordersMetadata == "" {
+			ordersMetadata = workDirName + "/" + icebergDir + "/sluice.db/shop_orders/metadata/<newest>.metadata.json"
+		}
+		fmt.Fprintf(out, "      INSTALL iceberg; LOAD iceberg;\n")
+		fmt.Fprintf(out, "      SELECT status, count(*), sum(total) FROM iceberg_scan('%s') GROUP BY status;\n", ordersMetadata)
+		fmt.Fprintf(out, "    (sluice status -json names every table's current metadata file; the catalog is %s/.sluice/iceberg-catalog.db)\n\n", workDirName)
+		return nil
+	}
 	fmt.Fprintf(out, "      SELECT status, count(*), sum(total) FROM read_parquet('%s/warehouse/shop_orders/*.parquet') GROUP BY status;\n\n", workDirName)
 	return nil
 }

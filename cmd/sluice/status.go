@@ -32,6 +32,11 @@ type tableStatusJSON struct {
 	LastError      string     `json:"last_error"`
 	Warnings       int64      `json:"warnings"`
 	ResyncPending  bool       `json:"resync_pending,omitempty"`
+	// MetadataLocation and SnapshotID name the table's current version
+	// in an Iceberg warehouse (the metadata file a reader opens, and its
+	// current snapshot); left out for the other warehouses.
+	MetadataLocation string `json:"metadata_location,omitempty"`
+	SnapshotID       int64  `json:"snapshot_id,omitempty"`
 	// Runner is the runner (`run -id`) that last synced the table; ""
 	// when none recorded it.
 	Runner string `json:"runner"`
@@ -134,6 +139,7 @@ func buildStatus(st *state.State, status *state.Status, filter []string, now tim
 			if ts := status.Tables[addr]; ts != nil {
 				tj.State, tj.RowsSynced, tj.LastError, tj.Warnings = ts.State, ts.RowsSynced, ts.LastError, ts.Warnings
 				tj.Runner = ts.Runner
+				tj.MetadataLocation, tj.SnapshotID = ts.MetadataLocation, ts.SnapshotID
 				tj.LastSyncAt, tj.NextSyncAt = timePtr(ts.LastSyncAt), timePtr(ts.NextSyncAt)
 				tj.ResyncPending = !t.ResyncRequestedAt.IsZero() && t.ResyncRequestedAt.After(ts.LastFullSyncAt)
 				if t.Enabled && config.SyncType(t.Sync) != config.SyncCDC && ts.State != state.StateRunning {

@@ -18,6 +18,7 @@ import (
 	_ "github.com/sluice-dev/sluice/providers/postgres" // registers the postgres source type
 	_ "github.com/sluice-dev/sluice/providers/stripe"   // registers the stripe source type
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 	whpostgres "github.com/sluice-dev/sluice/warehouse/postgres"
 )
 
@@ -177,17 +178,46 @@ func (s *session) makePlan(ctx context.Context, f *planFlags, cfg *config.Config
 	return p
 }
 
-// checkWarehouse reports a PostgreSQL warehouse the user may not write to,
-// with the GRANT to run, before apply and run find out.
+// checkWarehouse reports a warehouse sluice may not write to (a
+// PostgreSQL warehouse without the grants, an Iceberg warehouse whose
+// bucket or catalog cannot be reached or written), with the fix, before
+// apply and run find out.
 func checkWarehouse(ctx context.Context, cfg *config.Config) hcl.Diagnostics {
-	if cfg.Warehouse.Backend != "postgres" {
+	var err error
+	switch cfg.Warehouse.Backend {
+	case "postgres":
+		w := whpostgres.New(&cfg.Warehouse, cfg.Dir)
+		defer w.Close()
+		err = w.Check(ctx)
+	case "iceberg":
+		err = checkIceberg(ctx, cfg)
+	default:
 		return nil
 	}
-	w := whpostgres.New(&cfg.Warehouse, cfg.Dir)
-	defer w.Close()
-	if err := w.Check(ctx); err != nil {
+	if err != nil {
 		r := cfg.Warehouse.DeclRange
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot write to the warehouse", Detail: err.Error(), Subject: &r}}
+	}
+	return nil
+}
+
+// checkIceberg opens the iceberg warehouse (its catalog and namespace)
+// and runs its Check (the bucket can be written).
+func checkIceberg(ctx context.Context, cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, warehouseOpenTimeout)
+	defer cancel()
+	_, scrub, err := icebergOptions(cfg)
+	if err != nil {
+		return err
+	}
+	w, err := openIceberg(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	var wh warehouse.Warehouse = w
+	if c, ok := wh.(warehouse.Checker); ok {
+		return scrub.wrap(c.Check(ctx))
 	}
 	return nil
 }

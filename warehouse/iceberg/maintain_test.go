@@ -1,0 +1,586 @@
+package iceberg
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	iceberggo "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
+)
+
+// kvSchema is a key and a text value.
+var kvSchema = &records.Schema{Columns: []records.Column{
+	{Name: "k", Type: tInt64, SourceType: "bigint"},
+	{Name: "v", Type: tText, SourceType: "text", Nullable: true},
+}, PrimaryKey: []string{"k"}}
+
+// kvRows is a batch of keys from..to-1, each with value "v<k>-<tag>"
+// (NULL for keys divisible by 7, to keep NULLs through compaction).
+func kvRows(from, to int64, tag string) *records.Batch {
+	b := records.NewBatch(kvSchema, int(to-from))
+	for k := from; k < to; k++ {
+		b.Cols[0].AppendInt64(k)
+		if k%7 == 0 {
+			b.Cols[1].AppendNull()
+		} else {
+			b.Cols[1].AppendString(fmt.Sprintf("v%d-%s", k, tag))
+		}
+		b.N++
+	}
+	return b
+}
+
+// testPolicy is a policy for files of a few KiB: small under target/4.
+func testPolicy(target int64) policy {
+	p := defaultPolicy(MaintenancePolicy{})
+	p.target, p.small = target, target/4
+	p.minSmall = 5
+	p.maxRewrite = 1 << 40
+	return p
+}
+
+// setMergeOnRead makes iceberg-go's Delete write position deletes, as
+// sluice's merge commits do.
+// With fullMetrics, a position delete file's file_path bounds are its one
+// data file's path (file-scoped, as Iceberg's Java writers make them);
+// otherwise iceberg-go truncates them to 16 characters and the delete file
+// applies to every data file of the partition.
+func setMergeOnRead(t *testing.T, tb *Table, fullMetrics bool) {
+	t.Helper()
+	txn := tb.tbl.NewTransaction()
+	props := iceberggo.Properties{table.WriteDeleteModeKey: table.WriteModeMergeOnRead}
+	if fullMetrics {
+		props[table.DefaultWriteMetricsModeKey] = "full"
+	}
+	if err := txn.SetProperties(props); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := txn.Commit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.load(tbl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deleteKeys deletes the given keys with iceberg-go's merge-on-read
+// delete (position delete files), in a snapshot with props.
+func deleteKeys(t *testing.T, tb *Table, props iceberggo.Properties, keys ...int64) {
+	t.Helper()
+	ctx := context.Background()
+	txn := tb.tbl.NewTransaction()
+	if err := txn.Delete(ctx, iceberggo.IsIn(iceberggo.Reference("k"), keys...), props); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := txn.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.load(tbl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func posProps(cursor string, extra ...string) iceberggo.Properties {
+	b, _ := json.Marshal(records.Position{Cursor: cursor})
+	p := iceberggo.Properties{PositionProperty: string(b)}
+	for i := 0; i+1 < len(extra); i += 2 {
+		p[extra[i]] = extra[i+1]
+	}
+	return p
+}
+
+// fileCounts is the number of live data and delete files of the current
+// snapshot, counted from the manifests (not the summary).
+func fileCounts(t *testing.T, tb *Table) (data, deletes int) {
+	t.Helper()
+	ctx := context.Background()
+	fs, err := tb.tbl.FS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mans, err := tb.tbl.CurrentSnapshot().Manifests(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mans {
+		for e, err := range m.Entries(fs, true) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.DataFile().ContentType() == iceberggo.EntryContentData {
+				data++
+			} else {
+				deletes++
+			}
+		}
+	}
+	return data, deletes
+}
+
+// sortedScan is scan's rows in a canonical order.
+func sortedScan(t *testing.T, tb *Table) [][]string {
+	rows := scan(t, tb)
+	sort.Slice(rows, func(i, j int) bool { return strings.Join(rows[i], "\x00") < strings.Join(rows[j], "\x00") })
+	return rows
+}
+
+// sortedIcebird is icebird's rows in a canonical order.
+func sortedIcebird(t *testing.T, tb *Table) []string {
+	var out []string
+	for _, r := range readIcebird(t, tb) {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func snapshotProps(tb *Table) map[string]string {
+	s := tb.tbl.CurrentSnapshot()
+	if s == nil || s.Summary == nil {
+		return nil
+	}
+	return s.Summary.Properties
+}
+
+// TestCompactionBinPacksAndAppliesDeletes compacts a table of one big
+// file and many small ones with position deletes: the small files become
+// one, the delete-heavy files are rewritten without their deleted rows,
+// the delete files that no longer apply are dropped (and the one that
+// still applies to the big file is kept), the rows stay the same for
+// iceberg-go and icebird, the compaction snapshot carries the sluice.*
+// properties, and a second call has nothing to do.
+func TestCompactionBinPacksAndAppliesDeletes(t *testing.T) {
+	for _, fileScoped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("file-scoped=%v", fileScoped), func(t *testing.T) { testCompaction(t, fileScoped) })
+	}
+}
+
+func testCompaction(t *testing.T, fileScoped bool) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w := openTest(t, dir)
+	tb := openTable(t, w, "kv")
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRows(0, 3000, "big"))
+	for i := int64(1); i <= 12; i++ {
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(10000+i*10, 10000+i*10+10, "small"))
+	}
+	setMergeOnRead(t, tb, fileScoped)
+	// One delete across the big file and a small one: a delete file per
+	// data file, or one naming both; either way the big file's rows stay
+	// deleted after the small one is rewritten.
+	deleteKeys(t, tb, posProps("d1"), 5, 6, 10011, 10012)
+	// Delete-heavy: many deletes in one small file.
+	for i, k := range []int64{10021, 10022, 10023, 10024, 10025} {
+		deleteKeys(t, tb, posProps(fmt.Sprintf("d%d", i+2)), k)
+	}
+	// The newest sluice snapshot with an extra property a merge records.
+	deleteKeys(t, tb, posProps("last", "sluice.schema", `{"columns":["k","v"]}`), 10031)
+
+	dataBefore, deletesBefore := fileCounts(t, tb)
+	if dataBefore != 13 || deletesBefore < 7 {
+		t.Fatalf("before compaction: %d data files, %d delete files; want 13 and at least 7", dataBefore, deletesBefore)
+	}
+	wantRows := sortedScan(t, tb)
+	if len(wantRows) != 3000+120-10 {
+		t.Fatalf("before compaction the table holds %d rows, want %d", len(wantRows), 3000+120-10)
+	}
+	wantIcebird := sortedIcebird(t, tb)
+	if len(wantIcebird) != len(wantRows) {
+		t.Fatalf("icebird reads %d rows, iceberg-go %d", len(wantIcebird), len(wantRows))
+	}
+	posBefore, _ := tb.Position()
+	propsBefore := snapshotProps(tb)
+	snapsBefore := len(tb.tbl.Metadata().Snapshots())
+
+	// The big file (3000 rows) is right-sized for this policy, the
+	// 10-row files small.
+	big := fileSize(t, tb, 3000)
+	p := testPolicy(big * 2)
+	rep, err := tb.maintain(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, deletes := fileCounts(t, tb)
+	if fileScoped {
+		// The small files packed into one; the big file keeps its one
+		// delete file; the small files' delete files are gone.
+		if data != 2 || deletes != 1 {
+			t.Errorf("after compaction: %d data files and %d delete files, want 2 and 1", data, deletes)
+		}
+		if rep.Compacted != 12+deletesBefore-1 || rep.Written != 1 || rep.Pending || rep.ExpiredSnapshots != 0 {
+			t.Errorf("report %+v, want Compacted %d, Written 1", rep, 12+deletesBefore-1)
+		}
+	} else {
+		// Every delete file applies to every data file: all are
+		// delete-heavy and rewritten, in two bins of the target size.
+		if data != 2 || deletes != 0 {
+			t.Errorf("after compaction: %d data files and %d delete files, want 2 and 0", data, deletes)
+		}
+		if rep.Compacted != 13+deletesBefore || rep.Written != 2 || rep.Pending || rep.ExpiredSnapshots != 0 {
+			t.Errorf("report %+v, want Compacted %d, Written 2", rep, 13+deletesBefore)
+		}
+	}
+	if got := len(tb.tbl.Metadata().Snapshots()); got != snapsBefore+1 {
+		t.Errorf("compaction made %d snapshots, want 1", got-snapsBefore)
+	}
+	if op := tb.tbl.CurrentSnapshot().Summary.Operation; op != table.OpReplace {
+		t.Errorf("the compaction snapshot's operation is %s, want replace", op)
+	}
+	if diff := cmp.Diff(wantRows, sortedScan(t, tb)); diff != "" {
+		t.Errorf("iceberg-go reads other rows after compaction (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantIcebird, sortedIcebird(t, tb)); diff != "" {
+		t.Errorf("icebird reads other rows after compaction (-before +after):\n%s", diff)
+	}
+	props := snapshotProps(tb)
+	for k, v := range propsBefore {
+		if strings.HasPrefix(k, "sluice.") && props[k] != v {
+			t.Errorf("the compaction snapshot has %s = %q, want %q", k, props[k], v)
+		}
+	}
+	if props["sluice.schema"] == "" {
+		t.Error("the compaction snapshot lost sluice.schema")
+	}
+	reopened := openTable(t, openTest(t, dir), "kv")
+	if pos, ok := reopened.Position(); !ok || !cmp.Equal(pos, posBefore) {
+		t.Errorf("reopened after compaction: position %+v (%v), want %+v", pos, ok, posBefore)
+	}
+
+	// Nothing is due now: no snapshot, an empty report.
+	loc := tb.MetadataLocation()
+	rep, err = tb.maintain(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Empty() || tb.MetadataLocation() != loc {
+		t.Errorf("a second maintenance did %+v and moved the metadata from %s to %s", rep, loc, tb.MetadataLocation())
+	}
+
+	// A sync commit after compaction lands on it.
+	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "after"}, kvRows(20000, 20005, "after"))
+	if n := len(scan(t, tb)); n != len(wantRows)+5 {
+		t.Errorf("after an append on the compacted table: %d rows, want %d", n, len(wantRows)+5)
+	}
+}
+
+// fileSize is the size of a data file of the table holding rows rows.
+func fileSize(t *testing.T, tb *Table, rows int64) int64 {
+	t.Helper()
+	tasks, err := tb.tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if task.File.Count() == rows {
+			return task.File.FileSizeBytes()
+		}
+	}
+	t.Fatalf("no data file of %d rows", rows)
+	return 0
+}
+
+// TestCompactionBoundedPerCall caps the bytes of one call: the first call
+// does part and says Pending, the next ones finish, the rows never change.
+func TestCompactionBoundedPerCall(t *testing.T) {
+	ctx := context.Background()
+	w := openTest(t, t.TempDir())
+	tb := openTable(t, w, "kv")
+	for i := int64(0); i < 12; i++ {
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*100, i*100+100, "x"))
+	}
+	want := sortedScan(t, tb)
+	one := fileSize(t, tb, 100)
+	p := testPolicy(one * 4) // bins of 4 files
+	p.small = one * 2
+	p.minSmall = 2
+	p.maxRewrite = one * 4 // one bin per call
+	rep, err := tb.maintain(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Pending || rep.Compacted == 0 || rep.Compacted >= 12 {
+		t.Errorf("first bounded call: %+v, want part of the 12 files and Pending", rep)
+	}
+	for i := 0; rep.Pending && i < 10; i++ {
+		if rep, err = tb.maintain(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep.Pending {
+		t.Error("compaction still pending after 10 calls")
+	}
+	if data, _ := fileCounts(t, tb); data >= 12 {
+		t.Errorf("after bounded compaction: %d data files", data)
+	}
+	if diff := cmp.Diff(want, sortedScan(t, tb)); diff != "" {
+		t.Errorf("rows changed (-before +after):\n%s", diff)
+	}
+	if pos, _ := tb.Position(); pos.Cursor != "11" {
+		t.Errorf("position after compaction: %+v, want cursor 11", pos)
+	}
+}
+
+// TestMaintainNothingDue: a fresh table under the default policy.
+func TestMaintainNothingDue(t *testing.T) {
+	ctx := context.Background()
+	w := openTest(t, t.TempDir())
+	tb := openTable(t, w, "kv")
+	if rep, err := tb.Maintain(ctx); err != nil || !rep.Empty() {
+		t.Fatalf("Maintain of a table never committed: %+v, %v", rep, err)
+	}
+	for i := int64(0); i < 3; i++ {
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*10, i*10+10, "x"))
+	}
+	loc := tb.MetadataLocation()
+	rep, err := tb.Maintain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Empty() || tb.MetadataLocation() != loc {
+		t.Errorf("Maintain with nothing due did %+v and moved the metadata from %s to %s", rep, loc, tb.MetadataLocation())
+	}
+}
+
+// TestExpiry expires the snapshots older than the retention and removes
+// the files only they listed, keeping the current rows and position, and
+// the snapshots back to the newest one with a position.
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w := openTest(t, dir)
+	tb := openTable(t, w, "kv")
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRows(0, 10, "one"))
+	firstFiles := liveFiles(t, tb)
+	firstList := tb.tbl.CurrentSnapshot().ManifestList
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "2"}, kvRows(0, 10, "two"))
+	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "3"}, kvRows(10, 20, "three"))
+	// A snapshot without a position (another engine's), as the current.
+	setMergeOnRead(t, tb, false)
+	deleteKeys(t, tb, nil, 3)
+	want := sortedScan(t, tb)
+	if len(tb.tbl.Metadata().Snapshots()) != 4 {
+		t.Fatalf("%d snapshots, want 4", len(tb.tbl.Metadata().Snapshots()))
+	}
+
+	p := testPolicy(1 << 20)
+	p.retention = 200 * time.Millisecond
+	p.orphanAge = time.Hour
+	// Not due before the retention and its slack have passed.
+	if rep, err := tb.maintain(ctx, p); err != nil || !rep.Empty() {
+		t.Fatalf("maintenance within the retention: %+v, %v", rep, err)
+	}
+	time.Sleep(p.retention + expirySlack(p.retention) + 50*time.Millisecond)
+	rep, err := tb.maintain(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kept: the current snapshot and its parent, the newest with a position.
+	if rep.ExpiredSnapshots != 2 || len(tb.tbl.Metadata().Snapshots()) != 2 {
+		t.Errorf("report %+v with %d snapshots left; want 2 expired, 2 left", rep, len(tb.tbl.Metadata().Snapshots()))
+	}
+	for _, f := range append(firstFiles, firstList) {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s of an expired snapshot is still there (%v)", f, err)
+		}
+	}
+	if rep.RemovedFiles < len(firstFiles)+2 {
+		t.Errorf("removed %d files, want at least %d", rep.RemovedFiles, len(firstFiles)+2)
+	}
+	for _, f := range liveFiles(t, tb) {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("a live file is gone: %v", err)
+		}
+	}
+	if diff := cmp.Diff(want, sortedScan(t, tb)); diff != "" {
+		t.Errorf("rows changed by expiry (-before +after):\n%s", diff)
+	}
+	reopened := openTable(t, openTest(t, dir), "kv")
+	if pos, ok := reopened.Position(); !ok || pos.Cursor != "3" {
+		t.Errorf("reopened after expiry: position %+v (%v), want cursor 3", pos, ok)
+	}
+	if got := len(readIcebird(t, reopened)); got != len(want) {
+		t.Errorf("icebird reads %d rows after expiry, want %d", got, len(want))
+	}
+}
+
+// listFiles lists the files under dir.
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// liveFiles lists the current snapshot's data and delete files and
+// manifests.
+func liveFiles(t *testing.T, tb *Table) []string {
+	t.Helper()
+	fs, err := tb.tbl.FS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mans, err := tb.tbl.CurrentSnapshot().Manifests(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, m := range mans {
+		files = append(files, m.FilePath())
+		for e, err := range m.Entries(fs, true) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, e.DataFile().FilePath())
+		}
+	}
+	return files
+}
+
+// TestRemoveOrphans removes the files no snapshot lists that are older
+// than OrphanAge, and nothing else: not a young one (a commit in flight
+// elsewhere), not a committed file however old.
+func TestRemoveOrphans(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w := openTest(t, dir)
+	tables := map[string]*Table{"kv": openTable(t, w, "kv"), "kv2": openTable(t, w, "kv2")}
+	for _, tb := range tables {
+		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRows(0, 10, "one"))
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "2"}, kvRows(10, 20, "two"))
+	}
+	// A failed commit's files, as a killed writer leaves them.
+	before := listFiles(t, tables["kv"].tbl.Location())
+	w.beforeCommit = func() error { return fmt.Errorf("crash") }
+	tx, err := tables["kv"].Begin(ctx, warehouse.Append, kvSchema, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Write(ctx, kvRows(20, 30, "lost"))
+	if _, err := tx.Commit(ctx, records.Position{Cursor: "lost"}); err == nil {
+		t.Fatal("a commit went through the crash")
+	}
+	w.beforeCommit = nil
+	var failed []string
+	for _, f := range listFiles(t, tables["kv"].tbl.Location()) {
+		if !slices.Contains(before, f) {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) == 0 {
+		t.Fatal("the failed commit left no file")
+	}
+
+	old := time.Now().Add(-2 * OrphanAge)
+	var oldOrphans, youngOrphans, committed []string
+	for _, tb := range tables {
+		loc := tb.tbl.Location()
+		youngOrphans = append(youngOrphans, filepath.Join(loc, "data", "young.parquet"), filepath.Join(loc, "metadata", "young.avro"))
+		orphans := []string{filepath.Join(loc, "data", "old.parquet"), filepath.Join(loc, "metadata", "old-m0.avro"), filepath.Join(loc, "data", "sub", "deep.parquet")}
+		for _, f := range append(slices.Clone(orphans), youngOrphans[len(youngOrphans)-2:]...) {
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, []byte("orphan"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files := append(liveFiles(t, tb), tb.MetadataLocation(), tb.tbl.CurrentSnapshot().ManifestList)
+		committed = append(committed, files...)
+		// Everything but the young orphans is old, the committed files too.
+		err := filepath.WalkDir(loc, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.Contains(path, "young") {
+				return err
+			}
+			return os.Chtimes(path, old, old)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldOrphans = append(oldOrphans, orphans...)
+	}
+	oldOrphans = append(oldOrphans, failed...)
+	want := sortedScan(t, tables["kv"])
+
+	if err := w.RemoveOrphans(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range oldOrphans {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("old orphan %s is still there (%v)", f, err)
+		}
+	}
+	for _, f := range append(youngOrphans, committed...) {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("RemoveOrphans removed a young or committed file: %v", err)
+		}
+	}
+	reopened := openTable(t, openTest(t, dir), "kv")
+	if diff := cmp.Diff(want, sortedScan(t, reopened)); diff != "" {
+		t.Errorf("rows changed (-before +after):\n%s", diff)
+	}
+	if got := len(readIcebird(t, reopened)); got != len(want) {
+		t.Errorf("icebird reads %d rows, want %d", got, len(want))
+	}
+}
+
+// BenchmarkCompact times the compaction of -files small files (1000 rows
+// each) into one.
+func BenchmarkCompact(b *testing.B) {
+	const files = 50
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		w, err := Open(ctx, Options{Location: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tbv, _ := w.Table(ctx, "kv")
+		tb := tbv.(*Table)
+		for i := int64(0); i < files; i++ {
+			tx, _ := tb.Begin(ctx, warehouse.Append, kvSchema, "bench")
+			tx.Write(ctx, kvRows(i*1000, i*1000+1000, "bench"))
+			if _, err := tx.Commit(ctx, records.Position{Cursor: fmt.Sprint(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		p := defaultPolicy(MaintenancePolicy{})
+		b.StartTimer()
+		start := time.Now()
+		rep, err := tb.maintain(ctx, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Compacted != files || rep.Written != 1 {
+			b.Fatalf("report %+v, want %d compacted into 1", rep, files)
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/compaction")
+		w.Close()
+	}
+	b.ReportMetric(files, "files/compaction")
+}

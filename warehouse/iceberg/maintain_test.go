@@ -2,12 +2,16 @@ package iceberg
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +285,73 @@ func testCompaction(t *testing.T, fileScoped bool) {
 	}
 }
 
+// TestCompactionMergesDeleteFiles: a right-sized data file with many
+// delete files of its own, a few rows each, keeps its data file and gets
+// one delete file holding all their positions.
+func TestCompactionMergesDeleteFiles(t *testing.T) {
+	ctx := context.Background()
+	w := openTest(t, t.TempDir())
+	tb := openTable(t, w, "kv")
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRows(0, 2000, "big"))
+	setMergeOnRead(t, tb, true)
+	for i, keys := range [][]int64{{1}, {2, 3}, {500}, {1999}, {7, 8, 9}, {1000}} {
+		deleteKeys(t, tb, posProps(fmt.Sprint(i)), keys...)
+	}
+	big := fileSize(t, tb, 2000)
+	dataBefore := dataPaths(t, tb)
+	if data, deletes := fileCounts(t, tb); data != 1 || deletes != 6 {
+		t.Fatalf("before: %d data files, %d delete files; want 1 and 6", data, deletes)
+	}
+	want := sortedScan(t, tb)
+	wantIcebird := sortedIcebird(t, tb)
+	if len(want) != 2000-9 || len(wantIcebird) != len(want) {
+		t.Fatalf("before: iceberg-go reads %d rows, icebird %d; want %d", len(want), len(wantIcebird), 2000-9)
+	}
+	p := testPolicy(big) // the data file is right-sized
+	rep, err := tb.maintain(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Compacted != 6 || rep.Written != 0 {
+		t.Errorf("report %+v, want 6 delete files compacted, no data file written", rep)
+	}
+	if data, deletes := fileCounts(t, tb); data != 1 || deletes != 1 {
+		t.Errorf("after: %d data files, %d delete files; want 1 and 1", data, deletes)
+	}
+	if got := dataPaths(t, tb); !cmp.Equal(got, dataBefore) {
+		t.Errorf("the data file was rewritten: before %v, after %v", dataBefore, got)
+	}
+	if diff := cmp.Diff(want, sortedScan(t, tb)); diff != "" {
+		t.Errorf("iceberg-go reads other rows (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantIcebird, sortedIcebird(t, tb)); diff != "" {
+		t.Errorf("icebird reads other rows (-before +after):\n%s", diff)
+	}
+	if pos, _ := tb.Position(); pos.Cursor != "5" {
+		t.Errorf("position after compaction: %+v, want cursor 5", pos)
+	}
+	// The merged file applies to the data file alone and is one: nothing
+	// is due.
+	if rep, err := tb.maintain(ctx, p); err != nil || !rep.Empty() {
+		t.Errorf("second maintenance: %+v, %v; want nothing due", rep, err)
+	}
+}
+
+// dataPaths lists the current data files.
+func dataPaths(t *testing.T, tb *Table) []string {
+	t.Helper()
+	tasks, err := tb.tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, task := range tasks {
+		paths = append(paths, task.File.FilePath())
+	}
+	slices.Sort(paths)
+	return paths
+}
+
 // fileSize is the size of a data file of the table holding rows rows.
 func fileSize(t *testing.T, tb *Table, rows int64) int64 {
 	t.Helper()
@@ -549,11 +620,33 @@ func TestRemoveOrphans(t *testing.T) {
 	}
 }
 
-// BenchmarkCompact times the compaction of -files small files (1000 rows
-// each) into one.
+var (
+	benchFiles = flag.Int("compact-files", 50, "BenchmarkCompact: number of small files")
+	benchRows  = flag.Int("compact-rows", 1000, "BenchmarkCompact: rows per small file")
+	benchWide  = flag.Bool("compact-wide", false, "BenchmarkCompact: values of 64 random hex characters (pgbench_accounts' row size) instead of short ones")
+)
+
+// wideRows is a batch of keys from..to-1 with 64 random hex characters.
+func wideRows(from, to int64) *records.Batch {
+	b := records.NewBatch(kvSchema, int(to-from))
+	for k := from; k < to; k++ {
+		sum := sha256.Sum256([]byte(strconv.FormatInt(k, 10)))
+		b.Cols[0].AppendInt64(k)
+		b.Cols[1].AppendString(hex.EncodeToString(sum[:]))
+		b.N++
+	}
+	return b
+}
+
+// BenchmarkCompact times the compaction of -compact-files small files of
+// -compact-rows rows each (an 8-byte key and a ~12-byte text, or with
+// -compact-wide 64 random hex characters) into one,
+// under the default policy, and prints the input size and the rate.
 func BenchmarkCompact(b *testing.B) {
-	const files = 50
+	files, rows := int64(*benchFiles), int64(*benchRows)
 	ctx := context.Background()
+	var bytes int64
+	var took time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		w, err := Open(ctx, Options{Location: b.TempDir()})
@@ -564,10 +657,22 @@ func BenchmarkCompact(b *testing.B) {
 		tb := tbv.(*Table)
 		for i := int64(0); i < files; i++ {
 			tx, _ := tb.Begin(ctx, warehouse.Append, kvSchema, "bench")
-			tx.Write(ctx, kvRows(i*1000, i*1000+1000, "bench"))
+			batch := kvRows(i*rows, i*rows+rows, "bench")
+			if *benchWide {
+				batch = wideRows(i*rows, i*rows+rows)
+			}
+			tx.Write(ctx, batch)
 			if _, err := tx.Commit(ctx, records.Position{Cursor: fmt.Sprint(i)}); err != nil {
 				b.Fatal(err)
 			}
+		}
+		tasks, err := tb.tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes = 0
+		for _, t := range tasks {
+			bytes += t.File.FileSizeBytes()
 		}
 		p := defaultPolicy(MaintenancePolicy{})
 		b.StartTimer()
@@ -576,11 +681,15 @@ func BenchmarkCompact(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if rep.Compacted != files || rep.Written != 1 {
+		took = time.Since(start)
+		if rep.Compacted != int(files) || rep.Written != 1 {
 			b.Fatalf("report %+v, want %d compacted into 1", rep, files)
 		}
-		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/compaction")
 		w.Close()
 	}
-	b.ReportMetric(files, "files/compaction")
+	b.ReportMetric(float64(files), "files")
+	b.ReportMetric(float64(files*rows), "rows")
+	b.ReportMetric(float64(bytes)/(1<<20), "MiB_in")
+	b.ReportMetric(float64(bytes)/(1<<20)/took.Seconds(), "MiB/s")
+	b.ReportMetric(float64(files*rows)/took.Seconds(), "rows/s")
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	iceberggo "github.com/apache/iceberg-go"
@@ -48,11 +49,22 @@ const (
 	// BenchmarkCompact -compact-wide); what is left is done by the next
 	// calls, and the report says Pending. One target-size bin fits.
 	MaxRewriteBytes int64 = TargetFileSize
+	// MaxSnapshots caps the snapshots a table keeps, whatever the
+	// retention: every commit rewrites the table's metadata file, which
+	// lists them all (about 760 bytes each), so a sync committing every
+	// second would otherwise write a 64 MiB metadata file per commit
+	// after a day. Expiry runs once a tenth more have gathered.
+	MaxSnapshots = 1000
 	// OrphanAge is how old a file no snapshot lists must be before it is
 	// removed as an orphan: longer than any commit takes from writing its
 	// first file to the catalog commit, so that a commit in flight in
 	// another process never loses its files.
 	OrphanAge = time.Hour
+	// planInterval is how long a compaction plan that found nothing due
+	// stands, unless MinSmallFiles files were added since: planning reads
+	// every manifest (about 1 ms each), too much after every commit of a
+	// change stream.
+	planInterval = time.Minute
 	// maxExpirySlack bounds how long past the retention a snapshot waits
 	// for its expiry: expiry is batched (at most one expiry commit per
 	// slack), not a commit after every sync commit.
@@ -70,24 +82,27 @@ const (
 // retention from Options.Maintenance; tests shrink the sizes.
 type policy struct {
 	retention     time.Duration
+	maxSnapshots  int
 	target, small int64
 	minSmall      int
 	deleteFiles   int
 	deleteRatio   float64
 	maxRewrite    int64
 	orphanAge     time.Duration
+	planInterval  time.Duration
 }
 
 func defaultPolicy(mp MaintenancePolicy) policy {
 	p := policy{
-		retention:   mp.Retention,
-		target:      TargetFileSize,
-		small:       SmallFileSize,
-		minSmall:    MinSmallFiles,
-		deleteFiles: DeleteFilesThreshold,
-		deleteRatio: DeleteRatioThreshold,
-		maxRewrite:  MaxRewriteBytes,
-		orphanAge:   OrphanAge,
+		retention:    mp.Retention,
+		maxSnapshots: MaxSnapshots,
+		target:       TargetFileSize,
+		small:        SmallFileSize,
+		minSmall:     MinSmallFiles,
+		deleteFiles:  DeleteFilesThreshold,
+		deleteRatio:  DeleteRatioThreshold,
+		maxRewrite:   MaxRewriteBytes,
+		orphanAge:    OrphanAge,
 	}
 	if p.retention <= 0 {
 		p.retention = DefaultRetention
@@ -258,6 +273,17 @@ func partitionKey(f iceberggo.DataFile) string {
 	return b.String()
 }
 
+// nothingDue remembers, per table location, when planning last found no
+// compaction due and how many files the table had then (planInterval).
+// It lives beside the Table, not in it, so that a table opened again
+// keeps it.
+var nothingDue sync.Map // string → plannedState
+
+type plannedState struct {
+	at    time.Time
+	files int
+}
+
 // planCompaction picks the data files to rewrite. Per partition: every
 // delete-heavy file, and, once MinSmallFiles small files wait, the small
 // files (size-tiered: see tinyFileDivisor), bin-packed into groups of at
@@ -269,17 +295,35 @@ func planCompaction(ctx context.Context, tbl *table.Table, p policy) (compaction
 		return plan, nil
 	}
 	// The summary's totals rule out most calls without reading a manifest.
+	total := -1
 	if snap.Summary != nil {
 		files, err1 := strconv.Atoi(snap.Summary.Properties["total-data-files"])
 		deletes, err2 := strconv.Atoi(snap.Summary.Properties["total-delete-files"])
-		if err1 == nil && err2 == nil && deletes == 0 && files < max(p.minSmall, 2) {
+		if err1 == nil && err2 == nil {
+			if deletes == 0 && files < max(p.minSmall, 2) {
+				return plan, nil
+			}
+			total = files + deletes
+		}
+	}
+	loc := tbl.Location()
+	if v, ok := nothingDue.Load(loc); ok && total >= 0 {
+		last := v.(plannedState)
+		if time.Since(last.at) < p.planInterval && total >= last.files && total-last.files < p.minSmall {
 			return plan, nil
 		}
 	}
+	nothingDue.Delete(loc)
 	tasks, err := tbl.Scan().PlanFiles(ctx)
 	if err != nil {
 		return plan, err
 	}
+	done := false
+	defer func() {
+		if done && total >= 0 && len(plan.groups) == 0 && len(plan.consolidations) == 0 && len(plan.gone) == 0 {
+			nothingDue.Store(loc, plannedState{at: time.Now(), files: total})
+		}
+	}()
 	live := make(map[string]struct{}, len(tasks))
 	var keys []string
 	byPart := map[string][]table.FileScanTask{}
@@ -400,6 +444,7 @@ func planCompaction(ctx context.Context, tbl *table.Table, p policy) (compaction
 			}
 		}
 	}
+	done = true
 	return plan, nil
 }
 
@@ -519,8 +564,8 @@ func expirySlack(retention time.Duration) time.Duration {
 }
 
 // expire expires the snapshots older than the retention, if the oldest
-// is older than the retention and the slack, and removes the files only
-// they listed. The current snapshot, and every snapshot from it back to
+// is older than the retention and the slack, and those beyond the newest
+// MaxSnapshots, and removes the files only they listed. The current snapshot, and every snapshot from it back to
 // the newest one carrying a position, are kept whatever their age, so
 // that opening the table always finds the position.
 func (t *Table) expire(ctx context.Context, p policy, rep *warehouse.MaintenanceReport) error {
@@ -542,12 +587,23 @@ func (t *Table) expire(ctx context.Context, p policy, rep *warehouse.Maintenance
 		}
 		s = md.SnapshotByID(*s.ParentSnapshotID)
 	}
-	kept := map[int64]struct{}{}
 	now := time.Now()
-	cutoff := now.Add(-p.retention).UnixMilli()
+	maxAge := p.retention
 	lookup := func(id int64) *table.Snapshot { return md.SnapshotByID(id) }
-	for i, s := range table.AncestorsOf(cur.SnapshotID, lookup) {
-		if i >= keep && s.TimestampMs < cutoff {
+	ancestors := table.AncestorsOf(cur.SnapshotID, lookup)
+	// Past MaxSnapshots (and a tenth more, to batch), the snapshots
+	// beyond the newest MaxSnapshots go whatever their age.
+	countDue := len(md.Snapshots()) > p.maxSnapshots+p.maxSnapshots/10 && len(ancestors) > max(p.maxSnapshots, keep)
+	retainLast := keep
+	if countDue {
+		// iceberg-go keeps the newest retainLast ancestors and those
+		// younger than maxAge.
+		retainLast, maxAge = max(p.maxSnapshots, keep), 0
+	}
+	kept := map[int64]struct{}{}
+	cutoff := now.Add(-maxAge).UnixMilli()
+	for i, s := range ancestors {
+		if i >= retainLast && s.TimestampMs < cutoff {
 			break
 		}
 		kept[s.SnapshotID] = struct{}{}
@@ -555,7 +611,7 @@ func (t *Table) expire(ctx context.Context, p policy, rep *warehouse.Maintenance
 	due := now.Add(-p.retention - expirySlack(p.retention)).UnixMilli()
 	isDue := false
 	for _, s := range md.Snapshots() {
-		if _, ok := kept[s.SnapshotID]; !ok && s.TimestampMs < due {
+		if _, ok := kept[s.SnapshotID]; !ok && (countDue || s.TimestampMs < due) {
 			isDue = true
 			break
 		}
@@ -566,7 +622,7 @@ func (t *Table) expire(ctx context.Context, p policy, rep *warehouse.Maintenance
 	txn := pre.NewTransaction()
 	// Files are removed here, not by iceberg-go's post-commit step, to
 	// count them and report a failure.
-	if err := txn.ExpireSnapshots(table.WithOlderThan(p.retention), table.WithRetainLast(keep), table.WithPostCommit(false)); err != nil {
+	if err := txn.ExpireSnapshots(table.WithOlderThan(maxAge), table.WithRetainLast(retainLast), table.WithPostCommit(false)); err != nil {
 		return fmt.Errorf("iceberg table %s: expiring snapshots: %w", t.name(), err)
 	}
 	post, err := txn.Commit(ctx)

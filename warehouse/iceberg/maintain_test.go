@@ -52,6 +52,7 @@ func testPolicy(target int64) policy {
 	p.target, p.small = target, target/4
 	p.minSmall = 5
 	p.maxRewrite = 1 << 40
+	p.planInterval = 0
 	return p
 }
 
@@ -506,6 +507,70 @@ func listFiles(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// TestExpiryKeepsAtMostMaxSnapshots expires the snapshots beyond the
+// newest maxSnapshots, however young, with their files.
+func TestExpiryKeepsAtMostMaxSnapshots(t *testing.T) {
+	ctx := context.Background()
+	w := openTest(t, t.TempDir())
+	tb := openTable(t, w, "kv")
+	var replaced []string
+	for i := int64(0); i < 12; i++ {
+		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i, i+10, "r"))
+		replaced = append(replaced, dataPaths(t, tb)...)
+	}
+	p := testPolicy(1 << 20)
+	p.maxSnapshots = 5
+	rep, err := tb.maintain(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ExpiredSnapshots != 7 || len(tb.tbl.Metadata().Snapshots()) != 5 {
+		t.Errorf("report %+v, %d snapshots left; want 7 expired, 5 left", rep, len(tb.tbl.Metadata().Snapshots()))
+	}
+	// The data files of the 7 expired snapshots (each replaced by the
+	// next) are gone; those of the 5 kept ones (time travel) stay.
+	for i, f := range replaced {
+		_, err := os.Stat(f)
+		if gone := os.IsNotExist(err); gone != (i < 7) {
+			t.Errorf("data file of snapshot %d: removed %v (%v)", i, gone, err)
+		}
+	}
+	if pos, _ := tb.Position(); pos.Cursor != "11" {
+		t.Errorf("position %+v, want cursor 11", pos)
+	}
+	if n := len(scan(t, tb)); n != 10 {
+		t.Errorf("%d rows, want 10", n)
+	}
+}
+
+// TestCompactionPlanStands: a plan that found nothing due stands for the
+// plan interval unless MinSmallFiles files were added.
+func TestCompactionPlanStands(t *testing.T) {
+	ctx := context.Background()
+	w := openTest(t, t.TempDir())
+	tb := openTable(t, w, "kv")
+	add := func(from, n int64) {
+		for i := from; i < from+n; i++ {
+			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*10, i*10+10, "x"))
+		}
+	}
+	add(0, 6)
+	p := testPolicy(1 << 20)
+	p.planInterval = time.Hour
+	p.small = 1 // nothing small: nothing due
+	if rep, err := tb.maintain(ctx, p); err != nil || !rep.Empty() {
+		t.Fatalf("first plan: %+v, %v", rep, err)
+	}
+	p.small = 1 << 18 // now all are small, but the plan stands
+	if rep, err := tb.maintain(ctx, p); err != nil || !rep.Empty() {
+		t.Fatalf("within the plan interval: %+v, %v; want nothing", rep, err)
+	}
+	add(6, int64(p.minSmall)) // enough new files: planned again
+	if rep, err := tb.maintain(ctx, p); err != nil || rep.Compacted != 6+p.minSmall {
+		t.Fatalf("after %d new files: %+v, %v; want all %d compacted", p.minSmall, rep, err, 6+p.minSmall)
+	}
 }
 
 // liveFiles lists the current snapshot's data and delete files and

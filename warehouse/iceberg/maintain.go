@@ -103,6 +103,7 @@ func defaultPolicy(mp MaintenancePolicy) policy {
 		deleteRatio:  DeleteRatioThreshold,
 		maxRewrite:   MaxRewriteBytes,
 		orphanAge:    OrphanAge,
+		planInterval: planInterval,
 	}
 	if p.retention <= 0 {
 		p.retention = DefaultRetention

@@ -758,3 +758,21 @@ func BenchmarkCompact(b *testing.B) {
 	b.ReportMetric(float64(bytes)/(1<<20)/took.Seconds(), "MiB/s")
 	b.ReportMetric(float64(files*rows)/took.Seconds(), "rows/s")
 }
+
+// TestDefaultPolicy: every default is in the policy, and the retention
+// comes from the options.
+func TestDefaultPolicy(t *testing.T) {
+	want := policy{
+		retention: DefaultRetention, maxSnapshots: MaxSnapshots,
+		target: TargetFileSize, small: SmallFileSize, minSmall: MinSmallFiles,
+		deleteFiles: DeleteFilesThreshold, deleteRatio: DeleteRatioThreshold,
+		maxRewrite: MaxRewriteBytes, orphanAge: OrphanAge, planInterval: planInterval,
+	}
+	if diff := cmp.Diff(want, defaultPolicy(MaintenancePolicy{}), cmp.AllowUnexported(policy{})); diff != "" {
+		t.Errorf("default policy (-want +got):\n%s", diff)
+	}
+	want.retention = time.Hour
+	if diff := cmp.Diff(want, defaultPolicy(MaintenancePolicy{Retention: time.Hour}), cmp.AllowUnexported(policy{})); diff != "" {
+		t.Errorf("policy with a retention (-want +got):\n%s", diff)
+	}
+}

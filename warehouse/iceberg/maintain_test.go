@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -705,12 +706,13 @@ func wideRows(from, to int64) *records.Batch {
 
 // BenchmarkCompact times the compaction of -compact-files small files of
 // -compact-rows rows each (an 8-byte key and a ~12-byte text, or with
-// -compact-wide 64 random hex characters) into one,
+// -compact-wide 64 random hex characters) into one, and its peak heap,
 // under the default policy, and prints the input size and the rate.
 func BenchmarkCompact(b *testing.B) {
 	files, rows := int64(*benchFiles), int64(*benchRows)
 	ctx := context.Background()
 	var bytes int64
+	var peakHeap, baseHeap uint64
 	var took time.Duration
 	for b.Loop() {
 		b.StopTimer()
@@ -740,6 +742,26 @@ func BenchmarkCompact(b *testing.B) {
 			bytes += t.File.FileSizeBytes()
 		}
 		p := defaultPolicy(MaintenancePolicy{})
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		baseHeap = ms.HeapInuse
+		stop := make(chan struct{})
+		sampled := make(chan uint64)
+		go func() {
+			var peak uint64
+			var ms runtime.MemStats
+			for {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+				select {
+				case <-stop:
+					sampled <- peak
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
 		b.StartTimer()
 		start := time.Now()
 		rep, err := tb.maintain(ctx, p)
@@ -747,6 +769,8 @@ func BenchmarkCompact(b *testing.B) {
 			b.Fatal(err)
 		}
 		took = time.Since(start)
+		close(stop)
+		peakHeap = <-sampled
 		if rep.Compacted != int(files) || rep.Written != 1 {
 			b.Fatalf("report %+v, want %d compacted into 1", rep, files)
 		}
@@ -757,6 +781,8 @@ func BenchmarkCompact(b *testing.B) {
 	b.ReportMetric(float64(bytes)/(1<<20), "MiB_in")
 	b.ReportMetric(float64(bytes)/(1<<20)/took.Seconds(), "MiB/s")
 	b.ReportMetric(float64(files*rows)/took.Seconds(), "rows/s")
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MiB")
+	b.ReportMetric(float64(baseHeap)/(1<<20), "heap_before_MiB")
 }
 
 // TestDefaultPolicy: every default is in the policy, and the retention

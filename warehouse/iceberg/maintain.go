@@ -231,10 +231,12 @@ func deleteTarget(d iceberggo.DataFile) string {
 	return string(lo)
 }
 
-// deleteCounts splits a data file's delete files into those applying to
-// it alone (file-scoped) and the others (partition-scoped position
-// deletes, equality deletes), and sums the rows the file-scoped ones
-// delete.
+// deleteCounts splits a data file's position delete files into those
+// applying to it alone (file-scoped) and the others (partition-scoped),
+// and sums the rows the file-scoped ones and deletion vectors delete.
+// Equality deletes (which sluice never writes) are not counted: this
+// compaction does not remove them, so counting them would make the same
+// rewrite due again at every call.
 func deleteCounts(t table.FileScanTask) (fileScoped []iceberggo.DataFile, others int, deletedRows int64) {
 	for _, d := range t.DeleteFiles {
 		if deleteTarget(d) == t.File.FilePath() {
@@ -247,7 +249,7 @@ func deleteCounts(t table.FileScanTask) (fileScoped []iceberggo.DataFile, others
 	for _, d := range t.DeletionVectorFiles {
 		deletedRows += d.Count()
 	}
-	return fileScoped, others + len(t.EqualityDeleteFiles) + len(t.DeletionVectorFiles), deletedRows
+	return fileScoped, others, deletedRows
 }
 
 // rewriteDue says whether a data file's deletes make its rewrite due:

@@ -238,6 +238,9 @@ type MaintenanceReport struct {
 	// ExpiredSnapshots is the number of snapshots expired; RemovedFiles
 	// the files deleted (expired or orphaned).
 	ExpiredSnapshots, RemovedFiles int
+	// Pending says that more was due than one call's bound allowed: the
+	// next call goes on.
+	Pending bool
 }
 
 // Empty reports whether nothing was done.

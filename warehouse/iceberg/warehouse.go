@@ -80,6 +80,8 @@ type Warehouse struct {
 	cat *sqlcat.Catalog
 	ns  string
 	dir string
+	// maint is Options.Maintenance.
+	maint MaintenancePolicy
 	// beforeCommit, set by tests, runs before the catalog commit: an
 	// error stands for a crash after the data files were written.
 	beforeCommit func() error
@@ -117,7 +119,7 @@ func Open(ctx context.Context, o Options) (*Warehouse, error) {
 		db.Close()
 		return nil, fmt.Errorf("iceberg warehouse: opening the catalog %s: %w", catPath, err)
 	}
-	w := &Warehouse{db: db, cat: cat, ns: ns, dir: dir}
+	w := &Warehouse{db: db, cat: cat, ns: ns, dir: dir, maint: o.Maintenance}
 	exists, err := cat.CheckNamespaceExists(ctx, table.Identifier{ns})
 	if err == nil && !exists {
 		err = cat.CreateNamespace(ctx, table.Identifier{ns}, nil)

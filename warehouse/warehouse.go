@@ -214,7 +214,17 @@ func NulledWarning(w Warehouse) string {
 	if keepsExact(w) {
 		return "values the PostgreSQL warehouse's column types cannot hold were written as NULL"
 	}
-	return "values the Parquet type cannot hold were written as NULL in the Parquet warehouse"
+	name := "Parquet"
+	if n, ok := w.(Named); ok {
+		name = n.Name()
+	}
+	return "values the Parquet type cannot hold were written as NULL in the " + name + " warehouse"
+}
+
+// Named is a Warehouse that says what kind it is in messages ("Iceberg");
+// one that is not is the Parquet warehouse.
+type Named interface {
+	Name() string
 }
 
 // Maintainer is a Table that keeps itself cheap to write and read between

@@ -94,7 +94,8 @@ func parseLocation(s string) (location, error) {
 		return location{}, fmt.Errorf("location %q names no bucket; write %s://bucket/prefix", s, scheme)
 	}
 	if strings.ContainsAny(bucket, "?#@:") || strings.ContainsAny(prefix, "?#") {
-		return location{}, fmt.Errorf("location %q: write %s://bucket/prefix without credentials, port, query or fragment", s, scheme)
+		// Not quoted: it may hold credentials.
+		return location{}, fmt.Errorf("the %s:// location: write %s://bucket/prefix without credentials, port, query or fragment", scheme, scheme)
 	}
 	prefix = strings.Trim(prefix, "/")
 	u := scheme + "://" + bucket

@@ -45,8 +45,10 @@ type Options struct {
 	Namespace string
 	// CatalogURL is the SQL catalog's database: "sqlite:///abs/path.db",
 	// "sqlite:relative.db" (relative to the working directory; the
-	// configuration layer makes it absolute), or "postgres://...". Empty:
-	// SQLite at <Location>/catalog.db for a local Location.
+	// configuration layer makes it absolute), or "postgres://..." (the
+	// catalog tables in the URL's database, search_path schema). Empty:
+	// SQLite at <Location>/catalog.db for a local Location; an object
+	// store Location needs one (Open says so).
 	CatalogURL string
 	// S3 configures an s3:// Location; zero values fall back to the AWS
 	// SDK's usual chain (AWS_* variables, profiles, instance roles).

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -31,9 +32,15 @@ import (
 //     empty file per table); removing one could let two writers lock two
 //     different files of the same name.
 //   - PostgreSQL catalog: a session advisory lock, pg_try_advisory_lock on
-//     a 64-bit hash of the catalog name, namespace and table, on a
-//     connection of its own held until unlock. The server releases it when
-//     the connection ends, so again a dead writer leaves nothing behind.
+//     a 64-bit hash of the catalog name, namespace and table, in a session
+//     (connection) the Warehouse keeps while it holds any lock (see
+//     pgLocks). The server releases it when the connection ends, so again
+//     a dead writer leaves nothing behind.
+//
+// The lock keeps writers from wasting work on commits that would lose;
+// it is not what makes commits safe: the catalog's compare-and-swap on the
+// table's metadata location refuses a commit from a stale version even
+// when a lock was lost (a PostgreSQL session that broke).
 //
 // While another process writes the table, lockTable waits, polling every
 // 10 ms to 500 ms (exponential backoff), until the lock is free or ctx
@@ -144,47 +151,97 @@ func advisoryKey(catalog, ns, table string) int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
+// pgLocks are the advisory locks a Warehouse holds in a PostgreSQL
+// catalog, all in one session: a CDC commit that spans a hundred tables
+// takes a hundred locks, not a hundred connections. Advisory locks are
+// reentrant within a session, so held keeps two lockTable calls of this
+// Warehouse from both taking the same table.
+type pgLocks struct {
+	mu   sync.Mutex
+	conn *sql.Conn // the session; nil while no lock is held
+	held map[int64]bool
+}
+
+// lockQueryTimeout bounds one lock or unlock statement. They run under a
+// context of their own, not the caller's: a cancelled caller would make
+// the driver close the connection, and with it every other table's lock.
+const lockQueryTimeout = 30 * time.Second
+
 func (w *Warehouse) advisoryLock(ctx context.Context, name string) (func(), error) {
 	what := w.ns + "." + name
 	key := advisoryKey(catalogName, w.ns, name)
-	conn, err := w.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("iceberg table %s: writer lock: connecting to the catalog %s: %w%s", what, w.catalog.name, err, catalogHint(w.catalog, err))
-	}
-	err = waitLock(ctx, what, func() (bool, error) {
-		var ok bool
-		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
-			if ctx.Err() != nil {
-				return false, fmt.Errorf("iceberg table %s: waiting for its writer lock: %w", what, ctx.Err())
+	l := &w.pgLocks
+	err := waitLock(ctx, what, func() (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.held[key] {
+			return false, nil
+		}
+		qctx, cancel := context.WithTimeout(context.Background(), lockQueryTimeout)
+		defer cancel()
+		if l.conn == nil {
+			conn, err := w.db.Conn(qctx)
+			if err != nil {
+				return false, fmt.Errorf("iceberg table %s: writer lock: connecting to the catalog %s: %w%s", what, w.catalog.name, err, catalogHint(w.catalog, err))
 			}
-			return false, fmt.Errorf("iceberg table %s: writer lock in the catalog %s: %w", what, w.catalog.name, err)
+			l.conn, l.held = conn, map[int64]bool{}
+		}
+		var ok bool
+		if err := l.conn.QueryRowContext(qctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+			l.dropConn()
+			return false, fmt.Errorf("iceberg table %s: writer lock in the catalog %s: %w%s", what, w.catalog.name, err, catalogHint(w.catalog, err))
+		}
+		if ok {
+			l.held[key] = true
 		}
 		return ok, nil
 	})
 	if err != nil {
-		conn.Close()
 		return nil, err
 	}
-	var done bool
-	return func() {
-		if done {
-			return
-		}
-		done = true
-		releaseAdvisory(conn, key)
-	}, nil
+	var once sync.Once
+	return func() { once.Do(func() { l.unlock(key) }) }, nil
 }
 
-// releaseAdvisory unlocks key and returns the connection to the pool; when
-// the unlock fails the connection is discarded, which ends the session and
-// so releases the lock anyway.
-func releaseAdvisory(conn *sql.Conn, key int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// unlock releases key; the session goes back to the pool when it holds
+// nothing more. When the unlock fails the connection is discarded, which
+// ends the session and so releases its locks anyway.
+func (l *pgLocks) unlock(key int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.held[key] || l.conn == nil {
+		return // the session was lost, and the lock with it
+	}
+	delete(l.held, key)
+	ctx, cancel := context.WithTimeout(context.Background(), lockQueryTimeout)
 	defer cancel()
 	var ok bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", key).Scan(&ok); err != nil || !ok {
-		// database/sql closes a connection whose Raw returns ErrBadConn.
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	if err := l.conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", key).Scan(&ok); err != nil || !ok {
+		l.dropConn()
+		return
 	}
-	_ = conn.Close()
+	if len(l.held) == 0 {
+		_ = l.conn.Close()
+		l.conn = nil
+	}
+}
+
+// dropConn closes the session, releasing every lock it held (the others
+// of this Warehouse then hold nothing; the catalog's compare-and-swap
+// still refuses a commit from a stale version).
+func (l *pgLocks) dropConn() {
+	if l.conn == nil {
+		return
+	}
+	// database/sql closes a connection whose Raw returns ErrBadConn.
+	_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = l.conn.Close()
+	l.conn, l.held = nil, nil
+}
+
+// close ends the session at Warehouse.Close.
+func (l *pgLocks) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropConn()
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // lockCatalogs are the catalogs whose writer locks the tests take: a
@@ -43,6 +45,13 @@ func TestLockTwoWarehouses(t *testing.T) {
 			cancel()
 			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "sluice."+name) || !strings.Contains(err.Error(), "another process") {
 				t.Fatalf("lockTable of a held table = %v, want a deadline error naming the table", err)
+			}
+			// Within one Warehouse the lock is not reentrant either.
+			short, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+			_, err = a.lockTable(short, name)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a second lockTable through the same Warehouse = %v, want a deadline error", err)
 			}
 			unlockOther, err := b.lockTable(ctx, "orders")
 			if err != nil {
@@ -194,5 +203,39 @@ func TestLockFileName(t *testing.T) {
 	unlock()
 	if _, err := os.Stat(filepath.Join(w.dir, "catalog.db.locks", "sluice.a%2Fb.lock")); err != nil {
 		t.Errorf("lock file: %v", err)
+	}
+}
+
+// TestLockManyTablesOneSession: a Warehouse holding the locks of many
+// tables of a PostgreSQL catalog uses one connection for them, and frees
+// them all when it closes.
+func TestLockManyTablesOneSession(t *testing.T) {
+	url := pgCatalogURL(t)
+	st := testStore{opts: Options{Location: t.TempDir(), CatalogURL: url}}
+	w := st.open(t)
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		if _, err := w.lockTable(ctx, fmt.Sprintf("t%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var sessions, locks int
+	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT pid), count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&sessions, &locks); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != 1 || locks != 50 {
+		t.Errorf("50 locks held in %d sessions as %d advisory locks, want 1 session, 50 locks", sessions, locks)
+	}
+	w.Close()
+	other := st.open(t)
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := other.lockTable(short, "t7"); err != nil {
+		t.Errorf("lockTable after the holder closed: %v", err)
 	}
 }

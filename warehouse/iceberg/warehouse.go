@@ -99,6 +99,8 @@ type Warehouse struct {
 	// lockDir holds the flock files of the tables' writer locks (SQLite
 	// catalog): <catalog file>.locks.
 	lockDir string
+	// pgLocks are the writer locks held in a PostgreSQL catalog.
+	pgLocks pgLocks
 	// beforeCommit, set by tests, runs before the catalog commit: an
 	// error stands for a crash after the data files were written.
 	beforeCommit func() error
@@ -213,7 +215,10 @@ func (w *Warehouse) fileIO(ctx context.Context) (icebergio.IO, error) {
 }
 
 // Close closes the catalog.
-func (w *Warehouse) Close() error { return errors.Join(w.cat.Close(), w.db.Close()) }
+func (w *Warehouse) Close() error {
+	w.pgLocks.close()
+	return errors.Join(w.cat.Close(), w.db.Close())
+}
 
 // Table opens the table named name in the namespace and loads the
 // position of its newest snapshot that has one.

@@ -503,6 +503,23 @@ func TestS3Check(t *testing.T) {
 		t.Errorf("Check's error shows the secret: %v", err)
 	}
 
+	// Without keys in the s3 block, the AWS SDK's chain: here AWS_*.
+	t.Run("env", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", st.s3.AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", st.s3.SecretKey)
+		env := st
+		env.opts.S3.AccessKeyID, env.opts.S3.SecretAccessKey = "", ""
+		w := env.open(t)
+		if err := w.Check(ctx); err != nil {
+			t.Fatalf("Check with the keys in AWS_*: %v", err)
+		}
+		commit(t, openTable(t, w, "kv"), warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvBatch(1))
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+		if err := env.open(t).Check(ctx); err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+			t.Errorf("Check with a wrong AWS_SECRET_ACCESS_KEY = %v, want refused credentials", err)
+		}
+	})
+
 	unknown := st
 	unknown.opts.S3.AccessKeyID = "nobody"
 	if err := unknown.open(t).Check(ctx); err == nil || !strings.Contains(err.Error(), "refused the credentials") {

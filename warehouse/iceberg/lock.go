@@ -46,8 +46,9 @@ import (
 // 10 ms to 500 ms (exponential backoff), until the lock is free or ctx
 // ends; it then returns ctx's error, saying which table it waited for. The
 // lock is not reentrant: a second lockTable of the same table waits for
-// the first unlock, also within one process (each call opens its own file
-// description or connection). unlock is idempotent.
+// the first unlock, also within one process and one Warehouse (a flock
+// is per open file, which each call opens; advisory locks, reentrant in a
+// session, are counted by pgLocks). unlock is idempotent.
 func (w *Warehouse) lockTable(ctx context.Context, name string) (unlock func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ func waitLock(ctx context.Context, what string, try func() (bool, error)) error 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("iceberg table %s: waiting for its writer lock, which another process holds: %w", what, ctx.Err())
+			return fmt.Errorf("iceberg table %s: waiting for its writer lock, which another writer (process) holds: %w", what, ctx.Err())
 		case <-t.C:
 		}
 		delay = min(2*delay, 500*time.Millisecond)
@@ -107,15 +108,9 @@ func (w *Warehouse) flockTable(ctx context.Context, name string) (func(), error)
 		f.Close()
 		return nil, err
 	}
-	var done bool
-	return func() {
-		if done {
-			return
-		}
-		done = true
-		// Closing the file releases the lock.
-		f.Close()
-	}, nil
+	var once sync.Once
+	// Closing the file releases the lock.
+	return func() { once.Do(func() { f.Close() }) }, nil
 }
 
 // lockFileName is <namespace>.<table>.lock with both names escaped so that

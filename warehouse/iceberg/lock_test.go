@@ -43,7 +43,7 @@ func TestLockTwoWarehouses(t *testing.T) {
 			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			_, err = b.lockTable(short, name)
 			cancel()
-			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "sluice."+name) || !strings.Contains(err.Error(), "another process") {
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "sluice."+name) || !strings.Contains(err.Error(), "another writer") {
 				t.Fatalf("lockTable of a held table = %v, want a deadline error naming the table", err)
 			}
 			// Within one Warehouse the lock is not reentrant either.

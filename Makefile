@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd ensure-stripe-mock ensure-duckdb
+.PHONY: build test demo bench lint fuzz clean ensure-postgres ensure-sshd ensure-stripe-mock ensure-duckdb ensure-versitygw
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -19,6 +19,10 @@ ensure-sshd:
 ensure-stripe-mock:
 	bash scripts/ensure-stripe-mock.sh
 
+# The Iceberg warehouse's S3 tests run against Versity's S3 gateway.
+ensure-versitygw:
+	bash scripts/ensure-versitygw.sh
+
 # DuckDB (from npm) reads the Parquet warehouse in the tests, as users do.
 ensure-duckdb:
 	bash scripts/ensure-duckdb.sh
@@ -27,7 +31,7 @@ ensure-duckdb:
 test: ensure-postgres ensure-sshd ensure-stripe-mock
 	$(GO) mod download
 	$(GO) vet ./...
-	SLUICE_TEST_DUCKDB="$$(bash scripts/ensure-duckdb.sh | tail -n 1)" SLUICE_TEST_ICEBIRD="$$(bash scripts/ensure-icebird.sh | tail -n 1)" $(GO) test -count=1 -timeout 30m ./...
+	SLUICE_TEST_DUCKDB="$$(bash scripts/ensure-duckdb.sh | tail -n 1)" SLUICE_TEST_ICEBIRD="$$(bash scripts/ensure-icebird.sh | tail -n 1)" SLUICE_TEST_VERSITYGW="$$(bash scripts/ensure-versitygw.sh | tail -n 1)" $(GO) test -count=1 -timeout 30m ./...
 
 demo: ensure-postgres build
 	$(GO) run ./cmd/sluice-demo

@@ -1,106 +1,38 @@
-//go:build iceberg_s3
-
-// The gocloud blob IO is not in go.mod until the storage helper's S3
-// support lands; run with -tags iceberg_s3 after `go mod tidy`. Drop the
-// tag once go.mod requires gocloud.
-
 package iceberg
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	iceberggo "github.com/apache/iceberg-go"
-	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	iceio "github.com/apache/iceberg-go/io"
 	_ "github.com/apache/iceberg-go/io/gocloud" // s3:// through gocloud's blob IO
-	"github.com/apache/iceberg-go/table"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/s3test"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
-// startVersity starts Versity's S3 gateway on a posix directory holding
-// one bucket and returns its endpoint URL and the bucket.
-func startVersity(t *testing.T) (endpoint, bucket string) {
-	t.Helper()
-	bin, err := exec.LookPath("versitygw")
-	if err != nil {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, "go", "bin", "versitygw")
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatal("versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (make test does)")
-		}
-	}
-	root := t.TempDir()
-	bucket = "lake"
-	if err := os.Mkdir(filepath.Join(root, bucket), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--access", "K", "--secret", "S", "--port", addr, "posix", root)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint = "http://" + addr
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get(endpoint)
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not come up on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return endpoint, bucket
-}
-
-// openS3Test is a warehouse on s3://bucket/wh of a Versity gateway, with
-// the SQL catalog on SQLite, set up by hand until Open takes S3 options.
+// openS3Test is a warehouse on s3://bucket/wh of the test process's
+// Versity gateway (internal/s3test), with the SQL catalog on SQLite.
 func openS3Test(t *testing.T) *Warehouse {
 	t.Helper()
-	ctx := context.Background()
-	endpoint, bucket := startVersity(t)
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "catalog.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	cat, err := sqlcat.NewCatalog("sluice", db, sqlcat.SQLite, iceberggo.Properties{
-		"warehouse":                   "s3://" + bucket + "/wh",
-		"s3.endpoint":                 endpoint,
-		"s3.region":                   "us-east-1",
-		"s3.access-key-id":            "K",
-		"s3.secret-access-key":        "S",
-		"s3.force-virtual-addressing": "false",
+	srv, bucket := s3test.NewBucket(t)
+	w, err := Open(context.Background(), Options{
+		Location:   "s3://" + bucket + "/wh",
+		CatalogURL: "sqlite://" + filepath.Join(t.TempDir(), "catalog.db"),
+		S3:         s3Options(srv),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.CreateNamespace(ctx, table.Identifier{DefaultNamespace}, nil); err != nil {
-		t.Fatal(err)
-	}
-	return &Warehouse{db: db, cat: cat, ns: DefaultNamespace}
+	t.Cleanup(func() { w.Close() })
+	return w
 }
 
 // TestMaintainS3 compacts, expires and sweeps orphans of tables on S3
@@ -114,7 +46,7 @@ func TestMaintainS3(t *testing.T) {
 	kv, kv2 := openTable(t, w, "kv"), openTable(t, w, "kv2")
 	for i := int64(0); i < 6; i++ {
 		for _, tb := range []*Table{kv, kv2} {
-			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*10, i*10+10, "s3"))
+			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "s3"))
 		}
 	}
 	if !strings.HasPrefix(kv.tbl.Location(), "s3://") {

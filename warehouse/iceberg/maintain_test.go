@@ -25,15 +25,9 @@ import (
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
-// kvSchema is a key and a text value.
-var kvSchema = &records.Schema{Columns: []records.Column{
-	{Name: "k", Type: tInt64, SourceType: "bigint"},
-	{Name: "v", Type: tText, SourceType: "text", Nullable: true},
-}, PrimaryKey: []string{"k"}}
-
 // kvRows is a batch of keys from..to-1, each with value "v<k>-<tag>"
 // (NULL for keys divisible by 7, to keep NULLs through compaction).
-func kvRows(from, to int64, tag string) *records.Batch {
+func kvRange(from, to int64, tag string) *records.Batch {
 	b := records.NewBatch(kvSchema, int(to-from))
 	for k := from; k < to; k++ {
 		b.Cols[0].AppendInt64(k)
@@ -184,9 +178,9 @@ func testCompaction(t *testing.T, fileScoped bool) {
 	dir := t.TempDir()
 	w := openTest(t, dir)
 	tb := openTable(t, w, "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRows(0, 3000, "big"))
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRange(0, 3000, "big"))
 	for i := int64(1); i <= 12; i++ {
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(10000+i*10, 10000+i*10+10, "small"))
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(10000+i*10, 10000+i*10+10, "small"))
 	}
 	setMergeOnRead(t, tb, fileScoped)
 	// One delete across the big file and a small one: a delete file per
@@ -281,7 +275,7 @@ func testCompaction(t *testing.T, fileScoped bool) {
 	}
 
 	// A sync commit after compaction lands on it.
-	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "after"}, kvRows(20000, 20005, "after"))
+	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "after"}, kvRange(20000, 20005, "after"))
 	if n := len(scan(t, tb)); n != len(wantRows)+5 {
 		t.Errorf("after an append on the compacted table: %d rows, want %d", n, len(wantRows)+5)
 	}
@@ -294,7 +288,7 @@ func TestCompactionMergesDeleteFiles(t *testing.T) {
 	ctx := context.Background()
 	w := openTest(t, t.TempDir())
 	tb := openTable(t, w, "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRows(0, 2000, "big"))
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRange(0, 2000, "big"))
 	setMergeOnRead(t, tb, true)
 	for i, keys := range [][]int64{{1}, {2, 3}, {500}, {1999}, {7, 8, 9}, {1000}} {
 		deleteKeys(t, tb, posProps(fmt.Sprint(i)), keys...)
@@ -377,7 +371,7 @@ func TestCompactionBoundedPerCall(t *testing.T) {
 	w := openTest(t, t.TempDir())
 	tb := openTable(t, w, "kv")
 	for i := int64(0); i < 12; i++ {
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*100, i*100+100, "x"))
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*100, i*100+100, "x"))
 	}
 	want := sortedScan(t, tb)
 	one := fileSize(t, tb, 100)
@@ -420,7 +414,7 @@ func TestMaintainNothingDue(t *testing.T) {
 		t.Fatalf("Maintain of a table never committed: %+v, %v", rep, err)
 	}
 	for i := int64(0); i < 3; i++ {
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*10, i*10+10, "x"))
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "x"))
 	}
 	loc := tb.MetadataLocation()
 	rep, err := tb.Maintain(ctx)
@@ -440,11 +434,11 @@ func TestExpiry(t *testing.T) {
 	dir := t.TempDir()
 	w := openTest(t, dir)
 	tb := openTable(t, w, "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRows(0, 10, "one"))
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRange(0, 10, "one"))
 	firstFiles := liveFiles(t, tb)
 	firstList := tb.tbl.CurrentSnapshot().ManifestList
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "2"}, kvRows(0, 10, "two"))
-	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "3"}, kvRows(10, 20, "three"))
+	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "2"}, kvRange(0, 10, "two"))
+	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "3"}, kvRange(10, 20, "three"))
 	// A snapshot without a position (another engine's), as the current.
 	setMergeOnRead(t, tb, false)
 	deleteKeys(t, tb, nil, 3)
@@ -518,7 +512,7 @@ func TestExpiryKeepsAtMostMaxSnapshots(t *testing.T) {
 	tb := openTable(t, w, "kv")
 	var replaced []string
 	for i := int64(0); i < 12; i++ {
-		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i, i+10, "r"))
+		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i, i+10, "r"))
 		replaced = append(replaced, dataPaths(t, tb)...)
 	}
 	p := testPolicy(1 << 20)
@@ -554,7 +548,7 @@ func TestCompactionPlanStands(t *testing.T) {
 	tb := openTable(t, w, "kv")
 	add := func(from, n int64) {
 		for i := from; i < from+n; i++ {
-			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRows(i*10, i*10+10, "x"))
+			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "x"))
 		}
 	}
 	add(0, 6)
@@ -608,8 +602,8 @@ func TestRemoveOrphans(t *testing.T) {
 	w := openTest(t, dir)
 	tables := map[string]*Table{"kv": openTable(t, w, "kv"), "kv2": openTable(t, w, "kv2")}
 	for _, tb := range tables {
-		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRows(0, 10, "one"))
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "2"}, kvRows(10, 20, "two"))
+		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRange(0, 10, "one"))
+		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "2"}, kvRange(10, 20, "two"))
 	}
 	// A failed commit's files, as a killed writer leaves them.
 	before := listFiles(t, tables["kv"].tbl.Location())
@@ -618,7 +612,7 @@ func TestRemoveOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx.Write(ctx, kvRows(20, 30, "lost"))
+	tx.Write(ctx, kvRange(20, 30, "lost"))
 	if _, err := tx.Commit(ctx, records.Position{Cursor: "lost"}); err == nil {
 		t.Fatal("a commit went through the crash")
 	}
@@ -724,7 +718,7 @@ func BenchmarkCompact(b *testing.B) {
 		tb := tbv.(*Table)
 		for i := int64(0); i < files; i++ {
 			tx, _ := tb.Begin(ctx, warehouse.Append, kvSchema, "bench")
-			batch := kvRows(i*rows, i*rows+rows, "bench")
+			batch := kvRange(i*rows, i*rows+rows, "bench")
 			if *benchWide {
 				batch = wideRows(i*rows, i*rows+rows)
 			}

@@ -138,13 +138,13 @@ func TestOpenErrors(t *testing.T) {
 func TestPostgresCatalogLocal(t *testing.T) {
 	st := testStore{name: "local+postgres", opts: Options{Location: t.TempDir(), CatalogURL: pgCatalogURL(t), Namespace: "lake"}}
 	tb := openTable(t, st.open(t), "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvBatch(1, 2))
-	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "2"}, kvBatch(0))
+	commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "1"}, kvSimpleBatch(1, 2))
+	commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: "2"}, kvSimpleBatch(0))
 	reopened := openTable(t, st.open(t), "kv")
 	if pos, ok := reopened.Position(); !ok || pos.Cursor != "2" {
 		t.Errorf("reopened position %+v (%v), want cursor 2", pos, ok)
 	}
-	if diff := cmp.Diff(kvRows(0, 1, 2), sortRows(readIndependent(t, st, reopened))); diff != "" {
+	if diff := cmp.Diff(kvSimpleRows(0, 1, 2), sortRows(readIndependent(t, st, reopened))); diff != "" {
 		t.Errorf("icebird reads (-want +got):\n%s", diff)
 	}
 	if want := filepath.Join(st.opts.Location, "lake.db", "kv", "metadata") + "/"; !strings.HasPrefix(reopened.MetadataLocation(), want) {

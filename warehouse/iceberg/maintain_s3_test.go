@@ -46,7 +46,7 @@ func TestMaintainS3(t *testing.T) {
 	kv, kv2 := openTable(t, w, "kv"), openTable(t, w, "kv2")
 	for i := int64(0); i < 6; i++ {
 		for _, tb := range []*Table{kv, kv2} {
-			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "s3"))
+			commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "s3"))
 		}
 	}
 	if !strings.HasPrefix(kv.tbl.Location(), "s3://") {

@@ -28,7 +28,7 @@ import (
 // kvRows is a batch of keys from..to-1, each with value "v<k>-<tag>"
 // (NULL for keys divisible by 7, to keep NULLs through compaction).
 func kvRange(from, to int64, tag string) *records.Batch {
-	b := records.NewBatch(kvSchema, int(to-from))
+	b := records.NewBatch(kvSimple, int(to-from))
 	for k := from; k < to; k++ {
 		b.Cols[0].AppendInt64(k)
 		if k%7 == 0 {
@@ -178,9 +178,9 @@ func testCompaction(t *testing.T, fileScoped bool) {
 	dir := t.TempDir()
 	w := openTest(t, dir)
 	tb := openTable(t, w, "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRange(0, 3000, "big"))
+	commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "0"}, kvRange(0, 3000, "big"))
 	for i := int64(1); i <= 12; i++ {
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(10000+i*10, 10000+i*10+10, "small"))
+		commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: fmt.Sprint(i)}, kvRange(10000+i*10, 10000+i*10+10, "small"))
 	}
 	setMergeOnRead(t, tb, fileScoped)
 	// One delete across the big file and a small one: a delete file per
@@ -275,7 +275,7 @@ func testCompaction(t *testing.T, fileScoped bool) {
 	}
 
 	// A sync commit after compaction lands on it.
-	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "after"}, kvRange(20000, 20005, "after"))
+	commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: "after"}, kvRange(20000, 20005, "after"))
 	if n := len(scan(t, tb)); n != len(wantRows)+5 {
 		t.Errorf("after an append on the compacted table: %d rows, want %d", n, len(wantRows)+5)
 	}
@@ -288,7 +288,7 @@ func TestCompactionMergesDeleteFiles(t *testing.T) {
 	ctx := context.Background()
 	w := openTest(t, t.TempDir())
 	tb := openTable(t, w, "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "0"}, kvRange(0, 2000, "big"))
+	commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "0"}, kvRange(0, 2000, "big"))
 	setMergeOnRead(t, tb, true)
 	for i, keys := range [][]int64{{1}, {2, 3}, {500}, {1999}, {7, 8, 9}, {1000}} {
 		deleteKeys(t, tb, posProps(fmt.Sprint(i)), keys...)
@@ -371,7 +371,7 @@ func TestCompactionBoundedPerCall(t *testing.T) {
 	w := openTest(t, t.TempDir())
 	tb := openTable(t, w, "kv")
 	for i := int64(0); i < 12; i++ {
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*100, i*100+100, "x"))
+		commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*100, i*100+100, "x"))
 	}
 	want := sortedScan(t, tb)
 	one := fileSize(t, tb, 100)
@@ -414,7 +414,7 @@ func TestMaintainNothingDue(t *testing.T) {
 		t.Fatalf("Maintain of a table never committed: %+v, %v", rep, err)
 	}
 	for i := int64(0); i < 3; i++ {
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "x"))
+		commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "x"))
 	}
 	loc := tb.MetadataLocation()
 	rep, err := tb.Maintain(ctx)
@@ -434,11 +434,11 @@ func TestExpiry(t *testing.T) {
 	dir := t.TempDir()
 	w := openTest(t, dir)
 	tb := openTable(t, w, "kv")
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRange(0, 10, "one"))
+	commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "1"}, kvRange(0, 10, "one"))
 	firstFiles := liveFiles(t, tb)
 	firstList := tb.tbl.CurrentSnapshot().ManifestList
-	commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "2"}, kvRange(0, 10, "two"))
-	commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "3"}, kvRange(10, 20, "three"))
+	commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "2"}, kvRange(0, 10, "two"))
+	commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: "3"}, kvRange(10, 20, "three"))
 	// A snapshot without a position (another engine's), as the current.
 	setMergeOnRead(t, tb, false)
 	deleteKeys(t, tb, nil, 3)
@@ -512,7 +512,7 @@ func TestExpiryKeepsAtMostMaxSnapshots(t *testing.T) {
 	tb := openTable(t, w, "kv")
 	var replaced []string
 	for i := int64(0); i < 12; i++ {
-		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i, i+10, "r"))
+		commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i, i+10, "r"))
 		replaced = append(replaced, dataPaths(t, tb)...)
 	}
 	p := testPolicy(1 << 20)
@@ -548,7 +548,7 @@ func TestCompactionPlanStands(t *testing.T) {
 	tb := openTable(t, w, "kv")
 	add := func(from, n int64) {
 		for i := from; i < from+n; i++ {
-			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "x"))
+			commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: fmt.Sprint(i)}, kvRange(i*10, i*10+10, "x"))
 		}
 	}
 	add(0, 6)
@@ -602,13 +602,13 @@ func TestRemoveOrphans(t *testing.T) {
 	w := openTest(t, dir)
 	tables := map[string]*Table{"kv": openTable(t, w, "kv"), "kv2": openTable(t, w, "kv2")}
 	for _, tb := range tables {
-		commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvRange(0, 10, "one"))
-		commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "2"}, kvRange(10, 20, "two"))
+		commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "1"}, kvRange(0, 10, "one"))
+		commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: "2"}, kvRange(10, 20, "two"))
 	}
 	// A failed commit's files, as a killed writer leaves them.
 	before := listFiles(t, tables["kv"].tbl.Location())
 	w.beforeCommit = func() error { return fmt.Errorf("crash") }
-	tx, err := tables["kv"].Begin(ctx, warehouse.Append, kvSchema, "test")
+	tx, err := tables["kv"].Begin(ctx, warehouse.Append, kvSimple, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -688,7 +688,7 @@ var (
 
 // wideRows is a batch of keys from..to-1 with 64 random hex characters.
 func wideRows(from, to int64) *records.Batch {
-	b := records.NewBatch(kvSchema, int(to-from))
+	b := records.NewBatch(kvSimple, int(to-from))
 	for k := from; k < to; k++ {
 		sum := sha256.Sum256([]byte(strconv.FormatInt(k, 10)))
 		b.Cols[0].AppendInt64(k)
@@ -717,7 +717,7 @@ func BenchmarkCompact(b *testing.B) {
 		tbv, _ := w.Table(ctx, "kv")
 		tb := tbv.(*Table)
 		for i := int64(0); i < files; i++ {
-			tx, _ := tb.Begin(ctx, warehouse.Append, kvSchema, "bench")
+			tx, _ := tb.Begin(ctx, warehouse.Append, kvSimple, "bench")
 			batch := kvRange(i*rows, i*rows+rows, "bench")
 			if *benchWide {
 				batch = wideRows(i*rows, i*rows+rows)

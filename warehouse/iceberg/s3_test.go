@@ -261,15 +261,15 @@ func readIndependent(t *testing.T, st testStore, tb *Table) []map[string]any {
 	return rows
 }
 
-// kvSchema is a key and a text value.
-var kvSchema = &records.Schema{Columns: []records.Column{
+// kvSimple is a key and a text value.
+var kvSimple = &records.Schema{Columns: []records.Column{
 	{Name: "k", Type: tInt64, SourceType: "bigint"},
 	{Name: "v", Type: tText, SourceType: "text", Nullable: true},
 }, PrimaryKey: []string{"k"}}
 
 // kvBatch has a row per key, its value "v<key>" (NULL for key 0).
-func kvBatch(keys ...int64) *records.Batch {
-	b := records.NewBatch(kvSchema, len(keys))
+func kvSimpleBatch(keys ...int64) *records.Batch {
+	b := records.NewBatch(kvSimple, len(keys))
 	for _, k := range keys {
 		b.Cols[0].AppendInt64(k)
 		if k == 0 {
@@ -282,8 +282,8 @@ func kvBatch(keys ...int64) *records.Batch {
 	return b
 }
 
-// kvRows is what icebird reads of kvBatch(keys...), in key order.
-func kvRows(keys ...int64) []map[string]any {
+// kvRows is what icebird reads of kvSimpleBatch(keys...), in key order.
+func kvSimpleRows(keys ...int64) []map[string]any {
 	keys = append([]int64(nil), keys...)
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	rows := make([]map[string]any, 0, len(keys))
@@ -326,14 +326,14 @@ func TestStoresReplaceAppend(t *testing.T) {
 			{warehouse.Replace, []int64{9}, records.Position{Cursor: "r2"}, []int64{9}},
 		}
 		for i, s := range steps {
-			if n := commit(t, tb, s.mode, kvSchema, s.pos, kvBatch(s.keys...)); n != int64(len(s.want)) {
+			if n := commit(t, tb, s.mode, kvSimple, s.pos, kvSimpleBatch(s.keys...)); n != int64(len(s.want)) {
 				t.Errorf("step %d: Commit says %d rows, want %d", i, n, len(s.want))
 			}
 			reopened := openTable(t, st.open(t), "kv")
 			if pos, ok := reopened.Position(); !ok || !cmp.Equal(pos, s.pos) {
 				t.Errorf("step %d: reopened position %+v (committed %v), want %+v", i, pos, ok, s.pos)
 			}
-			if diff := cmp.Diff(kvRows(s.want...), sortRows(readIndependent(t, st, reopened))); diff != "" {
+			if diff := cmp.Diff(kvSimpleRows(s.want...), sortRows(readIndependent(t, st, reopened))); diff != "" {
 				t.Errorf("step %d: icebird reads (-want +got):\n%s", i, diff)
 			}
 		}
@@ -357,12 +357,12 @@ func TestS3Catalogs(t *testing.T) {
 			// tableLocation, as Table's first commit will.
 			name := "orders 2024.ü%x"
 			ident := table.Identifier{w.ns, name}
-			if _, err := w.cat.CreateTable(context.Background(), ident, mustIcebergSchema(t, kvSchema), catalog.WithLocation(w.tableLocation(name)), catalog.WithProperties(iceberggo.Properties{"format-version": "2"})); err != nil {
+			if _, err := w.cat.CreateTable(context.Background(), ident, mustIcebergSchema(t, kvSimple), catalog.WithLocation(w.tableLocation(name)), catalog.WithProperties(iceberggo.Properties{"format-version": "2"})); err != nil {
 				t.Fatal(err)
 			}
 			tb := openTable(t, w, name)
-			commit(t, tb, warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvBatch(1, 2))
-			commit(t, tb, warehouse.Append, kvSchema, records.Position{Cursor: "2"}, kvBatch(3))
+			commit(t, tb, warehouse.Replace, kvSimple, records.Position{Cursor: "1"}, kvSimpleBatch(1, 2))
+			commit(t, tb, warehouse.Append, kvSimple, records.Position{Cursor: "2"}, kvSimpleBatch(3))
 
 			wantPrefix := "s3://" + st.bucket + "/lake/sluice/sluice.db/"
 			if loc := tb.MetadataLocation(); !strings.HasPrefix(loc, wantPrefix) {
@@ -388,7 +388,7 @@ func TestS3Catalogs(t *testing.T) {
 			if pos, ok := reopened.Position(); !ok || pos.Cursor != "2" {
 				t.Errorf("reopened position %+v (%v), want cursor 2", pos, ok)
 			}
-			if diff := cmp.Diff(kvRows(1, 2, 3), sortRows(readIndependent(t, st, reopened))); diff != "" {
+			if diff := cmp.Diff(kvSimpleRows(1, 2, 3), sortRows(readIndependent(t, st, reopened))); diff != "" {
 				t.Errorf("icebird reads (-want +got):\n%s", diff)
 			}
 			if got := len(scan(t, reopened)); got != 3 {
@@ -513,7 +513,7 @@ func TestS3Check(t *testing.T) {
 		if err := w.Check(ctx); err != nil {
 			t.Fatalf("Check with the keys in AWS_*: %v", err)
 		}
-		commit(t, openTable(t, w, "kv"), warehouse.Replace, kvSchema, records.Position{Cursor: "1"}, kvBatch(1))
+		commit(t, openTable(t, w, "kv"), warehouse.Replace, kvSimple, records.Position{Cursor: "1"}, kvSimpleBatch(1))
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
 		if err := env.open(t).Check(ctx); err == nil || !strings.Contains(err.Error(), "refused the credentials") {
 			t.Errorf("Check with a wrong AWS_SECRET_ACCESS_KEY = %v, want refused credentials", err)

@@ -264,9 +264,15 @@ func TestReplaceAppendPosition(t *testing.T) {
 		if diff := cmp.Diff(st.pos, pos); !ok || diff != "" {
 			t.Errorf("step %d: reopened position (committed %v) (-want +got):\n%s", i, ok, diff)
 		}
-	}
-	if _, ok := tb.tbl.Schema().FindFieldByName("w"); !ok {
-		t.Error("the new column w was not added to the table")
+		// Append adds w and keeps it; Replace without it drops it (by
+		// id: Iceberg schema evolution).
+		_, hasW := tb.tbl.Schema().FindFieldByName("w")
+		if wantW := i == 2; hasW != wantW {
+			t.Errorf("step %d: the table has column w: %v, want %v", i, hasW, wantW)
+		}
+		if got := reopened.Schema().Index("w") >= 0; got != (i == 2) {
+			t.Errorf("step %d: the recorded schema has column w: %v, want %v", i, got, i == 2)
+		}
 	}
 }
 
@@ -356,10 +362,15 @@ func TestRefusals(t *testing.T) {
 	w := openTest(t, t.TempDir())
 	tb := openTable(t, w, "kv")
 	ctx := context.Background()
-	if _, err := tb.Begin(ctx, warehouse.Merge, typesSchema, "test"); !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "not supported yet by the iceberg warehouse") {
-		t.Errorf("Begin(Merge) = %v, want ErrNotSupported", err)
+	noKey := &records.Schema{Columns: typesSchema.Columns}
+	if _, err := tb.Begin(ctx, warehouse.Merge, noKey, "test"); err == nil || !strings.Contains(err.Error(), "primary key") {
+		t.Errorf("Begin(Merge) without a key = %v, want an error naming the primary key", err)
 	}
 	commit(t, tb, warehouse.Replace, typesSchema, records.Position{}, typesBatch())
+	otherKey := &records.Schema{Columns: typesSchema.Columns, PrimaryKey: []string{"i32"}}
+	if _, err := tb.Begin(ctx, warehouse.Merge, otherKey, "test"); !errors.Is(err, warehouse.ErrSchemaChanged) {
+		t.Errorf("Begin(Merge) with another key = %v, want ErrSchemaChanged", err)
+	}
 	changed := &records.Schema{Columns: append([]records.Column(nil), typesSchema.Columns...), PrimaryKey: typesSchema.PrimaryKey}
 	changed.Columns[2] = records.Column{Name: "i32", Type: tText, SourceType: "text", Nullable: true}
 	if _, err := tb.Begin(ctx, warehouse.Append, changed, "test"); !errors.Is(err, warehouse.ErrSchemaChanged) {

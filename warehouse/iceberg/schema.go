@@ -12,6 +12,7 @@ import (
 	iceberggo "github.com/apache/iceberg-go"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // icebergSchema maps a records schema (plus _sluice_synced_at) to an
@@ -228,4 +229,146 @@ func decimalAt(t records.ParquetType, v *records.Vec, i int) (decimal128.Num, er
 	}
 	copy(buf[16-len(raw):], raw)
 	return decimal128.New(int64(binary.BigEndian.Uint64(buf[:8])), binary.BigEndian.Uint64(buf[8:])), nil
+}
+
+// syncedAtType is _sluice_synced_at's type in the recorded schema.
+var syncedAtType = records.ParquetType{
+	Physical:      records.PhysicalInt64,
+	Logical:       records.LogicalTimestamp,
+	AdjustedToUTC: true,
+	Name:          "TIMESTAMP(MICROS,UTC)",
+}
+
+// recordedSchema is the schema a commit records: for Replace the new
+// columns alone, for Merge and Append the previous ones with the new
+// added (a column the source dropped stays); _sluice_synced_at last.
+func recordedSchema(prev, s *records.Schema, mode warehouse.Mode) *records.Schema {
+	out := &records.Schema{PrimaryKey: append([]string(nil), s.PrimaryKey...)}
+	if mode != warehouse.Replace && prev != nil {
+		// The table's columns in their order: the previous ones first.
+		var kept []records.Column
+		for _, c := range prev.Columns {
+			if i := s.Index(c.Name); i >= 0 {
+				kept = append(kept, s.Columns[i])
+			} else if c.Name != SyncedAtColumn {
+				kept = append(kept, c)
+			}
+		}
+		for _, c := range s.Columns {
+			if prev.Index(c.Name) < 0 {
+				kept = append(kept, c)
+			}
+		}
+		out.Columns = kept
+	} else {
+		out.Columns = append(out.Columns, s.Columns...)
+	}
+	out.Columns = append(out.Columns, records.Column{Name: SyncedAtColumn, Type: syncedAtType, SourceType: "timestamptz", Nullable: true})
+	return out
+}
+
+// appendArrow appends value i of arr (read from a data file) to dst, of
+// type t.
+func appendArrow(dst *records.Vec, t records.ParquetType, arr arrow.Array, i int) error {
+	if arr == nil || arr.IsNull(i) {
+		dst.AppendNull()
+		return nil
+	}
+	switch a := arr.(type) {
+	case *array.Boolean:
+		dst.AppendBool(a.Value(i))
+	case *array.Int32:
+		if t.Physical == records.PhysicalInt64 {
+			dst.AppendInt64(int64(a.Value(i)))
+		} else {
+			dst.AppendInt32(a.Value(i))
+		}
+	case *array.Int64:
+		dst.AppendInt64(a.Value(i))
+	case *array.Float32:
+		dst.AppendFloat32(a.Value(i))
+	case *array.Float64:
+		dst.AppendFloat64(a.Value(i))
+	case *array.Date32:
+		dst.AppendInt32(int32(a.Value(i)))
+	case *array.Time64:
+		dst.AppendInt64(int64(a.Value(i)))
+	case *array.Timestamp:
+		dst.AppendInt64(int64(a.Value(i)))
+	case *array.String:
+		dst.AppendString(a.Value(i))
+	case *array.LargeString:
+		dst.AppendString(a.Value(i))
+	case *array.Binary:
+		dst.AppendBytes(a.Value(i))
+	case *array.LargeBinary:
+		dst.AppendBytes(a.Value(i))
+	case *array.Decimal128:
+		n := a.Value(i)
+		switch t.Physical {
+		case records.PhysicalInt32:
+			dst.AppendInt32(int32(n.LowBits()))
+		case records.PhysicalInt64:
+			dst.AppendInt64(int64(n.LowBits()))
+		default:
+			var buf [16]byte
+			binary.BigEndian.PutUint64(buf[:8], uint64(n.HighBits()))
+			binary.BigEndian.PutUint64(buf[8:], n.LowBits())
+			l := t.Length
+			if l <= 0 || l > 16 {
+				l = 16
+			}
+			dst.AppendBytes(buf[16-l:])
+		}
+	case *array.List:
+		if dst.List == nil || t.Element == nil {
+			return fmt.Errorf("a list value for the %s column", t.Name)
+		}
+		start, end := a.ValueOffsets(i)
+		vals := a.ListValues()
+		for j := start; j < end; j++ {
+			if err := appendArrow(&dst.List.Elem, *t.Element, vals, int(j)); err != nil {
+				return err
+			}
+		}
+		dst.EndList()
+	default:
+		return fmt.Errorf("no conversion of Arrow %s to %s", arr.DataType(), t.Name)
+	}
+	return nil
+}
+
+// appendValue appends value i of src, of type t, to dst (its exact text
+// form too).
+func appendValue(dst *records.Vec, t records.ParquetType, src *records.Vec, i int) {
+	if src.IsNull(i) {
+		dst.AppendNull()
+		dst.CopyExact(src, i)
+		return
+	}
+	switch t.Physical {
+	case records.PhysicalBoolean:
+		dst.AppendBool(src.Bool[i])
+	case records.PhysicalInt32:
+		dst.AppendInt32(src.I32[i])
+	case records.PhysicalInt64:
+		dst.AppendInt64(src.I64[i])
+	case records.PhysicalFloat:
+		dst.AppendFloat32(src.F32[i])
+	case records.PhysicalDouble:
+		dst.AppendFloat64(src.F64[i])
+	case records.PhysicalGroup:
+		elem := records.ParquetType{Physical: records.PhysicalByteArray}
+		if t.Element != nil {
+			elem = *t.Element
+		}
+		l := src.List
+		for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
+			appendValue(&dst.List.Elem, elem, &l.Elem, int(j))
+		}
+		dst.EndList()
+	default:
+		dst.AppendBytes(src.Bytes(i))
+	}
+	dst.CopyExact(src, i)
 }

@@ -1,0 +1,705 @@
+package iceberg
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	iceberggo "github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/sluice-dev/sluice/internal/records"
+)
+
+// Finding the stored rows of keys (merge, history, Lookup).
+//
+// Data files are immutable, so the keys of each are decoded once and kept
+// in a bounded in-process cache (keyCacheBytes, least recently used out):
+// exact keys, sorted, with their row positions. A commit then costs a
+// binary search per changed key and file instead of a read of every key
+// column. The position delete files (also immutable) are cached the same
+// way. Files planned for a commit are pruned by the manifests' column
+// bounds first (a row filter on the key), so a table loaded in key order
+// reads only the files whose key range holds a changed key.
+
+// keyCacheBytes bounds the memory of the decoded keys and deletes.
+var keyCacheBytes int64 = 96 << 20
+
+// fileStats counts, for the benchmark, what finding keys read.
+var fileStats struct {
+	sync.Mutex
+	keyFilesRead, deleteFilesRead int
+	bytesRead                     int64
+}
+
+// keyIndex is the sorted keys of one data file.
+type keyIndex struct {
+	ints []int64  // a single integer key: its values, sorted
+	keys []byte   // otherwise the encoded keys (records.AppendKey), sorted
+	offs []uint32 // key i is keys[offs[i]:offs[i+1]]
+	pos  []int32  // the row of the i-th key
+}
+
+func (x *keyIndex) size() int64 {
+	return int64(8*cap(x.ints) + cap(x.keys) + 4*cap(x.offs) + 4*cap(x.pos) + 64)
+}
+
+func (x *keyIndex) n() int { return len(x.pos) }
+
+// find returns the rows holding key (encoded; intKey when the index is of
+// integers).
+func (x *keyIndex) find(key []byte, intKey int64, isInt bool) []int32 {
+	if x.ints != nil || (isInt && x.keys == nil) {
+		lo, _ := slices.BinarySearch(x.ints, intKey)
+		hi := lo
+		for hi < len(x.ints) && x.ints[hi] == intKey {
+			hi++
+		}
+		return x.pos[lo:hi]
+	}
+	at := func(i int) []byte { return x.keys[x.offs[i]:x.offs[i+1]] }
+	n := x.n()
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bytes.Compare(at(m), key) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	end := lo
+	for end < n && bytes.Equal(at(end), key) {
+		end++
+	}
+	return x.pos[lo:end]
+}
+
+// intKeyOf decodes an encoded single integer key (records.AppendKey of an
+// INT32 or INT64 value).
+func intKeyOf(key []byte) (int64, bool) {
+	switch {
+	case len(key) == 9 && key[0] == 1:
+		return int64(binary.BigEndian.Uint64(key[1:]) ^ (1 << 63)), true
+	case len(key) == 5 && key[0] == 1:
+		return int64(int32(binary.BigEndian.Uint32(key[1:]) ^ (1 << 31))), true
+	}
+	return 0, false
+}
+
+// lru is the cache of decoded keys and deletes, by file.
+type lru struct {
+	mu    sync.Mutex
+	bytes int64
+	ll    *list.List
+	m     map[string]*list.Element
+}
+
+type lruEntry struct {
+	key  string
+	val  any
+	size int64
+}
+
+var cache = &lru{ll: list.New(), m: map[string]*list.Element{}}
+
+func (c *lru) get(key string) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*lruEntry).val, true
+	}
+	return nil, false
+}
+
+func (c *lru) put(key string, val any, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok {
+		c.bytes -= e.Value.(*lruEntry).size
+		c.ll.Remove(e)
+	}
+	c.m[key] = c.ll.PushFront(&lruEntry{key: key, val: val, size: size})
+	c.bytes += size
+	for c.bytes > keyCacheBytes && c.ll.Len() > 1 {
+		e := c.ll.Back()
+		en := e.Value.(*lruEntry)
+		c.ll.Remove(e)
+		delete(c.m, en.key)
+		c.bytes -= en.size
+	}
+}
+
+// parquetFile is an open data or delete file.
+type parquetFile struct {
+	f  iceio.File
+	fr *pqarrow.FileReader
+}
+
+func openParquet(ctx context.Context, fs iceio.IO, path string) (*parquetFile, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	rdr, err := file.NewParquetReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		rdr.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &parquetFile{f: f, fr: fr}, nil
+}
+
+func (p *parquetFile) Close() error { return p.fr.ParquetReader().Close() }
+
+// leaves maps the field ids of the file's top-level columns to their
+// leaf column indexes.
+func (p *parquetFile) leaves() map[int][]int {
+	out := map[int][]int{}
+	for _, f := range p.fr.Manifest.Fields {
+		id := fieldID(f.Field)
+		if id < 0 {
+			continue
+		}
+		var walk func(sf pqarrow.SchemaField)
+		walk = func(sf pqarrow.SchemaField) {
+			if sf.IsLeaf() {
+				out[id] = append(out[id], sf.ColIndex)
+			}
+			for _, c := range sf.Children {
+				walk(c)
+			}
+		}
+		walk(f)
+	}
+	return out
+}
+
+func fieldID(f *arrow.Field) int {
+	if f == nil {
+		return -1
+	}
+	if i := f.Metadata.FindKey("PARQUET:field_id"); i >= 0 {
+		if id, err := strconv.Atoi(f.Metadata.Values()[i]); err == nil {
+			return id
+		}
+	}
+	return -1
+}
+
+// readColumns reads the columns of the field ids (in that order; a field
+// the file lacks comes back nil) of the row groups rgs (nil: all).
+func (p *parquetFile) readColumns(ctx context.Context, ids []int, rgs []int) ([]*arrow.Chunked, int64, func(), error) {
+	leaves := p.leaves()
+	var idx []int
+	for _, id := range ids {
+		idx = append(idx, leaves[id]...)
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	if rgs == nil {
+		for i := range p.fr.ParquetReader().NumRowGroups() {
+			rgs = append(rgs, i)
+		}
+	}
+	var read int64
+	for _, rg := range rgs {
+		md := p.fr.ParquetReader().MetaData().RowGroup(rg)
+		for _, c := range idx {
+			if cc, err := md.ColumnChunk(c); err == nil {
+				read += cc.TotalCompressedSize()
+			}
+		}
+	}
+	out := make([]*arrow.Chunked, len(ids))
+	if len(idx) == 0 {
+		return out, read, func() {}, nil
+	}
+	tbl, err := p.fr.ReadRowGroups(ctx, idx, rgs)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	for i := 0; i < int(tbl.NumCols()); i++ {
+		f := tbl.Schema().Field(i)
+		id := fieldID(&f)
+		for j, want := range ids {
+			if want == id {
+				out[j] = tbl.Column(i).Data()
+			}
+		}
+	}
+	return out, read, tbl.Release, nil
+}
+
+// keyColumns is how the keys of a table are read from its files.
+type keyColumns struct {
+	schema  *records.Schema // the key columns, as a schema
+	ids     []int           // their field ids
+	isInt   bool            // a single integer key
+	validTo int             // field id of valid_to when only open rows count; 0 otherwise
+}
+
+func (kc *keyColumns) cacheKey(path string) string {
+	return fmt.Sprintf("keys|%d|%v|%s", kc.validTo, kc.ids, path)
+}
+
+// fileKeys returns the key index of the data file at path.
+func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*keyIndex, error) {
+	ck := kc.cacheKey(path)
+	if v, ok := cache.get(ck); ok {
+		return v.(*keyIndex), nil
+	}
+	p, err := openParquet(ctx, fs, path)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	ids := kc.ids
+	if kc.validTo != 0 {
+		ids = append(slices.Clone(ids), kc.validTo)
+	}
+	cols, read, release, err := p.readColumns(ctx, ids, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the keys of %s: %w", path, err)
+	}
+	defer release()
+	fileStats.Lock()
+	fileStats.keyFilesRead++
+	fileStats.bytesRead += read
+	fileStats.Unlock()
+	for i, c := range cols[:len(kc.ids)] {
+		if c == nil {
+			return nil, fmt.Errorf("data file %s lacks key column %q", path, kc.schema.Columns[i].Name)
+		}
+	}
+	n := int(p.fr.ParquetReader().NumRows())
+	b := records.NewBatch(kc.schema, min(n, 1<<16))
+	keyCols := make([]int, len(kc.ids))
+	for i := range keyCols {
+		keyCols[i] = i
+	}
+	x := &keyIndex{}
+	type pair struct {
+		k   int64
+		pos int32
+	}
+	var ints []pair
+	var encs [][]byte // only for non-integer keys
+	var arena []byte
+	var offs []uint32
+	var keyBuf []byte
+	// Walk the chunks of every column together.
+	type cursor struct {
+		chunks []arrow.Array
+		ci, off int
+	}
+	curs := make([]cursor, len(cols))
+	for i, c := range cols {
+		if c != nil {
+			curs[i] = cursor{chunks: c.Chunks()}
+		}
+	}
+	for row := 0; row < n; {
+		// The rows until the shortest current chunk ends.
+		span := n - row
+		for i := range curs {
+			if curs[i].chunks == nil {
+				continue
+			}
+			for curs[i].ci < len(curs[i].chunks) && curs[i].off >= curs[i].chunks[curs[i].ci].Len() {
+				curs[i].ci, curs[i].off = curs[i].ci+1, 0
+			}
+			if curs[i].ci == len(curs[i].chunks) {
+				return nil, fmt.Errorf("data file %s: a column ends early", path)
+			}
+			span = min(span, curs[i].chunks[curs[i].ci].Len()-curs[i].off)
+		}
+		b.Reset()
+		for k := 0; k < span; k++ {
+			for i := range kc.ids {
+				c := &curs[i]
+				if err := appendArrow(&b.Cols[i], kc.schema.Columns[i].Type, c.chunks[c.ci], c.off+k); err != nil {
+					return nil, err
+				}
+			}
+			b.N++
+		}
+		var vt arrow.Array
+		vtOff := 0
+		if kc.validTo != 0 && curs[len(curs)-1].chunks != nil {
+			c := &curs[len(curs)-1]
+			vt, vtOff = c.chunks[c.ci], c.off
+		}
+		for k := 0; k < span; k++ {
+			if vt != nil && !vt.IsNull(vtOff+k) {
+				continue // a closed version
+			}
+			pos := int32(row + k)
+			if kc.isInt {
+				v := &b.Cols[0]
+				if v.IsNull(k) {
+					continue
+				}
+				var iv int64
+				if v.I64 != nil {
+					iv = v.I64[k]
+				} else {
+					iv = int64(v.I32[k])
+				}
+				ints = append(ints, pair{iv, pos})
+				continue
+			}
+			keyBuf = b.AppendKey(keyBuf[:0], k, keyCols)
+			start := len(arena)
+			arena = append(arena, keyBuf...)
+			encs = append(encs, arena[start:len(arena):len(arena)])
+			x.pos = append(x.pos, pos)
+		}
+		for i := range curs {
+			curs[i].off += span
+		}
+		row += span
+	}
+	if kc.isInt {
+		if !slices.IsSortedFunc(ints, func(a, b pair) int { return cmpInt(a.k, b.k) }) {
+			slices.SortStableFunc(ints, func(a, b pair) int { return cmpInt(a.k, b.k) })
+		}
+		x.ints = make([]int64, len(ints))
+		x.pos = make([]int32, len(ints))
+		for i, p := range ints {
+			x.ints[i], x.pos[i] = p.k, p.pos
+		}
+	} else {
+		perm := make([]int32, len(encs))
+		for i := range perm {
+			perm[i] = int32(i)
+		}
+		slices.SortStableFunc(perm, func(a, b int32) int { return bytes.Compare(encs[a], encs[b]) })
+		x.keys = make([]byte, 0, len(arena))
+		offs = make([]uint32, 1, len(encs)+1)
+		pos := make([]int32, len(encs))
+		for i, j := range perm {
+			x.keys = append(x.keys, encs[j]...)
+			offs = append(offs, uint32(len(x.keys)))
+			pos[i] = x.pos[j]
+		}
+		x.offs, x.pos = offs, pos
+		if x.keys == nil {
+			x.keys = []byte{}
+		}
+	}
+	cache.put(ck, x, x.size())
+	return x, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// deletedRows is what one position delete file deletes: by data file,
+// sorted positions.
+type deletedRows map[string][]int64
+
+func (d deletedRows) size() int64 {
+	var n int64
+	for k, v := range d {
+		n += int64(len(k)) + 8*int64(cap(v)) + 48
+	}
+	return n
+}
+
+// positionDeletes reads (or takes from the cache) a position delete file.
+func positionDeletes(ctx context.Context, fs iceio.IO, path string) (deletedRows, error) {
+	ck := "deletes|" + path
+	if v, ok := cache.get(ck); ok {
+		return v.(deletedRows), nil
+	}
+	p, err := openParquet(ctx, fs, path)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	cols, read, release, err := p.readColumns(ctx, []int{fieldIDDeleteFilePath, fieldIDDeletePos}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the position deletes %s: %w", path, err)
+	}
+	defer release()
+	fileStats.Lock()
+	fileStats.deleteFilesRead++
+	fileStats.bytesRead += read
+	fileStats.Unlock()
+	if cols[0] == nil || cols[1] == nil {
+		return nil, fmt.Errorf("position delete file %s lacks file_path or pos", path)
+	}
+	d := deletedRows{}
+	pc := cols[1].Chunks()
+	for ci, chunk := range cols[0].Chunks() {
+		poss, ok := pc[ci].(*array.Int64)
+		if !ok || pc[ci].Len() != chunk.Len() {
+			return nil, fmt.Errorf("position delete file %s: unexpected column layout", path)
+		}
+		for i := 0; i < chunk.Len(); i++ {
+			var fp string
+			switch a := chunk.(type) {
+			case *array.String:
+				fp = a.Value(i)
+			case *array.Binary:
+				fp = string(a.Value(i))
+			default:
+				return nil, fmt.Errorf("position delete file %s: file_path is %s", path, chunk.DataType())
+			}
+			d[fp] = append(d[fp], poss.Value(i))
+		}
+	}
+	for k, v := range d {
+		slices.Sort(v)
+		d[k] = v
+	}
+	cache.put(ck, d, d.size())
+	return d, nil
+}
+
+// liveFile is a data file of the snapshot and what deletes its rows.
+type liveFile struct {
+	path    string
+	rows    int64
+	deletes []string // position delete files that may apply
+}
+
+// planFiles lists the data files of tbl's current snapshot that can hold
+// rows matching filter.
+func planFiles(ctx context.Context, tbl *table.Table, filter iceberggo.BooleanExpression) ([]liveFile, error) {
+	if tbl == nil || tbl.CurrentSnapshot() == nil {
+		return nil, nil
+	}
+	if filter == nil {
+		filter = iceberggo.AlwaysTrue{}
+	}
+	tasks, err := tbl.Scan(table.WithRowFilter(filter)).PlanFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]liveFile, 0, len(tasks))
+	for _, t := range tasks {
+		if len(t.EqualityDeleteFiles) > 0 || len(t.DeletionVectorFiles) > 0 {
+			return nil, fmt.Errorf("data file %s has equality deletes or deletion vectors, which sluice does not write", t.File.FilePath())
+		}
+		lf := liveFile{path: t.File.FilePath(), rows: t.File.Count()}
+		for _, d := range t.DeleteFiles {
+			lf.deletes = append(lf.deletes, d.FilePath())
+		}
+		out = append(out, lf)
+	}
+	return out, nil
+}
+
+// isDeleted reports whether row pos of data file lf is deleted.
+func isDeleted(ctx context.Context, fs iceio.IO, lf *liveFile, pos int64) (bool, error) {
+	for _, dp := range lf.deletes {
+		d, err := positionDeletes(ctx, fs, dp)
+		if err != nil {
+			return false, err
+		}
+		if _, ok := slices.BinarySearch(d[lf.path], pos); ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// keyFilter is a row filter matching the keys (encoded, of the key
+// columns kc) for the manifests' bounds to prune files by: on the first
+// key column, when its type allows; nil otherwise (every file).
+func keyFilter(kc *keyColumns, keys [][]byte) iceberggo.BooleanExpression {
+	if len(keys) == 0 || len(keys) > 20000 {
+		return nil
+	}
+	name := kc.schema.Columns[0].Name
+	ref := iceberggo.Reference(name)
+	t := kc.schema.Columns[0].Type
+	if len(kc.ids) == 1 && kc.isInt {
+		if t.Physical == records.PhysicalInt32 && t.Logical == records.LogicalNone || t.Logical == records.LogicalInt16 {
+			vals := make([]int32, 0, len(keys))
+			for _, k := range keys {
+				if v, ok := intKeyOf(k); ok {
+					vals = append(vals, int32(v))
+				}
+			}
+			return iceberggo.IsIn(ref, vals...)
+		}
+		if t.Physical == records.PhysicalInt64 && t.Logical == records.LogicalNone {
+			vals := make([]int64, 0, len(keys))
+			for _, k := range keys {
+				if v, ok := intKeyOf(k); ok {
+					vals = append(vals, v)
+				}
+			}
+			return iceberggo.IsIn(ref, vals...)
+		}
+	}
+	return nil
+}
+
+// found is a stored row of a key.
+type found struct {
+	key []byte
+	ref rowRef
+}
+
+// findRows looks up the live rows of the keys (encoded, sorted and
+// distinct; nil: every row) in tbl's current snapshot and calls fn with
+// each (a key may have several rows in a table that got duplicates).
+func findRows(ctx context.Context, tbl *table.Table, kc *keyColumns, keys [][]byte, all bool, fn func(found) error) error {
+	if tbl == nil || tbl.CurrentSnapshot() == nil || (!all && len(keys) == 0) {
+		return nil
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return err
+	}
+	var filter iceberggo.BooleanExpression
+	if !all {
+		filter = keyFilter(kc, keys)
+	}
+	files, err := planFiles(ctx, tbl, filter)
+	if err != nil {
+		return err
+	}
+	ints := make([]int64, len(keys))
+	if kc.isInt {
+		for i, k := range keys {
+			ints[i], _ = intKeyOf(k)
+		}
+	}
+	for i := range files {
+		lf := &files[i]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		x, err := kc.fileKeys(ctx, fs, lf.path)
+		if err != nil {
+			return err
+		}
+		check := func(key []byte, rows []int32) error {
+			for _, r := range rows {
+				del, err := isDeleted(ctx, fs, lf, int64(r))
+				if err != nil {
+					return err
+				}
+				if !del {
+					if err := fn(found{key: key, ref: rowRef{lf.path, int64(r)}}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if all {
+			for j := 0; j < x.n(); j++ {
+				var key []byte
+				if x.keys != nil {
+					key = x.keys[x.offs[j]:x.offs[j+1]]
+				}
+				if err := check(key, x.pos[j:j+1]); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		for j, k := range keys {
+			if rows := x.find(k, ints[j], kc.isInt); len(rows) > 0 {
+				if err := check(k, rows); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readRows reads the rows at positions (sorted) of the data file at path
+// into dst (a batch of the recorded schema), matching columns by field id
+// (ids[i] is dst's column i's; 0 or a column the file lacks: NULL).
+func readRows(ctx context.Context, fs iceio.IO, path string, positions []int64, dst *records.Batch, ids []int) error {
+	if len(positions) == 0 {
+		return nil
+	}
+	p, err := openParquet(ctx, fs, path)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	pr := p.fr.ParquetReader()
+	// The row groups holding the positions.
+	var rgs []int
+	var starts []int64
+	var start int64
+	k := 0
+	for rg := range pr.NumRowGroups() {
+		n := pr.MetaData().RowGroup(rg).NumRows()
+		if k < len(positions) && positions[k] < start+n {
+			rgs = append(rgs, rg)
+			starts = append(starts, start)
+			for k < len(positions) && positions[k] < start+n {
+				k++
+			}
+		}
+		start += n
+	}
+	if k < len(positions) {
+		return fmt.Errorf("data file %s has %d rows, not row %d: %w", path, start, positions[k], errDamaged)
+	}
+	k = 0
+	for gi, rg := range rgs {
+		cols, _, release, err := p.readColumns(ctx, ids, []int{rg})
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		for k < len(positions) && (gi+1 == len(rgs) || positions[k] < starts[gi+1]) {
+			off := positions[k] - starts[gi]
+			for c := range dst.Cols {
+				var arr arrow.Array
+				idx := int(off)
+				if cols[c] != nil {
+					for _, ch := range cols[c].Chunks() {
+						if idx < ch.Len() {
+							arr = ch
+							break
+						}
+						idx -= ch.Len()
+					}
+				}
+				if err := appendArrow(&dst.Cols[c], dst.Schema.Columns[c].Type, arr, idx); err != nil {
+					release()
+					return fmt.Errorf("reading %s: column %q: %w", path, dst.Schema.Columns[c].Name, err)
+				}
+			}
+			dst.N++
+			k++
+		}
+		release()
+	}
+	return nil
+}

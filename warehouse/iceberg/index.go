@@ -306,7 +306,7 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 	var keyBuf []byte
 	// Walk the chunks of every column together.
 	type cursor struct {
-		chunks []arrow.Array
+		chunks  []arrow.Array
 		ci, off int
 	}
 	curs := make([]cursor, len(cols))

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -48,14 +49,40 @@ type keyIndex struct {
 	ints []int64  // a single integer key: its values, sorted
 	keys []byte   // otherwise the encoded keys (records.AppendKey), sorted
 	offs []uint32 // key i is keys[offs[i]:offs[i+1]]
-	pos  []int32  // the row of the i-th key
+	pos  []int32  // the row of the i-th key; nil: row i
+	npos int      // the number of keys
+}
+
+// byKey sorts keys with their rows.
+type byKey struct {
+	k []int64
+	p []int32
+}
+
+func (s byKey) Len() int           { return len(s.k) }
+func (s byKey) Less(i, j int) bool { return s.k[i] < s.k[j] }
+func (s byKey) Swap(i, j int) {
+	s.k[i], s.k[j] = s.k[j], s.k[i]
+	s.p[i], s.p[j] = s.p[j], s.p[i]
+}
+
+// rowsAt is the rows of keys i to j.
+func (x *keyIndex) rowsAt(i, j int) []int32 {
+	if x.pos != nil {
+		return x.pos[i:j]
+	}
+	out := make([]int32, j-i)
+	for k := range out {
+		out[k] = int32(i + k)
+	}
+	return out
 }
 
 func (x *keyIndex) size() int64 {
 	return int64(8*cap(x.ints) + cap(x.keys) + 4*cap(x.offs) + 4*cap(x.pos) + 64)
 }
 
-func (x *keyIndex) n() int { return len(x.pos) }
+func (x *keyIndex) n() int { return x.npos }
 
 // find returns the rows holding key (encoded; intKey when the index is of
 // integers).
@@ -66,7 +93,7 @@ func (x *keyIndex) find(key []byte, intKey int64, isInt bool) []int32 {
 		for hi < len(x.ints) && x.ints[hi] == intKey {
 			hi++
 		}
-		return x.pos[lo:hi]
+		return x.rowsAt(lo, hi)
 	}
 	at := func(i int) []byte { return x.keys[x.offs[i]:x.offs[i+1]] }
 	n := x.n()
@@ -83,7 +110,7 @@ func (x *keyIndex) find(key []byte, intKey int64, isInt bool) []int32 {
 	for end < n && bytes.Equal(at(end), key) {
 		end++
 	}
-	return x.pos[lo:end]
+	return x.rowsAt(lo, end)
 }
 
 // intKeyOf decodes an encoded single integer key (records.AppendKey of an
@@ -294,15 +321,13 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 	for i := range keyCols {
 		keyCols[i] = i
 	}
-	x := &keyIndex{}
-	type pair struct {
-		k   int64
-		pos int32
+	x := &keyIndex{pos: make([]int32, 0, n)}
+	var ints []int64
+	if kc.isInt {
+		ints = make([]int64, 0, n)
 	}
-	var ints []pair
 	var encs [][]byte // only for non-integer keys
 	var arena []byte
-	var offs []uint32
 	var keyBuf []byte
 	// Walk the chunks of every column together.
 	type cursor struct {
@@ -362,7 +387,8 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 				} else {
 					iv = int64(v.I32[k])
 				}
-				ints = append(ints, pair{iv, pos})
+				ints = append(ints, iv)
+				x.pos = append(x.pos, pos)
 				continue
 			}
 			keyBuf = b.AppendKey(keyBuf[:0], k, keyCols)
@@ -377,13 +403,12 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 		row += span
 	}
 	if kc.isInt {
-		if !slices.IsSortedFunc(ints, func(a, b pair) int { return cmpInt(a.k, b.k) }) {
-			slices.SortStableFunc(ints, func(a, b pair) int { return cmpInt(a.k, b.k) })
+		if !slices.IsSorted(ints) {
+			sort.Stable(byKey{ints, x.pos})
 		}
-		x.ints = make([]int64, len(ints))
-		x.pos = make([]int32, len(ints))
-		for i, p := range ints {
-			x.ints[i], x.pos[i] = p.k, p.pos
+		x.ints = slices.Clip(ints)
+		if x.ints == nil {
+			x.ints = []int64{}
 		}
 	} else {
 		perm := make([]int32, len(encs))
@@ -392,7 +417,7 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 		}
 		slices.SortStableFunc(perm, func(a, b int32) int { return bytes.Compare(encs[a], encs[b]) })
 		x.keys = make([]byte, 0, len(arena))
-		offs = make([]uint32, 1, len(encs)+1)
+		offs := make([]uint32, 1, len(encs)+1)
 		pos := make([]int32, len(encs))
 		for i, j := range perm {
 			x.keys = append(x.keys, encs[j]...)
@@ -400,9 +425,20 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 			pos[i] = x.pos[j]
 		}
 		x.offs, x.pos = offs, pos
-		if x.keys == nil {
-			x.keys = []byte{}
+	}
+	// Rows in key order (a table loaded in key order) need no positions.
+	identity := true
+	for i, p := range x.pos {
+		if int(p) != i {
+			identity = false
+			break
 		}
+	}
+	if identity {
+		x.npos, x.pos = len(x.pos), nil
+	} else {
+		x.pos = slices.Clip(x.pos)
+		x.npos = len(x.pos)
 	}
 	cache.put(ck, x, x.size())
 	return x, nil
@@ -481,85 +517,184 @@ func positionDeletes(ctx context.Context, fs iceio.IO, path string) (deletedRows
 	return d, nil
 }
 
-// liveFile is a data file of the snapshot and what deletes its rows.
+// liveFile is a data file of the snapshot.
 type liveFile struct {
-	path    string
-	rows    int64
-	deletes []string // position delete files that may apply
+	path   string
+	rows   int64
+	bounds map[int][2][]byte // the column bounds of the manifest, by field id
 }
 
-// planFiles lists the data files of tbl's current snapshot that can hold
-// rows matching filter.
-func planFiles(ctx context.Context, tbl *table.Table, filter iceberggo.BooleanExpression) ([]liveFile, error) {
-	if tbl == nil || tbl.CurrentSnapshot() == nil {
-		return nil, nil
+// snapshotFiles is the data and position delete files of one snapshot.
+// The state of the snapshot a commit made is derived from its parent's
+// and what the commit added, so that a commit reads no manifest; any
+// other snapshot (a maintenance commit, another process) is planned from
+// its manifests once.
+type snapshotFiles struct {
+	snapshot int64
+	data     []liveFile
+	deletes  []string // position delete files
+	// deleted is every row the delete files delete: sorted positions by
+	// data file (a lookup is one binary search, however many delete
+	// files the table has).
+	deleted map[string][]int64
+}
+
+// addDeleted merges rows (sorted by file and position) into deleted.
+func (f *snapshotFiles) addDeleted(refs []rowRef) {
+	if f.deleted == nil {
+		f.deleted = map[string][]int64{}
 	}
-	if filter == nil {
-		filter = iceberggo.AlwaysTrue{}
+	for len(refs) > 0 {
+		n := 1
+		for n < len(refs) && refs[n].path == refs[0].path {
+			n++
+		}
+		old := f.deleted[refs[0].path]
+		merged := make([]int64, 0, len(old)+n)
+		i := 0
+		for _, r := range refs[:n] {
+			for i < len(old) && old[i] < r.pos {
+				merged = append(merged, old[i])
+				i++
+			}
+			merged = append(merged, r.pos)
+		}
+		merged = append(merged, old[i:]...)
+		f.deleted[refs[0].path] = merged
+		refs = refs[n:]
 	}
-	tasks, err := tbl.Scan(table.WithRowFilter(filter)).PlanFiles(ctx)
+}
+
+func (f *snapshotFiles) isDeleted(path string, pos int64) bool {
+	_, ok := slices.BinarySearch(f.deleted[path], pos)
+	return ok
+}
+
+func fileOf(df iceberggo.DataFile) liveFile {
+	lf := liveFile{path: df.FilePath(), rows: df.Count()}
+	lo, hi := df.LowerBoundValues(), df.UpperBoundValues()
+	for id, l := range lo {
+		if h, ok := hi[id]; ok {
+			if lf.bounds == nil {
+				lf.bounds = map[int][2][]byte{}
+			}
+			lf.bounds[id] = [2][]byte{l, h}
+		}
+	}
+	return lf
+}
+
+// files returns the files of tbl's current snapshot.
+func (t *Table) files(ctx context.Context, tbl *table.Table) (*snapshotFiles, error) {
+	snap := tbl.CurrentSnapshot()
+	if snap == nil {
+		return &snapshotFiles{}, nil
+	}
+	if f := t.filesState; f != nil && f.snapshot == snap.SnapshotID {
+		return f, nil
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]liveFile, 0, len(tasks))
-	for _, t := range tasks {
-		if len(t.EqualityDeleteFiles) > 0 || len(t.DeletionVectorFiles) > 0 {
-			return nil, fmt.Errorf("data file %s has equality deletes or deletion vectors, which sluice does not write", t.File.FilePath())
+	f := &snapshotFiles{snapshot: snap.SnapshotID}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		if len(task.EqualityDeleteFiles) > 0 || len(task.DeletionVectorFiles) > 0 {
+			return nil, fmt.Errorf("data file %s has equality deletes or deletion vectors, which sluice does not write", task.File.FilePath())
 		}
-		lf := liveFile{path: t.File.FilePath(), rows: t.File.Count()}
-		for _, d := range t.DeleteFiles {
-			lf.deletes = append(lf.deletes, d.FilePath())
+		f.data = append(f.data, fileOf(task.File))
+		for _, d := range task.DeleteFiles {
+			if !seen[d.FilePath()] {
+				seen[d.FilePath()] = true
+				f.deletes = append(f.deletes, d.FilePath())
+			}
 		}
-		out = append(out, lf)
 	}
-	return out, nil
-}
-
-// isDeleted reports whether row pos of data file lf is deleted.
-func isDeleted(ctx context.Context, fs iceio.IO, lf *liveFile, pos int64) (bool, error) {
-	for _, dp := range lf.deletes {
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, dp := range f.deletes {
 		d, err := positionDeletes(ctx, fs, dp)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		if _, ok := slices.BinarySearch(d[lf.path], pos); ok {
-			return true, nil
+		var refs []rowRef
+		for path, rows := range d {
+			for _, r := range rows {
+				refs = append(refs, rowRef{path, r})
+			}
 		}
+		slices.SortFunc(refs, compareRef)
+		f.addDeleted(refs)
 	}
-	return false, nil
+	t.filesState = f
+	return f, nil
 }
 
-// keyFilter is a row filter matching the keys (encoded, of the key
-// columns kc) for the manifests' bounds to prune files by: on the first
-// key column, when its type allows; nil otherwise (every file).
-func keyFilter(kc *keyColumns, keys [][]byte) iceberggo.BooleanExpression {
-	if len(keys) == 0 || len(keys) > 20000 {
-		return nil
+// afterCommit derives the files of the snapshot a commit made from its
+// parent's (a replace drops the parent's files); when the parent is not
+// the one the state has (the catalog retried the commit on a newer
+// version), the next use plans the snapshot anew.
+func (t *Table) afterCommit(tbl *table.Table, parent int64, replace bool, added []iceberggo.DataFile, deletes []string, deleted []rowRef) {
+	snap := tbl.CurrentSnapshot()
+	prev := t.filesState
+	t.filesState = nil
+	if snap == nil {
+		return
 	}
-	name := kc.schema.Columns[0].Name
-	ref := iceberggo.Reference(name)
-	t := kc.schema.Columns[0].Type
-	if len(kc.ids) == 1 && kc.isInt {
-		if t.Physical == records.PhysicalInt32 && t.Logical == records.LogicalNone || t.Logical == records.LogicalInt16 {
-			vals := make([]int32, 0, len(keys))
-			for _, k := range keys {
-				if v, ok := intKeyOf(k); ok {
-					vals = append(vals, int32(v))
-				}
-			}
-			return iceberggo.IsIn(ref, vals...)
-		}
-		if t.Physical == records.PhysicalInt64 && t.Logical == records.LogicalNone {
-			vals := make([]int64, 0, len(keys))
-			for _, k := range keys {
-				if v, ok := intKeyOf(k); ok {
-					vals = append(vals, v)
-				}
-			}
-			return iceberggo.IsIn(ref, vals...)
-		}
+	parentOK := snap.ParentSnapshotID != nil && *snap.ParentSnapshotID == parent || snap.ParentSnapshotID == nil && parent == 0
+	if !parentOK {
+		return
 	}
-	return nil
+	if !replace && (prev == nil || prev.snapshot != parent) {
+		if parent != 0 {
+			return
+		}
+		prev = &snapshotFiles{}
+	}
+	f := &snapshotFiles{snapshot: snap.SnapshotID}
+	if !replace {
+		// The parent's state is not used again: take its slices.
+		f.data, f.deletes, f.deleted = prev.data, prev.deletes, prev.deleted
+	}
+	for _, df := range added {
+		f.data = append(f.data, fileOf(df))
+	}
+	f.deletes = append(f.deletes, deletes...)
+	f.addDeleted(deleted)
+	t.filesState = f
+}
+
+// mayHold reports whether a file can hold one of ints (sorted), by its
+// key bounds (a single integer key; otherwise it may).
+func mayHold(kc *keyColumns, lf *liveFile, ints []int64) bool {
+	if !kc.isInt || len(ints) == 0 {
+		return true
+	}
+	b, ok := lf.bounds[kc.ids[0]]
+	if !ok {
+		return true
+	}
+	lo, okl := boundInt(b[0])
+	hi, okh := boundInt(b[1])
+	if !okl || !okh {
+		return true
+	}
+	i, _ := slices.BinarySearch(ints, lo)
+	return i < len(ints) && ints[i] <= hi
+}
+
+// boundInt decodes an Iceberg single-value bound of an int or long.
+func boundInt(b []byte) (int64, bool) {
+	switch len(b) {
+	case 4:
+		return int64(int32(binary.LittleEndian.Uint32(b))), true
+	case 8:
+		return int64(binary.LittleEndian.Uint64(b)), true
+	}
+	return 0, false
 }
 
 // found is a stored row of a key.
@@ -569,9 +704,9 @@ type found struct {
 }
 
 // findRows looks up the live rows of the keys (encoded, sorted and
-// distinct; nil: every row) in tbl's current snapshot and calls fn with
+// distinct; all: every row) in tbl's current snapshot and calls fn with
 // each (a key may have several rows in a table that got duplicates).
-func findRows(ctx context.Context, tbl *table.Table, kc *keyColumns, keys [][]byte, all bool, fn func(found) error) error {
+func (t *Table) findRows(ctx context.Context, tbl *table.Table, kc *keyColumns, keys [][]byte, all bool, fn func(found) error) error {
 	if tbl == nil || tbl.CurrentSnapshot() == nil || (!all && len(keys) == 0) {
 		return nil
 	}
@@ -579,24 +714,25 @@ func findRows(ctx context.Context, tbl *table.Table, kc *keyColumns, keys [][]by
 	if err != nil {
 		return err
 	}
-	var filter iceberggo.BooleanExpression
-	if !all {
-		filter = keyFilter(kc, keys)
-	}
-	files, err := planFiles(ctx, tbl, filter)
+	sf, err := t.files(ctx, tbl)
 	if err != nil {
 		return err
 	}
-	ints := make([]int64, len(keys))
+	var ints []int64
 	if kc.isInt {
+		ints = make([]int64, len(keys))
 		for i, k := range keys {
 			ints[i], _ = intKeyOf(k)
 		}
+		slices.Sort(ints)
 	}
-	for i := range files {
-		lf := &files[i]
+	for i := range sf.data {
+		lf := &sf.data[i]
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !all && !mayHold(kc, lf, ints) {
+			continue
 		}
 		x, err := kc.fileKeys(ctx, fs, lf.path)
 		if err != nil {
@@ -604,11 +740,7 @@ func findRows(ctx context.Context, tbl *table.Table, kc *keyColumns, keys [][]by
 		}
 		check := func(key []byte, rows []int32) error {
 			for _, r := range rows {
-				del, err := isDeleted(ctx, fs, lf, int64(r))
-				if err != nil {
-					return err
-				}
-				if !del {
+				if !sf.isDeleted(lf.path, int64(r)) {
 					if err := fn(found{key: key, ref: rowRef{lf.path, int64(r)}}); err != nil {
 						return err
 					}
@@ -622,14 +754,15 @@ func findRows(ctx context.Context, tbl *table.Table, kc *keyColumns, keys [][]by
 				if x.keys != nil {
 					key = x.keys[x.offs[j]:x.offs[j+1]]
 				}
-				if err := check(key, x.pos[j:j+1]); err != nil {
+				if err := check(key, x.rowsAt(j, j+1)); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		for j, k := range keys {
-			if rows := x.find(k, ints[j], kc.isInt); len(rows) > 0 {
+		for _, k := range keys {
+			iv, _ := intKeyOf(k)
+			if rows := x.find(k, iv, kc.isInt); len(rows) > 0 {
 				if err := check(k, rows); err != nil {
 					return err
 				}

@@ -51,7 +51,7 @@ func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, f
 	}
 	enc = sortedKeys(enc)
 	var refs []rowRef
-	err := findRows(ctx, t.tbl, kc, enc, false, func(f found) error {
+	err := t.findRows(ctx, t.tbl, kc, enc, false, func(f found) error {
 		refs = append(refs, f.ref)
 		return nil
 	})

@@ -344,7 +344,7 @@ func (tx *Tx) readStored(ctx context.Context, keys [][]byte, dst *records.Batch,
 	keys = sortedKeys(keys)
 	var refs []rowRef
 	keyOf := map[rowRef]string{}
-	err := findRows(ctx, tx.t.tbl, tx.kc, keys, false, func(f found) error {
+	err := tx.t.findRows(ctx, tx.t.tbl, tx.kc, keys, false, func(f found) error {
 		refs = append(refs, f.ref)
 		keyOf[f.ref] = string(f.key)
 		return nil
@@ -434,7 +434,7 @@ func (tx *Tx) commitDelta(ctx context.Context, props iceberggo.Properties) error
 		var closes []closing
 		if !tx.closeAllAt.IsZero() {
 			at := tx.closeAllAt.UnixMicro()
-			err := findRows(ctx, tx.t.tbl, tx.kc, nil, true, func(f found) error {
+			err := tx.t.findRows(ctx, tx.t.tbl, tx.kc, nil, true, func(f found) error {
 				closes = append(closes, closing{ref: f.ref, at: at})
 				return nil
 			})
@@ -442,7 +442,7 @@ func (tx *Tx) commitDelta(ctx context.Context, props iceberggo.Properties) error
 				return fmt.Errorf("finding the current versions: %w", err)
 			}
 		} else {
-			err := findRows(ctx, tx.t.tbl, tx.kc, keys, false, func(f found) error {
+			err := tx.t.findRows(ctx, tx.t.tbl, tx.kc, keys, false, func(f found) error {
 				closes = append(closes, closing{ref: f.ref, at: tx.keys[string(f.key)].firstRow})
 				return nil
 			})
@@ -457,7 +457,7 @@ func (tx *Tx) commitDelta(ctx context.Context, props iceberggo.Properties) error
 			return err
 		}
 	} else {
-		err := findRows(ctx, tx.t.tbl, tx.kc, keys, false, func(f found) error {
+		err := tx.t.findRows(ctx, tx.t.tbl, tx.kc, keys, false, func(f found) error {
 			deletes = append(deletes, f.ref)
 			return nil
 		})
@@ -472,6 +472,10 @@ func (tx *Tx) commitDelta(ctx context.Context, props iceberggo.Properties) error
 	del, err := tx.dw.writePositionDeletes(deletes)
 	if err != nil {
 		return err
+	}
+	if del != nil {
+		tx.delFiles = append(tx.delFiles, del.path)
+		tx.deleted = del.refs
 	}
 	stage(stageDeletes)
 	added := tx.dw.dataFiles()

@@ -38,6 +38,9 @@ type Table struct {
 	pos       records.Position
 	committed bool
 	schema    *records.Schema // recorded; nil before the first commit
+	// filesState is the files of the snapshot last planned or committed
+	// (index.go).
+	filesState *snapshotFiles
 }
 
 var (
@@ -176,6 +179,10 @@ func (t *Table) begin(ctx context.Context, mode warehouse.Mode, history bool, sc
 			return nil, fmt.Errorf("iceberg table %s: the primary key was %v and is %v now: %w", t.name(), t.schema.PrimaryKey, schema.PrimaryKey, errSchemaChanged)
 		}
 	}
+	var parent int64
+	if s := tbl.CurrentSnapshot(); s != nil {
+		parent = s.SnapshotID
+	}
 	txn := tbl.NewTransaction()
 	if mode == warehouse.Replace {
 		// Columns the new rows lack, or whose type changed, are dropped
@@ -227,7 +234,7 @@ func (t *Table) begin(ctx context.Context, mode warehouse.Mode, history bool, sc
 	tx := &Tx{
 		t: t, mode: mode, history: history, closeAllAt: closeAllAt, schema: schema,
 		rec: recordedSchema(prev, schema, recMode), txn: txn, staged: staged.Table,
-		syncedAt: time.Now().UTC(), unlock: unlock,
+		syncedAt: time.Now().UTC(), unlock: unlock, parent: parent,
 	}
 	if tx.asc, err = table.SchemaToArrowSchema(staged.Schema(), nil, true, false); err != nil {
 		return nil, fmt.Errorf("iceberg table %s: %w", t.name(), err)
@@ -262,6 +269,9 @@ type Tx struct {
 	unlock     func()
 	rows       int64
 	ended      bool
+	parent     int64    // the snapshot the transaction started from
+	delFiles   []string // the position delete files it wrote
+	deleted    []rowRef // the rows they delete
 
 	merge // merge and history state
 }
@@ -392,6 +402,7 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 	if err := t.load(tbl); err != nil {
 		return 0, err
 	}
+	t.afterCommit(tbl, tx.parent, tx.mode == warehouse.Replace && !tx.history, tx.dw.dataFiles(), tx.delFiles, tx.deleted)
 	return liveRows(tbl), nil
 }
 

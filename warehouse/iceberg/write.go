@@ -34,6 +34,7 @@ type writtenFile struct {
 	path string
 	rows int64
 	df   iceberggo.DataFile
+	refs []rowRef // of a position delete file: what it deletes, sorted
 }
 
 // dataWriter streams Arrow records into the table's Parquet data files,
@@ -324,7 +325,7 @@ func (w *dataWriter) writePositionDeletes(refs []rowRef) (*writtenFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("describing %s: %w", path, err)
 	}
-	return &writtenFile{path: path, rows: int64(len(refs)), df: df}, nil
+	return &writtenFile{path: path, rows: int64(len(refs)), df: df, refs: refs}, nil
 }
 
 // newTxPrefix names a transaction's files: unique, so that a file is

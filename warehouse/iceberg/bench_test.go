@@ -1,0 +1,124 @@
+package iceberg
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
+)
+
+// accountsSchema is pgbench_accounts.
+var accountsSchema = &records.Schema{Columns: []records.Column{
+	{Name: "aid", Type: pt(records.PhysicalInt32, records.LogicalNone, "INT32")},
+	{Name: "bid", Type: pt(records.PhysicalInt32, records.LogicalNone, "INT32"), Nullable: true},
+	{Name: "abalance", Type: pt(records.PhysicalInt32, records.LogicalNone, "INT32"), Nullable: true},
+	{Name: "filler", Type: tText, Nullable: true},
+}, PrimaryKey: []string{"aid"}}
+
+var filler = strings.Repeat(" ", 84)
+
+func accounts(aids []int32, balance int32) *records.Batch {
+	b := records.NewBatch(accountsSchema, len(aids))
+	for _, a := range aids {
+		b.Cols[0].AppendInt32(a)
+		b.Cols[1].AppendInt32(a/100000 + 1)
+		b.Cols[2].AppendInt32(balance)
+		b.Cols[3].AppendString(filler)
+		b.N++
+	}
+	return b
+}
+
+// BenchmarkMergeCommit measures a merge commit of 1,000 random-key
+// updates into a table of SLUICE_BENCH_ROWS rows (default 1M) loaded in
+// key order, as CDC of pgbench makes: ns per commit, and the bytes of
+// key columns and delete files read per commit (the first commit after
+// the load reads the big file's keys; later ones take them from the
+// cache).
+//
+//	go test -run '^$' -bench MergeCommit -benchtime 20x ./warehouse/iceberg/
+//	SLUICE_BENCH_ROWS=5000000 go test ...
+func BenchmarkMergeCommit(b *testing.B) {
+	rows := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_ROWS")); err == nil && v > 0 {
+		rows = v
+	}
+	ctx := context.Background()
+	w, err := Open(ctx, Options{Location: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	tb0, err := w.Table(ctx, "pgbench_accounts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tb := tb0.(*Table)
+	start := time.Now()
+	tx, err := tb.Begin(ctx, warehouse.Replace, accountsSchema, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 64 << 10
+	for lo := 0; lo < rows; lo += batch {
+		aids := make([]int32, 0, batch)
+		for a := lo; a < min(lo+batch, rows); a++ {
+			aids = append(aids, int32(a+1))
+		}
+		if err := tx.Write(ctx, accounts(aids, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := tx.Commit(ctx, records.Position{LSN: "0/0"}); err != nil {
+		b.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.Logf("load of %d rows: %v, heap in use %d MiB", rows, time.Since(start).Round(time.Millisecond), ms.HeapInuse>>20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	commitOnce := func(i int) {
+		aids := make([]int32, 1000)
+		for j := range aids {
+			aids[j] = int32(rng.IntN(rows) + 1)
+		}
+		tx, err := tb.Begin(ctx, warehouse.Merge, accountsSchema, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Write(ctx, accounts(aids, int32(i))); err != nil {
+			b.Fatal(err)
+		}
+		n, err := tx.Commit(ctx, records.Position{LSN: "0/" + strconv.Itoa(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != int64(rows) {
+			b.Fatalf("the table holds %d rows after a merge, want %d", n, rows)
+		}
+	}
+	fileStats.Lock()
+	fileStats.bytesRead, fileStats.keyFilesRead, fileStats.deleteFilesRead = 0, 0, 0
+	fileStats.Unlock()
+	t0 := time.Now()
+	commitOnce(0)
+	b.Logf("first merge commit (cold key cache): %v, %d bytes of keys and deletes read", time.Since(t0).Round(time.Millisecond), fileStats.bytesRead)
+	fileStats.Lock()
+	fileStats.bytesRead, fileStats.keyFilesRead, fileStats.deleteFilesRead = 0, 0, 0
+	fileStats.Unlock()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		commitOnce(i + 1)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(fileStats.bytesRead)/float64(b.N), "bytes-read/commit")
+	b.ReportMetric(float64(fileStats.keyFilesRead+fileStats.deleteFilesRead)/float64(b.N), "files-read/commit")
+	runtime.ReadMemStats(&ms)
+	b.Logf("heap in use after %d commits: %d MiB (key cache %d MiB)", b.N, ms.HeapInuse>>20, cache.bytes>>20)
+}

@@ -301,30 +301,34 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 	if kc.validTo != 0 {
 		ids = append(slices.Clone(ids), kc.validTo)
 	}
-	cols, read, release, err := p.readColumns(ctx, ids, nil)
-	if err != nil {
-		return nil, fmt.Errorf("reading the keys of %s: %w", path, err)
-	}
-	defer release()
-	fileStats.Lock()
-	fileStats.keyFilesRead++
-	fileStats.bytesRead += read
-	fileStats.Unlock()
-	for i, c := range cols[:len(kc.ids)] {
-		if c == nil {
-			return nil, fmt.Errorf("data file %s lacks key column %q", path, kc.schema.Columns[i].Name)
-		}
-	}
 	n := int(p.fr.ParquetReader().NumRows())
 	b := records.NewBatch(kc.schema, min(n, 1<<16))
 	keyCols := make([]int, len(kc.ids))
 	for i := range keyCols {
 		keyCols[i] = i
 	}
-	x := &keyIndex{pos: make([]int32, 0, n)}
+	x := &keyIndex{}
 	var ints []int64
 	if kc.isInt {
 		ints = make([]int64, 0, n)
+	}
+	// Positions are kept only once a row is out of order (a file in key
+	// order needs none).
+	count, identity := 0, true
+	addPos := func(p int32) {
+		if identity && int(p) == count {
+			count++
+			return
+		}
+		if identity {
+			identity = false
+			x.pos = make([]int32, count, max(2*count, 1024))
+			for i := range x.pos {
+				x.pos[i] = int32(i)
+			}
+		}
+		x.pos = append(x.pos, p)
+		count++
 	}
 	var encs [][]byte // only for non-integer keys
 	var arena []byte
@@ -334,76 +338,110 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 		chunks  []arrow.Array
 		ci, off int
 	}
-	curs := make([]cursor, len(cols))
-	for i, c := range cols {
-		if c != nil {
-			curs[i] = cursor{chunks: c.Chunks()}
+	pr := p.fr.ParquetReader()
+	row := 0
+	for rg := range pr.NumRowGroups() {
+		// One row group at a time: memory is the index, not the column.
+		cols, read, release, err := p.readColumns(ctx, ids, []int{rg})
+		if err != nil {
+			return nil, fmt.Errorf("reading the keys of %s: %w", path, err)
+		}
+		fileStats.Lock()
+		fileStats.bytesRead += read
+		fileStats.Unlock()
+		for i, c := range cols[:len(kc.ids)] {
+			if c == nil {
+				release()
+				return nil, fmt.Errorf("data file %s lacks key column %q: %w", path, kc.schema.Columns[i].Name, errDamaged)
+			}
+		}
+		curs := make([]cursor, len(cols))
+		for i, c := range cols {
+			if c != nil {
+				curs[i] = cursor{chunks: c.Chunks()}
+			}
+		}
+		end := row + int(pr.MetaData().RowGroup(rg).NumRows())
+		if err := func() error {
+			defer release()
+			for row < end {
+				// The rows until the shortest current chunk ends.
+				span := end - row
+				for i := range curs {
+					if curs[i].chunks == nil {
+						continue
+					}
+					for curs[i].ci < len(curs[i].chunks) && curs[i].off >= curs[i].chunks[curs[i].ci].Len() {
+						curs[i].ci, curs[i].off = curs[i].ci+1, 0
+					}
+					if curs[i].ci == len(curs[i].chunks) {
+						return fmt.Errorf("data file %s: a column ends early", path)
+					}
+					span = min(span, curs[i].chunks[curs[i].ci].Len()-curs[i].off)
+				}
+				b.Reset()
+				for k := 0; k < span; k++ {
+					for i := range kc.ids {
+						c := &curs[i]
+						if err := appendArrow(&b.Cols[i], kc.schema.Columns[i].Type, c.chunks[c.ci], c.off+k); err != nil {
+							return err
+						}
+					}
+					b.N++
+				}
+				var vt arrow.Array
+				vtOff := 0
+				if kc.validTo != 0 && curs[len(curs)-1].chunks != nil {
+					c := &curs[len(curs)-1]
+					vt, vtOff = c.chunks[c.ci], c.off
+				}
+				for k := 0; k < span; k++ {
+					if vt != nil && !vt.IsNull(vtOff+k) {
+						continue // a closed version
+					}
+					pos := int32(row + k)
+					if kc.isInt {
+						v := &b.Cols[0]
+						if v.IsNull(k) {
+							continue
+						}
+						var iv int64
+						if v.I64 != nil {
+							iv = v.I64[k]
+						} else {
+							iv = int64(v.I32[k])
+						}
+						ints = append(ints, iv)
+						addPos(pos)
+						continue
+					}
+					keyBuf = b.AppendKey(keyBuf[:0], k, keyCols)
+					start := len(arena)
+					arena = append(arena, keyBuf...)
+					encs = append(encs, arena[start:len(arena):len(arena)])
+					addPos(pos)
+				}
+				for i := range curs {
+					curs[i].off += span
+				}
+				row += span
+			}
+			return nil
+		}(); err != nil {
+			return nil, err
 		}
 	}
-	for row := 0; row < n; {
-		// The rows until the shortest current chunk ends.
-		span := n - row
-		for i := range curs {
-			if curs[i].chunks == nil {
-				continue
-			}
-			for curs[i].ci < len(curs[i].chunks) && curs[i].off >= curs[i].chunks[curs[i].ci].Len() {
-				curs[i].ci, curs[i].off = curs[i].ci+1, 0
-			}
-			if curs[i].ci == len(curs[i].chunks) {
-				return nil, fmt.Errorf("data file %s: a column ends early", path)
-			}
-			span = min(span, curs[i].chunks[curs[i].ci].Len()-curs[i].off)
-		}
-		b.Reset()
-		for k := 0; k < span; k++ {
-			for i := range kc.ids {
-				c := &curs[i]
-				if err := appendArrow(&b.Cols[i], kc.schema.Columns[i].Type, c.chunks[c.ci], c.off+k); err != nil {
-					return nil, err
-				}
-			}
-			b.N++
-		}
-		var vt arrow.Array
-		vtOff := 0
-		if kc.validTo != 0 && curs[len(curs)-1].chunks != nil {
-			c := &curs[len(curs)-1]
-			vt, vtOff = c.chunks[c.ci], c.off
-		}
-		for k := 0; k < span; k++ {
-			if vt != nil && !vt.IsNull(vtOff+k) {
-				continue // a closed version
-			}
-			pos := int32(row + k)
-			if kc.isInt {
-				v := &b.Cols[0]
-				if v.IsNull(k) {
-					continue
-				}
-				var iv int64
-				if v.I64 != nil {
-					iv = v.I64[k]
-				} else {
-					iv = int64(v.I32[k])
-				}
-				ints = append(ints, iv)
-				x.pos = append(x.pos, pos)
-				continue
-			}
-			keyBuf = b.AppendKey(keyBuf[:0], k, keyCols)
-			start := len(arena)
-			arena = append(arena, keyBuf...)
-			encs = append(encs, arena[start:len(arena):len(arena)])
-			x.pos = append(x.pos, pos)
-		}
-		for i := range curs {
-			curs[i].off += span
-		}
-		row += span
-	}
+	fileStats.Lock()
+	fileStats.keyFilesRead++
+	fileStats.Unlock()
 	if kc.isInt {
 		if !slices.IsSorted(ints) {
+			if x.pos == nil {
+				x.pos = make([]int32, count)
+				for i := range x.pos {
+					x.pos[i] = int32(i)
+				}
+			}
 			sort.Stable(byKey{ints, x.pos})
 		}
 		x.ints = slices.Clip(ints)
@@ -411,6 +449,12 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 			x.ints = []int64{}
 		}
 	} else {
+		if x.pos == nil {
+			x.pos = make([]int32, count)
+			for i := range x.pos {
+				x.pos[i] = int32(i)
+			}
+		}
 		perm := make([]int32, len(encs))
 		for i := range perm {
 			perm[i] = int32(i)
@@ -427,18 +471,11 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 		x.offs, x.pos = offs, pos
 	}
 	// Rows in key order (a table loaded in key order) need no positions.
-	identity := true
-	for i, p := range x.pos {
-		if int(p) != i {
-			identity = false
-			break
-		}
-	}
-	if identity {
-		x.npos, x.pos = len(x.pos), nil
-	} else {
+	x.npos = count
+	if x.pos != nil && !isIdentity(x.pos) {
 		x.pos = slices.Clip(x.pos)
-		x.npos = len(x.pos)
+	} else {
+		x.pos = nil
 	}
 	cache.put(ck, x, x.size())
 	return x, nil
@@ -835,4 +872,13 @@ func readRows(ctx context.Context, fs iceio.IO, path string, positions []int64, 
 		release()
 	}
 	return nil
+}
+
+func isIdentity(pos []int32) bool {
+	for i, p := range pos {
+		if int(p) != i {
+			return false
+		}
+	}
+	return true
 }

@@ -49,6 +49,7 @@ type dataWriter struct {
 	spec    iceberggo.PartitionSpec
 	props   iceberggo.Properties
 	prefix  string
+	wprops  *parquet.WriterProperties
 	n       int
 	cur     *openFile
 	files   []writtenFile
@@ -77,14 +78,26 @@ func (c *countingWriter) Close() error { return c.w.Close() }
 
 var _ io.WriteCloser = (*countingWriter)(nil)
 
-func writerProps() *parquet.WriterProperties {
-	return parquet.NewWriterProperties(
+// writerProps is the Parquet writer's configuration for files of asc:
+// zstd, statistics, and dictionaries that fall back to plain encoding
+// when they do not pay (a key column of distinct values), as Iceberg's
+// Java writer does.
+func writerProps(asc *arrow.Schema) (*parquet.WriterProperties, error) {
+	base := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithCompressionLevel(1),
 		parquet.WithMaxRowGroupLength(rowGroupRows),
 		parquet.WithDictionaryDefault(true),
 		parquet.WithStats(true),
-	)
+	}
+	ps, err := pqarrow.ToParquet(asc, parquet.NewWriterProperties(base...), pqarrow.DefaultWriterProps())
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps.NumColumns() {
+		base = append(base, parquet.WithDictionaryCostFallbackPath(ps.Column(i).ColumnPath(), true))
+	}
+	return parquet.NewWriterProperties(base...), nil
 }
 
 func newDataWriter(ctx context.Context, tbl *table.Table, sc *iceberggo.Schema, prefix string) (*dataWriter, error) {
@@ -100,7 +113,11 @@ func newDataWriter(ctx context.Context, tbl *table.Table, sc *iceberggo.Schema, 
 	if err != nil {
 		return nil, err
 	}
-	return &dataWriter{fs: fs, loc: loc, sc: sc, asc: asc, spec: tbl.Spec(), props: tbl.Properties(), prefix: prefix}, nil
+	wprops, err := writerProps(asc)
+	if err != nil {
+		return nil, err
+	}
+	return &dataWriter{fs: fs, loc: loc, sc: sc, asc: asc, spec: tbl.Spec(), props: tbl.Properties(), prefix: prefix, wprops: wprops}, nil
 }
 
 func writeFS(ctx context.Context, tbl *table.Table) (iceio.WriteFileIO, error) {
@@ -157,7 +174,7 @@ func (w *dataWriter) open() error {
 	}
 	w.created = append(w.created, path)
 	cw := &countingWriter{w: fw}
-	pw, err := pqarrow.NewFileWriter(w.asc, cw, writerProps(), pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(memory.DefaultAllocator), pqarrow.WithStoreSchema()))
+	pw, err := pqarrow.NewFileWriter(w.asc, cw, w.wprops, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(memory.DefaultAllocator), pqarrow.WithStoreSchema()))
 	if err != nil {
 		fw.Close()
 		return fmt.Errorf("creating %s: %w", path, err)

@@ -168,15 +168,14 @@ func (tx *Tx) writeMerge(b *records.Batch) error {
 			dst.N++
 		}
 	}
-	var path string
-	var pos int64
+	var at placement
 	if out.N > 0 {
 		var err error
-		if path, pos, err = tx.writeRows(out); err != nil {
+		if at, err = tx.writeRows(out); err != nil {
 			return err
 		}
 	}
-	j := int64(0) // the row's index among those written
+	j := 0 // the row's index among those written
 	for r := 0; r < b.N; r++ {
 		tx.keyBuf = b.AppendKey(tx.keyBuf[:0], r, tx.keyIdx)
 		st, seen := tx.keys[string(tx.keyBuf)]
@@ -204,7 +203,7 @@ func (tx *Tx) writeMerge(b *records.Batch) error {
 			if st.written {
 				tx.deletes = append(tx.deletes, st.ref)
 			}
-			st.ref, st.written = rowRef{path, pos + j}, true
+			st.ref, st.written = at.ref(j), true
 			j++
 		}
 		tx.keys[string(tx.keyBuf)] = st
@@ -289,7 +288,7 @@ func (tx *Tx) resolveHeld(ctx context.Context) error {
 		latest.N++
 	}
 	if latest.N > 0 {
-		if _, _, err := tx.writeRows(latest); err != nil {
+		if _, err := tx.writeRows(latest); err != nil {
 			return err
 		}
 	}
@@ -388,7 +387,7 @@ func (tx *Tx) writeHistory(b *records.Batch) error {
 	out := *b
 	out.Cols = slices.Clone(b.Cols)
 	out.Cols[tx.toIdx] = to
-	path, pos, err := tx.writeRows(&out)
+	at, err := tx.writeRows(&out)
 	if err != nil {
 		return err
 	}
@@ -407,7 +406,7 @@ func (tx *Tx) writeHistory(b *records.Batch) error {
 			tx.reclose = append(tx.reclose, closing{ref: st.ref, at: vf})
 			tx.deletes = append(tx.deletes, st.ref)
 		}
-		st.ref, st.written, st.open = rowRef{path, pos + int64(r)}, true, !isDelete(ops, r)
+		st.ref, st.written, st.open = at.ref(r), true, !isDelete(ops, r)
 		tx.keys[string(tx.keyBuf)] = st
 	}
 	return nil
@@ -524,7 +523,7 @@ func (tx *Tx) writeClosed(ctx context.Context, closes []closing) error {
 			closeAt[at[c.ref]] = c.at
 		}
 		b.Cols[toIdx] = records.Vec{I64: closeAt}
-		if _, _, err := tx.writeRows(b); err != nil {
+		if _, err := tx.writeRows(b); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,10 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -411,5 +414,98 @@ func TestSchemaEvolutionMerge(t *testing.T) {
 	commit(t, tb, warehouse.Replace, s2, records.Position{}, b)
 	if _, ok := tb.tbl.Schema().FindFieldByName("v"); ok {
 		t.Error("Replace kept the column v the new rows lack")
+	}
+}
+
+// TestMergeManyFiles merges into a table of many small files and row
+// groups, loaded out of key order, against a model: the key index of
+// unordered files, the pruning by key bounds, and the deletes of earlier
+// merges all count.
+func TestMergeManyFiles(t *testing.T) {
+	defer func(f, r, b int64) { targetFileBytes, rowGroupRows, rowGroupMaxBytes = f, r, b }(targetFileBytes, rowGroupRows, rowGroupMaxBytes)
+	targetFileBytes, rowGroupRows = 1<<10, 64
+	s := kvSchema(tInt64, false)
+	dir := t.TempDir()
+	tb := openTable(t, openTest(t, dir), "kv")
+	model := map[string]string{}
+	var rows []row
+	for k := 0; k < 2000; k++ {
+		key := fmt.Sprint((k * 7919) % 2000) // out of order
+		rows = append(rows, row{k: key, v: str("0")})
+		model[key] = key + "=0"
+	}
+	commit(t, tb, warehouse.Replace, s, records.Position{}, kvBatch(s, rows...))
+	if n := len(tb.filesState.data); n < 5 {
+		t.Fatalf("the load wrote %d files; the test wants many", n)
+	}
+	for i := 1; i <= 5; i++ {
+		rows = rows[:0]
+		for j := 0; j < 300; j++ {
+			key := fmt.Sprint((i*131 + j*17) % 2100) // some new keys
+			v := fmt.Sprintf("%d.%d", i, j)
+			rows = append(rows, row{k: key, v: str(v), del: j%50 == 0})
+			model[key] = key + "=" + v
+			if j%50 == 0 {
+				model[key] += " D"
+			}
+		}
+		// Every other commit from a fresh opening: the file state and
+		// deletes are planned from the manifests, not derived.
+		if i%2 == 0 {
+			tb = openTable(t, openTest(t, dir), "kv")
+		}
+		n := commit(t, tb, warehouse.Merge, s, records.Position{}, kvBatch(s, rows...))
+		var want []string
+		for _, v := range model {
+			want = append(want, v)
+		}
+		sort.Strings(want)
+		if diff := cmp.Diff(want, scanRows(t, tb)); diff != "" {
+			t.Fatalf("merge %d (-want +got):\n%s", i, diff)
+		}
+		if n != int64(len(want)) {
+			t.Errorf("merge %d: Commit says %d rows, want %d", i, n, len(want))
+		}
+	}
+	if got := readIcebird(t, tb); len(got) != len(model) {
+		t.Errorf("icebird reads %d rows, want %d", len(got), len(model))
+	}
+}
+
+func TestAbortRemovesFiles(t *testing.T) {
+	s := kvSchema(tInt64, false)
+	dir := t.TempDir()
+	tb := openTable(t, openTest(t, dir), "kv")
+	commit(t, tb, warehouse.Replace, s, records.Position{Cursor: "1"}, kvBatch(s, row{k: "1", v: str("a")}))
+	files := func() []string {
+		var out []string
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".parquet") {
+				out = append(out, p)
+			}
+			return nil
+		})
+		sort.Strings(out)
+		return out
+	}
+	before := files()
+	ctx := context.Background()
+	for _, mode := range []warehouse.Mode{warehouse.Replace, warehouse.Merge, warehouse.Append} {
+		tx, err := tb.Begin(ctx, mode, s, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Write(ctx, kvBatch(s, row{k: "1", v: str("b")}, row{k: "2", v: str("c")})); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Abort(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(before, files()); diff != "" {
+			t.Errorf("%s: Abort left files (-before +after):\n%s", mode, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"1=a"}, scanRows(t, openTable(t, openTest(t, dir), "kv"))); diff != "" {
+		t.Errorf("after aborts (-want +got):\n%s", diff)
 	}
 }

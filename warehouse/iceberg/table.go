@@ -297,7 +297,7 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	case tx.mode == warehouse.Merge:
 		err = tx.writeMerge(b)
 	default:
-		_, _, err = tx.writeRows(b)
+		_, err = tx.writeRows(b)
 	}
 	if err != nil {
 		return fmt.Errorf("iceberg table %s: %w", tx.t.name(), err)
@@ -305,20 +305,48 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	return nil
 }
 
-// writeRows writes b's rows to the data files: the file and position of
-// its first row.
-func (tx *Tx) writeRows(b *records.Batch) (string, int64, error) {
+// writeRows writes b's rows to the data files, in slices of at most a
+// row group so that files roll at their target size: where each row went.
+func (tx *Tx) writeRows(b *records.Batch) (placement, error) {
 	rec, err := toArrow(memory.DefaultAllocator, tx.asc, b, tx.syncedAt)
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
 	defer rec.Release()
-	path, pos, err := tx.dw.write(rec)
-	if err != nil {
-		return "", 0, err
+	var at placement
+	n := rec.NumRows()
+	step := max(rowGroupRows, 1)
+	for lo := int64(0); lo < n; lo += step {
+		part := rec.NewSlice(lo, min(lo+step, n))
+		path, pos, err := tx.dw.write(part)
+		part.Release()
+		if err != nil {
+			return nil, err
+		}
+		at = append(at, span{path: path, pos: pos, rows: int(min(step, n-lo))})
 	}
 	tx.rows += int64(b.N)
-	return path, pos, nil
+	return at, nil
+}
+
+// placement is where consecutive rows went: spans of rows in one file.
+type placement []span
+
+type span struct {
+	path string
+	pos  int64 // of the span's first row
+	rows int
+}
+
+// ref is the file and position of row i.
+func (p placement) ref(i int) rowRef {
+	for _, s := range p {
+		if i < s.rows {
+			return rowRef{s.path, s.pos + int64(i)}
+		}
+		i -= s.rows
+	}
+	panic("iceberg: a row beyond the rows written")
 }
 
 // Stages of a commit, for the crash tests (stageHook).

@@ -5,7 +5,10 @@ import (
 	"container/list"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	iofs "io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -177,13 +180,16 @@ type parquetFile struct {
 
 func openParquet(ctx context.Context, fs iceio.IO, path string) (*parquetFile, error) {
 	f, err := fs.Open(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, fmt.Errorf("file %s, listed by the table, is missing (%v): %w", path, err, errDamaged)
+	}
 	if err != nil {
 		return nil, err
 	}
 	rdr, err := file.NewParquetReader(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %v: %w", path, err, errDamaged)
 	}
 	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
@@ -627,14 +633,17 @@ func (t *Table) files(ctx context.Context, tbl *table.Table) (*snapshotFiles, er
 	if snap == nil {
 		return &snapshotFiles{}, nil
 	}
-	if f := t.filesState; f != nil && f.snapshot == snap.SnapshotID {
+	t.mu.Lock()
+	f := t.filesState
+	t.mu.Unlock()
+	if f != nil && f.snapshot == snap.SnapshotID {
 		return f, nil
 	}
 	tasks, err := tbl.Scan().PlanFiles(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f := &snapshotFiles{snapshot: snap.SnapshotID}
+	f = &snapshotFiles{snapshot: snap.SnapshotID}
 	seen := map[string]bool{}
 	for _, task := range tasks {
 		if len(task.EqualityDeleteFiles) > 0 || len(task.DeletionVectorFiles) > 0 {
@@ -666,7 +675,9 @@ func (t *Table) files(ctx context.Context, tbl *table.Table) (*snapshotFiles, er
 		slices.SortFunc(refs, compareRef)
 		f.addDeleted(refs)
 	}
+	t.mu.Lock()
 	t.filesState = f
+	t.mu.Unlock()
 	return f, nil
 }
 
@@ -675,6 +686,8 @@ func (t *Table) files(ctx context.Context, tbl *table.Table) (*snapshotFiles, er
 // the one the state has (the catalog retried the commit on a newer
 // version), the next use plans the snapshot anew.
 func (t *Table) afterCommit(tbl *table.Table, parent int64, replace bool, added []iceberggo.DataFile, deletes []string, deleted []rowRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	snap := tbl.CurrentSnapshot()
 	prev := t.filesState
 	t.filesState = nil
@@ -693,8 +706,9 @@ func (t *Table) afterCommit(tbl *table.Table, parent int64, replace bool, added 
 	}
 	f := &snapshotFiles{snapshot: snap.SnapshotID}
 	if !replace {
-		// The parent's state is not used again: take its slices.
-		f.data, f.deletes, f.deleted = prev.data, prev.deletes, prev.deleted
+		// A state is never changed once made (a Lookup may be reading
+		// the parent's): appends past its length and a new map.
+		f.data, f.deletes, f.deleted = slices.Clip(prev.data), slices.Clip(prev.deletes), maps.Clone(prev.deleted)
 	}
 	for _, df := range added {
 		f.data = append(f.data, fileOf(df))

@@ -2,8 +2,10 @@ package iceberg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -507,5 +509,30 @@ func TestAbortRemovesFiles(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"1=a"}, scanRows(t, openTable(t, openTest(t, dir), "kv"))); diff != "" {
 		t.Errorf("after aborts (-want +got):\n%s", diff)
+	}
+}
+
+func TestMergeIntoDamagedTable(t *testing.T) {
+	s := kvSchema(tInt64, false)
+	dir := t.TempDir()
+	tb := openTable(t, openTest(t, dir), "kv")
+	commit(t, tb, warehouse.Replace, s, records.Position{}, kvBatch(s, row{k: "1", v: str("a")}))
+	for _, f := range tb.filesState.data {
+		os.Remove(strings.TrimPrefix(f.path, "file://"))
+	}
+	tb = openTable(t, openTest(t, dir), "kv")
+	ctx := context.Background()
+	tx, err := tb.Begin(ctx, warehouse.Merge, s, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Write(ctx, kvBatch(s, row{k: "1", v: str("b")}))
+	if _, err := tx.Commit(ctx, records.Position{}); !errors.Is(err, warehouse.ErrDamaged) {
+		t.Errorf("a merge into a table whose data file is gone: %v, want ErrDamaged", err)
+	}
+	// A Replace starts it anew.
+	commit(t, tb, warehouse.Replace, s, records.Position{}, kvBatch(s, row{k: "2", v: str("c")}))
+	if diff := cmp.Diff([]string{"2=c"}, scanRows(t, tb)); diff != "" {
+		t.Errorf("after the Replace (-want +got):\n%s", diff)
 	}
 }

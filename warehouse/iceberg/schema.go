@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -152,11 +153,90 @@ func toArrow(mem memory.Allocator, asc *arrow.Schema, b *records.Batch, syncedAt
 			continue
 		}
 		col := b.Schema.Columns[ci]
+		if appendBulk(fb, &b.Cols[ci], b.N) {
+			continue
+		}
 		if err := appendVec(fb, col.Type, &b.Cols[ci], 0, b.N); err != nil {
 			return nil, fmt.Errorf("column %q: %w", f.Name, err)
 		}
 	}
 	return rb.NewRecordBatch(), nil
+}
+
+// appendBulk appends the first n values of v to fb at once where the
+// types allow (the value slices are Arrow's); false: value by value.
+func appendBulk(fb array.Builder, v *records.Vec, n int) bool {
+	var valid []bool
+	if v.Valid != nil {
+		valid = v.Valid[:n]
+	}
+	switch b := fb.(type) {
+	case *array.Int64Builder:
+		if len(v.I64) >= n {
+			b.AppendValues(v.I64[:n], valid)
+			return true
+		}
+	case *array.Int32Builder:
+		if len(v.I32) >= n {
+			b.AppendValues(v.I32[:n], valid)
+			return true
+		}
+	case *array.Float64Builder:
+		if len(v.F64) >= n {
+			b.AppendValues(v.F64[:n], valid)
+			return true
+		}
+	case *array.Float32Builder:
+		if len(v.F32) >= n {
+			b.AppendValues(v.F32[:n], valid)
+			return true
+		}
+	case *array.BooleanBuilder:
+		if len(v.Bool) >= n {
+			b.AppendValues(v.Bool[:n], valid)
+			return true
+		}
+	case *array.TimestampBuilder:
+		if len(v.I64) >= n && n > 0 {
+			b.AppendValues(unsafe.Slice((*arrow.Timestamp)(unsafe.Pointer(&v.I64[0])), n), valid)
+			return true
+		}
+	case *array.Time64Builder:
+		if len(v.I64) >= n && n > 0 {
+			b.AppendValues(unsafe.Slice((*arrow.Time64)(unsafe.Pointer(&v.I64[0])), n), valid)
+			return true
+		}
+	case *array.Date32Builder:
+		if len(v.I32) >= n && n > 0 {
+			b.AppendValues(unsafe.Slice((*arrow.Date32)(unsafe.Pointer(&v.I32[0])), n), valid)
+			return true
+		}
+	case *array.StringBuilder:
+		if len(v.Offsets) > n {
+			b.ReserveData(int(v.Offsets[n] - v.Offsets[0]))
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.BinaryBuilder.Append(v.Data[v.Offsets[i]:v.Offsets[i+1]])
+				}
+			}
+			return true
+		}
+	case *array.BinaryBuilder:
+		if len(v.Offsets) > n {
+			b.ReserveData(int(v.Offsets[n] - v.Offsets[0]))
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.Append(v.Data[v.Offsets[i]:v.Offsets[i+1]])
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // appendVec appends values [from, to) of v, of type t, to fb.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -39,7 +40,8 @@ type Table struct {
 	committed bool
 	schema    *records.Schema // recorded; nil before the first commit
 	// filesState is the files of the snapshot last planned or committed
-	// (index.go).
+	// (index.go), guarded by mu.
+	mu         sync.Mutex
 	filesState *snapshotFiles
 }
 

@@ -36,8 +36,9 @@ func accounts(aids []int32, balance int32) *records.Batch {
 	return b
 }
 
-// BenchmarkMergeCommit measures a merge commit of 1,000 random-key
-// updates into a table of SLUICE_BENCH_ROWS rows (default 1M) loaded in
+// BenchmarkMergeCommit measures a merge commit of 1,000
+// (SLUICE_BENCH_UPDATES) random-key updates into a table of
+// SLUICE_BENCH_ROWS rows (default 1M) loaded in
 // key order, as CDC of pgbench makes: ns per commit, and the bytes of
 // key columns and delete files read per commit (the first commit after
 // the load reads the big file's keys; later ones take them from the
@@ -45,6 +46,7 @@ func accounts(aids []int32, balance int32) *records.Batch {
 //
 //	go test -run '^$' -bench MergeCommit -benchtime 20x ./warehouse/iceberg/
 //	SLUICE_BENCH_ROWS=5000000 go test ...
+//	SLUICE_BENCH_COLD=1 ...: every commit from a new opening, cache empty
 func BenchmarkMergeCommit(b *testing.B) {
 	rows := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_ROWS")); err == nil && v > 0 {
@@ -82,9 +84,28 @@ func BenchmarkMergeCommit(b *testing.B) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.Logf("load of %d rows: %v, heap in use %d MiB", rows, time.Since(start).Round(time.Millisecond), ms.HeapInuse>>20)
+	updates := 1000
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_UPDATES")); err == nil && v > 0 {
+		updates = v
+	}
+	// Cold: every commit from a new opening with an empty key cache, as
+	// a sync run by a fresh process.
+	cold := os.Getenv("SLUICE_BENCH_COLD") != ""
 	rng := rand.New(rand.NewPCG(1, 2))
 	commitOnce := func(i int) {
-		aids := make([]int32, 1000)
+		if cold {
+			cache.mu.Lock()
+			cache.ll.Init()
+			clear(cache.m)
+			cache.bytes = 0
+			cache.mu.Unlock()
+			t, err := w.Table(ctx, "pgbench_accounts")
+			if err != nil {
+				b.Fatal(err)
+			}
+			tb = t.(*Table)
+		}
+		aids := make([]int32, updates)
 		for j := range aids {
 			aids[j] = int32(rng.IntN(rows) + 1)
 		}

@@ -385,6 +385,32 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 					}
 					span = min(span, curs[i].chunks[curs[i].ci].Len()-curs[i].off)
 				}
+				// A plain integer key is taken from Arrow as it is.
+				if kc.isInt && kc.validTo == 0 {
+					c := &curs[0]
+					switch a := c.chunks[c.ci].(type) {
+					case *array.Int64:
+						for k := 0; k < span; k++ {
+							if a.IsValid(c.off + k) {
+								ints = append(ints, a.Value(c.off+k))
+								addPos(int32(row + k))
+							}
+						}
+						curs[0].off += span
+						row += span
+						continue
+					case *array.Int32:
+						for k := 0; k < span; k++ {
+							if a.IsValid(c.off + k) {
+								ints = append(ints, int64(a.Value(c.off+k)))
+								addPos(int32(row + k))
+							}
+						}
+						curs[0].off += span
+						row += span
+						continue
+					}
+				}
 				b.Reset()
 				for k := 0; k < span; k++ {
 					for i := range kc.ids {

@@ -375,9 +375,13 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 	}
 	tx.ended = true
 	defer tx.unlock()
-	committed := false
+	// Until the catalog is asked, a failure leaves files no snapshot
+	// lists: removed now. Once asked, a failure may still have landed
+	// (a lost reply): the files stay, for the next opening to read the
+	// truth and the orphan cleanup to remove them if not.
+	asked := false
 	defer func() {
-		if !committed {
+		if !asked {
 			tx.dw.abort()
 		}
 	}()
@@ -417,6 +421,7 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 			return 0, err
 		}
 	}
+	asked = true
 	tbl, err := tx.txn.Commit(ctx)
 	if err != nil {
 		// The catalog's compare-and-swap is the commit point: an error
@@ -427,7 +432,6 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 		}
 		return 0, fmt.Errorf("iceberg table %s: commit (the previous snapshot stays current unless the catalog took it; the next opening reads which): %w", t.name(), err)
 	}
-	committed = true
 	stage(stageCatalog)
 	if err := t.load(tbl); err != nil {
 		return 0, err

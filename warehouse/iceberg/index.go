@@ -747,7 +747,8 @@ func (t *Table) afterCommit(tbl *table.Table, parent int64, replace bool, added 
 // mayHold reports whether a file can hold one of ints (sorted), by its
 // key bounds (a single integer key; otherwise it may).
 func mayHold(kc *keyColumns, lf *liveFile, ints []int64) bool {
-	if !kc.isInt || len(ints) == 0 {
+	if !kc.isInt || len(ints) == 0 || kc.schema.Columns[0].Type.Logical == records.LogicalDecimal {
+		// Decimal bounds are big-endian unscaled bytes, not ints.
 		return true
 	}
 	b, ok := lf.bounds[kc.ids[0]]

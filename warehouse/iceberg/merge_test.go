@@ -261,6 +261,14 @@ func TestLookup(t *testing.T) {
 	if diff := cmp.Diff([]string{"1=a2", "3=NULL D", "9=i"}, lookup()); diff != "" {
 		t.Errorf("Lookup after a merge (-want +got):\n%s", diff)
 	}
+	// A Replace removes the delete files with the data files: the count
+	// is the new rows.
+	if n := commit(t, tb, warehouse.Replace, s, records.Position{}, kvBatch(s, row{k: "3", v: str("z")})); n != 1 {
+		t.Errorf("Replace after merges says %d rows, want 1", n)
+	}
+	if diff := cmp.Diff([]string{"3=z"}, lookup()); diff != "" {
+		t.Errorf("Lookup after a Replace (-want +got):\n%s", diff)
+	}
 }
 
 // histSchema is a history table of kv (SPEC §4).

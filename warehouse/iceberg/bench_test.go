@@ -7,10 +7,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/internal/records/recordstest"
 	"github.com/sluice-dev/sluice/warehouse"
 )
 
@@ -142,4 +145,94 @@ func BenchmarkMergeCommit(b *testing.B) {
 	b.ReportMetric(float64(fileStats.keyFilesRead+fileStats.deleteFilesRead)/float64(b.N), "files-read/commit")
 	runtime.ReadMemStats(&ms)
 	b.Logf("heap in use after %d commits: %d MiB (key cache %d MiB)", b.N, ms.HeapInuse>>20, cache.bytes>>20)
+}
+
+// BenchmarkWriteReplace writes the 11-column table of the Parquet
+// warehouse's benchmark (recordstest.WideSchema) as a full refresh of
+// SLUICE_BENCH_ROWS rows (default 2M), in batches of 25,000: rows/s, CPU
+// seconds and the peak heap, which stays flat as the table grows.
+// Compare with warehouse/parquet's BenchmarkWriteReplace.
+func BenchmarkWriteReplace(b *testing.B) {
+	n := 2_000_000
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_ROWS")); err == nil && v > 0 {
+		n = v
+	}
+	const batchRows = 25_000
+	rng := rand.New(rand.NewPCG(7, 8))
+	var pool []*records.Batch
+	for i := range 8 {
+		pool = append(pool, recordstest.WideBatch(rng, int64(i*batchRows), batchRows))
+	}
+	ctx := context.Background()
+	w, err := Open(ctx, Options{Location: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	var elapsed, cpu time.Duration
+	var peak uint64
+	for i := 0; b.Loop(); i++ {
+		t, err := w.Table(ctx, "t"+strconv.Itoa(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		tb := t.(*Table)
+		peak = max(peak, heapPeak(func() {
+			start, startCPU := time.Now(), cpuTime()
+			tx, err := tb.Begin(ctx, warehouse.Replace, recordstest.WideSchema, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			for done := 0; done < n; done += batchRows {
+				bt := pool[(done/batchRows)%len(pool)]
+				for k := range bt.N {
+					bt.Cols[0].I64[k] = int64(done + k)
+				}
+				if err := tx.Write(ctx, bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := tx.Commit(ctx, records.Position{}); err != nil {
+				b.Fatal(err)
+			}
+			elapsed += time.Since(start)
+			cpu += cpuTime() - startCPU
+		}))
+	}
+	sec := elapsed.Seconds() / float64(b.N)
+	b.ReportMetric(float64(n)/sec, "rows/s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu_s")
+	b.ReportMetric(float64(peak)/1e6, "peak_heap_MB")
+}
+
+// heapPeak samples the heap in use while running fn.
+func heapPeak(fn func()) uint64 {
+	runtime.GC()
+	var peak atomic.Uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	fn()
+	close(stop)
+	<-done
+	return peak.Load()
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

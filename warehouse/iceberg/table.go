@@ -244,6 +244,11 @@ func (t *Table) begin(ctx context.Context, mode warehouse.Mode, history bool, sc
 	if tx.dw, err = newDataWriter(ctx, staged.Table, staged.Schema(), newTxPrefix()); err != nil {
 		return nil, fmt.Errorf("iceberg table %s: %w", t.name(), err)
 	}
+	if !history && mode != warehouse.Merge && parallelWriters > 1 {
+		if tx.pw, err = newParallelWriter(ctx, staged.Table, staged.Schema(), tx.dw.prefix, parallelWriters); err != nil {
+			return nil, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+		}
+	}
 	if mode == warehouse.Merge || history {
 		if err := tx.initKeys(); err != nil {
 			return nil, fmt.Errorf("iceberg table %s: %w", t.name(), err)
@@ -267,6 +272,7 @@ type Tx struct {
 	staged     *table.Table
 	asc        *arrow.Schema
 	dw         *dataWriter
+	pw         *parallelWriter // Replace and Append
 	syncedAt   time.Time
 	unlock     func()
 	rows       int64
@@ -298,6 +304,17 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 		err = tx.writeHistory(b)
 	case tx.mode == warehouse.Merge:
 		err = tx.writeMerge(b)
+	case tx.pw != nil:
+		var rec arrow.RecordBatch
+		if rec, err = toArrow(memory.DefaultAllocator, tx.asc, b, tx.syncedAt); err == nil {
+			// In slices of a row group, for files to roll at their size.
+			n, step := rec.NumRows(), max(rowGroupRows, 1)
+			for lo := int64(0); lo < n && err == nil; lo += step {
+				err = tx.pw.write(ctx, rec.NewSlice(lo, min(lo+step, n)))
+			}
+			rec.Release()
+			tx.rows += int64(b.N)
+		}
 	default:
 		_, err = tx.writeRows(b)
 	}
@@ -382,6 +399,9 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 	asked := false
 	defer func() {
 		if !asked {
+			if tx.pw != nil {
+				tx.pw.finish(tx.dw)
+			}
 			tx.dw.abort()
 		}
 	}()
@@ -450,6 +470,11 @@ func (tx *Tx) modeName() string {
 // commitFiles stages a Replace (an overwrite removing every data and
 // delete file of the table) or an Append.
 func (tx *Tx) commitFiles(ctx context.Context, props iceberggo.Properties) error {
+	if tx.pw != nil {
+		if err := tx.pw.finish(tx.dw); err != nil {
+			return err
+		}
+	}
 	if err := tx.dw.closeFile(); err != nil {
 		return err
 	}
@@ -510,6 +535,9 @@ func (tx *Tx) Abort(ctx context.Context) error {
 		return nil
 	}
 	tx.ended = true
+	if tx.pw != nil {
+		tx.pw.finish(tx.dw)
+	}
 	tx.dw.abort()
 	tx.unlock()
 	return nil

@@ -10,10 +10,14 @@
 //
 // Every commit is one Iceberg snapshot (one catalog commit), whatever
 // its mode; a transaction's rows stream into new Parquet data files as
-// Write gets them (memory: one row group, never the table), written by
-// sluice itself (arrow-go pqarrow, zstd) so that every row's file and
-// position are known, and described for the manifests with
-// table.DataFileFromMetadata. Begin takes the table's writer lock
+// Write gets them (memory: one row group per writer, at most 128Ki rows
+// or 16 MiB, never the table), written by sluice itself (arrow-go
+// pqarrow, Snappy, statistics, dictionaries that fall back to plain
+// encoding), so that every row's file and position are known, and
+// described for the manifests with table.DataFileFromMetadata. A
+// Replace or Append encodes in two writers in parallel (two files, each
+// rolling at 128 MiB); a merge or history commit writes in order, one
+// file at a time, since it deletes its own rows by position. Begin takes the table's writer lock
 // (lockTable) and reloads the table from the catalog; Commit or Abort
 // releases it. Abort and a failed commit remove the files written (best
 // effort: what a kill leaves is listed by no snapshot, never visible,

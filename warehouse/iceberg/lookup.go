@@ -18,12 +18,12 @@ const lookupChunk = 16 << 10
 // columns); with current set only the versions whose valid_to is NULL.
 // The rows come with the recorded schema's types.
 func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, fn func(b *records.Batch, rows []int32) error) error {
-	rs := t.Schema()
-	if rs == nil || keys == nil || keys.N == 0 || t.tbl == nil {
+	tbl, rs, committed := t.state()
+	if !committed || rs == nil || keys == nil || keys.N == 0 || tbl == nil {
 		return nil
 	}
 	kc := &keyColumns{schema: &records.Schema{PrimaryKey: rs.PrimaryKey}}
-	sc := t.tbl.Schema()
+	sc := tbl.Schema()
 	keyCols := make([]int, len(rs.PrimaryKey))
 	for i, k := range rs.PrimaryKey {
 		ci := keys.Schema.Index(k)
@@ -51,14 +51,14 @@ func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, f
 	}
 	enc = sortedKeys(enc)
 	var refs []rowRef
-	err := t.findRows(ctx, t.tbl, kc, enc, false, func(f found) error {
+	err := t.findRows(ctx, tbl, kc, enc, false, func(f found) error {
 		refs = append(refs, f.ref)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("iceberg table %s: lookup: %w", t.name(), err)
 	}
-	fs, err := t.tbl.FS(ctx)
+	fs, err := tbl.FS(ctx)
 	if err != nil {
 		return err
 	}
@@ -88,11 +88,11 @@ func (t *Table) Lookup(ctx context.Context, keys *records.Batch, current bool, f
 // Scan calls fn with every row of the current snapshot (position deletes
 // applied), in batches of the recorded schema.
 func (t *Table) Scan(ctx context.Context, fn func(*records.Batch) error) error {
-	rs := t.Schema()
-	if rs == nil || t.tbl == nil || t.tbl.CurrentSnapshot() == nil {
+	tbl, rs, committed := t.state()
+	if !committed || rs == nil || tbl == nil || tbl.CurrentSnapshot() == nil {
 		return nil
 	}
-	scan := t.tbl.Scan(table.WithSnapshotID(t.tbl.CurrentSnapshot().SnapshotID))
+	scan := tbl.Scan(table.WithSnapshotID(tbl.CurrentSnapshot().SnapshotID))
 	_, recs, err := scan.ToArrowRecords(ctx)
 	if err != nil {
 		return fmt.Errorf("iceberg table %s: scan: %w", t.name(), err)

@@ -39,8 +39,8 @@ type Table struct {
 	pos       records.Position
 	committed bool
 	schema    *records.Schema // recorded; nil before the first commit
-	// filesState is the files of the snapshot last planned or committed
-	// (index.go), guarded by mu.
+	// mu guards the fields above (set by load) and filesState, the files
+	// of the snapshot last planned or committed (index.go).
 	mu         sync.Mutex
 	filesState *snapshotFiles
 }
@@ -54,23 +54,25 @@ var (
 // load takes tbl's state: the position of the newest snapshot in the
 // current snapshot's ancestry that has one, and the recorded schema.
 func (t *Table) load(tbl *table.Table) error {
-	t.tbl, t.pos, t.committed, t.schema = tbl, records.Position{}, false, nil
+	var pos records.Position
+	var committed bool
+	var schema *records.Schema
 	if s, ok := tbl.Properties()[SchemaProperty]; ok {
 		var rs records.Schema
 		if err := json.Unmarshal([]byte(s), &rs); err != nil {
 			return fmt.Errorf("iceberg table %s: unreadable table property %s: %v: %w", t.name(), SchemaProperty, err, warehouse.ErrDamaged)
 		}
-		t.schema = &rs
+		schema = &rs
 	}
 	md := tbl.Metadata()
 	for s := md.CurrentSnapshot(); s != nil; {
 		if s.Summary != nil {
 			if p, ok := s.Summary.Properties[PositionProperty]; ok {
-				if err := json.Unmarshal([]byte(p), &t.pos); err != nil {
+				if err := json.Unmarshal([]byte(p), &pos); err != nil {
 					return fmt.Errorf("iceberg table %s: snapshot %d has an unreadable %s: %v: %w", t.name(), s.SnapshotID, PositionProperty, err, warehouse.ErrDamaged)
 				}
-				t.committed = true
-				return nil
+				committed = true
+				break
 			}
 		}
 		if s.ParentSnapshotID == nil {
@@ -78,38 +80,56 @@ func (t *Table) load(tbl *table.Table) error {
 		}
 		s = md.SnapshotByID(*s.ParentSnapshotID)
 	}
+	t.mu.Lock()
+	t.tbl, t.pos, t.committed, t.schema = tbl, pos, committed, schema
+	t.mu.Unlock()
 	return nil
+}
+
+// state is the table as last loaded (Lookup and Scan may run beside a
+// commit of another goroutine).
+func (t *Table) state() (tbl *table.Table, schema *records.Schema, committed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tbl, t.schema, t.committed
 }
 
 func (t *Table) name() string { return t.ident[0] + "." + t.ident[1] }
 
 // Position is the committed position; committed is false for a table
 // never committed to.
-func (t *Table) Position() (records.Position, bool) { return t.pos, t.committed }
+func (t *Table) Position() (records.Position, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pos, t.committed
+}
 
 // Schema is the schema the last commit recorded (nil before the first).
 func (t *Table) Schema() *records.Schema {
-	if !t.committed {
+	_, schema, committed := t.state()
+	if !committed {
 		return nil
 	}
-	return t.schema
+	return schema
 }
 
 // MetadataLocation is the table's current metadata file ("" before the
 // first commit), which readers without the catalog open.
 func (t *Table) MetadataLocation() string {
-	if t.tbl == nil {
+	tbl, _, _ := t.state()
+	if tbl == nil {
 		return ""
 	}
-	return t.tbl.MetadataLocation()
+	return tbl.MetadataLocation()
 }
 
 // Version is the current metadata file and snapshot id.
 func (t *Table) Version() warehouse.TableVersion {
-	if t.tbl == nil || t.tbl.CurrentSnapshot() == nil {
+	tbl, _, _ := t.state()
+	if tbl == nil || tbl.CurrentSnapshot() == nil {
 		return warehouse.TableVersion{}
 	}
-	return warehouse.TableVersion{MetadataLocation: t.tbl.MetadataLocation(), SnapshotID: t.tbl.CurrentSnapshot().SnapshotID}
+	return warehouse.TableVersion{MetadataLocation: tbl.MetadataLocation(), SnapshotID: tbl.CurrentSnapshot().SnapshotID}
 }
 
 // Begin starts a Replace, Merge or Append transaction.

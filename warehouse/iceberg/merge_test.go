@@ -605,3 +605,33 @@ func TestMergeKeyTypes(t *testing.T) {
 		})
 	}
 }
+
+func TestVersionAndSchema(t *testing.T) {
+	s := kvSchema(tInt64, false)
+	dir := t.TempDir()
+	tb := openTable(t, openTest(t, dir), "kv")
+	if v := tb.Version(); v != (warehouse.TableVersion{}) {
+		t.Errorf("Version of a new table = %+v, want zero", v)
+	}
+	if rs := tb.Schema(); rs != nil {
+		t.Errorf("Schema of a new table = %+v, want nil", rs)
+	}
+	commit(t, tb, warehouse.Replace, s, records.Position{}, kvBatch(s, row{k: "1", v: str("a")}))
+	v1 := tb.Version()
+	commit(t, tb, warehouse.Merge, s, records.Position{}, kvBatch(s, row{k: "1", v: str("b")}))
+	v2 := tb.Version()
+	if v1.SnapshotID == 0 || v2.SnapshotID == v1.SnapshotID || v2.MetadataLocation == v1.MetadataLocation || !strings.HasSuffix(v2.MetadataLocation, ".metadata.json") {
+		t.Errorf("versions %+v then %+v: want two snapshots and metadata files", v1, v2)
+	}
+	reopened := openTable(t, openTest(t, dir), "kv")
+	if diff := cmp.Diff(v2, reopened.Version()); diff != "" {
+		t.Errorf("Version after reopening (-want +got):\n%s", diff)
+	}
+	want := recordedSchema(nil, s, warehouse.Replace)
+	if diff := cmp.Diff(want, reopened.Schema()); diff != "" {
+		t.Errorf("recorded schema (-want +got):\n%s", diff)
+	}
+	if want.Columns[len(want.Columns)-1].Name != SyncedAtColumn {
+		t.Errorf("the recorded schema does not end with %s", SyncedAtColumn)
+	}
+}

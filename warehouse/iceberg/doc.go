@@ -75,14 +75,15 @@
 // statistics) hold none of the keys are skipped before any read. A
 // history table's index holds only the open versions (valid_to NULL).
 // Measured (BenchmarkMergeCommit, 2 shared cores): 1,000 random-key
-// updates into a 1M- or a 5M-row table take 15-35 ms per commit, most
+// updates into a 1M- or a 5M-row table take 10-35 ms per commit, most
 // of it the catalog commit, reading only the previous commit's files
 // (about 4 kB); the first commit after opening reads the table's key
-// column once (13 MB and 0.2-0.3 s at 5M rows; 20,000 updates into 2M
-// rows from a cold opening: 0.12 s, against 0.6-0.9 s for writing the
-// 2M rows). Memory: 8 bytes per key of a single integer key in key
-// order (40 MB at 5M rows), 12 otherwise, plus the encoded keys of
-// other key types.
+// column once (20 MB and 0.05-0.3 s at 5M rows; 20,000 updates into 2M
+// rows from a cold opening: about 0.12 s, against about 1 s for writing
+// the 2M rows). Memory: 4 bytes per key of an integer key, 8 of a
+// bigint one, in key order (20 MB for pgbench_accounts at scale 50),
+// and 4 more per key for a file out of key order; other key types keep
+// their encoded keys.
 //
 // # The position and the schema: one snapshot, rows and position at once
 //

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -50,6 +51,7 @@ var fileStats struct {
 // keyIndex is the sorted keys of one data file.
 type keyIndex struct {
 	ints []int64  // a single integer key: its values, sorted
+	i32  []int32  // or, for an INT32 column, these
 	keys []byte   // otherwise the encoded keys (records.AppendKey), sorted
 	offs []uint32 // key i is keys[offs[i]:offs[i+1]]
 	pos  []int32  // the row of the i-th key; nil: row i
@@ -69,6 +71,19 @@ func (s byKey) Swap(i, j int) {
 	s.p[i], s.p[j] = s.p[j], s.p[i]
 }
 
+// byKey32 sorts INT32 keys with their rows.
+type byKey32 struct {
+	k []int32
+	p []int32
+}
+
+func (s byKey32) Len() int           { return len(s.k) }
+func (s byKey32) Less(i, j int) bool { return s.k[i] < s.k[j] }
+func (s byKey32) Swap(i, j int) {
+	s.k[i], s.k[j] = s.k[j], s.k[i]
+	s.p[i], s.p[j] = s.p[j], s.p[i]
+}
+
 // rowsAt is the rows of keys i to j.
 func (x *keyIndex) rowsAt(i, j int) []int32 {
 	if x.pos != nil {
@@ -82,7 +97,7 @@ func (x *keyIndex) rowsAt(i, j int) []int32 {
 }
 
 func (x *keyIndex) size() int64 {
-	return int64(8*cap(x.ints) + cap(x.keys) + 4*cap(x.offs) + 4*cap(x.pos) + 64)
+	return int64(8*cap(x.ints) + 4*cap(x.i32) + cap(x.keys) + 4*cap(x.offs) + 4*cap(x.pos) + 64)
 }
 
 func (x *keyIndex) n() int { return x.npos }
@@ -90,6 +105,18 @@ func (x *keyIndex) n() int { return x.npos }
 // find returns the rows holding key (encoded; intKey when the index is of
 // integers).
 func (x *keyIndex) find(key []byte, intKey int64, isInt bool) []int32 {
+	if x.i32 != nil {
+		if intKey < math.MinInt32 || intKey > math.MaxInt32 {
+			return nil
+		}
+		k := int32(intKey)
+		lo, _ := slices.BinarySearch(x.i32, k)
+		hi := lo
+		for hi < len(x.i32) && x.i32[hi] == k {
+			hi++
+		}
+		return x.rowsAt(lo, hi)
+	}
 	if x.ints != nil || (isInt && x.keys == nil) {
 		lo, _ := slices.BinarySearch(x.ints, intKey)
 		hi := lo
@@ -315,8 +342,13 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 	}
 	x := &keyIndex{}
 	var ints []int64
+	var ints32 []int32
 	if kc.isInt {
-		ints = make([]int64, 0, n)
+		if kc.schema.Columns[0].Type.Physical == records.PhysicalInt32 {
+			ints32 = make([]int32, 0, n)
+		} else {
+			ints = make([]int64, 0, n)
+		}
 	}
 	// Positions are kept only once a row is out of order (a file in key
 	// order needs none).
@@ -402,7 +434,11 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 					case *array.Int32:
 						for k := 0; k < span; k++ {
 							if a.IsValid(c.off + k) {
-								ints = append(ints, int64(a.Value(c.off+k)))
+								if ints32 != nil {
+									ints32 = append(ints32, a.Value(c.off+k))
+								} else {
+									ints = append(ints, int64(a.Value(c.off+k)))
+								}
 								addPos(int32(row + k))
 							}
 						}
@@ -466,7 +502,25 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 	fileStats.Lock()
 	fileStats.keyFilesRead++
 	fileStats.Unlock()
-	if kc.isInt {
+	if ints32 != nil && len(ints) > 0 {
+		// Values came both ways (not in files sluice writes): as int64.
+		for _, v := range ints32 {
+			ints = append(ints, int64(v))
+		}
+		ints32 = nil
+	}
+	if ints32 != nil {
+		if !slices.IsSorted(ints32) {
+			if x.pos == nil {
+				x.pos = make([]int32, count)
+				for i := range x.pos {
+					x.pos[i] = int32(i)
+				}
+			}
+			sort.Stable(byKey32{ints32, x.pos})
+		}
+		x.i32 = slices.Clip(ints32)
+	} else if kc.isInt {
 		if !slices.IsSorted(ints) {
 			if x.pos == nil {
 				x.pos = make([]int32, count)

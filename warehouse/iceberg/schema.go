@@ -223,6 +223,48 @@ func appendBulk(fb array.Builder, v *records.Vec, n int) bool {
 			}
 			return true
 		}
+	case *array.Decimal128Builder:
+		switch {
+		case len(v.I64) >= n:
+			b.Reserve(n)
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.UnsafeAppend(decimal128.FromI64(v.I64[i]))
+				}
+			}
+			return true
+		case len(v.I32) >= n:
+			b.Reserve(n)
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.UnsafeAppend(decimal128.FromI64(int64(v.I32[i])))
+				}
+			}
+			return true
+		}
+	case *array.ListBuilder:
+		l := v.List
+		if l == nil || len(l.Offsets) <= n || l.Offsets[0] != 0 || l.Elem.HasExact() {
+			return false
+		}
+		valid := valid
+		if valid == nil {
+			valid = make([]bool, n)
+			for i := range valid {
+				valid[i] = true
+			}
+		}
+		m := int(l.Offsets[n])
+		eb := b.ValueBuilder()
+		if !appendBulk(eb, &l.Elem, m) {
+			return false
+		}
+		b.AppendValues(l.Offsets[:n], valid)
+		return true
 	case *array.BinaryBuilder:
 		if len(v.Offsets) > n {
 			b.ReserveData(int(v.Offsets[n] - v.Offsets[0]))

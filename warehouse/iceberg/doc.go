@@ -17,9 +17,9 @@
 // described for the manifests with table.DataFileFromMetadata. A
 // Replace or Append encodes in two writers in parallel (two files, each
 // rolling at 128 MiB); a merge or history commit writes in order, one
-// file at a time, since it deletes its own rows by position. Begin takes the table's writer lock
-// (lockTable) and reloads the table from the catalog; Commit or Abort
-// releases it. Abort and a failed commit remove the files written (best
+// file at a time, since it deletes its own rows by position. Begin
+// takes the table's writer lock (lockTable) and reloads the table from
+// the catalog; Commit or Abort releases it. Abort and a failed commit remove the files written (best
 // effort: what a kill leaves is listed by no snapshot, never visible,
 // and removed by the orphan-file cleanup).
 //
@@ -129,10 +129,15 @@
 // an error wrapping warehouse.ErrSchemaChanged (Replace drops and adds
 // it anew).
 //
-// # Not yet
+// # Layout choices
 //
 // Data files are not partitioned: the per-file key index replaces
 // bucket(N, key) partitioning, which would split each small commit into
-// N tiny files. The Parquet row groups are bounded by rows (128Ki) and
-// bytes (32 MiB), data files by 128 MiB.
+// N tiny files. Many small files and delete files accumulate between
+// compactions (the maintenance rewrites them); until then a commit's
+// cost grows only with the number of files (a binary search each), and
+// a reader applies the position deletes. A transaction that holds many
+// rows with unchanged values keeps those rows in memory until Commit
+// (the runner fills them before writing, so they are rare), and a merge
+// keeps one small entry per distinct key it wrote.
 package iceberg

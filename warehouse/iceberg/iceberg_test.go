@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/google/go-cmp/cmp"
@@ -264,9 +265,15 @@ func TestReplaceAppendPosition(t *testing.T) {
 		if diff := cmp.Diff(st.pos, pos); !ok || diff != "" {
 			t.Errorf("step %d: reopened position (committed %v) (-want +got):\n%s", i, ok, diff)
 		}
-	}
-	if _, ok := tb.tbl.Schema().FindFieldByName("w"); !ok {
-		t.Error("the new column w was not added to the table")
+		// Append adds w and keeps it; Replace without it drops it (by
+		// id: Iceberg schema evolution).
+		_, hasW := tb.tbl.Schema().FindFieldByName("w")
+		if wantW := i == 2; hasW != wantW {
+			t.Errorf("step %d: the table has column w: %v, want %v", i, hasW, wantW)
+		}
+		if got := reopened.Schema().Index("w") >= 0; got != (i == 2) {
+			t.Errorf("step %d: the recorded schema has column w: %v, want %v", i, got, i == 2)
+		}
 	}
 }
 
@@ -303,28 +310,39 @@ func TestCommitFailureKeepsPreviousVersion(t *testing.T) {
 		}
 	}
 
-	// Two writers from the same version: the catalog's compare-and-swap
-	// takes the first commit and refuses the second, whose position never
-	// lands.
+	// Two writers of one table: the second waits for the first's writer
+	// lock (here until its context ends), then begins on the version the
+	// first committed, so neither overwrites the other.
 	a := openTable(t, openTest(t, dir), "types")
 	b := openTable(t, openTest(t, dir), "types")
 	ctx := context.Background()
-	txA, _ := a.Begin(ctx, warehouse.Append, typesSchema, "a")
-	txB, _ := b.Begin(ctx, warehouse.Append, typesSchema, "b")
+	txA, err := a.Begin(ctx, warehouse.Append, typesSchema, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if _, err := b.Begin(short, warehouse.Append, typesSchema, "b"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second writer began while the first held the table: %v", err)
+	}
+	cancel()
 	txA.Write(ctx, typesBatch())
-	txB.Write(ctx, typesBatch())
 	if _, err := txA.Commit(ctx, records.Position{Cursor: "A"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := txB.Commit(ctx, records.Position{Cursor: "B"}); err == nil {
-		t.Fatal("a commit from a stale version succeeded")
+	txB, err := b.Begin(ctx, warehouse.Append, typesSchema, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	txB.Write(ctx, typesBatch())
+	if _, err := txB.Commit(ctx, records.Position{Cursor: "B"}); err != nil {
+		t.Fatal(err)
 	}
 	reopened := openTable(t, openTest(t, dir), "types")
-	if pos, _ := reopened.Position(); pos.Cursor != "A" {
-		t.Errorf("after two writers the position is %+v, want cursor A", pos)
+	if pos, _ := reopened.Position(); pos.Cursor != "B" {
+		t.Errorf("after two writers the position is %+v, want cursor B", pos)
 	}
-	if n := len(scan(t, reopened)); n != 6 {
-		t.Errorf("after two writers the table holds %d rows, want 6", n)
+	if n := len(scan(t, reopened)); n != 9 {
+		t.Errorf("after two writers the table holds %d rows, want 9", n)
 	}
 }
 
@@ -356,10 +374,15 @@ func TestRefusals(t *testing.T) {
 	w := openTest(t, t.TempDir())
 	tb := openTable(t, w, "kv")
 	ctx := context.Background()
-	if _, err := tb.Begin(ctx, warehouse.Merge, typesSchema, "test"); !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "not supported yet by the iceberg warehouse") {
-		t.Errorf("Begin(Merge) = %v, want ErrNotSupported", err)
+	noKey := &records.Schema{Columns: typesSchema.Columns}
+	if _, err := tb.Begin(ctx, warehouse.Merge, noKey, "test"); err == nil || !strings.Contains(err.Error(), "primary key") {
+		t.Errorf("Begin(Merge) without a key = %v, want an error naming the primary key", err)
 	}
 	commit(t, tb, warehouse.Replace, typesSchema, records.Position{}, typesBatch())
+	otherKey := &records.Schema{Columns: typesSchema.Columns, PrimaryKey: []string{"i32"}}
+	if _, err := tb.Begin(ctx, warehouse.Merge, otherKey, "test"); !errors.Is(err, warehouse.ErrSchemaChanged) {
+		t.Errorf("Begin(Merge) with another key = %v, want ErrSchemaChanged", err)
+	}
 	changed := &records.Schema{Columns: append([]records.Column(nil), typesSchema.Columns...), PrimaryKey: typesSchema.PrimaryKey}
 	changed.Columns[2] = records.Column{Name: "i32", Type: tText, SourceType: "text", Nullable: true}
 	if _, err := tb.Begin(ctx, warehouse.Append, changed, "test"); !errors.Is(err, warehouse.ErrSchemaChanged) {

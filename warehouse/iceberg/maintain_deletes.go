@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -172,21 +171,6 @@ func readPositions(ctx context.Context, fs iceio.IO, path, target string) ([]int
 	}
 	return out, nil
 }
-
-type countingWriter struct {
-	w iceio.FileWriter
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingWriter) Close() error { return c.w.Close() }
-
-var _ io.WriteCloser = (*countingWriter)(nil)
 
 // bySize orders scan tasks by data file size.
 func bySize(a, b table.FileScanTask) int {

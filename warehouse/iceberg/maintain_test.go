@@ -230,12 +230,13 @@ func testCompaction(t *testing.T, fileScoped bool) {
 		}
 	} else {
 		// Every delete file applies to every data file: all are
-		// delete-heavy and rewritten, in two bins of the target size.
-		if data != 2 || deletes != 0 {
-			t.Errorf("after compaction: %d data files and %d delete files, want 2 and 0", data, deletes)
+		// delete-heavy and rewritten, in bins of the target size (one or
+		// two: the rewritten files' encoding differs from the writer's).
+		if data < 1 || data > 2 || deletes != 0 {
+			t.Errorf("after compaction: %d data files and %d delete files, want 1 or 2 and 0", data, deletes)
 		}
-		if rep.Compacted != 13+deletesBefore || rep.Written != 2 || rep.Pending || rep.ExpiredSnapshots != 0 {
-			t.Errorf("report %+v, want Compacted %d, Written 2", rep, 13+deletesBefore)
+		if rep.Compacted != 13+deletesBefore || rep.Written != data || rep.Pending || rep.ExpiredSnapshots != 0 {
+			t.Errorf("report %+v, want Compacted %d, Written %d", rep, 13+deletesBefore, data)
 		}
 	}
 	if got := len(tb.tbl.Metadata().Snapshots()); got != snapsBefore+1 {

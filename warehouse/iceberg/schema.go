@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -12,6 +13,7 @@ import (
 	iceberggo "github.com/apache/iceberg-go"
 
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 // icebergSchema maps a records schema (plus _sluice_synced_at) to an
@@ -151,11 +153,132 @@ func toArrow(mem memory.Allocator, asc *arrow.Schema, b *records.Batch, syncedAt
 			continue
 		}
 		col := b.Schema.Columns[ci]
+		if appendBulk(fb, &b.Cols[ci], b.N) {
+			continue
+		}
 		if err := appendVec(fb, col.Type, &b.Cols[ci], 0, b.N); err != nil {
 			return nil, fmt.Errorf("column %q: %w", f.Name, err)
 		}
 	}
 	return rb.NewRecordBatch(), nil
+}
+
+// appendBulk appends the first n values of v to fb at once where the
+// types allow (the value slices are Arrow's); false: value by value.
+func appendBulk(fb array.Builder, v *records.Vec, n int) bool {
+	var valid []bool
+	if v.Valid != nil {
+		valid = v.Valid[:n]
+	}
+	switch b := fb.(type) {
+	case *array.Int64Builder:
+		if len(v.I64) >= n {
+			b.AppendValues(v.I64[:n], valid)
+			return true
+		}
+	case *array.Int32Builder:
+		if len(v.I32) >= n {
+			b.AppendValues(v.I32[:n], valid)
+			return true
+		}
+	case *array.Float64Builder:
+		if len(v.F64) >= n {
+			b.AppendValues(v.F64[:n], valid)
+			return true
+		}
+	case *array.Float32Builder:
+		if len(v.F32) >= n {
+			b.AppendValues(v.F32[:n], valid)
+			return true
+		}
+	case *array.BooleanBuilder:
+		if len(v.Bool) >= n {
+			b.AppendValues(v.Bool[:n], valid)
+			return true
+		}
+	case *array.TimestampBuilder:
+		if len(v.I64) >= n && n > 0 {
+			b.AppendValues(unsafe.Slice((*arrow.Timestamp)(unsafe.Pointer(&v.I64[0])), n), valid)
+			return true
+		}
+	case *array.Time64Builder:
+		if len(v.I64) >= n && n > 0 {
+			b.AppendValues(unsafe.Slice((*arrow.Time64)(unsafe.Pointer(&v.I64[0])), n), valid)
+			return true
+		}
+	case *array.Date32Builder:
+		if len(v.I32) >= n && n > 0 {
+			b.AppendValues(unsafe.Slice((*arrow.Date32)(unsafe.Pointer(&v.I32[0])), n), valid)
+			return true
+		}
+	case *array.StringBuilder:
+		if len(v.Offsets) > n {
+			b.ReserveData(int(v.Offsets[n] - v.Offsets[0]))
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.BinaryBuilder.Append(v.Data[v.Offsets[i]:v.Offsets[i+1]])
+				}
+			}
+			return true
+		}
+	case *array.Decimal128Builder:
+		switch {
+		case len(v.I64) >= n:
+			b.Reserve(n)
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.UnsafeAppend(decimal128.FromI64(v.I64[i]))
+				}
+			}
+			return true
+		case len(v.I32) >= n:
+			b.Reserve(n)
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.UnsafeAppend(decimal128.FromI64(int64(v.I32[i])))
+				}
+			}
+			return true
+		}
+	case *array.ListBuilder:
+		l := v.List
+		if l == nil || len(l.Offsets) <= n || l.Offsets[0] != 0 || l.Elem.HasExact() {
+			return false
+		}
+		valid := valid
+		if valid == nil {
+			valid = make([]bool, n)
+			for i := range valid {
+				valid[i] = true
+			}
+		}
+		m := int(l.Offsets[n])
+		eb := b.ValueBuilder()
+		if !appendBulk(eb, &l.Elem, m) {
+			return false
+		}
+		b.AppendValues(l.Offsets[:n], valid)
+		return true
+	case *array.BinaryBuilder:
+		if len(v.Offsets) > n {
+			b.ReserveData(int(v.Offsets[n] - v.Offsets[0]))
+			for i := 0; i < n; i++ {
+				if v.IsNull(i) {
+					b.AppendNull()
+				} else {
+					b.Append(v.Data[v.Offsets[i]:v.Offsets[i+1]])
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // appendVec appends values [from, to) of v, of type t, to fb.
@@ -228,4 +351,146 @@ func decimalAt(t records.ParquetType, v *records.Vec, i int) (decimal128.Num, er
 	}
 	copy(buf[16-len(raw):], raw)
 	return decimal128.New(int64(binary.BigEndian.Uint64(buf[:8])), binary.BigEndian.Uint64(buf[8:])), nil
+}
+
+// syncedAtType is _sluice_synced_at's type in the recorded schema.
+var syncedAtType = records.ParquetType{
+	Physical:      records.PhysicalInt64,
+	Logical:       records.LogicalTimestamp,
+	AdjustedToUTC: true,
+	Name:          "TIMESTAMP(MICROS,UTC)",
+}
+
+// recordedSchema is the schema a commit records: for Replace the new
+// columns alone, for Merge and Append the previous ones with the new
+// added (a column the source dropped stays); _sluice_synced_at last.
+func recordedSchema(prev, s *records.Schema, mode warehouse.Mode) *records.Schema {
+	out := &records.Schema{PrimaryKey: append([]string(nil), s.PrimaryKey...)}
+	if mode != warehouse.Replace && prev != nil {
+		// The table's columns in their order: the previous ones first.
+		var kept []records.Column
+		for _, c := range prev.Columns {
+			if i := s.Index(c.Name); i >= 0 {
+				kept = append(kept, s.Columns[i])
+			} else if c.Name != SyncedAtColumn {
+				kept = append(kept, c)
+			}
+		}
+		for _, c := range s.Columns {
+			if prev.Index(c.Name) < 0 {
+				kept = append(kept, c)
+			}
+		}
+		out.Columns = kept
+	} else {
+		out.Columns = append(out.Columns, s.Columns...)
+	}
+	out.Columns = append(out.Columns, records.Column{Name: SyncedAtColumn, Type: syncedAtType, SourceType: "timestamptz", Nullable: true})
+	return out
+}
+
+// appendArrow appends value i of arr (read from a data file) to dst, of
+// type t.
+func appendArrow(dst *records.Vec, t records.ParquetType, arr arrow.Array, i int) error {
+	if arr == nil || arr.IsNull(i) {
+		dst.AppendNull()
+		return nil
+	}
+	switch a := arr.(type) {
+	case *array.Boolean:
+		dst.AppendBool(a.Value(i))
+	case *array.Int32:
+		if t.Physical == records.PhysicalInt64 {
+			dst.AppendInt64(int64(a.Value(i)))
+		} else {
+			dst.AppendInt32(a.Value(i))
+		}
+	case *array.Int64:
+		dst.AppendInt64(a.Value(i))
+	case *array.Float32:
+		dst.AppendFloat32(a.Value(i))
+	case *array.Float64:
+		dst.AppendFloat64(a.Value(i))
+	case *array.Date32:
+		dst.AppendInt32(int32(a.Value(i)))
+	case *array.Time64:
+		dst.AppendInt64(int64(a.Value(i)))
+	case *array.Timestamp:
+		dst.AppendInt64(int64(a.Value(i)))
+	case *array.String:
+		dst.AppendString(a.Value(i))
+	case *array.LargeString:
+		dst.AppendString(a.Value(i))
+	case *array.Binary:
+		dst.AppendBytes(a.Value(i))
+	case *array.LargeBinary:
+		dst.AppendBytes(a.Value(i))
+	case *array.Decimal128:
+		n := a.Value(i)
+		switch t.Physical {
+		case records.PhysicalInt32:
+			dst.AppendInt32(int32(n.LowBits()))
+		case records.PhysicalInt64:
+			dst.AppendInt64(int64(n.LowBits()))
+		default:
+			var buf [16]byte
+			binary.BigEndian.PutUint64(buf[:8], uint64(n.HighBits()))
+			binary.BigEndian.PutUint64(buf[8:], n.LowBits())
+			l := t.Length
+			if l <= 0 || l > 16 {
+				l = 16
+			}
+			dst.AppendBytes(buf[16-l:])
+		}
+	case *array.List:
+		if dst.List == nil || t.Element == nil {
+			return fmt.Errorf("a list value for the %s column", t.Name)
+		}
+		start, end := a.ValueOffsets(i)
+		vals := a.ListValues()
+		for j := start; j < end; j++ {
+			if err := appendArrow(&dst.List.Elem, *t.Element, vals, int(j)); err != nil {
+				return err
+			}
+		}
+		dst.EndList()
+	default:
+		return fmt.Errorf("no conversion of Arrow %s to %s", arr.DataType(), t.Name)
+	}
+	return nil
+}
+
+// appendValue appends value i of src, of type t, to dst (its exact text
+// form too).
+func appendValue(dst *records.Vec, t records.ParquetType, src *records.Vec, i int) {
+	if src.IsNull(i) {
+		dst.AppendNull()
+		dst.CopyExact(src, i)
+		return
+	}
+	switch t.Physical {
+	case records.PhysicalBoolean:
+		dst.AppendBool(src.Bool[i])
+	case records.PhysicalInt32:
+		dst.AppendInt32(src.I32[i])
+	case records.PhysicalInt64:
+		dst.AppendInt64(src.I64[i])
+	case records.PhysicalFloat:
+		dst.AppendFloat32(src.F32[i])
+	case records.PhysicalDouble:
+		dst.AppendFloat64(src.F64[i])
+	case records.PhysicalGroup:
+		elem := records.ParquetType{Physical: records.PhysicalByteArray}
+		if t.Element != nil {
+			elem = *t.Element
+		}
+		l := src.List
+		for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
+			appendValue(&dst.List.Elem, elem, &l.Elem, int(j))
+		}
+		dst.EndList()
+	default:
+		dst.AppendBytes(src.Bytes(i))
+	}
+	dst.CopyExact(src, i)
 }

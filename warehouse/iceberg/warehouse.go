@@ -31,8 +31,8 @@ const SyncedAtColumn = "_sluice_synced_at"
 // Options.Namespace says otherwise.
 const DefaultNamespace = "sluice"
 
-// ErrNotSupported is wrapped by the error of what this warehouse does not
-// do yet (Merge, history tables).
+// ErrNotSupported is wrapped by the error of a mode this warehouse does
+// not know.
 var ErrNotSupported = errors.New("not supported yet by the iceberg warehouse")
 
 // Options configures Open.
@@ -215,6 +215,9 @@ func pathSegment(s string) string {
 func (w *Warehouse) fileIO(ctx context.Context) (icebergio.IO, error) {
 	return icebergio.LoadFS(ctx, w.props, w.dir)
 }
+
+// Name is the warehouse's kind in messages (warehouse.Named).
+func (w *Warehouse) Name() string { return "Iceberg" }
 
 // Close closes the catalog.
 func (w *Warehouse) Close() error {

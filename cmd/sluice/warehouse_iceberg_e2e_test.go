@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -235,12 +236,18 @@ func TestRunIntoIcebergWarehouse(t *testing.T) {
 // cannot open on the warehouse block.
 func TestPlanChecksIcebergWarehouse(t *testing.T) {
 	s := newShop(t)
+	// A catalog under a regular file: no directory can be made for it,
+	// even by root.
+	blocked := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s.write(shopHeader + `
 warehouse {
   backend = "iceberg"
   path    = "lake"
   catalog {
-    url = "sqlite:///nonexistent-dir/deeper/catalog.db"
+    url = "sqlite://` + blocked + `/catalog.db"
   }
 }
 ` + shopSource(`

@@ -354,11 +354,17 @@ type runnerSession struct {
 	r           *runner.Runner
 	wh          warehouse.Warehouse
 	concurrency int
+	// sweep ends the removal of orphan files started with the session
+	// (nil when the warehouse has none to remove).
+	sweep func()
 }
 
 func (s *runnerSession) close() {
 	if s.r != nil {
 		_ = s.r.Close()
+	}
+	if s.sweep != nil {
+		s.sweep()
 	}
 	if s.wh != nil {
 		_ = s.wh.Close()
@@ -484,6 +490,7 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 		return err
 	}
 	s.wh = wh
+	s.sweep = sweepOrphans(ctx, wh, s.logger)
 	s.concurrency = s.cfg.Runner.Concurrency
 	if f.concurrency > 0 {
 		s.concurrency = f.concurrency

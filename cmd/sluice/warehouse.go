@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/warehouse"
 	"github.com/sluice-dev/sluice/warehouse/iceberg"
@@ -125,3 +126,30 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
+
+// orphanRemover is a warehouse that can remove the files failed or killed
+// commits left (the Iceberg warehouse).
+type orphanRemover interface {
+	RemoveOrphans(ctx context.Context) error
+}
+
+// sweepOrphans removes, in the background of a runner's start, the files
+// earlier failed or killed commits left (they are never visible, only
+// storage); the returned func cancels the sweep and waits for it, before
+// the warehouse is closed. Failures are warnings: the next start or the
+// table's maintenance tries again.
+func sweepOrphans(ctx context.Context, wh warehouse.Warehouse, logger hclog.Logger) func() {
+	r, ok := wh.(orphanRemover)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.RemoveOrphans(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("removing the files of failed commits from the warehouse", "error", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}

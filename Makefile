@@ -45,6 +45,7 @@ bench: ensure-postgres build
 	$(GO) run ./cmd/sluice-bench
 	$(GO) run ./cmd/sluice-cdcbench
 	$(GO) run ./cmd/sluice-cdcbench -warehouse=postgres
+	$(GO) run ./cmd/sluice-cdcbench -warehouse=iceberg -scale=1,50
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

@@ -468,23 +468,23 @@ func (tx *Tx) commitDelta(ctx context.Context, props iceberggo.Properties) error
 		return err
 	}
 	stage(stageData)
-	del, err := tx.dw.writePositionDeletes(deletes)
+	dels, refs, err := tx.dw.writePositionDeletes(deletes)
 	if err != nil {
 		return err
 	}
-	if del != nil {
-		tx.delFiles = append(tx.delFiles, del.path)
-		tx.deleted = del.refs
+	tx.deleted = refs
+	for _, d := range dels {
+		tx.delFiles = append(tx.delFiles, d.path)
 	}
 	stage(stageDeletes)
 	added := tx.dw.dataFiles()
-	if len(added) == 0 && del == nil {
+	if len(added) == 0 && len(dels) == 0 {
 		return emptyCommit(ctx, tx.txn, tx.asc, props)
 	}
 	rd := tx.txn.NewRowDelta(props)
 	rd.AddRows(added...)
-	if del != nil {
-		rd.AddDeletes(del.df)
+	for _, d := range dels {
+		rd.AddDeletes(d.df)
 	}
 	return rd.Commit(ctx)
 }

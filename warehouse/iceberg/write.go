@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -282,14 +283,39 @@ func compareRef(a, b rowRef) int {
 	return 0
 }
 
-// writePositionDeletes writes one position delete file of refs (sorted
-// by file and position, as the spec requires) and describes it.
-func (w *dataWriter) writePositionDeletes(refs []rowRef) (*writtenFile, error) {
+// writePositionDeletes writes the position deletes of refs, one file per
+// data file they delete rows of (file-scoped: its referenced data file is
+// set). One file per data file costs a few small files per commit, but it
+// is what keeps maintenance cheap: a data file's own delete files can be
+// merged into one without rewriting the data, and dropped with the data
+// file, whereas a delete file shared by many data files stays until all
+// of them are rewritten, and readers must check it against every one.
+// It returns the files with the refs sorted and deduplicated.
+func (w *dataWriter) writePositionDeletes(refs []rowRef) ([]*writtenFile, []rowRef, error) {
 	if len(refs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	slices.SortFunc(refs, compareRef)
 	refs = slices.CompactFunc(refs, func(a, b rowRef) bool { return compareRef(a, b) == 0 })
+	var out []*writtenFile
+	for start := 0; start < len(refs); {
+		end := start + 1
+		for end < len(refs) && refs[end].path == refs[start].path {
+			end++
+		}
+		f, err := w.writeDeleteFile(refs[start:end])
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, f)
+		start = end
+	}
+	return out, refs, nil
+}
+
+// writeDeleteFile writes one position delete file of refs (sorted,
+// distinct, all of one data file).
+func (w *dataWriter) writeDeleteFile(refs []rowRef) (*writtenFile, error) {
 	path := w.newPath("deletes")
 	fw, err := w.fs.Create(path)
 	if err != nil {
@@ -337,10 +363,19 @@ func (w *dataWriter) writePositionDeletes(refs []rowRef) (*writtenFile, error) {
 		FilePath: path, FileSize: cw.n, Content: iceberggo.EntryContentPosDeletes,
 		Properties: w.props, FormatVersion: 2,
 	}
-	if refs[0].path == refs[len(refs)-1].path {
-		// A file-scoped delete file: readers skip it for every other file.
-		ref := refs[0].path
+	// A file-scoped delete file: readers skip it for every other file.
+	// It names its data file, unless that file is added by this very
+	// commit (a key that came twice): iceberg-go checks a referenced data
+	// file against the snapshot before, so that one is scoped by its
+	// exact file_path bounds alone (full metrics, not truncated).
+	if ref := refs[0].path; !slices.Contains(w.created, ref) {
 		args.ReferencedDataFile = &ref
+	} else {
+		args.Properties = maps.Clone(w.props)
+		if args.Properties == nil {
+			args.Properties = iceberggo.Properties{}
+		}
+		args.Properties[table.MetricsModeColumnConfPrefix+".file_path"] = "full"
 	}
 	df, err := table.DataFileFromMetadata(args)
 	if err != nil {

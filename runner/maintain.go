@@ -11,9 +11,12 @@ import (
 )
 
 // MaintenanceInterval is the least time between two maintenance calls
-// (warehouse.Maintainer) of one table, unless the last call did some work:
-// Maintain does bounded work per call, so after a call that did some,
-// more may be due, and the next commit of the table calls it again.
+// (warehouse.Maintainer) of one table, unless the last call left work
+// pending: Maintain does bounded work per call, so after a call that says
+// more is due, the next commit of the table calls it again. A table every
+// commit rewrites (a small hot table of a change stream) is compacted once
+// per interval, not after every commit: each maintenance is a catalog
+// commit of its own.
 //
 // Maintenance runs right after a successful commit, from the goroutine
 // that committed (a batch sync's, the cdc sink's flusher, the webhook
@@ -73,10 +76,12 @@ func (m *maintainer) after(ctx context.Context, name string, t warehouse.Table, 
 			"files_compacted", rep.Compacted, "files_written", rep.Written,
 			"snapshots_expired", rep.ExpiredSnapshots, "files_removed", rep.RemovedFiles,
 			"seconds", m.now().Sub(start).Seconds())
-		// Work may remain: allow the next commit to call again.
-		m.mu.Lock()
-		m.due[name] = time.Time{}
-		m.mu.Unlock()
+		if rep.Pending {
+			// More was due than one call does: the next commit goes on.
+			m.mu.Lock()
+			m.due[name] = time.Time{}
+			m.mu.Unlock()
+		}
 	}
 	if nv := tableVersion(t); nv != (warehouse.TableVersion{}) {
 		return nv

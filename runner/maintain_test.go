@@ -41,6 +41,7 @@ func (t *maintainedTable) Version() warehouse.TableVersion { return t.version }
 
 func TestMaintainerAfter(t *testing.T) {
 	did := warehouse.MaintenanceReport{Compacted: 4, Written: 1}
+	more := warehouse.MaintenanceReport{Compacted: 4, Written: 1, Pending: true}
 	tests := []struct {
 		name    string
 		reports []warehouse.MaintenanceReport
@@ -51,7 +52,8 @@ func TestMaintainerAfter(t *testing.T) {
 		wantCalls int
 	}{
 		{"nothing due: once per interval", nil, nil, []int{0, 1, 29, 30, 31, 59, 61}, 3},
-		{"work done: called again at the next commit", []warehouse.MaintenanceReport{did, did, {}}, nil, []int{0, 1, 2, 3, 4}, 3},
+		{"work pending: called again at the next commit", []warehouse.MaintenanceReport{more, more, {}}, nil, []int{0, 1, 2, 3, 4}, 3},
+		{"work done, none pending: once per interval", []warehouse.MaintenanceReport{did, did, did}, nil, []int{0, 1, 2, 31, 32}, 2},
 		{"failure: retried after the interval, not before", nil, errors.New("catalog unreachable"), []int{0, 1, 10, 31}, 2},
 	}
 	for _, tt := range tests {

@@ -31,6 +31,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -293,6 +294,10 @@ func (b *bench) sluice(ctx context.Context, stop <-chan struct{}, args ...string
 	close(done)
 	r.took = time.Since(start)
 	r.out = out.String()
+	if dir := os.Getenv("BENCH_LOG_DIR"); dir != "" {
+		// What each sluice run printed, for looking into a figure.
+		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("sluice-%s-%d.log", args[0], start.UnixNano())), []byte(r.out), 0o644)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.peakRSS = ru.Maxrss * 1024
 	}
@@ -436,7 +441,7 @@ func (b *bench) freshness(ctx context.Context) (*freshResult, error) {
 	stop := make(chan struct{})
 	daemonDone := make(chan error, 1)
 	go func() {
-		r, err := b.sluice(ctx, stop, "run", "-listen=127.0.0.1:0", "-log-level=warn")
+		r, err := b.sluice(ctx, stop, "run", "-listen=127.0.0.1:0", "-log-level="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn"))
 		res.daemon = r
 		daemonDone <- err
 	}()

@@ -514,7 +514,7 @@ func (d *changeDecoder) buildRelation(ctx context.Context, m *relationMsg) (*cdc
 func (d *changeDecoder) table(rel *cdcRelation) *cdcTableTx {
 	tt, ok := d.tx.tables[rel.key]
 	if !ok {
-		tt = &cdcTableTx{rel: rel, tc: &providers.TableChanges{Schema: rel.schema, Rows: records.NewBatch(rel.schema, 8)}}
+		tt = &cdcTableTx{rel: rel, tc: &providers.TableChanges{Schema: rel.schema, Rows: records.NewBatch(rel.schema, 1)}}
 		d.tx.tables[rel.key] = tt
 	}
 	return tt

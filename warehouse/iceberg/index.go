@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -613,6 +614,10 @@ func positionDeletes(ctx context.Context, fs iceio.IO, path string) (deletedRows
 		return nil, fmt.Errorf("position delete file %s lacks file_path or pos", path)
 	}
 	d := deletedRows{}
+	// The paths are copied once per distinct value (the file is sorted by
+	// path): a string of the Arrow column points into its buffer, which
+	// the cached result would otherwise keep whole.
+	var last string
 	pc := cols[1].Chunks()
 	for ci, chunk := range cols[0].Chunks() {
 		poss, ok := pc[ci].(*array.Int64)
@@ -629,7 +634,10 @@ func positionDeletes(ctx context.Context, fs iceio.IO, path string) (deletedRows
 			default:
 				return nil, fmt.Errorf("position delete file %s: file_path is %s", path, chunk.DataType())
 			}
-			d[fp] = append(d[fp], poss.Value(i))
+			if fp != last {
+				last = strings.Clone(fp)
+			}
+			d[last] = append(d[last], poss.Value(i))
 		}
 	}
 	for k, v := range d {

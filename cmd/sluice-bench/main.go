@@ -186,7 +186,11 @@ func measure(ctx context.Context, conn *pgx.Conn, bin, url string, n int64, pgWa
 	if err != nil {
 		return m, err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "keeping %s (BENCH_KEEP)\n", dir)
+	}
 	env := append(os.Environ(), "SLUICE_VAR_url="+url)
 	var lastOut string
 	sluice := func(args ...string) (time.Duration, int64, error) {

@@ -55,9 +55,27 @@ func (t *Table) sweepOrphans(ctx context.Context, age time.Duration) error {
 // FileIO: a local directory, or an object store prefix as a directory).
 // The caller holds the writer lock, and t.tbl is current.
 func (t *Table) removeOrphans(ctx context.Context, age time.Duration) (int, error) {
-	res, err := t.tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(age))
+	// Position files (positionInlineMax) are listed by snapshot summaries,
+	// not manifests: the ones a snapshot still names stay.
+	keep := positionFiles(t.tbl.Metadata())
+	fs, err := t.tbl.FS(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("iceberg table %s: removing orphan files: %w", t.name(), err)
 	}
-	return len(res.DeletedFiles), nil
+	res, err := t.tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(age), table.WithDeleteFunc(func(path string) error {
+		if keep[pathBase(path)] {
+			return nil
+		}
+		return fs.Remove(path)
+	}))
+	if err != nil {
+		return 0, fmt.Errorf("iceberg table %s: removing orphan files: %w", t.name(), err)
+	}
+	n := 0
+	for _, f := range res.DeletedFiles {
+		if !keep[pathBase(f)] {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +70,11 @@ func (t *Table) load(tbl *table.Table) error {
 	for s := md.CurrentSnapshot(); s != nil; {
 		if s.Summary != nil {
 			if p, ok := s.Summary.Properties[PositionProperty]; ok {
-				if err := json.Unmarshal([]byte(p), &pos); err != nil {
+				b, err := readPosition(tbl, p)
+				if err != nil {
+					return fmt.Errorf("iceberg table %s: snapshot %d: %w: %w", t.name(), s.SnapshotID, err, warehouse.ErrDamaged)
+				}
+				if err := json.Unmarshal(b, &pos); err != nil {
 					return fmt.Errorf("iceberg table %s: snapshot %d has an unreadable %s: %v: %w", t.name(), s.SnapshotID, PositionProperty, err, warehouse.ErrDamaged)
 				}
 				committed = true
@@ -85,6 +91,61 @@ func (t *Table) load(tbl *table.Table) error {
 	t.mu.Unlock()
 	return nil
 }
+
+// positionInlineMax is the largest position kept in the snapshot summary
+// itself. A bigger one (an incremental cursor whose value thousands of rows
+// share keeps all their keys) goes to a file of the commit, which the
+// summary names: every metadata file holds every snapshot's summary, so an
+// inline 500 kB position would be rewritten, and parsed at every opening,
+// once per snapshot kept.
+const positionInlineMax = 4 << 10
+
+// positionFileMark starts a position property naming its file (JSON never
+// starts with it), and positionFileSuffix ends such a file's name.
+const (
+	positionFileMark   = "@"
+	positionFileSuffix = "-position.json"
+)
+
+// readPosition is the position JSON a snapshot's position property p
+// holds or names.
+func readPosition(tbl *table.Table, p string) ([]byte, error) {
+	path, ok := strings.CutPrefix(p, positionFileMark)
+	if !ok {
+		return []byte(p), nil
+	}
+	fs, err := tbl.FS(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("the position file %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("the position file %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// positionFiles are the position files the table's snapshots name, by
+// base name (orphan cleanup keeps them: no manifest lists them).
+func positionFiles(md table.Metadata) map[string]bool {
+	keep := map[string]bool{}
+	for _, s := range md.Snapshots() {
+		if s.Summary == nil {
+			continue
+		}
+		if path, ok := strings.CutPrefix(s.Summary.Properties[PositionProperty], positionFileMark); ok {
+			keep[pathBase(path)] = true
+		}
+	}
+	return keep
+}
+
+func pathBase(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 
 // state is the table as last loaded (Lookup and Scan may run beside a
 // commit of another goroutine).
@@ -433,7 +494,15 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 	if err != nil {
 		return 0, err
 	}
-	props := iceberggo.Properties{PositionProperty: string(posJSON), ModeProperty: tx.modeName()}
+	posProp := string(posJSON)
+	if len(posJSON) > positionInlineMax {
+		path, err := tx.dw.writePosition(posJSON)
+		if err != nil {
+			return 0, fmt.Errorf("iceberg table %s: %w", t.name(), err)
+		}
+		posProp = positionFileMark + path
+	}
+	props := iceberggo.Properties{PositionProperty: posProp, ModeProperty: tx.modeName()}
 	recJSON, err := json.Marshal(tx.rec)
 	if err != nil {
 		return 0, err

@@ -137,6 +137,26 @@ func writeFS(ctx context.Context, tbl *table.Table) (iceio.WriteFileIO, error) {
 	return wfs, nil
 }
 
+// writePosition writes a sync position too big for the snapshot summary
+// (see positionInlineMax) as a file of the transaction, and returns its
+// location.
+func (w *dataWriter) writePosition(b []byte) (string, error) {
+	path := w.loc.NewDataLocation(w.prefix + positionFileSuffix)
+	f, err := w.fs.Create(path)
+	if err != nil {
+		return "", fmt.Errorf("creating %s: %w", path, err)
+	}
+	w.created = append(w.created, path)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	return path, nil
+}
+
 // newPath is the location of a new file of the transaction.
 func (w *dataWriter) newPath(kind string) string {
 	w.n++

@@ -59,14 +59,18 @@ type keyIndex struct {
 	npos int      // the number of keys
 }
 
-// byKey sorts keys with their rows.
+// byKey sorts keys with their rows, equal keys by row: what a stable
+// sort gives (the rows start ascending), by the in-place pdqsort of
+// sort.Sort, several times faster than sort.Stable's merges.
 type byKey struct {
 	k []int64
 	p []int32
 }
 
-func (s byKey) Len() int           { return len(s.k) }
-func (s byKey) Less(i, j int) bool { return s.k[i] < s.k[j] }
+func (s byKey) Len() int { return len(s.k) }
+func (s byKey) Less(i, j int) bool {
+	return s.k[i] < s.k[j] || s.k[i] == s.k[j] && s.p[i] < s.p[j]
+}
 func (s byKey) Swap(i, j int) {
 	s.k[i], s.k[j] = s.k[j], s.k[i]
 	s.p[i], s.p[j] = s.p[j], s.p[i]
@@ -78,8 +82,10 @@ type byKey32 struct {
 	p []int32
 }
 
-func (s byKey32) Len() int           { return len(s.k) }
-func (s byKey32) Less(i, j int) bool { return s.k[i] < s.k[j] }
+func (s byKey32) Len() int { return len(s.k) }
+func (s byKey32) Less(i, j int) bool {
+	return s.k[i] < s.k[j] || s.k[i] == s.k[j] && s.p[i] < s.p[j]
+}
 func (s byKey32) Swap(i, j int) {
 	s.k[i], s.k[j] = s.k[j], s.k[i]
 	s.p[i], s.p[j] = s.p[j], s.p[i]
@@ -518,7 +524,7 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 					x.pos[i] = int32(i)
 				}
 			}
-			sort.Stable(byKey32{ints32, x.pos})
+			sort.Sort(byKey32{ints32, x.pos})
 		}
 		x.i32 = slices.Clip(ints32)
 	} else if kc.isInt {
@@ -529,7 +535,7 @@ func (kc *keyColumns) fileKeys(ctx context.Context, fs iceio.IO, path string) (*
 					x.pos[i] = int32(i)
 				}
 			}
-			sort.Stable(byKey{ints, x.pos})
+			sort.Sort(byKey{ints, x.pos})
 		}
 		x.ints = slices.Clip(ints)
 		if x.ints == nil {

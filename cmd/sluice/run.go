@@ -59,6 +59,10 @@ func runRun(e *env, args []string) int {
 		}
 		return exitOK
 	}
+	// The daemon's start removes what failed or killed commits left in
+	// the warehouse (run -once leaves it to the tables' maintenance: a
+	// sweep lists every table's files, too much for a cron job's start).
+	rs.sweep = sweepOrphans(ctx, rs.wh, logger)
 	addr := cfg.Runner.Listen
 	if *listen != "" {
 		addr = *listen

@@ -490,7 +490,6 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 		return err
 	}
 	s.wh = wh
-	s.sweep = sweepOrphans(ctx, wh, s.logger)
 	s.concurrency = s.cfg.Runner.Concurrency
 	if f.concurrency > 0 {
 		s.concurrency = f.concurrency

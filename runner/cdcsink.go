@@ -767,13 +767,13 @@ func (b *changeBuild) resolve(ctx context.Context) error {
 			fromPrev := fillAll && !b.keyInSrc[j] || v.Unchanged != nil && ch.row < len(v.Unchanged) && v.Unchanged[ch.row]
 			switch {
 			case ch.oldKeyDelete && b.keyInSrc[j]:
-				appendValue(dst, typ, &it.oldKeys.Cols[slices.Index(b.keyIdx, c)], ch.row)
+				dst.AppendFrom(typ, &it.oldKeys.Cols[slices.Index(b.keyIdx, c)], ch.row)
 			case !fromPrev:
-				appendValue(dst, typ, v, ch.row)
+				dst.AppendFrom(typ, v, ch.row)
 			case havePrev:
-				appendValue(dst, typ, &b.resolved.Cols[j], prev)
+				dst.AppendFrom(typ, &b.resolved.Cols[j], prev)
 			case haveStored && storedCol[j] >= 0:
-				appendValue(dst, typ, &stored.Cols[storedCol[j]], stRow)
+				dst.AppendFrom(typ, &stored.Cols[storedCol[j]], stRow)
 			default:
 				dst.AppendNull()
 				needs = needs || !fillAll
@@ -796,11 +796,11 @@ func (b *changeBuild) resolve(ctx context.Context) error {
 func appendRow(dst, src *records.Batch, cols []int, r int) {
 	if cols == nil {
 		for i := range dst.Cols {
-			appendValue(&dst.Cols[i], dst.Schema.Columns[i].Type, &src.Cols[i], r)
+			dst.Cols[i].AppendFrom(dst.Schema.Columns[i].Type, &src.Cols[i], r)
 		}
 	} else {
 		for i, c := range cols {
-			appendValue(&dst.Cols[i], dst.Schema.Columns[i].Type, &src.Cols[c], r)
+			dst.Cols[i].AppendFrom(dst.Schema.Columns[i].Type, &src.Cols[c], r)
 		}
 	}
 	dst.N++
@@ -864,7 +864,7 @@ func (ob *outBuilder) add(ctx context.Context, src *records.Batch, cols []int, r
 	}
 	b := ob.b
 	for j, c := range cols {
-		appendValue(&b.Cols[j], ob.schema.Columns[j].Type, &src.Cols[c], r)
+		b.Cols[j].AppendFrom(ob.schema.Columns[j].Type, &src.Cols[c], r)
 	}
 	n := len(cols)
 	if ob.history {
@@ -902,41 +902,6 @@ func (ob *outBuilder) flush(ctx context.Context) error {
 	return err
 }
 
-// appendValue appends value i of src to dst, both of type t.
-func appendValue(dst *records.Vec, t records.ParquetType, src *records.Vec, i int) {
-	if src.IsNull(i) || src.Len() <= i {
-		dst.AppendNull()
-		dst.CopyExact(src, i)
-		return
-	}
-	switch t.Physical {
-	case records.PhysicalBoolean:
-		dst.AppendBool(src.Bool[i])
-	case records.PhysicalInt32:
-		dst.AppendInt32(src.I32[i])
-	case records.PhysicalInt64:
-		dst.AppendInt64(src.I64[i])
-	case records.PhysicalFloat:
-		dst.AppendFloat32(src.F32[i])
-	case records.PhysicalDouble:
-		dst.AppendFloat64(src.F64[i])
-	case records.PhysicalByteArray, records.PhysicalFixedLenByteArray:
-		dst.AppendBytes(src.Data[src.Offsets[i]:src.Offsets[i+1]])
-	case records.PhysicalGroup:
-		elem := records.ParquetType{Physical: records.PhysicalByteArray}
-		if t.Element != nil {
-			elem = *t.Element
-		}
-		for j := src.List.Offsets[i]; j < src.List.Offsets[i+1]; j++ {
-			appendValue(&dst.List.Elem, elem, &src.List.Elem, int(j))
-		}
-		dst.EndList()
-		// A list can carry an exact text form too (bounds, dimensions).
-		dst.CopyExact(src, i)
-	default:
-		dst.AppendNull()
-	}
-}
 
 // sameType reports whether two Parquet types hold the same values.
 func sameType(a, b records.ParquetType) bool {

@@ -202,6 +202,45 @@ func (v *Vec) ExactAt(i int) ([]byte, bool) {
 // form recorded.
 func (v *Vec) HasExact() bool { return v.Exact != nil && len(v.Exact.Rows) > 0 }
 
+// AppendFrom appends value i of src to v, both of type t, with its exact
+// text form (CopyExact); a value src lacks (i past its end) is NULL.
+func (v *Vec) AppendFrom(t ParquetType, src *Vec, i int) {
+	if src.IsNull(i) || src.Len() <= i {
+		v.AppendNull()
+		v.CopyExact(src, i)
+		return
+	}
+	switch t.Physical {
+	case PhysicalBoolean:
+		v.AppendBool(src.Bool[i])
+	case PhysicalInt32:
+		v.AppendInt32(src.I32[i])
+	case PhysicalInt64:
+		v.AppendInt64(src.I64[i])
+	case PhysicalFloat:
+		v.AppendFloat32(src.F32[i])
+	case PhysicalDouble:
+		v.AppendFloat64(src.F64[i])
+	case PhysicalByteArray, PhysicalFixedLenByteArray:
+		v.AppendBytes(src.Data[src.Offsets[i]:src.Offsets[i+1]])
+	case PhysicalGroup:
+		elem := ParquetType{Physical: PhysicalByteArray}
+		if t.Element != nil {
+			elem = *t.Element
+		}
+		for j := src.List.Offsets[i]; j < src.List.Offsets[i+1]; j++ {
+			v.List.Elem.AppendFrom(elem, &src.List.Elem, int(j))
+		}
+		v.EndList()
+	default:
+		v.AppendNull()
+		return
+	}
+	// A value can carry an exact text form too (a list's bounds and
+	// dimensions).
+	v.CopyExact(src, i)
+}
+
 // CopyExact records for the value last appended to v the exact text
 // form that value i of src has, if any: the way rows are copied between
 // batches keeps them.

@@ -155,7 +155,7 @@ func (tx *Tx) writeMerge(b *records.Batch) error {
 				dst = tx.held
 			}
 			for c := range b.Cols {
-				appendValue(&dst.Cols[c], b.Schema.Columns[c].Type, &b.Cols[c], r)
+				dst.Cols[c].AppendFrom(b.Schema.Columns[c].Type, &b.Cols[c], r)
 				if heldRows[r] {
 					u := b.Cols[c].Unchanged
 					dv := &dst.Cols[c]
@@ -267,13 +267,13 @@ func (tx *Tx) resolveHeld(ctx context.Context) error {
 			typ := tx.schema.Columns[c].Type
 			if u := tx.held.Cols[c].Unchanged; i < len(u) && u[i] {
 				if src != nil {
-					appendValue(&resolved.Cols[c], typ, &src.Cols[c], sr)
+					resolved.Cols[c].AppendFrom(typ, &src.Cols[c], sr)
 				} else {
 					resolved.Cols[c].AppendNull()
 				}
 				continue
 			}
-			appendValue(&resolved.Cols[c], typ, &tx.held.Cols[c], i)
+			resolved.Cols[c].AppendFrom(typ, &tx.held.Cols[c], i)
 		}
 		resolved.N++
 	}
@@ -283,7 +283,7 @@ func (tx *Tx) resolveHeld(ctx context.Context) error {
 			continue
 		}
 		for c := range latest.Cols {
-			appendValue(&latest.Cols[c], tx.schema.Columns[c].Type, &resolved.Cols[c], i)
+			latest.Cols[c].AppendFrom(tx.schema.Columns[c].Type, &resolved.Cols[c], i)
 		}
 		latest.N++
 	}

@@ -563,7 +563,7 @@ func TestMergeKeyTypes(t *testing.T) {
 							b.Cols[k].AppendInt32(i32 + int32(r))
 							continue
 						}
-						appendValue(&b.Cols[k], typesSchema.Columns[k].Type, &full.Cols[k], r)
+						b.Cols[k].AppendFrom(typesSchema.Columns[k].Type, &full.Cols[k], r)
 					}
 					b.N++
 				}
@@ -591,7 +591,7 @@ func TestMergeKeyTypes(t *testing.T) {
 			// Lookup by the key finds both rows with the recorded types.
 			keys := records.NewBatch(&records.Schema{Columns: []records.Column{c}, PrimaryKey: []string{c.Name}}, 2)
 			for r := 0; r < 2; r++ {
-				appendValue(&keys.Cols[0], c.Type, &full.Cols[ci], r)
+				keys.Cols[0].AppendFrom(c.Type, &full.Cols[ci], r)
 				keys.N++
 			}
 			n := 0

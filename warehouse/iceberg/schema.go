@@ -460,37 +460,3 @@ func appendArrow(dst *records.Vec, t records.ParquetType, arr arrow.Array, i int
 	return nil
 }
 
-// appendValue appends value i of src, of type t, to dst (its exact text
-// form too).
-func appendValue(dst *records.Vec, t records.ParquetType, src *records.Vec, i int) {
-	if src.IsNull(i) {
-		dst.AppendNull()
-		dst.CopyExact(src, i)
-		return
-	}
-	switch t.Physical {
-	case records.PhysicalBoolean:
-		dst.AppendBool(src.Bool[i])
-	case records.PhysicalInt32:
-		dst.AppendInt32(src.I32[i])
-	case records.PhysicalInt64:
-		dst.AppendInt64(src.I64[i])
-	case records.PhysicalFloat:
-		dst.AppendFloat32(src.F32[i])
-	case records.PhysicalDouble:
-		dst.AppendFloat64(src.F64[i])
-	case records.PhysicalGroup:
-		elem := records.ParquetType{Physical: records.PhysicalByteArray}
-		if t.Element != nil {
-			elem = *t.Element
-		}
-		l := src.List
-		for j := l.Offsets[i]; j < l.Offsets[i+1]; j++ {
-			appendValue(&dst.List.Elem, elem, &l.Elem, int(j))
-		}
-		dst.EndList()
-	default:
-		dst.AppendBytes(src.Bytes(i))
-	}
-	dst.CopyExact(src, i)
-}

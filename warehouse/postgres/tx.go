@@ -531,6 +531,12 @@ func (tx *Tx) Write(ctx context.Context, b *records.Batch) error {
 	}
 	if _, err := tx.conn.PgConn().CopyFrom(ctx, r, copySQL); err != nil {
 		tx.fail()
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			// A cancel closes the connection under the COPY: what the
+			// write then reports ("use of closed network connection") is
+			// the cancel's doing, and callers tell a cancel by ctx.Err().
+			return fmt.Errorf("writing to %s: %w (%w)", tx.t.qualified(), ctxErr, err)
+		}
 		return classify(fmt.Errorf("writing to %s: %w", tx.t.qualified(), err))
 	}
 	tx.rows += r.Copied()

@@ -902,7 +902,6 @@ func (ob *outBuilder) flush(ctx context.Context) error {
 	return err
 }
 
-
 // sameType reports whether two Parquet types hold the same values.
 func sameType(a, b records.ParquetType) bool {
 	if a.Physical != b.Physical || a.Logical != b.Logical || a.AdjustedToUTC != b.AdjustedToUTC ||

@@ -459,4 +459,3 @@ func appendArrow(dst *records.Vec, t records.ParquetType, arr arrow.Array, i int
 	}
 	return nil
 }
-

@@ -442,4 +442,12 @@ func (l *loader) decodeRunner(b *hcl.Block) {
 		}
 	}
 	a.integer("concurrency", 1, 1024, &r.Concurrency)
+	var fleet bool
+	if a.boolean("fleet", &fleet) {
+		r.Fleet = &fleet
+		if fleet && l.cfg.State.Backend != "postgres" {
+			a.errorf("fleet", "A fleet needs the postgres state backend",
+				"Several runners share the work through the state database: set state { backend = \"postgres\" }, or remove fleet (the local state backend runs one runner).")
+		}
+	}
 }

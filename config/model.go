@@ -114,7 +114,9 @@ type S3 struct {
 type Runner struct {
 	Listen      string
 	Concurrency int
-	DeclRange   hcl.Range
+	// Fleet is the runner block's fleet: nil when unset. Use IsFleet.
+	Fleet     *bool
+	DeclRange hcl.Range
 }
 
 // Variable is a declared input variable and the value it was given.
@@ -317,3 +319,10 @@ const (
 // WritesHistory reports whether a cdc table with this output keeps a
 // history table.
 func (o CDCOutput) WritesHistory() bool { return o == CDCHistory || o == CDCBoth }
+
+// IsFleet reports whether several runners may share this configuration's
+// work: with the postgres state backend, unless runner { fleet = false }
+// says only one runner will run.
+func (c *Config) IsFleet() bool {
+	return c.State.Backend == "postgres" && (c.Runner.Fleet == nil || *c.Runner.Fleet)
+}

@@ -36,6 +36,7 @@ var runnerSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "listen"},
 		{Name: "concurrency"},
+		{Name: "fleet"},
 	},
 }
 

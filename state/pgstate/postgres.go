@@ -36,6 +36,7 @@ var (
 	pgKeysTable     = pgx.Identifier{"sluice", "keys"}.Sanitize()
 	pgStatusTable   = pgx.Identifier{"sluice", "status"}.Sanitize()
 	pgVersionsIndex = pgx.Identifier{"state_versions_serial"}.Sanitize()
+	pgRunnersTable  = pgx.Identifier{"sluice", "runners"}.Sanitize()
 )
 
 // fingerprintKeyName is the row of sluice.keys holding the fingerprint key.
@@ -47,6 +48,7 @@ const fingerprintKeyName = "fingerprint"
 // package documentation.
 type Postgres struct {
 	cfg *pgx.ConnConfig
+	url string
 
 	mu   sync.Mutex // guards conn and its use
 	conn *pgx.Conn
@@ -70,7 +72,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 		}
 		return nil, errors.New("state backend postgres: the url is not a valid PostgreSQL connection string")
 	}
-	b := &Postgres{cfg: cfg}
+	b := &Postgres{cfg: cfg, url: url}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	conn, err := b.session(ctx)
@@ -148,8 +150,8 @@ func setupSchema(ctx context.Context, conn *pgx.Conn) error {
 	// Usually everything exists, and a role without CREATE privileges can
 	// then use a schema an administrator prepared.
 	var ready bool
-	err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL`,
-		pgVersionsTable, pgLockTable, pgKeysTable, pgStatusTable).Scan(&ready)
+	err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL`,
+		pgVersionsTable, pgLockTable, pgKeysTable, pgStatusTable, pgRunnersTable).Scan(&ready)
 	if err != nil {
 		return fmt.Errorf("state backend postgres: look for the state tables: %w", err)
 	}
@@ -183,6 +185,13 @@ func setupSchema(ctx context.Context, conn *pgx.Conn) error {
 				record     jsonb       NOT NULL,
 				updated_at timestamptz NOT NULL DEFAULT now(),
 				PRIMARY KEY (kind, address))`,
+			// The runners of a fleet (claims.go), by process.
+			`CREATE TABLE IF NOT EXISTS ` + pgRunnersTable + ` (
+				instance     text        PRIMARY KEY,
+				id           text        NOT NULL,
+				record       jsonb       NOT NULL,
+				heartbeat_at timestamptz NOT NULL DEFAULT now(),
+				stopped_at   timestamptz)`,
 		} {
 			if _, err := tx.Exec(ctx, ddl); err != nil {
 				return err

@@ -87,7 +87,7 @@ func advisoryLockHolder(ctx context.Context, conn *pgx.Conn, key int64) (int, er
 		WHERE locktype = 'advisory' AND granted AND objsubid = 1
 		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND classid::bigint = $1 AND objid::bigint = $2`,
-		key>>32, key&0xffffffff).Scan(&pid)
+		int64(uint32(key>>32)), int64(uint32(key))).Scan(&pid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}

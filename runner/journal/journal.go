@@ -18,6 +18,10 @@
 //	               for SeenRetention, and the last sequence number
 //	lock           flock'ed by the process that owns the journal
 //
+// That is the journal of one runner (Journal). The runners of a fleet,
+// which all receive a source's deliveries, share one in the state
+// database instead (PG, pg.go); both are a Store.
+//
 // The package knows nothing of providers, warehouses or the runner.
 package journal
 

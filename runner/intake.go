@@ -2,16 +2,20 @@ package runner
 
 // Webhook intake: the receiver, the journals and the applier.
 //
-// A delivery is answered 200 only once it is durably on disk: verified
-// and decoded by the source's provider (providers.WebhookSource), checked
-// against the event ids already seen, appended as one JSON line to the
-// source's journal (package journal) and fsynced. Events are merged into
-// their warehouse tables later, by the applier (a goroutine of the daemon,
-// and every webhook table's own sync), in journal order, each commit
-// recording the last record it holds (webhook.go). The journal is
-// compacted only to drop records every table has committed.
+// A delivery is answered 200 only once it is durable: verified and
+// decoded by the source's provider (providers.WebhookSource), checked
+// against the event ids already seen, and appended to the source's journal
+// (package journal): one JSON line fsynced, or, in a fleet, a row committed
+// in the state database. Events are merged into their warehouse tables
+// later, by the applier (a goroutine of the daemon, and every webhook
+// table's own sync), in journal order, each commit recording the last
+// record it holds (webhook.go). The journal is compacted only to drop
+// records every table has committed.
 //
-// Each source's journal is in <Options.JournalDir>/<source address>/.
+// Each source's journal is in <Options.JournalDir>/<source address>/, or
+// where intakeDeps.openJournal opens it. In a fleet every runner receives
+// deliveries (behind a load balancer) into the shared journal, and one at
+// a time applies a source's journal, under the claim "webhook:<source>".
 
 import (
 	"context"
@@ -55,6 +59,10 @@ type intake struct {
 	// decoders are the sources' providers that verify and decode
 	// deliveries, by address, opened on first use.
 	decoders map[string]providers.Source
+	// held are the claims on applying sources' journals this runner holds
+	// now, by source, shared by its appliers of the source's tables.
+	claimMu sync.Mutex
+	held    map[string]*webhookClaim
 }
 
 // intakeDeps are what webhook intake works with.
@@ -81,13 +89,20 @@ type intakeDeps struct {
 	now          func() time.Time
 	// maint maintains a table after the applier's commits (maintain.go).
 	maint *maintainer
+	// openJournal opens a source's journal; nil: the file journal in
+	// dir/<source>. A fleet's runners open the one in the state database
+	// (journal.OpenPostgres), which they all receive into.
+	openJournal func(ctx context.Context, source string) (journal.Store, error)
+	// claims, in a fleet, keep the application of a source's journal to
+	// one runner at a time; nil: this runner is the only one.
+	claims state.Claimer
 }
 
 func newIntake(d intakeDeps) *intake {
 	h := &intake{intakeDeps: d,
 		sources: map[string]*hookSource{}, locks: map[string]*sync.Mutex{},
 		health: map[string]state.SourceStatus{}, decoders: map[string]providers.Source{},
-		notify: make(chan struct{}, 1),
+		notify: make(chan struct{}, 1), held: map[string]*webhookClaim{},
 	}
 	h.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_webhook_events_total",
@@ -130,7 +145,7 @@ func (h *intake) jobs(addr string) []job {
 
 // hookSource is one source's journal and its webhook counters.
 type hookSource struct {
-	j *journal.Journal
+	j journal.Store
 
 	mu    sync.Mutex
 	stats state.SourceStatus // counters only
@@ -147,7 +162,13 @@ func (h *intake) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	if hs := h.sources[addr]; hs != nil {
 		return hs, nil
 	}
-	jn, err := journal.Open(filepath.Join(h.dir, addr), addr, h.now())
+	var jn journal.Store
+	var err error
+	if h.openJournal != nil {
+		jn, err = h.openJournal(ctx, addr)
+	} else {
+		jn, err = journal.Open(filepath.Join(h.dir, addr), addr, h.now())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +362,7 @@ func (h *intake) serveWebhook(w http.ResponseWriter, req *http.Request, hl *hook
 		reply(w, http.StatusOK, "")
 		return
 	}
-	dup, err := hs.j.Append(ev.ID, table, body, now)
+	dup, err := hs.j.Append(ctx, ev.ID, table, body, now)
 	if err != nil {
 		log.Error("cannot journal a webhook event; Stripe will retry it", "event", ev.ID, "error", err)
 		reply(w, http.StatusInternalServerError, "the event could not be stored")
@@ -418,7 +439,8 @@ func (h *intake) committedSeq(ctx context.Context, j job) (seq uint64, loaded bo
 // applyWebhookEvents merges the journaled events of a webhook table past
 // its committed position, in bounded commits, each recording the last
 // record it holds. It does nothing before the table's first bulk load
-// committed: those events wait for it. The caller holds the table's lock.
+// committed: those events wait for it, nor in a fleet while another runner
+// applies the source's journal. The caller holds the table's lock.
 func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.WebhookSource) (applied, rows int64, err error) {
 	addr := j.src.Address()
 	hs, err := h.hookSource(ctx, addr)
@@ -426,6 +448,15 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 		return 0, 0, err
 	}
 	log := h.log.With("table", j.addr)
+	claim, ok, err := h.claimWebhooks(ctx, addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !ok {
+		log.Debug("another runner applies the journaled webhook events")
+		return 0, 0, nil
+	}
+	defer h.releaseWebhooks(ctx, addr, claim)
 	req := providers.ReadRequest{
 		Schema: j.table.Schema, Table: j.table.Table, Columns: j.table.Columns, PrimaryKey: j.table.PrimaryKey,
 	}
@@ -441,7 +472,7 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 		}
 		done := positionSeq(pos)
 		hs.j.Committed(j.table.Table, done)
-		recs, err := hs.j.Pending(j.table.Table, done)
+		recs, err := hs.j.Pending(ctx, j.table.Table, done)
 		if err != nil {
 			return applied, rows, err
 		}
@@ -491,6 +522,11 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 		}
 		last := recs[len(recs)-1].Seq
 		next.Extra[WebhookSeqKey] = strconv.FormatUint(last, 10)
+		if err := claim.check(ctx); err != nil {
+			// Another runner may be applying these events by now.
+			_ = tx.Abort(ctx)
+			return applied, rows, fmt.Errorf("not committing journaled webhook events: %w", err)
+		}
 		n, err := tx.Commit(ctx, next)
 		if err != nil {
 			_ = tx.Abort(ctx)
@@ -512,10 +548,104 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 	for _, wj := range h.jobs(addr) {
 		live[wj.table.Table] = true
 	}
-	if err := hs.j.Compact(live, h.now()); err != nil {
+	if err := hs.j.Compact(ctx, live, h.now()); err != nil {
 		log.Warn("cannot compact the webhook journal; it keeps growing until this is fixed", "error", err)
 	}
 	return applied, rows, ctx.Err()
+}
+
+// webhookClaim is this runner's claim, in a fleet, on applying a source's
+// journal: held while any of its appliers of the source's tables runs.
+type webhookClaim struct {
+	claim state.Claim
+	users int        // guarded by intake.claimMu
+	mu    sync.Mutex // one Check at a time
+}
+
+// claimWebhooks takes, in a fleet, the claim on applying the journal of
+// the source addr, or shares the one this runner holds; ok is false when
+// another runner holds it (that runner applies the events). Without
+// claims it returns nil, true.
+func (h *intake) claimWebhooks(ctx context.Context, addr string) (c *webhookClaim, ok bool, err error) {
+	if h.claims == nil {
+		return nil, true, nil
+	}
+	h.claimMu.Lock()
+	defer h.claimMu.Unlock()
+	if c := h.held[addr]; c != nil {
+		c.users++
+		return c, true, nil
+	}
+	cl, err := h.claims.TryClaim(ctx, "webhook:"+addr)
+	var claimed *state.ClaimedError
+	if errors.As(err, &claimed) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("claim the application of %s's webhook journal: %w", addr, err)
+	}
+	c = &webhookClaim{claim: cl, users: 1}
+	h.held[addr] = c
+	return c, true, nil
+}
+
+// releaseWebhooks gives back a use of a claim of claimWebhooks, and the
+// claim with its last use, even when ctx ended (the daemon stopping).
+func (h *intake) releaseWebhooks(ctx context.Context, addr string, c *webhookClaim) {
+	if c == nil {
+		return
+	}
+	h.claimMu.Lock()
+	defer h.claimMu.Unlock()
+	if c.users--; c.users > 0 {
+		return
+	}
+	delete(h.held, addr)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	c.claim.Release(rctx)
+}
+
+// claimWait bounds how long a webhook table's bulk load waits for another
+// runner's pass over the source's journal to end.
+const claimWait = time.Minute
+
+// holdWebhooks holds, in a fleet, the claim on applying the journal of the
+// source addr until release is called, waiting up to claimWait for
+// another runner's pass to end. A webhook table's bulk load holds it, so
+// that no other runner applies (and compacts away) events it would take
+// for applied: the load commits the journal position it started from.
+// This runner's applier shares the claim meanwhile.
+func (h *intake) holdWebhooks(ctx context.Context, addr string) (release func(), err error) {
+	deadline := time.Now().Add(claimWait)
+	for {
+		c, ok, err := h.claimWebhooks(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return func() { h.releaseWebhooks(ctx, addr, c) }, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("another runner has been applying %s's webhook events for over %s; the bulk load waits for that", addr, claimWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// check reports whether the claim is still held, right before a commit
+// under it; nil without claims.
+func (c *webhookClaim) check(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claim.Check(ctx)
 }
 
 // applyPendingWebhooks applies the journaled events of every webhook
@@ -530,7 +660,10 @@ func (h *intake) applyPendingWebhooks(ctx context.Context, try bool) {
 			}
 			continue
 		}
-		if !hs.j.HasPending(j.table.Table) {
+		if pending, err := hs.j.HasPending(ctx, j.table.Table); err != nil || !pending {
+			if err != nil && !try {
+				h.log.Warn("cannot apply journaled webhook events", "table", j.addr, "error", err)
+			}
 			continue
 		}
 		mu := h.tableLock(j.table.WarehouseTable)

@@ -96,6 +96,13 @@ func (r *Runner) syncWebhookTable(ctx context.Context, j job) (result, error) {
 	mu := r.hooks.tableLock(j.table.WarehouseTable)
 	mu.Lock()
 	defer mu.Unlock()
+	// In a fleet, what the tableLock is within this runner: no other
+	// runner applies the source's journal until the load has committed.
+	release, err := r.hooks.holdWebhooks(ctx, j.src.Address())
+	if err != nil {
+		return result{}, err
+	}
+	defer release()
 	src, err := r.opt.Open(ctx, j.src)
 	if err != nil {
 		return result{}, err

@@ -18,12 +18,17 @@
 //	               for SeenRetention, and the last sequence number
 //	lock           flock'ed by the process that owns the journal
 //
+// That is the journal of one runner (Journal). The runners of a fleet,
+// which all receive a source's deliveries, share one in the state
+// database instead (PG, pg.go); both are a Store.
+//
 // The package knows nothing of providers, warehouses or the runner.
 package journal
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -196,7 +201,7 @@ func (j *Journal) Close() {
 // Append journals the event id of table, whose body is JSON, and syncs it
 // to disk. dup reports an event id already journaled, which is not
 // journaled again.
-func (j *Journal) Append(id, table string, body []byte, now time.Time) (dup bool, err error) {
+func (j *Journal) Append(_ context.Context, id, table string, body []byte, now time.Time) (dup bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, ok := j.seen[id]; ok {
@@ -246,22 +251,22 @@ func (j *Journal) Committed(table string, seq uint64) {
 
 // HasPending reports whether the journal holds records of table past what
 // it committed (or not known to be committed).
-func (j *Journal) HasPending(table string) bool {
+func (j *Journal) HasPending(_ context.Context, table string) (bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	done, known := j.done[table]
 	for i := len(j.index) - 1; i >= 0; i-- {
 		e := j.index[i]
 		if e.table == table {
-			return !known || e.seq > done
+			return !known || e.seq > done, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // Pending reads the records of table past the sequence number done, in
 // order, up to the bounds of one commit.
-func (j *Journal) Pending(table string, done uint64) ([]Record, error) {
+func (j *Journal) Pending(_ context.Context, table string, done uint64) ([]Record, error) {
 	j.mu.Lock()
 	size, any := j.size, false
 	for _, e := range j.index {
@@ -310,7 +315,7 @@ func (j *Journal) Pending(table string, done uint64) ([]Record, error) {
 // saving their ids in the seen file, so that replays are still recognised.
 // Each file is replaced atomically; a crash between the two leaves ids in
 // both, which is harmless.
-func (j *Journal) Compact(live map[string]bool, now time.Time) error {
+func (j *Journal) Compact(_ context.Context, live map[string]bool, now time.Time) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.broken != nil {

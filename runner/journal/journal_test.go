@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var t0 = time.Unix(1_700_000_000, 0)
+var (
+	t0  = time.Unix(1_700_000_000, 0)
+	ctx = context.Background()
+)
 
 func open(t *testing.T, dir string, now time.Time) *Journal {
 	t.Helper()
@@ -24,10 +28,19 @@ func open(t *testing.T, dir string, now time.Time) *Journal {
 func appendAll(t *testing.T, j *Journal, evs ...[2]string) {
 	t.Helper()
 	for _, ev := range evs {
-		if _, err := j.Append(ev[0], ev[1], []byte(`{"id": "`+ev[0]+`"}`), t0); err != nil {
+		if _, err := j.Append(ctx, ev[0], ev[1], []byte(`{"id": "`+ev[0]+`"}`), t0); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func hasPending(t *testing.T, j Store, table string) bool {
+	t.Helper()
+	ok, err := j.HasPending(ctx, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 func ids(recs []Record) []string {
@@ -45,11 +58,11 @@ func TestAppendPendingReopen(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, t0)
 	appendAll(t, j, [2]string{"evt_1", "charges"}, [2]string{"evt_2", "customers"}, [2]string{"evt_3", "charges"})
-	dup, err := j.Append("evt_1", "charges", []byte(`{}`), t0)
+	dup, err := j.Append(ctx, "evt_1", "charges", []byte(`{}`), t0)
 	if err != nil || !dup {
 		t.Fatalf("redelivery: dup %v, %v", dup, err)
 	}
-	recs, err := j.Pending("charges", 0)
+	recs, err := j.Pending(ctx, "charges", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,21 +81,21 @@ func TestAppendPendingReopen(t *testing.T) {
 	j = open(t, dir, t0)
 	defer j.Close()
 	j.Committed("charges", 1)
-	if !j.HasPending("charges") || j.HasPending("other") {
+	if !hasPending(t, j, "charges") || hasPending(t, j, "other") {
 		t.Error("HasPending after reopen")
 	}
-	recs, err = j.Pending("charges", 1)
+	recs, err = j.Pending(ctx, "charges", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"evt_3"}, ids(recs)); diff != "" {
 		t.Errorf("pending charges past 1 (-want +got):\n%s", diff)
 	}
-	if dup, _ := j.Append("evt_2", "customers", []byte(`{}`), t0); !dup {
+	if dup, _ := j.Append(ctx, "evt_2", "customers", []byte(`{}`), t0); !dup {
 		t.Error("an id journaled before the reopen is not recognised")
 	}
 	j.Committed("charges", 3)
-	if j.HasPending("charges") {
+	if hasPending(t, j, "charges") {
 		t.Error("charges pending after committing its last record")
 	}
 }
@@ -106,7 +119,7 @@ func TestTornRecordCutOff(t *testing.T) {
 	j = open(t, dir, t0)
 	defer j.Close()
 	appendAll(t, j, [2]string{"evt_2", "charges"})
-	recs, err := j.Pending("charges", 0)
+	recs, err := j.Pending(ctx, "charges", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +136,7 @@ func TestCompact(t *testing.T) {
 	j := open(t, dir, t0)
 	appendAll(t, j, [2]string{"evt_1", "charges"}, [2]string{"evt_2", "gone"}, [2]string{"evt_3", "charges"})
 	j.Committed("charges", 3)
-	if err := j.Compact(map[string]bool{"charges": true}, t0); err != nil {
+	if err := j.Compact(ctx, map[string]bool{"charges": true}, t0); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, journalFile))
@@ -133,11 +146,11 @@ func TestCompact(t *testing.T) {
 	j.Close()
 
 	j = open(t, dir, t0.Add(time.Hour))
-	if dup, _ := j.Append("evt_1", "charges", []byte(`{}`), t0); !dup {
+	if dup, _ := j.Append(ctx, "evt_1", "charges", []byte(`{}`), t0); !dup {
 		t.Error("a compacted id is not recognised after a reopen")
 	}
 	appendAll(t, j, [2]string{"evt_4", "charges"})
-	recs, _ := j.Pending("charges", 0)
+	recs, _ := j.Pending(ctx, "charges", 0)
 	if len(recs) != 1 || recs[0].Seq != 4 {
 		t.Errorf("sequence after compaction: %+v", recs)
 	}
@@ -145,7 +158,7 @@ func TestCompact(t *testing.T) {
 
 	j = open(t, dir, t0.Add(SeenRetention+time.Hour))
 	defer j.Close()
-	if dup, _ := j.Append("evt_1", "charges", []byte(`{}`), t0); dup {
+	if dup, _ := j.Append(ctx, "evt_1", "charges", []byte(`{}`), t0); dup {
 		t.Error("an id past SeenRetention is still remembered")
 	}
 }

@@ -299,12 +299,35 @@ func (l *loader) load(bodies []hcl.Body) {
 	l.decodeState(single(&l.e, byType["state"]))
 	l.decodeWarehouse(single(&l.e, byType["warehouse"]))
 	l.decodeRunner(single(&l.e, byType["runner"]))
+	l.checkFleet()
 	for _, b := range byType["source"] {
 		if s := l.decodeSource(b); s != nil {
 			l.cfg.Sources = append(l.cfg.Sources, s)
 		}
 	}
 	l.checkSources()
+}
+
+// checkFleet refuses a fleet (several runners: the postgres state
+// backend, unless runner { fleet = false }) writing a local Parquet
+// warehouse, which each runner would write apart from the others.
+func (l *loader) checkFleet() {
+	c := l.cfg
+	if !c.IsFleet() || c.Warehouse.Backend != "parquet" {
+		return
+	}
+	subject := c.Warehouse.DeclRange
+	if subject.Empty() {
+		subject = c.State.DeclRange
+	}
+	l.e.diags = append(l.e.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "A fleet of runners needs a shared warehouse",
+		Detail: "With the postgres state backend, several `sluice run` processes may share the work (runner { fleet } defaults to true), " +
+			"and each would write a Parquet directory of its own machine. Use warehouse { backend = \"postgres\" } or \"iceberg\" " +
+			"(on object storage), or set runner { fleet = false } if only one runner will ever run.",
+		Subject: subject.Ptr(),
+	})
 }
 
 // single returns the one block of a kind that may appear once, reporting

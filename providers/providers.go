@@ -171,6 +171,12 @@ type StreamRequest struct {
 	// StopAtLSN, when set, ends the stream once everything committed at or
 	// before it was handed to the sink.
 	StopAtLSN string
+	// TakeOver says the caller holds the stream's claim in a fleet of
+	// runners: a process still streaming from the slot is one that lost
+	// the claim (stopped, partitioned), and is terminated rather than
+	// waited for. PostgreSQL allows one walsender per slot, which makes
+	// the slot the fence between the old owner and the new.
+	TakeOver bool
 }
 
 // ChangeSink receives decoded changes.

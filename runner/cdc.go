@@ -597,6 +597,10 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		return err
 	}
 	pos := records.Position{LSN: e.cs.EncodePosition(lsn), SnapshotDone: true}
+	if err := checkClaim(ctx); err != nil {
+		abort()
+		return err
+	}
 	var tableRows int64
 	for k, o := range t.outs {
 		n, err := txs[k].Commit(ctx, pos)
@@ -714,6 +718,9 @@ func (e *cdcEngine) stream(ctx context.Context, stop string, once bool) error {
 	req := providers.StreamRequest{
 		Slot: e.src.Postgres.CDC.Slot, Publication: e.src.Postgres.CDC.Publication,
 		Tables: tables, StartLSN: e.cs.EncodePosition(start), StopAtLSN: stop,
+		// A walsender still streaming from the slot under a fleet's
+		// claim belongs to a runner that lost the claim.
+		TakeOver: claimOf(ctx) != nil,
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -803,7 +810,7 @@ func (e *cdcEngine) failed(ctx context.Context, j job, err error) {
 
 // onceCDC runs every source's cdc tables for run -once, and returns the
 // tables that failed.
-func (r *Runner) onceCDC(ctx context.Context, jobs []job) []string {
+func (r *Runner) onceCDC(ctx context.Context, jobs []job, claims map[string]state.Claim) []string {
 	groups := cdcGroups(jobs)
 	var mu sync.Mutex
 	var failed []string
@@ -814,6 +821,7 @@ func (r *Runner) onceCDC(ctx context.Context, jobs []job) []string {
 		go func() {
 			defer wg.Done()
 			e := newCDCEngine(r.cdc, g)
+			ctx := withClaim(ctx, claims[streamClaim(addr)])
 			err := e.run(ctx, true)
 			r.recorder.flush(ctx, g)
 			if err != nil {
@@ -854,6 +862,7 @@ type cdcSupervisor struct {
 
 type supervised struct {
 	sig    string
+	claim  state.Claim // nil outside a fleet
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -878,12 +887,13 @@ func signature(g []job) string {
 	return b.String()
 }
 
-// sync starts, restarts and stops engines to match groups.
-func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
+// sync starts, restarts and stops engines to match groups; an engine
+// started for a source with a claim (a fleet) commits under it.
+func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job, claims map[string]state.Claim) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for addr, sv := range s.running {
-		if g, ok := groups[addr]; !ok || signature(g) != sv.sig {
+		if g, ok := groups[addr]; !ok || signature(g) != sv.sig || sv.claim != claims[addr] {
 			s.r.opt.Logger.Info("cdc tables changed in state: restarting the stream", "source", addr)
 			sv.cancel()
 			<-sv.done
@@ -895,12 +905,12 @@ func (s *cdcSupervisor) sync(ctx context.Context, groups map[string][]job) {
 			continue
 		}
 		g := groups[addr]
-		ctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := context.WithCancel(withClaim(ctx, claims[addr]))
 		// The WAL monitor may stop the stream (to drop its slot) and keep
 		// watching; the whole entry stops when its tables change.
 		engCtx, engCancel := context.WithCancel(ctx)
 		engDone, monDone := make(chan struct{}), make(chan struct{})
-		sv := &supervised{sig: signature(g), cancel: cancel, done: make(chan struct{})}
+		sv := &supervised{sig: signature(g), claim: claims[addr], cancel: cancel, done: make(chan struct{})}
 		s.running[addr] = sv
 		stopEngine := func() {
 			engCancel()

@@ -20,6 +20,11 @@ var errNotYet = errors.New("not available yet")
 // runJob syncs one table, retrying transient failures, and records the
 // outcome in status and metrics.
 func (r *Runner) runJob(ctx context.Context, j job) error {
+	return r.runJobAttempts(ctx, j, r.opt.Retry.Attempts)
+}
+
+// runJobAttempts is runJob with at most attempts attempts.
+func (r *Runner) runJobAttempts(ctx context.Context, j job, attempts int) error {
 	log := r.opt.Logger.With("table", j.addr)
 	start := r.opt.Now()
 	running := r.recorder.running(ctx, j, start)
@@ -29,7 +34,7 @@ func (r *Runner) runJob(ctx context.Context, j job) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		res, err = r.syncTable(ctx, j, full)
-		if err == nil || ctx.Err() != nil || !Transient(err) || attempt >= r.opt.Retry.Attempts {
+		if err == nil || ctx.Err() != nil || !Transient(err) || attempt >= attempts {
 			break
 		}
 		wait := r.opt.Retry.backoff(attempt)
@@ -206,6 +211,10 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 		err = ctx.Err()
 	}
 	if err != nil {
+		_ = tx.Abort(ctx)
+		return res, err
+	}
+	if err := checkClaim(ctx); err != nil {
 		_ = tx.Abort(ctx)
 		return res, err
 	}

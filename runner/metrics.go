@@ -11,7 +11,10 @@ import (
 // Metrics are the runner's Prometheus metrics, on a registry of their own
 // so that tests and several runners in one process do not collide.
 type Metrics struct {
-	Registry    *prometheus.Registry
+	Registry *prometheus.Registry
+	// Registerer registers on Registry, with the runner's label when the
+	// metrics are a named runner's (NewRunnerMetrics).
+	Registerer  prometheus.Registerer
 	rows        *prometheus.CounterVec
 	bytes       *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -21,9 +24,20 @@ type Metrics struct {
 }
 
 // NewMetrics registers the runner's metrics.
-func NewMetrics() *Metrics {
+func NewMetrics() *Metrics { return NewRunnerMetrics("") }
+
+// NewRunnerMetrics registers the metrics of the runner named id: every
+// series sluice exports carries the label runner="<id>", so that the
+// runners of a fleet, scraped apart, add up (the Go and process
+// collectors' series carry it too). An empty id adds no label.
+func NewRunnerMetrics(id string) *Metrics {
+	reg := prometheus.NewRegistry()
+	var registerer prometheus.Registerer = reg
+	if id != "" {
+		registerer = prometheus.WrapRegistererWith(prometheus.Labels{"runner": id}, reg)
+	}
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
+		Registry: reg, Registerer: registerer,
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_rows_synced_total", Help: "Rows read from sources and committed to the warehouse.",
 		}, []string{"table"}),
@@ -44,7 +58,7 @@ func NewMetrics() *Metrics {
 			Name: "sluice_slot_lag_bytes", Help: "WAL retained by the source's replication slot.",
 		}, []string{"source"}),
 	}
-	m.Registry.MustRegister(m.rows, m.bytes, m.duration, m.failures, m.lastSuccess, m.slotLag,
+	m.Registerer.MustRegister(m.rows, m.bytes, m.duration, m.failures, m.lastSuccess, m.slotLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -84,6 +84,11 @@ type Options struct {
 	// requests.go): the daemon takes them every second, run -once and sync
 	// when they start. Only the holder of the runner lock may take them.
 	Requests state.SyncRequests
+	// Claims, when set, make this runner one of a fleet (fleet.go): it
+	// holds no runner lock, its batch tables are handed to it by the job
+	// engine (FleetSync), and it streams the sources whose claims it
+	// takes.
+	Claims state.Claimer
 }
 
 // Runner runs syncs.
@@ -120,6 +125,9 @@ type Runner struct {
 	watchers sync.WaitGroup
 	// maint maintains tables after their commits (maintain.go).
 	maint *maintainer
+	// claimsRenewed is when the fleet's claim session was last renewed
+	// (fleet.go).
+	claimsRenewed time.Time
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -180,7 +188,7 @@ func New(opt Options) *Runner {
 		dir: opt.JournalDir, tables: r.webhookJobs, open: opt.Open, warehouse: opt.Warehouse,
 		status: r.recorder, store: opt.Status,
 		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
-		webhookURL:   r.webhookURL, registry: opt.Metrics.Registry, log: opt.Logger, now: opt.Now,
+		webhookURL:   r.webhookURL, registry: opt.Metrics.Registerer, log: opt.Logger, now: opt.Now,
 		maint: r.maint,
 	})
 	r.slots = &slotMonitor{
@@ -354,7 +362,21 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 	if err := r.Load(ctx); err != nil {
 		return nil, err
 	}
-	r.recoverInterrupted(ctx)
+	if r.fleet() {
+		st, err := r.opt.Status.ReadStatus(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading status: %w", err)
+		}
+		r.interruptDead(ctx, st)
+		r.mu.Lock()
+		for addr, ts := range st.Tables {
+			cp := *ts
+			r.status[addr] = &cp
+		}
+		r.mu.Unlock()
+	} else {
+		r.recoverInterrupted(ctx)
+	}
 	jobs, problems := r.jobs()
 	for _, p := range problems {
 		r.opt.Logger.Warn(p)
@@ -411,13 +433,21 @@ func (r *Runner) once(ctx context.Context, force map[string]bool) (failed []stri
 			r.opt.Logger.Debug("not due", "table", j.addr, "next", next)
 		}
 	}
+	var claims map[string]state.Claim
+	if r.fleet() {
+		var release func()
+		due, cdc, claims, release = r.claimOnce(ctx, due, cdc, ran)
+		defer release()
+	}
 	r.mu.Lock()
 	r.ran = ran
 	r.mu.Unlock()
-	r.writeAllStatus(ctx)
+	if !r.fleet() {
+		r.writeAllStatus(ctx)
+	}
 	cdcDone := make(chan []string, 1)
-	go func() { cdcDone <- r.onceCDC(ctx, cdc) }()
-	results := r.runJobs(ctx, due)
+	go func() { cdcDone <- r.onceCDC(ctx, cdc, claims) }()
+	results := r.runJobs(ctx, due, claims)
 	r.hooks.drain(ctx)
 	for addr, err := range results {
 		if err != nil {
@@ -499,7 +529,7 @@ func (r *Runner) recoverInterrupted(ctx context.Context) {
 }
 
 // runJobs runs jobs with bounded concurrency and waits for them.
-func (r *Runner) runJobs(ctx context.Context, jobs []job) map[string]error {
+func (r *Runner) runJobs(ctx context.Context, jobs []job, claims map[string]state.Claim) map[string]error {
 	results := map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -518,7 +548,7 @@ func (r *Runner) runJobs(ctx context.Context, jobs []job) map[string]error {
 				mu.Unlock()
 				return
 			}
-			err := r.runJob(ctx, j)
+			err := r.runJob(withClaim(ctx, claims[tableClaim(j.addr)]), j)
 			<-sem
 			mu.Lock()
 			results[j.addr] = err
@@ -553,7 +583,9 @@ func (r *Runner) Run(parent context.Context) error {
 	if err := r.Load(parent); err != nil {
 		return err
 	}
-	r.recoverInterrupted(parent)
+	if !r.fleet() {
+		r.recoverInterrupted(parent)
+	}
 	// A runner that lost its lock to another stops as at a shutdown.
 	ctx, stopLost := context.WithCancel(parent)
 	defer stopLost()
@@ -561,10 +593,15 @@ func (r *Runner) Run(parent context.Context) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.opt.Concurrency)
 	streams := newCDCSupervisor(r)
+	owner := newStreamOwner(r)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPoll := r.opt.Now()
-	r.writeAllStatus(ctx)
+	if !r.fleet() {
+		// In a fleet the records are the syncs' own: a record written
+		// from this runner's view could overwrite another runner's.
+		r.writeAllStatus(ctx)
+	}
 	hooksDone := r.hooks.runApplier(ctx)
 	for {
 		now := r.opt.Now()
@@ -583,12 +620,22 @@ func (r *Runner) Run(parent context.Context) error {
 		}
 		jobs, _ := r.jobs()
 		// One stream per source with cdc tables, restarted when they
-		// change in state (cdc.go).
-		streams.sync(ctx, cdcGroups(jobs))
-		if ctx.Err() == nil {
+		// change in state (cdc.go); in a fleet, of the sources whose
+		// claims this runner holds (fleet.go).
+		if r.fleet() {
+			r.renewClaims(ctx)
+			mine, claims := owner.groups(ctx, cdcGroups(jobs), now)
+			streams.sync(ctx, mine, claims)
+		} else {
+			streams.sync(ctx, cdcGroups(jobs), nil)
+		}
+		if ctx.Err() == nil && !r.fleet() {
 			r.pollRequests(ctx, jobs, now)
 		}
 		for _, j := range jobs {
+			if r.fleet() {
+				break // the job engine hands the batch tables out
+			}
 			if j.table.Sync == config.SyncCDC {
 				continue
 			}
@@ -621,6 +668,7 @@ func (r *Runner) Run(parent context.Context) error {
 			streams.wait()
 			r.watchers.Wait()
 			<-hooksDone
+			owner.release(context.WithoutCancel(ctx))
 			return lost
 		case <-tick.C:
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/runner"
+	"github.com/sluice-dev/sluice/runner/fleet"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -62,7 +63,11 @@ func runRun(e *env, args []string) int {
 	// The daemon's start removes what failed or killed commits left in
 	// the warehouse (run -once leaves it to the tables' maintenance: a
 	// sweep lists every table's files, too much for a cron job's start).
-	rs.sweep = sweepOrphans(ctx, rs.wh, logger)
+	// In a fleet, only a runner that starts alone sweeps: another runner's
+	// commit in progress has files no snapshot names yet.
+	if rs.claims == nil || rs.aloneInFleet(ctx) {
+		rs.sweep = sweepOrphans(ctx, rs.wh, logger)
+	}
 	addr := cfg.Runner.Listen
 	if *listen != "" {
 		addr = *listen
@@ -78,8 +83,40 @@ func runRun(e *env, args []string) int {
 			logger.Error("http server stopped", "error", err)
 		}
 	}()
+	var engine *fleet.Engine
+	if rs.claims != nil {
+		if err := fleet.Migrate(ctx, rs.pool); err != nil {
+			fmt.Fprintf(e.stderr, "Error: %s\n", err)
+			return exitError
+		}
+		info := rs.claims.Info()
+		// The engine stops when asked, after ctx ends (below): its jobs
+		// get SoftStop to finish.
+		engine, err = fleet.Start(context.WithoutCancel(ctx), fleet.Options{
+			Pool: rs.pool, Runner: r, ID: info.ID + "-" + shortInstance(info.Instance), Concurrency: n, Logger: logger,
+			SoftStop: fleetSoftStop,
+		})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "Error: %s\n", err)
+			return exitError
+		}
+		logger.Info("runner joined the fleet", "state_backend", "postgres", "claim_timeout", claimTimeout())
+	}
 	logger.Info("runner started", "listen", ln.Addr().String(), "concurrency", n)
+	engineDone := make(chan error, 1)
+	if engine != nil {
+		go func() {
+			<-ctx.Done()
+			logger.Info("stopping: handing running syncs back to the fleet after at most " + fleetSoftStop.String())
+			engineDone <- engine.Stop(context.Background())
+		}()
+	}
 	err = r.Run(ctx)
+	if engine != nil {
+		if serr := <-engineDone; serr != nil {
+			logger.Warn("stopping the job engine", "error", serr)
+		}
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
@@ -132,4 +169,36 @@ func (e *env) printRunSummary(outcomes []runner.Outcome, failed []string, took t
 		return
 	}
 	fmt.Fprintf(e.stdout, "\nAll due syncs completed in %s.\n", took.Round(time.Millisecond))
+}
+
+// fleetSoftStop bounds how long a stopping fleet runner waits for its
+// running syncs before it cancels them and hands their jobs back.
+const fleetSoftStop = 30 * time.Second
+
+// shortInstance is the start of a runner's instance id, to tell apart
+// runners started under the same name.
+func shortInstance(instance string) string {
+	if len(instance) > 8 {
+		return instance[:8]
+	}
+	return instance
+}
+
+// aloneInFleet reports whether no other runner of the fleet is alive.
+func (s *runnerSession) aloneInFleet(ctx context.Context) bool {
+	reg, ok := s.backend.(state.RunnerRegistry)
+	if !ok {
+		return false
+	}
+	runners, err := reg.Runners(ctx)
+	if err != nil {
+		return false
+	}
+	me := s.claims.Info()
+	for _, r := range runners {
+		if r.Alive && r.Instance != me.Instance {
+			return false
+		}
+	}
+	return true
 }

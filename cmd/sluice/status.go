@@ -19,6 +19,25 @@ func init() { implement("status", runStatus) }
 type statusJSON struct {
 	Tables  []tableStatusJSON  `json:"tables"`
 	Sources []sourceStatusJSON `json:"sources"`
+	// Runners are the runners of a fleet (postgres state backend) seen in
+	// the last day, with their last heartbeat.
+	Runners []runnerStatusJSON `json:"runners,omitempty"`
+}
+
+// runnerStatusJSON is one runner of a fleet.
+type runnerStatusJSON struct {
+	ID            string    `json:"id"`
+	Instance      string    `json:"instance"`
+	Host          string    `json:"host"`
+	PID           int       `json:"pid"`
+	Operation     string    `json:"operation"`
+	Started       time.Time `json:"started"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	// State is "running" (its claim session is open), "stopped" (it
+	// stopped cleanly at StoppedAt) or "gone" (killed, or cut off from
+	// the state database: its claims were freed).
+	State     string     `json:"state"`
+	StoppedAt *time.Time `json:"stopped_at,omitempty"`
 }
 
 type tableStatusJSON struct {
@@ -90,8 +109,13 @@ func runStatus(e *env, args []string) int {
 	if err == nil {
 		var status *state.Status
 		if status, err = store.ReadStatus(ctx); err == nil {
-			if err = markInterrupted(ctx, b, status); err == nil {
-				return e.printStatus(buildStatus(st, status, pos, time.Now()), *jsonOut, pos)
+			var runners []state.RunnerStatus
+			if runners, err = readRunners(ctx, b); err == nil {
+				if err = markInterrupted(ctx, b, status, runners); err == nil {
+					out := buildStatus(st, status, pos, time.Now())
+					out.Runners = runnersJSON(runners)
+					return e.printStatus(out, *jsonOut, pos)
+				}
 			}
 		}
 	}
@@ -103,7 +127,9 @@ func runStatus(e *env, args []string) int {
 // machine stopped) as failed rather than running: a running record is
 // running only while its runner holds the runner lock. The next runner
 // records the same.
-func markInterrupted(ctx context.Context, b state.Backend, status *state.Status) error {
+// In a fleet, a running record is running while its runner's claim
+// session is open (runners).
+func markInterrupted(ctx context.Context, b state.Backend, status *state.Status, runners []state.RunnerStatus) error {
 	locker, ok := b.(state.RunnerLocker)
 	if !ok {
 		return nil
@@ -112,8 +138,45 @@ func markInterrupted(ctx context.Context, b state.Backend, status *state.Status)
 	if err != nil {
 		return err
 	}
-	state.MarkInterrupted(status, holder)
+	alive := map[string]bool{}
+	for _, r := range runners {
+		if r.Alive {
+			alive[r.Instance] = true
+		}
+	}
+	for _, ts := range status.Tables {
+		if ts.State != state.StateRunning || state.RunnerAlive(ts.Owner, holder) || ts.Owner != nil && alive[ts.Owner.Instance] {
+			continue
+		}
+		state.Interrupt(ts)
+	}
 	return nil
+}
+
+// readRunners returns the runners of a fleet the backend recorded (none
+// for the local backend).
+func readRunners(ctx context.Context, b state.Backend) ([]state.RunnerStatus, error) {
+	reg, ok := b.(state.RunnerRegistry)
+	if !ok {
+		return nil, nil
+	}
+	return reg.Runners(ctx)
+}
+
+func runnersJSON(runners []state.RunnerStatus) []runnerStatusJSON {
+	var out []runnerStatusJSON
+	for _, r := range runners {
+		rj := runnerStatusJSON{ID: r.ID, Instance: r.Instance, Host: r.Host, PID: r.PID, Operation: r.Operation,
+			Started: r.Started.UTC(), LastHeartbeat: r.LastHeartbeat.UTC(), State: "running", StoppedAt: timePtr(r.Stopped)}
+		switch {
+		case !r.Stopped.IsZero():
+			rj.State = "stopped"
+		case !r.Alive:
+			rj.State = "gone"
+		}
+		out = append(out, rj)
+	}
+	return out
 }
 
 // buildStatus joins the applied state and the status records. The next
@@ -207,6 +270,24 @@ func (e *env) printStatus(s statusJSON, jsonOut bool, filter []string) int {
 		}
 	}
 	fmt.Fprintln(e.stdout)
+	if len(s.Runners) > 0 {
+		tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TABLE\tLAST SYNCED BY")
+		for _, t := range s.Tables {
+			if t.Runner != "" {
+				fmt.Fprintf(tw, "%s\t%s\n", t.Address, t.Runner)
+			}
+		}
+		tw.Flush()
+		fmt.Fprintln(e.stdout)
+		tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUNNER\tSTATE\tHOST\tPID\tSTARTED\tLAST HEARTBEAT")
+		for _, r := range s.Runners {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.State, r.Host, r.PID, showTime(&r.Started), showTime(&r.LastHeartbeat))
+		}
+		tw.Flush()
+		fmt.Fprintln(e.stdout)
+	}
 	tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tSTATE\tSLOT LAG\tNOTE")
 	for _, src := range s.Sources {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/runner"
@@ -357,11 +359,22 @@ type runnerSession struct {
 	// sweep ends the removal of orphan files started with the session
 	// (nil when the warehouse has none to remove).
 	sweep func()
+	// claims and pool are a fleet runner's (postgres state backend): its
+	// claim session, which stands for the runner lock, and connections
+	// for the job engine and the shared webhook journals.
+	claims *pgstate.Claims
+	pool   *pgxpool.Pool
 }
 
 func (s *runnerSession) close() {
 	if s.r != nil {
 		_ = s.r.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.claims != nil {
+		_ = s.claims.Close()
 	}
 	if s.sweep != nil {
 		s.sweep()
@@ -448,6 +461,9 @@ func (e *env) openRunner(ctx context.Context, f *runnerFlags, check func(*config
 // lockRunner takes the runner lock for operation; a *RunnerLockedError
 // (wrapped) names the holder.
 func (s *runnerSession) lockRunner(ctx context.Context, operation string) error {
+	if s.cfg.IsFleet() {
+		return s.joinFleet(ctx, operation)
+	}
 	locker, ok := s.backend.(state.RunnerLocker)
 	if !ok {
 		return fmt.Errorf("the %T state backend has no runner lock", s.backend)
@@ -460,6 +476,34 @@ func (s *runnerSession) lockRunner(ctx context.Context, operation string) error 
 	}
 	s.lock, s.owner = lock, &owner
 	return nil
+}
+
+// joinFleet makes s a runner of a fleet: instead of the runner lock, it
+// opens the runner's claim session (which records the runner and its
+// heartbeats) and a pool of connections to the state database.
+func (s *runnerSession) joinFleet(ctx context.Context, operation string) error {
+	pg, ok := s.backend.(*pgstate.Postgres)
+	if !ok {
+		return fmt.Errorf("a fleet needs the postgres state backend, not %T", s.backend)
+	}
+	owner := state.NewRunnerInfo(operation)
+	owner.ID = s.id
+	claims, err := pg.OpenClaims(ctx, owner, claimTimeout())
+	if err != nil {
+		return err
+	}
+	info := claims.Info()
+	s.claims, s.owner = claims, &info
+	return nil
+}
+
+// claimTimeout is how long a fleet runner that stops answering keeps its
+// claims: SLUICE_CLAIM_TIMEOUT (a Go duration, at least 2s), or 20s.
+func claimTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SLUICE_CLAIM_TIMEOUT")); err == nil && d >= 2*time.Second {
+		return d
+	}
+	return pgstate.DefaultClaimTimeout
 }
 
 // lockFailed says why the runner lock was not taken, closes s and returns
@@ -507,6 +551,17 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 		Lock:        s.lock,
 		Requests:    requests,
 		JournalDir:  journalDir(s.backend, s.cfg.Dir),
+		Metrics:     runner.NewRunnerMetrics(s.id),
+	}
+	if s.claims != nil {
+		// A fleet: no runner lock to hand sync requests over with (each
+		// runner runs what it claims), and the status records and
+		// journals are shared.
+		opt.Claims, opt.Requests = s.claims, nil
+		pg := s.backend.(*pgstate.Postgres)
+		if s.pool, err = pg.NewPool(ctx, int32(s.concurrency+4), "sluice runner "+s.id); err != nil {
+			return err
+		}
 	}
 	if isTerminal(e.stderr) {
 		opt.Progress = e.stderr

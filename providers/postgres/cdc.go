@@ -196,7 +196,7 @@ func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink
 		defer cancel()
 		cat.Close(ctx)
 	}()
-	blockSize, err := checkStream(ctx, cat, req.Slot, req.Publication)
+	blockSize, err := checkStream(ctx, cat, req.Slot, req.Publication, req.TakeOver)
 	if err != nil {
 		return err
 	}
@@ -217,8 +217,21 @@ func (p *Provider) Stream(ctx context.Context, req providers.StreamRequest, sink
 		// A list of identifiers in a string literal.
 		"publication_names " + quoteLiteral(pgx.Identifier{req.Publication}.Sanitize()),
 	}
-	err = pglogrepl.StartReplication(ctx, conn, pgx.Identifier{req.Slot}.Sanitize(), start,
-		pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
+	for attempt := 0; ; attempt++ {
+		err = pglogrepl.StartReplication(ctx, conn, pgx.Identifier{req.Slot}.Sanitize(), start,
+			pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
+		if err == nil || !req.TakeOver || !slotInUse(err) || attempt >= takeOverAttempts {
+			break
+		}
+		if terr := terminateSlotHolder(ctx, cat, req.Slot); terr != nil {
+			return fmt.Errorf("taking replication slot %s over from a runner that lost its claim: %w", req.Slot, terr)
+		}
+		select {
+		case <-time.After(takeOverWait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if err != nil {
 		return streamError(err, req.Slot, req.Publication, p)
 	}
@@ -248,7 +261,9 @@ FROM (SELECT 1) AS one
 LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = $1`
 
 // checkStream checks what streaming needs and returns the WAL page size.
-func checkStream(ctx context.Context, conn *pgx.Conn, slot, publication string) (uint64, error) {
+// With takeOver, a process streaming from the slot is not an error: the
+// stream terminates it when it starts.
+func checkStream(ctx context.Context, conn *pgx.Conn, slot, publication string, takeOver bool) (uint64, error) {
 	var walLevel, plugin, database, walStatus, current string
 	var blockSize int64
 	var pubExists, slotExists bool
@@ -260,6 +275,9 @@ func checkStream(ctx context.Context, conn *pgx.Conn, slot, publication string) 
 	}
 	if blockSize <= 0 {
 		return 0, fmt.Errorf("the server reports a wal_block_size of %d", blockSize)
+	}
+	if takeOver {
+		pid = nil
 	}
 	return uint64(blockSize), checkStreamState(slot, publication, walLevel, plugin, database, walStatus, current, pubExists, slotExists, pid)
 }
@@ -595,4 +613,28 @@ func standbyStatus(pos pglogrepl.LSN, reply bool) pglogrepl.StandbyStatusUpdate 
 		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
 		ReplyRequested: reply,
 	}
+}
+
+// How a stream takes a slot over from a walsender of a runner that lost
+// its claim: the walsender is terminated, and START_REPLICATION tried
+// again while it exits.
+const (
+	takeOverAttempts = 20
+	takeOverWait     = 250 * time.Millisecond
+)
+
+// slotInUse reports START_REPLICATION's refusal of a slot another process
+// streams from.
+func slotInUse(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55006"
+}
+
+// terminateSlotHolder ends the server process streaming from slot (the
+// same role may end its own sessions; otherwise the role needs
+// pg_signal_backend).
+func terminateSlotHolder(ctx context.Context, conn *pgx.Conn, slot string) error {
+	_, err := conn.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend(active_pid, 5000)
+		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
+	return err
 }

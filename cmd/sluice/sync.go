@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/runner"
+	"github.com/sluice-dev/sluice/runner/journal"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/state/pgstate"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -561,6 +562,10 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 		pg := s.backend.(*pgstate.Postgres)
 		if s.pool, err = pg.NewPool(ctx, int32(s.concurrency+4), "sluice runner "+s.id); err != nil {
 			return err
+		}
+		pool := s.pool
+		opt.WebhookJournal = func(ctx context.Context, source string) (journal.Store, error) {
+			return journal.OpenPostgres(ctx, pool, source, time.Now())
 		}
 	}
 	if isTerminal(e.stderr) {

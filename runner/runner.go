@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/runner/journal"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -84,6 +85,10 @@ type Options struct {
 	// requests.go): the daemon takes them every second, run -once and sync
 	// when they start. Only the holder of the runner lock may take them.
 	Requests state.SyncRequests
+	// WebhookJournal, when set, opens a webhook source's journal: in a
+	// fleet, journal.OpenPostgres on the state database, which every
+	// runner receives into. Nil: the file journal in JournalDir.
+	WebhookJournal func(ctx context.Context, source string) (journal.Store, error)
 	// Claims, when set, make this runner one of a fleet (fleet.go): it
 	// holds no runner lock, its batch tables are handed to it by the job
 	// engine (FleetSync), and it streams the sources whose claims it
@@ -189,7 +194,7 @@ func New(opt Options) *Runner {
 		status: r.recorder, store: opt.Status,
 		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
 		webhookURL:   r.webhookURL, registry: opt.Metrics.Registerer, log: opt.Logger, now: opt.Now,
-		maint: r.maint,
+		maint: r.maint, openJournal: opt.WebhookJournal, claims: opt.Claims,
 	})
 	r.slots = &slotMonitor{
 		open: opt.Open, openResources: opt.Resources, put: r.hooks.putSourceStatus,
@@ -596,6 +601,7 @@ func (r *Runner) Run(parent context.Context) error {
 	owner := newStreamOwner(r)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	freed := make(chan struct{}, 1)
 	lastPoll := r.opt.Now()
 	if !r.fleet() {
 		// In a fleet the records are the syncs' own: a record written
@@ -654,10 +660,16 @@ func (r *Runner) Run(parent context.Context) error {
 			wg.Add(1)
 			go func(j job) {
 				defer wg.Done()
-				defer func() { <-sem }()
 				_ = r.runJob(ctx, j)
 				r.setRunning(j.addr, false)
 				r.requestFinished(ctx, j.addr)
+				<-sem
+				// A free worker takes the next due table now, not at the
+				// next tick.
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
 			}(j)
 		}
 		r.answerRequests(ctx, jobs, now)
@@ -671,6 +683,7 @@ func (r *Runner) Run(parent context.Context) error {
 			owner.release(context.WithoutCancel(ctx))
 			return lost
 		case <-tick.C:
+		case <-freed:
 		}
 	}
 }

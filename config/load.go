@@ -296,10 +296,14 @@ func (l *loader) load(bodies []hcl.Body) {
 	}
 	l.decodeLocals(byType["locals"])
 
+	before := len(l.e.diags.Errs())
 	l.decodeState(single(&l.e, byType["state"]))
+	stateOK := len(l.e.diags.Errs()) == before
 	l.decodeWarehouse(single(&l.e, byType["warehouse"]))
 	l.decodeRunner(single(&l.e, byType["runner"]))
-	l.checkFleet()
+	if stateOK {
+		l.checkFleet()
+	}
 	for _, b := range byType["source"] {
 		if s := l.decodeSource(b); s != nil {
 			l.cfg.Sources = append(l.cfg.Sources, s)

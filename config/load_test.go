@@ -340,6 +340,27 @@ func TestStaticErrors(t *testing.T) {
 			want: []diag{{"error", "Missing state URL", 1}},
 		},
 		{
+			name:   "a fleet writing a local Parquet warehouse",
+			src:    "state {\n  backend = \"postgres\"\n  url = \"postgres://h/d\"\n}\nwarehouse {\n  backend = \"parquet\"\n}\n",
+			want:   []diag{{"error", "A fleet of runners needs a shared warehouse", 5}},
+			detail: "runner { fleet = false }",
+		},
+		{
+			name: "a fleet with the default Parquet warehouse",
+			src:  "state {\n  backend = \"postgres\"\n  url = \"postgres://h/d\"\n}\n",
+			want: []diag{{"error", "A fleet of runners needs a shared warehouse", 1}},
+		},
+		{
+			name: "one runner on postgres state with a Parquet warehouse",
+			src:  "state {\n  backend = \"postgres\"\n  url = \"postgres://h/d\"\n}\nrunner {\n  fleet = false\n}\n",
+			want: nil,
+		},
+		{
+			name: "a fleet of the local state backend",
+			src:  "runner {\n  fleet = true\n}\n",
+			want: []diag{{"error", "A fleet needs the postgres state backend", 2}},
+		},
+		{
 			name: "runner concurrency zero",
 			src:  "runner {\n  concurrency = 0\n}\n",
 			want: []diag{{"error", "Invalid value", 2}},

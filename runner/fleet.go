@@ -375,3 +375,13 @@ func (r *Runner) claimOnce(ctx context.Context, due, cdc []job, ran map[string]b
 	}
 	return keptDue, keptCDC, claims, release
 }
+
+// fleetCounter is the backend's shared webhook counters, for a fleet
+// runner.
+func fleetCounter(opt Options) state.WebhookCounter {
+	c, ok := opt.Backend.(state.WebhookCounter)
+	if !ok || opt.Claims == nil {
+		return nil
+	}
+	return c
+}

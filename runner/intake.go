@@ -89,6 +89,9 @@ type intakeDeps struct {
 	now          func() time.Time
 	// maint maintains a table after the applier's commits (maintain.go).
 	maint *maintainer
+	// counter, in a fleet, keeps the webhook counters every runner adds
+	// to; nil: this runner's counters are the source's.
+	counter state.WebhookCounter
 	// openJournal opens a source's journal; nil: the file journal in
 	// dir/<source>. A fleet's runners open the one in the state database
 	// (journal.OpenPostgres), which they all receive into.
@@ -150,6 +153,9 @@ type hookSource struct {
 	mu    sync.Mutex
 	stats state.SourceStatus // counters only
 	dirty bool
+	// added are the counters as last added to a fleet's shared ones
+	// (intakeDeps.counter).
+	added state.SourceStatus
 }
 
 // hookSource opens a source's journal on first use: the seen ids, the
@@ -184,6 +190,7 @@ func (h *intake) hookSource(ctx context.Context, addr string) (*hookSource, erro
 	if st, err := h.store.ReadStatus(ctx); err == nil {
 		if ss := st.Sources[addr]; ss != nil {
 			hs.stats.EventsReceived, hs.stats.EventsRejected, hs.stats.EventsApplied = ss.EventsReceived, ss.EventsRejected, ss.EventsApplied
+			hs.added = hs.stats
 			hs.stats.LastEventAt = ss.LastEventAt
 			if _, ok := h.health[addr]; !ok {
 				h.health[addr] = *ss
@@ -782,7 +789,22 @@ func (h *intake) putSourceStatus(ctx context.Context, ss *state.SourceStatus) er
 		ss.EventsReceived, ss.EventsRejected, ss.EventsApplied = hs.stats.EventsReceived, hs.stats.EventsRejected, hs.stats.EventsApplied
 		ss.LastEventAt = hs.stats.LastEventAt
 		hs.dirty = false
+		cur, added := hs.stats, hs.added
+		hs.added = cur
 		hs.mu.Unlock()
+		if h.counter != nil {
+			// In a fleet every runner counts: each adds what it counted
+			// since its last addition.
+			dr, dj, da := cur.EventsReceived-added.EventsReceived, cur.EventsRejected-added.EventsRejected, cur.EventsApplied-added.EventsApplied
+			if dr != 0 || dj != 0 || da != 0 {
+				if err := h.counter.AddWebhookCounts(ctx, ss.Address, dr, dj, da, cur.LastEventAt); err != nil {
+					hs.mu.Lock()
+					hs.added, hs.dirty = added, true // added again at the next write
+					hs.mu.Unlock()
+					h.log.Warn("cannot add to the webhook counters", "source", ss.Address, "error", err)
+				}
+			}
+		}
 	}
 	ss.UpdatedAt = h.now().UTC()
 	return h.store.PutSourceStatus(ctx, ss)

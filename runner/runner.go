@@ -194,7 +194,7 @@ func New(opt Options) *Runner {
 		status: r.recorder, store: opt.Status,
 		storedSecret: func(addr string) (string, error) { return webhooksecret.Read(opt.Backend, addr) },
 		webhookURL:   r.webhookURL, registry: opt.Metrics.Registerer, log: opt.Logger, now: opt.Now,
-		maint: r.maint, openJournal: opt.WebhookJournal, claims: opt.Claims,
+		maint: r.maint, openJournal: opt.WebhookJournal, claims: opt.Claims, counter: fleetCounter(opt),
 	})
 	r.slots = &slotMonitor{
 		open: opt.Open, openResources: opt.Resources, put: r.hooks.putSourceStatus,

@@ -87,3 +87,10 @@ type RunnerRegistry interface {
 	// Runners returns the runners recorded recently, by ID.
 	Runners(ctx context.Context) ([]RunnerStatus, error)
 }
+
+// WebhookCounter is implemented by backends that keep a fleet's webhook
+// counters (postgres): each runner adds what it counted since its last
+// addition, and ReadStatus reports the sums.
+type WebhookCounter interface {
+	AddWebhookCounts(ctx context.Context, addr string, received, rejected, applied int64, lastEventAt time.Time) error
+}

@@ -3,6 +3,7 @@ package pgstate
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,5 +121,45 @@ func TestClaims(t *testing.T) {
 	}
 	if h, _ := b.ClaimHolder(ctx, "stream:postgres.shop"); h != nil {
 		t.Errorf("a closed runner still holds its claim: %+v", h)
+	}
+}
+
+// TestWebhookCounts: runners of a fleet add their webhook counts to the
+// source's at once, and status reports the sums, starting from the
+// counters the source's record held.
+func TestWebhookCounts(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenPostgres(ctx, pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.PutSourceStatus(ctx, &state.SourceStatus{Address: "stripe.billing", State: "healthy", EventsReceived: 5, EventsApplied: 4}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.AddWebhookCounts(ctx, "stripe.billing", 2, 1, 3, at.Add(time.Duration(i)*time.Second)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// A runner's health write does not reset the sums.
+	if err := b.PutSourceStatus(ctx, &state.SourceStatus{Address: "stripe.billing", State: "warning", EventsReceived: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.ReadStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := st.Sources["stripe.billing"]
+	got := [3]int64{ss.EventsReceived, ss.EventsRejected, ss.EventsApplied}
+	if want := [3]int64{45, 20, 64}; got != want || ss.State != "warning" || !ss.LastEventAt.Equal(at.Add(19*time.Second)) {
+		t.Errorf("counters %v (want %v), state %s, last event %s", got, want, ss.State, ss.LastEventAt)
 	}
 }

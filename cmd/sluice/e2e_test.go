@@ -302,7 +302,7 @@ func TestApplyResumesAfterFailure(t *testing.T) {
 func TestConcurrentAppliesPostgresState(t *testing.T) {
 	s := newShop(t)
 	stateURL := pgtest.NewDB(t)
-	s.write(strings.Replace(shopConfig, "source \"postgres\" \"shop\" {", "state {\n  backend = \"postgres\"\n  url     = \""+stateURL+"\"\n}\n\nsource \"postgres\" \"shop\" {", 1))
+	s.write(strings.Replace(shopConfig, "source \"postgres\" \"shop\" {", "state {\n  backend = \"postgres\"\n  url     = \""+stateURL+"\"\n}\nrunner {\n  fleet = false\n}\n\nsource \"postgres\" \"shop\" {", 1))
 
 	type result struct {
 		code    int

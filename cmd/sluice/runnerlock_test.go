@@ -63,7 +63,9 @@ func TestOneRunnerPerState(t *testing.T) {
 			lockName := filepath.Join(s.dir, ".sluice", "state.json.runner.lock")
 			if backend == "postgres" {
 				stateURL := pgtest.NewDB(t)
-				cfg = "state {\n  backend = \"postgres\"\n  url     = \"" + stateURL + "\"\n}\n" + cfg
+				// One runner (fleet = false): the runner lock of the
+				// postgres backend, which a fleet does without.
+				cfg = "state {\n  backend = \"postgres\"\n  url     = \"" + stateURL + "\"\n}\nrunner {\n  fleet = false\n}\n" + cfg
 				lockName = "advisory lock"
 			}
 			s.write(cfg)

@@ -39,13 +39,16 @@ demo: ensure-postgres build
 # Benchmarks print figures: the package benchmarks (inspect of 5,000 tables,
 # COPY decoding, Parquet writes, merges), then the end-to-end table of
 # sluice syncs against PostgreSQL's own COPY of the same table, then CDC
-# under pgbench (catch-up against pg_recvlogical, freshness, memory).
+# under pgbench (catch-up against pg_recvlogical, freshness, memory), then
+# 200 small tables synced by fleets of 1, 2 and 3 runners against one
+# runner with fleet = false.
 bench: ensure-postgres build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/sluice-bench
 	$(GO) run ./cmd/sluice-cdcbench
 	$(GO) run ./cmd/sluice-cdcbench -warehouse=postgres
 	$(GO) run ./cmd/sluice-cdcbench -warehouse=iceberg -scale=1,50
+	$(GO) run ./cmd/sluice-fleetbench
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

@@ -84,6 +84,18 @@ func (r *Runner) job(addr string) (job, bool) {
 // refreshStatus replaces the runner's record of a table with the one in
 // the status store: in a fleet, other runners sync it too.
 func (r *Runner) refreshStatus(ctx context.Context, addrs ...string) error {
+	if rd, ok := r.opt.Backend.(state.TableStatusReader); ok && len(addrs) == 1 {
+		ts, err := rd.ReadTableStatus(ctx, addrs[0])
+		if err != nil {
+			return err
+		}
+		if ts != nil {
+			r.mu.Lock()
+			r.status[addrs[0]] = ts
+			r.mu.Unlock()
+		}
+		return nil
+	}
 	st, err := r.opt.Status.ReadStatus(ctx)
 	if err != nil {
 		return fmt.Errorf("reading status: %w", err)
@@ -195,7 +207,7 @@ var ErrTableBusy = errors.New("another runner syncs this table")
 // Transient reports, with RetryDelay between attempts. A table no longer
 // applied, disabled or streamed (cdc) is nothing to do.
 func (r *Runner) FleetSync(ctx context.Context, addr string, retry bool) error {
-	if err := r.Load(ctx); err != nil {
+	if err := r.loadRecent(ctx, addr); err != nil {
 		return err
 	}
 	j, ok := r.job(addr)
@@ -224,6 +236,25 @@ func (r *Runner) FleetSync(ctx context.Context, addr string, retry bool) error {
 	r.setRunning(j.addr, true)
 	defer r.setRunning(j.addr, false)
 	return r.runJobAttempts(withClaim(ctx, claim), j, 1)
+}
+
+// fleetLoadEvery bounds how often a fleet runner reads the applied state
+// for the syncs it is handed (a state a second old is what a sync that
+// started a second ago runs with anyway).
+const fleetLoadEvery = time.Second
+
+// loadRecent reads the applied state unless it was read within
+// fleetLoadEvery and holds addr.
+func (r *Runner) loadRecent(ctx context.Context, addr string) error {
+	r.mu.Lock()
+	fresh := time.Since(r.loadedAt) < fleetLoadEvery
+	r.mu.Unlock()
+	if fresh {
+		if _, ok := r.job(addr); ok {
+			return nil
+		}
+	}
+	return r.Load(ctx)
 }
 
 // RetryAttempts is how many attempts a sync gets before it waits for its

@@ -130,9 +130,10 @@ type Runner struct {
 	watchers sync.WaitGroup
 	// maint maintains tables after their commits (maintain.go).
 	maint *maintainer
-	// claimsRenewed is when the fleet's claim session was last renewed
-	// (fleet.go).
+	// claimsRenewed is when the fleet's claim session was last renewed;
+	// loadedAt when the applied state was last read (fleet.go).
 	claimsRenewed time.Time
+	loadedAt      time.Time
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -236,6 +237,7 @@ func (r *Runner) Load(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.loadedAt = time.Now()
 	if r.st != nil && st.Lineage == r.st.Lineage && st.Serial == r.st.Serial {
 		return nil
 	}

@@ -94,3 +94,10 @@ type RunnerRegistry interface {
 type WebhookCounter interface {
 	AddWebhookCounts(ctx context.Context, addr string, received, rejected, applied int64, lastEventAt time.Time) error
 }
+
+// TableStatusReader is implemented by status stores that read one table's
+// record without the others (postgres), which a fleet runner does before
+// each sync it is handed.
+type TableStatusReader interface {
+	ReadTableStatus(ctx context.Context, addr string) (*TableStatus, error)
+}

@@ -153,6 +153,9 @@ func Start(ctx context.Context, opt Options) (*Engine, error) {
 				return scheduleArgs{}, &river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByPeriod: opt.ScheduleEvery}}
 			}, &river.PeriodicJobOpts{RunOnStart: true, ID: "sluice_schedule"})},
 		FetchPollInterval: 500 * time.Millisecond,
+		// A worker freed by a small table takes the next job soon, not
+		// after River's default 100ms.
+		FetchCooldown: 20 * time.Millisecond,
 		// The job's own context ends at shutdown after SoftStop.
 		SoftStopTimeout: opt.SoftStop,
 	})
@@ -163,6 +166,13 @@ func Start(ctx context.Context, opt Options) (*Engine, error) {
 	if err := client.Start(ctx); err != nil {
 		return nil, fmt.Errorf("fleet: start River: %w", err)
 	}
+	// The first schedule pass does not wait for River to elect a leader:
+	// enqueueing is unique per table, so every runner may do it.
+	go func() {
+		if due, err := opt.Runner.FleetDue(ctx); err == nil {
+			_, _ = enqueue(ctx, client, due)
+		}
+	}()
 	return e, nil
 }
 

@@ -3,6 +3,7 @@ package pgstate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -110,6 +111,28 @@ func (b *Postgres) putStatus(ctx context.Context, kind, addr string, rec any) er
 			ON CONFLICT (kind, address) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at`, kind, addr, data)
 		return err
 	})
+}
+
+// ReadTableStatus reads one table's status record, nil when it has none
+// (state.TableStatusReader).
+func (b *Postgres) ReadTableStatus(ctx context.Context, addr string) (*state.TableStatus, error) {
+	var ts *state.TableStatus
+	err := b.withConn(ctx, func(conn *pgx.Conn) error {
+		var rec []byte
+		err := conn.QueryRow(ctx, `SELECT record FROM `+pgStatusTable+` WHERE kind = 'table' AND address = $1`, addr).Scan(&rec)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ts = &state.TableStatus{}
+		return json.Unmarshal(rec, ts)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the status of %s: %w", addr, err)
+	}
+	return ts, nil
 }
 
 // PutTableStatus records one table's status.

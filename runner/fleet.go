@@ -368,6 +368,9 @@ func (r *Runner) renewClaims(ctx context.Context) {
 // logged. release gives the claims back.
 func (r *Runner) claimOnce(ctx context.Context, due, cdc []job, ran map[string]bool) (keptDue, keptCDC []job, claims map[string]state.Claim, release func()) {
 	claims = map[string]state.Claim{}
+	r.mu.Lock()
+	r.elsewhere = map[string]string{}
+	r.mu.Unlock()
 	release = func() {
 		for _, c := range claims {
 			c.Release(context.WithoutCancel(ctx))
@@ -394,6 +397,7 @@ func (r *Runner) claimOnce(ctx context.Context, due, cdc []job, ran map[string]b
 		} else {
 			r.opt.Logger.Info("not synced here: another runner syncs it now", "table", j.addr, "by", who)
 			ran[j.addr] = false
+			r.elsewhere[j.addr] = "synced now by " + who
 		}
 	}
 	for _, j := range cdc {
@@ -402,6 +406,7 @@ func (r *Runner) claimOnce(ctx context.Context, due, cdc []job, ran map[string]b
 		} else {
 			r.opt.Logger.Info("not streamed here: another runner streams its source", "table", j.addr, "by", who)
 			ran[j.addr] = false
+			r.elsewhere[j.addr] = "streamed by " + who
 		}
 	}
 	return keptDue, keptCDC, claims, release

@@ -134,6 +134,9 @@ type Runner struct {
 	// loadedAt when the applied state was last read (fleet.go).
 	claimsRenewed time.Time
 	loadedAt      time.Time
+	// elsewhere are the tables the last Once or Sync of a fleet runner
+	// left to the runner holding their claims, and who that is.
+	elsewhere map[string]string
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -495,6 +498,9 @@ func (r *Runner) checkForced(jobs []job, force map[string]bool) error {
 type Outcome struct {
 	state.TableStatus
 	Ran bool
+	// Elsewhere says which runner of a fleet syncs or streams the table
+	// now, when that kept this call from running it.
+	Elsewhere string
 }
 
 // Outcomes returns what the last Once or Sync did with every applied
@@ -505,7 +511,7 @@ func (r *Runner) Outcomes() []Outcome {
 	defer r.mu.Unlock()
 	out := make([]Outcome, len(statuses))
 	for i, ts := range statuses {
-		out[i] = Outcome{TableStatus: ts, Ran: r.ran[ts.Address]}
+		out[i] = Outcome{TableStatus: ts, Ran: r.ran[ts.Address], Elsewhere: r.elsewhere[ts.Address]}
 	}
 	return out
 }

@@ -379,6 +379,11 @@ func TestFleetShares(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, text)
 		}
 	}
+	// run -once beside the fleet leaves the stream to its runner.
+	once := f.must(0, "run", "-once", "-id=by-hand")
+	if l := line(once, "postgres.shop/events"); !strings.Contains(l, "elsewhere streamed by runner runner-") {
+		t.Errorf("run -once beside the fleet, events: %q\n%s", l, once)
+	}
 	for _, id := range []string{"runner-1", "runner-2", "runner-3"} {
 		if err := f.signal(id, syscall.SIGTERM); err != nil {
 			t.Errorf("runner %s after SIGTERM: %v", id, err)

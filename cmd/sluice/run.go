@@ -139,6 +139,8 @@ func (e *env) printRunSummary(outcomes []runner.Outcome, failed []string, took t
 			continue
 		}
 		switch {
+		case !o.Ran && o.Elsewhere != "":
+			fmt.Fprintf(e.stdout, "%-40s %-10s %s\n", o.Address, "elsewhere", o.Elsewhere)
 		case !o.Ran && o.State != state.StateDisabled:
 			next := ""
 			if !o.NextSyncAt.IsZero() {

@@ -271,7 +271,7 @@ by = collections.Counter(t.get("runner") or "(none yet)" for t in doc.get("table
 for runner, n in sorted(by.items()):
     print("    %s: %d table(s)" % (runner, n))
 for r in doc.get("runners") or []:
-    print("    runner %s: pid %s on %s, alive=%s, last heartbeat %s" % (r.get("id"), r.get("pid"), r.get("host"), r.get("alive"), r.get("last_heartbeat")))
+    print("    runner %s: pid %s on %s, %s, last heartbeat %s" % (r.get("id"), r.get("pid"), r.get("host"), r.get("state"), r.get("last_heartbeat")))
 ' || true
 fi
 

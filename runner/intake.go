@@ -94,7 +94,7 @@ type intakeDeps struct {
 	counter state.WebhookCounter
 	// openJournal opens a source's journal; nil: the file journal in
 	// dir/<source>. A fleet's runners open the one in the state database
-	// (journal.OpenPostgres), which they all receive into.
+	// (pgjournal.OpenPostgres), which they all receive into.
 	openJournal func(ctx context.Context, source string) (journal.Store, error)
 	// claims, in a fleet, keep the application of a source's journal to
 	// one runner at a time; nil: this runner is the only one.

@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-dev/sluice/providers"
 	_ "github.com/sluice-dev/sluice/providers/stripe" // registers the stripe source type
 	"github.com/sluice-dev/sluice/runner/journal"
+	"github.com/sluice-dev/sluice/runner/journal/pgjournal"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse/parquet"
 )
@@ -182,7 +183,7 @@ source "stripe" "billing" {
 		c := newAdvisoryClaimer(t, f.url)
 		// What Options will say in a fleet.
 		r.hooks.openJournal = func(ctx context.Context, source string) (journal.Store, error) {
-			return journal.OpenPostgres(ctx, pool, source, time.Now())
+			return pgjournal.OpenPostgres(ctx, pool, source, time.Now())
 		}
 		r.hooks.claims = c
 		t.Cleanup(func() { r.Close() })

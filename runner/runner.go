@@ -86,7 +86,7 @@ type Options struct {
 	// when they start. Only the holder of the runner lock may take them.
 	Requests state.SyncRequests
 	// WebhookJournal, when set, opens a webhook source's journal: in a
-	// fleet, journal.OpenPostgres on the state database, which every
+	// fleet, pgjournal.OpenPostgres on the state database, which every
 	// runner receives into. Nil: the file journal in JournalDir.
 	WebhookJournal func(ctx context.Context, source string) (journal.Store, error)
 	// Claims, when set, make this runner one of a fleet (fleet.go): it

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/runner/journal"
+	"github.com/sluice-dev/sluice/runner/journal/pgjournal"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/state/pgstate"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -565,7 +566,7 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 		}
 		pool := s.pool
 		opt.WebhookJournal = func(ctx context.Context, source string) (journal.Store, error) {
-			return journal.OpenPostgres(ctx, pool, source, time.Now())
+			return pgjournal.OpenPostgres(ctx, pool, source, time.Now())
 		}
 	}
 	if isTerminal(e.stderr) {

@@ -20,7 +20,7 @@
 //
 // That is the journal of one runner (Journal). The runners of a fleet,
 // which all receive a source's deliveries, share one in the state
-// database instead (PG, pg.go); both are a Store.
+// database instead (package pgjournal); both are a Store.
 //
 // The package knows nothing of providers, warehouses or the runner.
 package journal
@@ -51,8 +51,8 @@ const (
 	// Bounds of what Pending returns (one merge commit), so that memory
 	// stays bounded however long the journal grew while a table waited
 	// for its bulk load.
-	maxEventsPerCommit = 10_000
-	maxBytesPerCommit  = 64 << 20
+	MaxEventsPerCommit = 10_000
+	MaxBytesPerCommit  = 64 << 20
 	// compactAfter is how many applied records make the journal worth
 	// rewriting even while others are pending.
 	compactAfter = 1024
@@ -290,7 +290,7 @@ func (j *Journal) Pending(_ context.Context, table string, done uint64) ([]Recor
 	var out []Record
 	bytesIn := 0
 	rd := bufio.NewReaderSize(io.LimitReader(f, size), 64<<10)
-	for len(out) < maxEventsPerCommit && bytesIn < maxBytesPerCommit {
+	for len(out) < MaxEventsPerCommit && bytesIn < MaxBytesPerCommit {
 		line, err := rd.ReadBytes('\n')
 		if err == io.EOF {
 			break

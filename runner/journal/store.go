@@ -35,7 +35,4 @@ type Store interface {
 	Close()
 }
 
-var (
-	_ Store = (*Journal)(nil)
-	_ Store = (*PG)(nil)
-)
+var _ Store = (*Journal)(nil)

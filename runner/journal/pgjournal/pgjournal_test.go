@@ -1,4 +1,4 @@
-package journal
+package pgjournal
 
 import (
 	"context"
@@ -15,9 +15,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
+	"github.com/sluice-dev/sluice/runner/journal"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var (
+	t0  = time.Unix(1_700_000_000, 0)
+	ctx = context.Background()
+)
 
 func newPool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
@@ -41,7 +47,7 @@ func openPG(t testing.TB, pool *pgxpool.Pool, now time.Time) *PG {
 	return p
 }
 
-func appendPG(t testing.TB, j Store, now time.Time, evs ...[2]string) {
+func appendPG(t testing.TB, j journal.Store, now time.Time, evs ...[2]string) {
 	t.Helper()
 	for _, ev := range evs {
 		dup, err := j.Append(ctx, ev[0], ev[1], []byte(`{"id": "`+ev[0]+`"}`), now)
@@ -51,7 +57,7 @@ func appendPG(t testing.TB, j Store, now time.Time, evs ...[2]string) {
 	}
 }
 
-func pending(t testing.TB, j Store, table string, done uint64) []Record {
+func pending(t testing.TB, j journal.Store, table string, done uint64) []journal.Record {
 	t.Helper()
 	recs, err := j.Pending(ctx, table, done)
 	if err != nil {
@@ -81,7 +87,7 @@ func TestPGAppendPendingCommitted(t *testing.T) {
 		t.Fatalf("redelivery: dup %v, %v", dup, err)
 	}
 	recs := pending(t, j1, "charges", 0)
-	want := []Record{
+	want := []journal.Record{
 		{Seq: 1, ID: "evt_1", Table: "charges", Received: t0.Unix(), Event: []byte(`{"id":"evt_1"}`)},
 		{Seq: 3, ID: "evt_3", Table: "charges", Received: t0.Unix(), Event: []byte(`{"id":"evt_3"}`)},
 	}
@@ -141,7 +147,7 @@ func TestPGSequence(t *testing.T) {
 
 // TestPGCompact: committed records are dropped, and those of tables no
 // longer live once past the grace; their ids are still recognised until
-// SeenRetention has passed, those of records still pending for as long as
+// journal.SeenRetention has passed, those of records still pending for as long as
 // they are; sequence numbers go on from the last one.
 func TestPGCompact(t *testing.T) {
 	pool := newPool(t, pgtest.NewDB(t))
@@ -170,7 +176,7 @@ func TestPGCompact(t *testing.T) {
 	if recs := pending(t, j, "charges", 0); len(recs) != 1 || recs[0].Seq != 4 {
 		t.Errorf("sequence after compaction: %+v", recs)
 	}
-	later := t0.Add(SeenRetention + time.Hour)
+	later := t0.Add(journal.SeenRetention + time.Hour)
 	if err := j.Compact(ctx, live, later); err != nil {
 		t.Fatal(err)
 	}
@@ -178,13 +184,13 @@ func TestPGCompact(t *testing.T) {
 		t.Error("the id of a pending record is forgotten")
 	}
 	if dup, _ := j.Append(ctx, "evt_1", "charges", []byte(`{"id":"evt_1"}`), later); dup {
-		t.Error("an id past SeenRetention is still remembered")
+		t.Error("an id past journal.SeenRetention is still remembered")
 	}
-	// Opening forgets ids past SeenRetention too.
+	// Opening forgets ids past journal.SeenRetention too.
 	if n := count(t, pool, `SELECT count(*) FROM sluice.webhook_seen`); n != 2 {
 		t.Errorf("%d seen ids, want 2 (evt_1 again, evt_4)", n)
 	}
-	openPG(t, pool, later.Add(SeenRetention+time.Hour))
+	openPG(t, pool, later.Add(journal.SeenRetention+time.Hour))
 	if n := count(t, pool, `SELECT count(*) FROM sluice.webhook_seen`); n != 2 {
 		t.Errorf("%d seen ids after an open, want 2: both records are pending", n)
 	}
@@ -192,7 +198,7 @@ func TestPGCompact(t *testing.T) {
 	if err := j.Compact(ctx, live, later); err != nil {
 		t.Fatal(err)
 	}
-	openPG(t, pool, later.Add(SeenRetention+time.Hour))
+	openPG(t, pool, later.Add(journal.SeenRetention+time.Hour))
 	if n := count(t, pool, `SELECT count(*) FROM sluice.webhook_seen`); n != 0 {
 		t.Errorf("%d seen ids after an open past their retention, want 0", n)
 	}
@@ -296,9 +302,9 @@ func TestPGConcurrentAppends(t *testing.T) {
 		}()
 	}
 	stop := make(chan struct{})
-	readDone := make(chan []Record)
+	readDone := make(chan []journal.Record)
 	go func() {
-		var got []Record
+		var got []journal.Record
 		var done uint64
 		drain := func() bool {
 			recs, err := reader.Pending(ctx, "charges", done)
@@ -412,4 +418,20 @@ func TestPGAppendLatency(t *testing.T) {
 		t.Logf("%s: 1000 appends of %d bytes: p50 %v, p90 %v, p99 %v, max %v", server.name, len(body),
 			took[500], took[900], took[990], took[999])
 	}
+}
+
+func hasPending(t *testing.T, j journal.Store, table string) bool {
+	t.Helper()
+	ok, err := j.HasPending(ctx, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+func ids(recs []journal.Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
 }

@@ -1,6 +1,5 @@
-package journal
-
-// The journal of a fleet: several runners behind one load balancer all
+// Package pgjournal is the webhook journal (journal.Store) of a fleet:
+// several runners behind one load balancer all
 // receive a source's deliveries, so its journal is in the state database,
 // where every runner sees it.
 //
@@ -10,7 +9,7 @@ package journal
 //	webhook_journal  (source, seq, event_id, table_name, received, event)
 //	                 the records not yet compacted away
 //	webhook_seen     (source, event_id, seen_at)  every id journaled, kept
-//	                 while its record is and SeenRetention after it was
+//	                 while its record is and journal.SeenRetention after it was
 //	                 received
 //
 // An append is one transaction, committed with synchronous_commit on:
@@ -23,6 +22,7 @@ package journal
 // (or rolled back), so a record is readable before any with a higher
 // number: a reader asking for the records past the last it applied never
 // skips one. A rolled-back append leaves no gap; a number is reused.
+package pgjournal
 
 import (
 	"bytes"
@@ -35,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sluice-dev/sluice/runner/journal"
 )
 
 const (
@@ -100,15 +101,15 @@ type PG struct {
 
 // OpenPostgres opens the journal of source (its address) in the state
 // database of pool, creating the tables when they are missing, and forgets
-// the ids seen longer than SeenRetention before now. The pool remains the
+// the ids seen longer than journal.SeenRetention before now. The pool remains the
 // caller's.
 func OpenPostgres(ctx context.Context, pool *pgxpool.Pool, source string, now time.Time) (*PG, error) {
 	if err := setupPG(ctx, pool); err != nil {
 		return nil, fmt.Errorf("%s: webhook journal: %w", source, err)
 	}
 	p := &PG{pool: pool, source: source, done: map[string]uint64{},
-		maxEvents: maxEventsPerCommit, maxBytes: maxBytesPerCommit, compactEvery: compactEvery}
-	if _, err := pool.Exec(ctx, forgetSeen, source, now.Add(-SeenRetention)); err != nil {
+		maxEvents: journal.MaxEventsPerCommit, maxBytes: journal.MaxBytesPerCommit, compactEvery: compactEvery}
+	if _, err := pool.Exec(ctx, forgetSeen, source, now.Add(-journal.SeenRetention)); err != nil {
 		return nil, fmt.Errorf("%s: webhook journal: forget old event ids: %w", source, err)
 	}
 	return p, nil
@@ -242,17 +243,17 @@ ORDER BY seq`
 
 // Pending reads the records of table past the sequence number done, in
 // order, up to the bounds of one commit.
-func (p *PG) Pending(ctx context.Context, table string, done uint64) ([]Record, error) {
+func (p *PG) Pending(ctx context.Context, table string, done uint64) ([]journal.Record, error) {
 	rows, err := p.pool.Query(ctx, pendingRecords, p.source, table, int64(done), p.maxEvents, p.maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("webhook journal of %s: %w", p.source, err)
 	}
-	var out []Record
+	var out []journal.Record
 	for rows.Next() {
 		var (
 			seq      int64
 			received time.Time
-			rec      = Record{Table: table}
+			rec      = journal.Record{Table: table}
 		)
 		if err := rows.Scan(&seq, &rec.ID, &received, &rec.Event); err != nil {
 			rows.Close()
@@ -276,7 +277,7 @@ WHERE s.source = $1 AND s.seen_at < $2
 // Compact drops the records each live table committed (as far as this
 // runner knows: a lower number than another runner knows only keeps more)
 // and those of tables not in live received more than an hour ago, and
-// forgets the ids seen longer than SeenRetention ago whose records are
+// forgets the ids seen longer than journal.SeenRetention ago whose records are
 // gone. Runners compact one at a time: while another does, this one
 // returns at once.
 func (p *PG) Compact(ctx context.Context, live map[string]bool, now time.Time) error {
@@ -316,7 +317,7 @@ func (p *PG) Compact(ctx context.Context, live map[string]bool, now time.Time) e
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, forgetSeen, p.source, now.Add(-SeenRetention))
+		_, err = tx.Exec(ctx, forgetSeen, p.source, now.Add(-journal.SeenRetention))
 		return err
 	})
 	if err != nil {
@@ -332,3 +333,5 @@ func (p *PG) Close() {
 	defer p.mu.Unlock()
 	p.closed = true
 }
+
+var _ journal.Store = (*PG)(nil)

@@ -55,3 +55,6 @@ func WaitRequest(t testing.TB, ctx context.Context, store state.SyncRequests, id
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ReadCharges is readCharges, for the tests of package runner_test.
+var ReadCharges = readCharges

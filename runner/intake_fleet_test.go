@@ -226,26 +226,11 @@ func (f *fleet) post(i int, id, charge string, amount int) {
 // journal record it committed.
 func (f *fleet) charges() ([]string, string) {
 	f.t.Helper()
+	out := readCharges(f.t, f.dir)
 	w, err := parquet.Open(filepath.Join(f.dir, "warehouse"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	tb, err := w.OpenTable("stripe_charges")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var out []string
-	err = tb.Scan(f.t.Context(), func(b *records.Batch) error {
-		id, amount := b.Schema.Index("id"), b.Schema.Index("amount")
-		for i := 0; i < b.N; i++ {
-			out = append(out, fmt.Sprintf("%s|%d", b.Cols[id].Bytes(i), b.Cols[amount].I64[i]))
-		}
-		return nil
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	sort.Strings(out)
 	wt, err := w.Table(f.t.Context(), "stripe_charges")
 	if err != nil {
 		f.t.Fatal(err)
@@ -483,4 +468,31 @@ func TestFleetBulkLoadHoldsTheApplication(t *testing.T) {
 	if rows, seq := f.charges(); !cmp.Equal(rows, []string{"ch_1|100", "ch_2|201"}) || seq != "1" {
 		t.Errorf("after the bulk load: %v, seq %s", rows, seq)
 	}
+}
+
+// readCharges reads stripe_charges of the Parquet warehouse under dir as
+// "id|amount", sorted.
+func readCharges(t *testing.T, dir string) []string {
+	t.Helper()
+	w, err := parquet.Open(filepath.Join(dir, "warehouse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := w.OpenTable("stripe_charges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	err = tb.Scan(t.Context(), func(b *records.Batch) error {
+		id, amount := b.Schema.Index("id"), b.Schema.Index("amount")
+		for i := 0; i < b.N; i++ {
+			out = append(out, fmt.Sprintf("%s|%d", b.Cols[id].Bytes(i), b.Cols[amount].I64[i]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -230,6 +230,23 @@ type job struct {
 
 // Load reads the applied state and the status records.
 func (r *Runner) Load(ctx context.Context) error {
+	if vr, ok := r.opt.Backend.(state.VersionReader); ok {
+		r.mu.Lock()
+		cur := r.st
+		r.mu.Unlock()
+		if cur != nil {
+			lineage, serial, err := vr.LatestVersion(ctx)
+			if err != nil {
+				return fmt.Errorf("reading state: %w", err)
+			}
+			if lineage == cur.Lineage && serial == cur.Serial {
+				r.mu.Lock()
+				r.loadedAt = time.Now()
+				r.mu.Unlock()
+				return nil
+			}
+		}
+	}
 	st, err := r.opt.Backend.Read(ctx)
 	if err != nil {
 		return fmt.Errorf("reading state: %w", err)

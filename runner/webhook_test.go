@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-dev/sluice/config"
-	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/internal/stripetest"
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/planner"
@@ -160,30 +158,7 @@ func post(t *testing.T, srv *httptest.Server, d delivery) (int, string) {
 }
 
 // charges reads the warehouse table as "id|amount", sorted.
-func (e *hookEnv) charges() []string {
-	e.t.Helper()
-	w, err := parquet.Open(filepath.Join(e.dir, "warehouse"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	tb, err := w.OpenTable("stripe_charges")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []string
-	err = tb.Scan(e.t.Context(), func(b *records.Batch) error {
-		id, amount := b.Schema.Index("id"), b.Schema.Index("amount")
-		for i := 0; i < b.N; i++ {
-			out = append(out, fmt.Sprintf("%s|%d", b.Cols[id].Bytes(i), b.Cols[amount].I64[i]))
-		}
-		return nil
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
-}
+func (e *hookEnv) charges() []string { return runner.ReadCharges(e.t, e.dir) }
 
 func (e *hookEnv) sourceStatus() state.SourceStatus {
 	e.t.Helper()

@@ -101,3 +101,9 @@ type WebhookCounter interface {
 type TableStatusReader interface {
 	ReadTableStatus(ctx context.Context, addr string) (*TableStatus, error)
 }
+
+// VersionReader is implemented by backends that tell the latest state
+// version's lineage and serial without reading it (postgres).
+type VersionReader interface {
+	LatestVersion(ctx context.Context) (lineage string, serial int64, err error)
+}

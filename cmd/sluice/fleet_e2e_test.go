@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/internal/pgtest"
+	whPG "github.com/sluice-dev/sluice/warehouse/postgres"
 )
 
 // fleetShop is a shop whose configuration a fleet of `sluice run` processes
@@ -41,17 +42,9 @@ type fleetProc struct {
 	log string
 }
 
+// fleetAudit records every commit (see fleetShop): a trigger on the
+// positions table, which the warehouse creates (whPG.Open).
 const fleetAudit = `
-CREATE SCHEMA raw;
-CREATE TABLE raw._sluice_positions (
-	table_name   text PRIMARY KEY,
-	position     jsonb NOT NULL,
-	sync         text NOT NULL,
-	mode         text NOT NULL,
-	rows         bigint NOT NULL,
-	committed_at timestamptz NOT NULL,
-	schema       jsonb
-);
 CREATE TABLE public.commits (
 	table_name text NOT NULL,
 	runner     text NOT NULL,
@@ -78,6 +71,11 @@ func newFleet(t *testing.T, batchTables int) *fleetShop {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { wh.Close(context.Background()) })
+	created, err := whPG.Open(ctx, &config.Warehouse{Backend: "postgres", URL: whURL, Schema: "raw"}, s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Close()
 	if _, err := wh.Exec(ctx, fleetAudit); err != nil {
 		t.Fatal(err)
 	}
@@ -471,5 +469,4 @@ func TestFleetStreamTakeover(t *testing.T) {
 	if !strings.Contains(string(data), "claim") {
 		t.Errorf("the stopped runner's log does not say it lost its claim:\n%s", data)
 	}
-	_ = filepath.Join
 }

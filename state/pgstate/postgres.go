@@ -228,6 +228,22 @@ func (b *Postgres) Read(ctx context.Context) (*state.State, error) {
 	return st, nil
 }
 
+// LatestVersion returns the lineage and serial of the latest version
+// without reading it (state.VersionReader): a fleet's runners look every
+// second whether apply wrote a new one.
+func (b *Postgres) LatestVersion(ctx context.Context) (lineage string, serial int64, err error) {
+	err = b.withConn(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT lineage, serial FROM `+pgVersionsTable+` ORDER BY serial DESC, written_at DESC LIMIT 1`).Scan(&lineage, &serial)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read the state's version: %w", err)
+	}
+	return lineage, serial, nil
+}
+
 // Write inserts st as version st.Serial+1, keeping every earlier version.
 func (b *Postgres) Write(ctx context.Context, st *state.State) error {
 	if st == nil || st.Lineage == "" {

@@ -33,6 +33,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/sluice-dev/sluice/runner"
+	"github.com/sluice-dev/sluice/state"
 )
 
 // RiverSchema is the schema of River's tables in the state database.
@@ -254,6 +255,11 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncArgs]) error {
 		return river.JobSnooze(0)
 	case errors.Is(err, runner.ErrTableBusy):
 		return river.JobSnooze(w.e.opt.BusyRetry)
+	case errors.Is(err, state.ErrClaimLost):
+		// This runner lost its claims (it was stopped or cut off past the
+		// claim timeout) and committed nothing: the table is any
+		// runner's again, now.
+		return river.JobSnooze(0)
 	case !runner.Transient(err):
 		// Retrying cannot help: the table waits for its next time.
 		return river.JobCancel(err)

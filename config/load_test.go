@@ -366,6 +366,21 @@ func TestStaticErrors(t *testing.T) {
 			want: []diag{{"error", "Invalid value", 2}},
 		},
 		{
+			name: "bad table pattern",
+			src:  pgHead + "  tables \"audit_[\" {\n    sync = \"full_refresh\"\n  }\n}\n",
+			want: []diag{{"error", "Invalid table pattern", 3}},
+		},
+		{
+			name: "bad exclude pattern",
+			src:  pgHead + "  tables \"audit_*\" {\n    sync    = \"full_refresh\"\n    exclude = [\"a[\"]\n  }\n}\n",
+			want: []diag{{"error", "Invalid exclude pattern", 5}},
+		},
+		{
+			name: "a pattern's attributes are checked as a table's",
+			src:  pgHead + "  tables \"*\" {\n    sync = \"incremental\"\n  }\n}\n",
+			want: []diag{{"error", "Missing incremental_field", 4}},
+		},
+		{
 			name: "bad table name",
 			src:  pgHead + "  table \"a.b.c\" { sync = \"full_refresh\" }\n}\n",
 			want: []diag{{"error", "Invalid table name", 3}},

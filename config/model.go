@@ -143,6 +143,10 @@ type Source struct {
 	Stripe   *Stripe   // set when Type is "stripe"
 
 	Tables []*Table
+	// Patterns are the tables blocks: every live table that matches one
+	// and has no table block of its own is planned as if declared (the
+	// planner expands them against introspection).
+	Patterns []*TablePattern
 
 	// Dir is the configuration directory, which relative paths of the
 	// source (certificates, known_hosts) are relative to.
@@ -259,6 +263,9 @@ type Table struct {
 	NewColumns       NewColumnsPolicy
 	CDCOutput        CDCOutput // cdc tables only
 	Enabled          bool
+	// Pattern is the tables block that planned this table ("" for a
+	// table block of its own).
+	Pattern string
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range

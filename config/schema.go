@@ -55,6 +55,7 @@ var postgresSourceSchema = attributeSchema("postgres", "",
 	hcl.BlockHeaderSchema{Type: "ssh_tunnel"},
 	hcl.BlockHeaderSchema{Type: "cdc"},
 	hcl.BlockHeaderSchema{Type: "table", LabelNames: []string{"name"}},
+	hcl.BlockHeaderSchema{Type: "tables", LabelNames: []string{"pattern"}},
 )
 
 var stripeSourceSchema = attributeSchema("stripe", "",

@@ -82,6 +82,11 @@ func (l *loader) decodeSource(b *hcl.Block) *Source {
 			s.Tables = append(s.Tables, t)
 		}
 	}
+	for _, pb := range blocks["tables"] {
+		if p := l.decodePattern(s, pb); p != nil {
+			s.Patterns = append(s.Patterns, p)
+		}
+	}
 	return s
 }
 
@@ -283,6 +288,13 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 		return nil
 	}
 	a := &attrs{e: &l.e, m: l.content(b, tableSchema), ranges: t.Attrs, unknown: l.unknownOf(t)}
+	l.decodeTableAttrs(s, t, a)
+	return t
+}
+
+// decodeTableAttrs decodes the attributes of a table block, or of a
+// tables block (a pattern's defaults), into t.
+func (l *loader) decodeTableAttrs(s *Source, t *Table, a *attrs) {
 	var sync string
 	if a.str("sync", &sync) {
 		valid := make([]string, len(SyncTypes))
@@ -313,7 +325,6 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 	}
 	a.boolean("enabled", &t.Enabled)
 	l.checkTable(s, t, a)
-	return t
 }
 
 // checkTable checks what can be known of one table without the source.

@@ -99,6 +99,7 @@ func (pl *planner) drift(addr, kind, severity, format string, args ...any) {
 }
 
 func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.Observed) {
+	src = ExpandPatterns(src, obs, rs)
 	if obs != nil {
 		pl.checkLive(src, rs, obs)
 	}

@@ -372,6 +372,10 @@ type Table struct {
 	// SupportsWebhook reports whether changes to the object are pushed as
 	// webhook events (Stripe objects).
 	SupportsWebhook bool `json:"supports_webhook,omitempty"`
+	// Pattern is the label of the tables block that plans this table
+	// (inspect fills it from the configuration); "" when none does or a
+	// table block declares it.
+	Pattern string `json:"pattern,omitempty"`
 
 	// SelectGrant, set when the user may not read the whole table, holds
 	// the statements that would let it ("GRANT SELECT ON ... TO ...;").

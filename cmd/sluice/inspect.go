@@ -12,7 +12,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
+
 	// The PostgreSQL provider registers itself with providers.
 	_ "github.com/sluice-dev/sluice/providers/postgres"
 )
@@ -62,6 +64,7 @@ func runInspect(e *env, args []string) int {
 		// listing is the source's schema, as documented.
 		obs.Tables = slices.DeleteFunc(obs.Tables, func(t providers.Table) bool { return t.Schema != src.Postgres.Schema })
 	}
+	markPatterns(src, obs)
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -195,6 +198,39 @@ func writeInspection(w io.Writer, obs *providers.Observed) {
 		for _, warn := range t.Warnings {
 			fmt.Fprintf(w, "    - %s\n", cell(warn))
 		}
+	}
+	first = true
+	for _, t := range tables {
+		if t.Pattern == "" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nCovered by a tables block (planned without a table block of their own):")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s  (tables %q)\n", cell(config.QualifiedName(t.Schema, t.Name)), t.Pattern)
+	}
+}
+
+// markPatterns sets, on each inspected table a tables block of src
+// covers, that block's label.
+func markPatterns(src *config.Source, obs *providers.Observed) {
+	covered := map[[2]string]string{}
+	sourceSchema := ""
+	if src.Postgres != nil {
+		sourceSchema = src.Postgres.Schema
+	}
+	for _, t := range planner.ExpandPatterns(src, obs, nil).Tables {
+		if t.Pattern != "" {
+			schema := t.Schema
+			if schema == "" {
+				schema = sourceSchema
+			}
+			covered[[2]string{schema, t.Table}] = t.Pattern
+		}
+	}
+	for i := range obs.Tables {
+		obs.Tables[i].Pattern = covered[[2]string{obs.Tables[i].Schema, obs.Tables[i].Name}]
 	}
 }
 

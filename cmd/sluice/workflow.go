@@ -138,7 +138,7 @@ func inspectSource(ctx context.Context, src *config.Source) (*providers.Observed
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := p.(providers.Checker); ok && len(planner.CDCTables(src)) > 0 && obs.Checks == nil {
+	if c, ok := p.(providers.Checker); ok && planner.HasCDC(src) && obs.Checks == nil {
 		if obs.Checks, err = c.Check(ctx); err != nil {
 			return nil, err
 		}

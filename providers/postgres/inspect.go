@@ -65,6 +65,15 @@ func inspectedSchemas(src *config.Source) []string {
 			schemas = append(schemas, t.Schema)
 		}
 	}
+	for _, p := range src.Patterns {
+		if strings.ContainsAny(p.Schema, "*?[") {
+			// A glob over schemas: every schema, in the same one query.
+			return nil
+		}
+		if p.Schema != "" && !slices.Contains(schemas, p.Schema) {
+			schemas = append(schemas, p.Schema)
+		}
+	}
 	sort.Strings(schemas)
 	return schemas
 }
@@ -72,6 +81,11 @@ func inspectedSchemas(src *config.Source) []string {
 func hasCDCTables(src *config.Source) bool {
 	for _, t := range src.Tables {
 		if t.Sync == config.SyncCDC && t.Enabled {
+			return true
+		}
+	}
+	for _, p := range src.Patterns {
+		if p.Template.Sync == config.SyncCDC && p.Template.Enabled {
 			return true
 		}
 	}

@@ -263,6 +263,9 @@ type Table struct {
 	NewColumns       NewColumnsPolicy
 	CDCOutput        CDCOutput // cdc tables only
 	Enabled          bool
+	// Query, when set, makes this a custom SQL table: the rows of this
+	// SELECT, landing in <prefix>_<label>.
+	Query string
 	// Pattern is the tables block that planned this table ("" for a
 	// table block of its own).
 	Pattern string

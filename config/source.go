@@ -324,6 +324,9 @@ func (l *loader) decodeTableAttrs(s *Source, t *Table, a *attrs) {
 		t.CDCOutput = CDCOutput(cdcOutput)
 	}
 	a.boolean("enabled", &t.Enabled)
+	if a.str("query", &t.Query) {
+		l.checkQueryTable(s, t, a)
+	}
 	l.checkTable(s, t, a)
 }
 
@@ -448,6 +451,32 @@ func (l *loader) checkSources() {
 				}
 				seenWarehouse[wh] = t.Address(s)
 			}
+		}
+	}
+}
+
+// checkQueryTable checks a custom SQL table (a table block with query):
+// its label is its warehouse name, and it is read by a query, so neither
+// cdc nor xmin (which read a table's WAL or system columns) apply.
+func (l *loader) checkQueryTable(s *Source, t *Table, a *attrs) {
+	if strings.TrimSpace(t.Query) == "" && !a.isUnknown("query") {
+		a.errorf("query", "Empty query", "query must be a SELECT, such as query = \"SELECT id, total FROM orders WHERE status = 'paid'\".")
+	}
+	if s.Type != "postgres" {
+		a.errorf("query", "Custom SQL not available", "query reads SQL from a PostgreSQL source; %s sources have no SQL.", s.Type)
+	}
+	if t.Schema != "" {
+		l.e.diags = append(l.e.diags, errorAt(t.DeclRange, "Invalid custom SQL table name",
+			"The label of a table with query is its warehouse name (<prefix>_<label>), not a source table: write it without a schema, such as table %q.", t.Table))
+	}
+	switch t.Sync {
+	case SyncCDC, SyncXmin, SyncWebhook:
+		a.errorf("sync", "Sync type not available for a query",
+			"sync = %q reads a table's changes; a table with query is read by running the query: use full_refresh, or incremental or append with an incremental_field of the query's result.", t.Sync)
+	case SyncIncremental:
+		if len(t.PrimaryKey) == 0 && !a.isUnknown("primary_key") {
+			a.errorf("sync", "Missing primary_key",
+				"An incremental table merges changed rows by key, and a query has no primary key of its own: set primary_key to columns of the query's result, such as primary_key = [\"id\"].")
 		}
 	}
 }

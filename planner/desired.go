@@ -64,8 +64,20 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Columns:          t.Columns,
 		NewColumns:       t.NewColumns,
 		CDCOutput:        t.CDCOutput,
+		Query:            t.Query,
 		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
+	}
+	if t.Query != "" {
+		dt.Schema = ""
+		if obs != nil {
+			if qd := obs.Queries[t.Name]; qd != nil && qd.Error == "" {
+				for _, c := range qd.Columns {
+					dt.SourceColumns = append(dt.SourceColumns, state.ColumnState{Name: c.Name, Type: c.Type})
+				}
+			}
+		}
+		return dt
 	}
 	if obs != nil {
 		if ot := obs.Table(schema, t.Table); ot != nil {

@@ -33,6 +33,10 @@ func (pl *planner) checkLive(src *config.Source, rs *state.Source, obs *provider
 	}
 	hasCDC := false
 	for _, t := range src.Tables {
+		if t.Query != "" {
+			pl.checkQuery(src, t, obs, errorf)
+			continue
+		}
 		schema := resolvedSchema(src, t)
 		ot := obs.Table(schema, t.Table)
 		if ot == nil {
@@ -257,4 +261,17 @@ func suggestColumn(t *providers.Table, name string) string {
 		return ""
 	}
 	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// checkQuery reports a custom SQL table whose query the source could not
+// describe (a syntax error, a missing table or column, a missing
+// privilege, a key or cursor the result lacks), on the query attribute.
+func (pl *planner) checkQuery(src *config.Source, t *config.Table, obs *providers.Observed, errorf func(hcl.Range, string, string, ...any)) {
+	qd := obs.Queries[t.Name]
+	switch {
+	case qd == nil:
+		errorf(t.Range("query"), "Query not checked", "%s did not describe the query of %s: check the source and plan again.", src.Address(), t.Name)
+	case qd.Error != "":
+		errorf(t.Range("query"), "Invalid query", "%s: %s", src.Address(), qd.Error)
+	}
 }

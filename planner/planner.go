@@ -332,6 +332,9 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 		return
 	}
 	liveTable := obs != nil && obs.Table(dt.Schema, dt.Table) != nil
+	if t.Query != "" {
+		liveTable = obs != nil && obs.Queries[t.Name] != nil && obs.Queries[t.Name].Error == ""
+	}
 	if !liveTable && len(t.PrimaryKey) == 0 {
 		// Without introspection (or without the table) the live key is as
 		// recorded; a table gone from the source is drift, not a key change.
@@ -353,6 +356,9 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 			c.Action = a
 		}
 		c.Reasons = append(c.Reasons, fmt.Sprintf(format, args...))
+	}
+	if rt.Query != dt.Query {
+		raise(Resync, "query changes: the table is reloaded from the new query")
 	}
 	if rt.Sync != dt.Sync {
 		raise(Resync, "sync type changes from %s to %s", rt.Sync, dt.Sync)
@@ -569,6 +575,9 @@ func tableView(t *state.Table) map[string]any {
 	}
 	if t.NewColumns != "" {
 		m["new_columns"] = string(t.NewColumns)
+	}
+	if t.Query != "" {
+		m["query"] = t.Query
 	}
 	return m
 }

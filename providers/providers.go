@@ -84,6 +84,11 @@ type ResourceManager interface {
 type ReadRequest struct {
 	// Schema and Table name the source table exactly.
 	Schema, Table string
+	// Query, when set, is a custom SQL table: the rows of this SELECT are
+	// read instead of Schema.Table (Table then names it in messages), with
+	// the cursor applied around it (SELECT ... FROM (Query) q WHERE cursor
+	// > $1 ORDER BY cursor). Its key is PrimaryKey; it has no live one.
+	Query string
 	// Columns to read; nil reads every column. The key and the cursor are
 	// always read, even when not listed.
 	Columns    []string
@@ -328,6 +333,22 @@ type Observed struct {
 	Checks []Check `json:"checks,omitempty"`
 	// Webhook is the registered webhook endpoint, nil when none matches.
 	Webhook *WebhookEndpoint `json:"webhook,omitempty"`
+	// Queries are the custom SQL tables' queries as the server describes
+	// them (prepared, not run), by table label.
+	Queries map[string]*QueryDescription `json:"queries,omitempty"`
+}
+
+// QueryDescription is a custom SQL table's query as the server describes
+// it: its result columns, or why it cannot be read.
+type QueryDescription struct {
+	Columns []Column `json:"columns,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// QueryDescriber describes custom SQL tables' queries without running
+// them (PostgreSQL: prepared).
+type QueryDescriber interface {
+	DescribeQuery(ctx context.Context, req ReadRequest) (*records.Schema, error)
 }
 
 // Table finds a table by schema and name (exact, case-sensitive), or nil.

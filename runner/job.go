@@ -132,6 +132,7 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	req := providers.ReadRequest{
 		Schema:     t.Schema,
 		Table:      t.Table,
+		Query:      t.Query,
 		Columns:    t.Columns,
 		PrimaryKey: t.PrimaryKey,
 		Cursor:     t.IncrementalField,

@@ -134,6 +134,8 @@ type Table struct {
 	Columns          []string                `json:"columns,omitempty"`
 	NewColumns       config.NewColumnsPolicy `json:"new_columns,omitempty"`
 	CDCOutput        config.CDCOutput        `json:"cdc_output,omitempty"`
+	// Query is a custom SQL table's SELECT ("" for a source table).
+	Query string `json:"query,omitempty"`
 	Frequency        Frequency               `json:"frequency"`
 	Enabled          bool                    `json:"enabled"`
 	// SourceColumns are the live columns (name and format_type) when the

@@ -138,6 +138,9 @@ func inspectSource(ctx context.Context, src *config.Source) (*providers.Observed
 	if err != nil {
 		return nil, err
 	}
+	if err := describeQueries(ctx, p, src, obs); err != nil {
+		return nil, err
+	}
 	if c, ok := p.(providers.Checker); ok && planner.HasCDC(src) && obs.Checks == nil {
 		if obs.Checks, err = c.Check(ctx); err != nil {
 			return nil, err
@@ -238,4 +241,36 @@ func (e *env) confirm(question string) (bool, error) {
 	var answer string
 	_, _ = fmt.Fscanln(e.stdin, &answer)
 	return strings.TrimSpace(answer) == "yes", nil
+}
+
+// describeQueries has the source describe the queries of src's custom SQL
+// tables (prepared, not run) into obs.Queries; an error of a query is
+// recorded for the planner to report on its attribute.
+func describeQueries(ctx context.Context, p providers.Source, src *config.Source, obs *providers.Observed) error {
+	for _, t := range src.Tables {
+		if t.Query == "" {
+			continue
+		}
+		qd, ok := p.(providers.QueryDescriber)
+		if !ok {
+			return fmt.Errorf("%s sources cannot run custom SQL", src.Type)
+		}
+		if obs.Queries == nil {
+			obs.Queries = map[string]*providers.QueryDescription{}
+		}
+		schema, err := qd.DescribeQuery(ctx, providers.ReadRequest{Table: t.Name, Query: t.Query, PrimaryKey: t.PrimaryKey, Cursor: t.IncrementalField, Columns: t.Columns})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			obs.Queries[t.Name] = &providers.QueryDescription{Error: err.Error()}
+			continue
+		}
+		d := &providers.QueryDescription{}
+		for _, c := range schema.Columns {
+			d.Columns = append(d.Columns, providers.Column{Name: c.Name, Type: c.SourceType, Nullable: c.Nullable})
+		}
+		obs.Queries[t.Name] = d
+	}
+	return nil
 }

@@ -14,6 +14,10 @@ var _ providers.RowEstimator = (*Provider)(nil)
 // over the leaf partitions of a partitioned table, whose own estimate
 // already counts them), never a COUNT(*); ok is false for a table never analyzed.
 func (p *Provider) EstimateRows(ctx context.Context, req providers.ReadRequest) (int64, bool, error) {
+	if req.Query != "" {
+		// A query's rows are not known before it runs.
+		return 0, false, nil
+	}
 	var rows *float64
 	err := p.withConn(ctx, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `

@@ -187,6 +187,11 @@ func (p *Provider) MissingTables(ctx context.Context, reqs []providers.ReadReque
 	for i, r := range reqs {
 		r = p.normalize(r)
 		schemas[i], names[i] = r.Schema, r.Table
+		if r.Query != "" {
+			// A custom SQL table is no relation: its query's errors
+			// are its read's.
+			schemas[i], names[i] = "", ""
+		}
 	}
 	err := p.withConn(ctx, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, missingTablesSQL, schemas, names)
@@ -211,6 +216,9 @@ func (p *Provider) MissingTables(ctx context.Context, reqs []providers.ReadReque
 // loadTable reads the table of req from the catalog, in one round trip
 // that also runs the extra queries queued by more (nil for none).
 func loadTable(ctx context.Context, conn *pgx.Conn, req providers.ReadRequest, more func(*pgx.Batch)) (*tableInfo, error) {
+	if req.Query != "" {
+		return loadQuery(ctx, conn, req, more)
+	}
 	type attr struct {
 		name, format string
 		nullable     bool

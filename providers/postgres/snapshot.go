@@ -112,12 +112,14 @@ func (rt *readTx) begin(ctx context.Context, req providers.ReadRequest, export b
 	// The kind decides whether the table can be locked, and must be known
 	// before the transaction's first query takes its snapshot: the lock
 	// must come first.
-	var kind string
-	if err := conn.QueryRow(ctx, relkindSQL, req.Schema, req.Table).Scan(&kind); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return missingTable(req)
+	kind := string(relkindQuery)
+	if req.Query == "" {
+		if err := conn.QueryRow(ctx, relkindSQL, req.Schema, req.Table).Scan(&kind); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return missingTable(req)
+			}
+			return fmt.Errorf("reading %s: %w", displayName(req), err)
 		}
-		return fmt.Errorf("reading %s: %w", displayName(req), err)
 	}
 	begin := beginReadSQL + ";\n" + readSettings
 	if req.Snapshot != "" {
@@ -129,9 +131,10 @@ func (rt *readTx) begin(ctx context.Context, req providers.ReadRequest, export b
 		begin = beginReadSQL + ";\nSET TRANSACTION SNAPSHOT '" + req.Snapshot + "';\n" + readSettings
 		rt.snapshot = req.Snapshot
 	}
-	if kind[0] != relkindMatView {
+	if kind[0] != relkindMatView && kind[0] != relkindQuery {
 		// Materialized views cannot be locked; REFRESH swaps their
-		// contents whole, so a read sees one version or the other.
+		// contents whole, so a read sees one version or the other. A
+		// query's tables are read in the transaction's one snapshot.
 		begin += ";\nLOCK TABLE " + tableName(req) + " IN ACCESS SHARE MODE"
 	}
 	if _, err := conn.PgConn().Exec(ctx, begin).ReadAll(); err != nil {

@@ -135,9 +135,9 @@ type Table struct {
 	NewColumns       config.NewColumnsPolicy `json:"new_columns,omitempty"`
 	CDCOutput        config.CDCOutput        `json:"cdc_output,omitempty"`
 	// Query is a custom SQL table's SELECT ("" for a source table).
-	Query string `json:"query,omitempty"`
-	Frequency        Frequency               `json:"frequency"`
-	Enabled          bool                    `json:"enabled"`
+	Query     string    `json:"query,omitempty"`
+	Frequency Frequency `json:"frequency"`
+	Enabled   bool      `json:"enabled"`
 	// SourceColumns are the live columns (name and format_type) when the
 	// table was applied, so that plan can tell a dropped or retyped column.
 	SourceColumns []ColumnState `json:"source_columns,omitempty"`

@@ -74,7 +74,7 @@ func runNotify(e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "notify.%-20s ok (HTTP %d)\n", r.Name, r.Status)
 	}
 	if failed > 0 {
-		fmt.Fprintf(e.stderr, "%s of %d failed.\n", plural(failed, "notify block"), len(results))
+		fmt.Fprintf(e.stderr, "%d of %s failed.\n", failed, plural(len(results), "notify block"))
 		return exitError
 	}
 	return exitOK

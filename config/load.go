@@ -301,6 +301,7 @@ func (l *loader) load(bodies []hcl.Body) {
 	stateOK := len(l.e.diags.Errs()) == before
 	l.decodeWarehouse(single(&l.e, byType["warehouse"]))
 	l.decodeRunner(single(&l.e, byType["runner"]))
+	l.decodeNotify(byType["notify"])
 	if stateOK {
 		l.checkFleet()
 	}

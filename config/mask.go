@@ -78,6 +78,7 @@ func secretSpans(src []byte) []span {
 			}
 		}
 	}
+	spans = append(spans, notifySecretSpans(tokens)...)
 	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
 	merged := spans[:0]
 	for _, s := range spans {

@@ -29,6 +29,8 @@ type Config struct {
 	// it derives from a sensitive value.
 	Locals  map[string]cty.Value
 	Sources []*Source
+	// Notify holds the notify blocks, in the order of the files (notify.go).
+	Notify []*Notify
 }
 
 // Source returns the source with the given address ("postgres.prod"), or nil.

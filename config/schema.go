@@ -14,6 +14,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "source", LabelNames: []string{"type", "name"}},
+		{Type: "notify", LabelNames: []string{"name"}},
 	},
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/webhooksecret"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/runner/journal"
+	"github.com/sluice-dev/sluice/runner/notify"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse"
 )
@@ -94,6 +95,9 @@ type Options struct {
 	// engine (FleetSync), and it streams the sources whose claims it
 	// takes.
 	Claims state.Claimer
+	// Notify, when set, is told of failures, recoveries, stale tables and
+	// slot lag, and sends the notify blocks' messages (notify.go).
+	Notify *notify.Notifier
 }
 
 // Runner runs syncs.
@@ -137,6 +141,9 @@ type Runner struct {
 	// elsewhere are the tables the last Once or Sync of a fleet runner
 	// left to the runner holding their claims, and who that is.
 	elsewhere map[string]string
+	// staleChecked is when the daemon last looked for stale tables
+	// (notify.go).
+	staleChecked time.Time
 }
 
 // New returns a runner; Load must succeed before it runs.
@@ -203,7 +210,7 @@ func New(opt Options) *Runner {
 	r.slots = &slotMonitor{
 		open: opt.Open, openResources: opt.Resources, put: r.hooks.putSourceStatus,
 		metrics: opt.Metrics, log: opt.Logger, now: opt.Now, interval: opt.WALCheckInterval,
-		health: map[string]*state.SourceStatus{},
+		health: map[string]*state.SourceStatus{}, notify: opt.Notify,
 	}
 	return r
 }
@@ -698,6 +705,7 @@ func (r *Runner) Run(parent context.Context) error {
 			}(j)
 		}
 		r.answerRequests(ctx, jobs, now)
+		r.checkStale(ctx, jobs, now)
 		select {
 		case <-ctx.Done():
 			r.opt.Logger.Info("stopping: waiting for running syncs to finish or abandon their commits")

@@ -56,14 +56,18 @@ const statusEvery = 2 * time.Second
 type runnerStatus struct{ r *Runner }
 
 // update changes j's record, as this runner's, under the runner's lock
-// and returns a copy of it to write.
+// and returns a copy of it to write. The notifier hears of the change
+// (notify.go).
 func (s runnerStatus) update(j job, change func(ts *state.TableStatus)) state.TableStatus {
 	s.r.mu.Lock()
-	defer s.r.mu.Unlock()
 	ts := s.r.tableStatus(j)
+	wasFailed := notifiedFailure(ts)
 	ts.Runner = s.r.id()
 	change(ts)
-	return *ts
+	cp := *ts
+	s.r.mu.Unlock()
+	s.r.notifyStatus(wasFailed, &cp)
+	return cp
 }
 
 func (s runnerStatus) running(ctx context.Context, j job, at time.Time) state.TableStatus {

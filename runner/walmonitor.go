@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/providers"
+	"github.com/sluice-dev/sluice/runner/notify"
 	"github.com/sluice-dev/sluice/state"
 )
 
@@ -94,6 +95,8 @@ type slotMonitor struct {
 	log      hclog.Logger
 	now      func() time.Time
 	interval time.Duration
+	// notify is told of each reading (nil: no notify block).
+	notify *notify.Notifier
 
 	mu sync.Mutex
 	// health is the slot health last recorded, by source.
@@ -177,6 +180,7 @@ func (m *slotMonitor) check(ctx context.Context, w *slotWatch, confirmMissing in
 		}
 	}
 	m.metrics.slotLag.WithLabelValues(addr).Set(float64(ss.SlotLagBytes))
+	m.notify.SourceLag(addr, lagLevel(ss.State), ss.SlotLagBytes, ss.Message, ss.UpdatedAt)
 	if ss.State != w.last {
 		switch ss.State {
 		case "healthy":
@@ -240,7 +244,9 @@ func (m *slotMonitor) slotLost(ctx context.Context, src *config.Source, err erro
 	if !errors.Is(err, providers.ErrSlotLost) {
 		return false
 	}
-	m.recordHealth(ctx, &state.SourceStatus{Address: src.Address(), State: "failed", Message: errorText(err) + " (resync required)", UpdatedAt: m.now().UTC()})
+	ss := &state.SourceStatus{Address: src.Address(), State: "failed", Message: errorText(err) + " (resync required)", UpdatedAt: m.now().UTC()}
+	m.notify.SourceLag(ss.Address, lagLevel(ss.State), 0, ss.Message, ss.UpdatedAt)
+	m.recordHealth(ctx, ss)
 	return true
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/runner"
 	"github.com/sluice-dev/sluice/runner/journal"
 	"github.com/sluice-dev/sluice/runner/journal/pgjournal"
+	"github.com/sluice-dev/sluice/runner/notify"
 	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/state/pgstate"
 	"github.com/sluice-dev/sluice/warehouse"
@@ -366,12 +367,15 @@ type runnerSession struct {
 	// for the job engine and the shared webhook journals.
 	claims *pgstate.Claims
 	pool   *pgxpool.Pool
+	// notify sends the notify blocks' messages (nil: none).
+	notify *notify.Notifier
 }
 
 func (s *runnerSession) close() {
 	if s.r != nil {
 		_ = s.r.Close()
 	}
+	closeNotifier(s.notify)
 	if s.pool != nil {
 		s.pool.Close()
 	}
@@ -572,6 +576,10 @@ func (e *env) buildRunner(ctx context.Context, s *runnerSession, f *runnerFlags)
 	if isTerminal(e.stderr) {
 		opt.Progress = e.stderr
 	}
+	// notify blocks: messages on failures, recoveries, stale tables and
+	// slot lag (notify.go).
+	s.notify = newNotifier(s.cfg, s.id, s.logger)
+	opt.Notify = s.notify
 	s.r = runner.New(opt)
 	return nil
 }

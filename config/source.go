@@ -270,12 +270,13 @@ var cdcOutputs = []string{string(CDCConsolidated), string(CDCHistory), string(CD
 
 func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 	t := &Table{
-		Name:       b.Labels[0],
-		Frequency:  s.Frequency,
-		NewColumns: NewColumnsSyncForward,
-		Enabled:    true,
-		Attrs:      map[string]hcl.Range{},
-		DeclRange:  b.DefRange,
+		Name:           b.Labels[0],
+		Frequency:      s.Frequency,
+		NewColumns:     NewColumnsSyncForward,
+		Enabled:        true,
+		HistoricalLoad: true,
+		Attrs:          map[string]hcl.Range{},
+		DeclRange:      b.DefRange,
 	}
 	var err error
 	if t.Schema, t.Table, err = ParseTableName(t.Name); err != nil {
@@ -312,6 +313,7 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 		t.CDCOutput = CDCOutput(cdcOutput)
 	}
 	a.boolean("enabled", &t.Enabled)
+	a.boolean("historical_load", &t.HistoricalLoad)
 	l.checkTable(s, t, a)
 	return t
 }
@@ -355,6 +357,13 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	if a.has("cdc_output") && t.Sync != SyncCDC {
 		a.errorf("cdc_output", "cdc_output on a table that is not cdc",
 			"cdc_output chooses the tables a cdc sync writes; this table has sync = %q. Remove cdc_output or set sync = \"cdc\".", t.Sync)
+	}
+	if a.has("historical_load") && !t.Sync.LoadsHistory() {
+		a.errorf("historical_load", "historical_load on a table that does not load history",
+			"historical_load chooses whether a cdc, incremental or append table starts with the rows already at the source; a %s table reads the whole table every time. Remove historical_load.", t.Sync)
+	} else if !t.HistoricalLoad && s.Type != "postgres" {
+		a.errorf("historical_load", "historical_load not available",
+			"historical_load = false is available for PostgreSQL sources; a %s table loads its history on its first sync. Remove historical_load.", s.Type)
 	}
 	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
 		t.CDCOutput = CDCConsolidated

@@ -67,6 +67,10 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
 	}
+	if !t.HistoricalLoad && t.Sync.LoadsHistory() {
+		off := false
+		dt.HistoricalLoad = &off
+	}
 	if obs != nil {
 		if ot := obs.Table(schema, t.Table); ot != nil {
 			if len(dt.PrimaryKey) == 0 {

@@ -294,6 +294,13 @@ func TestChanges(t *testing.T) {
 			},
 		},
 		{
+			name: "historical_load turned off on a loaded table",
+			edit: func(s string) string {
+				return strings.Replace(s, "    sync = \"cdc\"\n", "    sync = \"cdc\"\n    historical_load = false\n", 1)
+			},
+			want: []string{"update table postgres.prod/events: historical_load changes from true to false: what the warehouse holds is kept; a later resync starts without the history (`sluice resync -historical` loads it)"},
+		},
+		{
 			name: "incremental_field change",
 			edit: func(s string) string { return strings.Replace(s, `"updated_at"`, `"id"`, 1) },
 			want: []string{`resync table postgres.prod/orders: incremental_field changes from "updated_at" to "id"`},

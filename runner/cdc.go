@@ -110,8 +110,8 @@ type cdcTable struct {
 	// noHistory is set while the table starts without its history
 	// (historical_load = false): snapshotTable reads no rows.
 	noHistory bool
-	failed     bool
-	eng        *cdcEngine
+	failed    bool
+	eng       *cdcEngine
 }
 
 // cdcOutput is one warehouse table of a cdc table, with its committed

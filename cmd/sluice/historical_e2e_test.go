@@ -38,9 +38,9 @@ const historicalTables = `
 // leaves a tombstone), and past the cursor's greatest value at apply for
 // an incremental table. `sluice resync` starts the tables again without
 // their history; `sluice resync -historical` loads it. Into the Parquet
-// and PostgreSQL warehouses.
+// PostgreSQL and Iceberg (local directory) warehouses.
 func TestHistoricalLoadOff(t *testing.T) {
-	for _, backend := range []string{"parquet", "postgres"} {
+	for _, backend := range []string{"parquet", "postgres", "iceberg"} {
 		t.Run(backend, func(t *testing.T) {
 			s := newShop(t)
 			wh := newHistWarehouse(t, s, backend)
@@ -171,6 +171,28 @@ type histWarehouse struct {
 
 func newHistWarehouse(t *testing.T, s *shop, backend string) histWarehouse {
 	switch backend {
+	case "iceberg":
+		lake := newIcebergLake(t, s)
+		return histWarehouse{
+			block: icebergBlock,
+			rows: func(table string) []string {
+				t.Helper()
+				cols := histCols(table)
+				var out []string
+				for _, row := range lake.rows(table, cols...) {
+					vals := strings.SplitN(row, ":", len(cols))
+					out = append(out, histRow(table, func(col string) (string, bool) {
+						i := slices.Index(cols, col)
+						if i < 0 || vals[i] == "(null)" {
+							return "", false
+						}
+						return vals[i], true
+					}))
+				}
+				slices.Sort(out)
+				return out
+			},
+		}
 	case "postgres":
 		whURL := pgtest.NewDB(t)
 		ctx := context.Background()
@@ -259,6 +281,19 @@ func newHistWarehouse(t *testing.T, s *shop, backend string) histWarehouse {
 			return out
 		},
 	}
+}
+
+// histCols are the columns histRow reads, valid_to (which holds ':') last.
+func histCols(table string) []string {
+	switch {
+	case strings.HasSuffix(table, "_cdc"):
+		return []string{"id", "_sluice_cdc_op", "kind", "valid_to"}
+	case strings.HasSuffix(table, "orders"):
+		return []string{"id", "status"}
+	case strings.HasSuffix(table, "customers"):
+		return []string{"id", "email", "_sluice_deleted"}
+	}
+	return []string{"id", "kind", "_sluice_deleted"}
 }
 
 // histRow renders a row of the tests' warehouse tables: id:status for

@@ -423,6 +423,9 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 		}
 		raise(Update, "historical_load changes from %t to %t: %s", before, after, note)
 	}
+	if c.Action == Resync && dt.HistoricalLoad != nil && dt.Enabled {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("historical_load = false: the resync starts the table again without its history (emptied, then what changes after it); `sluice resync -historical %s` after apply loads the history instead", addr))
+	}
 	if c.Action != NoOp {
 		pl.add(c)
 	}

@@ -457,9 +457,12 @@ func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 	var snap providers.ExportedSnapshot
 	release := func() error { return nil }
 	var err error
-	recreated := len(need) > 0 && len(need)+len(fresh) == len(live)
+	// The main slot is created again with an exported snapshot only when
+	// every table is snapshotted from it; tables without historical load
+	// keep the changes it holds (everything since apply, for a slot not
+	// used yet), so the others are then read under a temporary slot's.
 	switch {
-	case recreated:
+	case len(need) > 0 && len(need) == len(live):
 		snap, release, err = e.cs.CreateSnapshotSlot(ctx, e.src.Postgres.CDC.Slot)
 	case len(need) > 0:
 		snap, release, err = e.temporarySnapshot(ctx)
@@ -487,11 +490,9 @@ func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 		}
 	}
 	for _, t := range fresh {
-		start := snap
-		if !recreated {
-			if start.ConsistentLSN, err = e.startWithoutHistory(ctx, t); err != nil {
-				return err
-			}
+		var start providers.ExportedSnapshot
+		if start.ConsistentLSN, err = e.startWithoutHistory(ctx, t); err != nil {
+			return err
 		}
 		if err := e.snapshotTable(ctx, t, start, at); err != nil {
 			if err := fail(t, err); err != nil {
@@ -503,7 +504,7 @@ func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 }
 
 // startWithoutHistory is the position a cdc table without historical
-// load starts from when the main slot is not created again for it: for a
+// load starts from: for a
 // table never committed, the slot's confirmed position (the changes the
 // slot still holds, everything since apply for a slot not used yet); for
 // one read again (a resync, a schema change, a slot created after its

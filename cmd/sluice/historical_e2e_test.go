@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
 	"github.com/sluice-dev/sluice/internal/records"
+	"github.com/sluice-dev/sluice/state"
 	"github.com/sluice-dev/sluice/warehouse/parquet"
 )
 
@@ -57,6 +60,14 @@ func TestHistoricalLoadOff(t *testing.T) {
 			s.must(0, "apply", "-auto-approve")
 			s.must(0, "plan", "-detailed-exitcode")
 			s.runEnv()
+			// apply recorded where the incremental table starts: the
+			// greatest updated_at, and the key of the row holding it.
+			st := readStateFile(t, s)
+			orders := st.Sources["postgres.shop"].Tables["orders"]
+			if orders.HistoricalLoad == nil || *orders.HistoricalLoad || orders.Start == nil ||
+				!strings.HasPrefix(orders.Start.Cursor, "2026-01-02") || len(orders.Start.BoundaryKeys) != 1 {
+				t.Errorf("orders in state: historical_load %v, start %+v", orders.HistoricalLoad, orders.Start)
+			}
 
 			// Changes after apply: a new row; an update and a delete of rows
 			// never loaded. An order with the greatest cursor value at apply
@@ -160,6 +171,58 @@ func TestHistoricalLoadOffEmptyTable(t *testing.T) {
 	if diff := cmp.Diff([]string{"2:new@example.com:false"}, wh.rows("shop_customers")); diff != "" {
 		t.Errorf("customers (-want +got):\n%s", diff)
 	}
+}
+
+// TestHistoricalLoadOffBesideSnapshot: on a source's first run, a cdc
+// table without historical load beside one snapshotted keeps the changes
+// committed since apply (the snapshot is read under a temporary slot, so
+// that the slot apply created is not created again), and the other table
+// is whole.
+func TestHistoricalLoadOffBesideSnapshot(t *testing.T) {
+	s := newShop(t)
+	wh := newHistWarehouse(t, s, "parquet")
+	s.write(shopHeader + wh.block + shopSource(`
+  table "events" {
+    sync            = "cdc"
+    historical_load = false
+  }
+  table "customers" {
+    sync = "cdc"
+  }`))
+	s.exec(`INSERT INTO events VALUES (1, 'old', now())`)
+	s.exec(`INSERT INTO customers VALUES (1, 'old@example.com')`)
+	s.must(0, "apply", "-auto-approve")
+	s.runEnv()
+	s.exec(`INSERT INTO events VALUES (2, 'after apply', now())`)
+	s.exec(`INSERT INTO customers VALUES (2, 'after@example.com')`)
+	s.must(0, "sync")
+	if diff := cmp.Diff([]string{"2:after apply:false"}, wh.rows("shop_events")); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"1:old@example.com:false", "2:after@example.com:false"}, wh.rows("shop_customers")); diff != "" {
+		t.Errorf("customers (-want +got):\n%s", diff)
+	}
+	s.exec(`UPDATE events SET kind = 'later' WHERE id = 1; UPDATE customers SET email = 'later@example.com' WHERE id = 1`)
+	s.must(0, "sync")
+	if diff := cmp.Diff([]string{"1:later:false", "2:after apply:false"}, wh.rows("shop_events")); diff != "" {
+		t.Errorf("events after an update (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"1:later@example.com:false", "2:after@example.com:false"}, wh.rows("shop_customers")); diff != "" {
+		t.Errorf("customers after an update (-want +got):\n%s", diff)
+	}
+}
+
+func readStateFile(t *testing.T, s *shop) *state.State {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, ".sluice", "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st state.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
 }
 
 // histWarehouse is a warehouse of the historical_load tests and how to

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/planner"
 	"github.com/sluice-dev/sluice/providers"
 	"github.com/sluice-dev/sluice/state"
@@ -166,7 +167,7 @@ func (ex *executor) step(ctx context.Context, c planner.Change) error {
 	case planner.KindSlot:
 		return ex.slot(ctx, c)
 	case planner.KindTable:
-		return ex.table(c)
+		return ex.table(ctx, c)
 	case planner.KindWebhook:
 		return ex.webhook(ctx, c)
 	}
@@ -343,7 +344,7 @@ func (ex *executor) slot(ctx context.Context, c planner.Change) error {
 	return nil
 }
 
-func (ex *executor) table(c planner.Change) error {
+func (ex *executor) table(ctx context.Context, c planner.Change) error {
 	addr := ex.sourceAddr(c)
 	_, name, _ := strings.Cut(c.Address, "/")
 	if c.Action == planner.Delete {
@@ -363,7 +364,10 @@ func (ex *executor) table(c planner.Change) error {
 	planned := *c.Planned.Table
 	dt := &planned
 	if old != nil {
-		dt.ResyncRequestedAt = old.ResyncRequestedAt
+		dt.ResyncRequestedAt, dt.ResyncHistorical = old.ResyncRequestedAt, old.ResyncHistorical
+		if c.Action != planner.Resync && old.IncrementalField == dt.IncrementalField {
+			dt.Start = old.Start
+		}
 		if old.WarehouseTable != dt.WarehouseTable {
 			if err := renameWarehouseTables(ex.opt.Config, old, dt); err != nil {
 				return err
@@ -371,12 +375,45 @@ func (ex *executor) table(c planner.Change) error {
 		}
 	}
 	if c.Action == planner.Resync {
-		dt.ResyncRequestedAt = ex.opt.Now().UTC()
+		dt.ResyncRequestedAt, dt.ResyncHistorical = ex.opt.Now().UTC(), false
+	}
+	if old == nil && dt.HistoricalLoad != nil && dt.Sync.NeedsCursor() && dt.Enabled {
+		start, err := ex.cursorStart(ctx, addr, dt)
+		if err != nil {
+			return err
+		}
+		dt.Start = &start
 	}
 	dt.AppliedAt = ex.opt.Now().UTC()
 	rs.Tables[name] = dt
 	rs.Prefix = c.Planned.Prefix
 	return nil
+}
+
+// cursorStart is where a new incremental or append table without
+// historical load starts: the cursor's greatest value at the source now
+// (providers.CursorMarker).
+func (ex *executor) cursorStart(ctx context.Context, addr string, dt *state.Table) (records.Position, error) {
+	src := ex.opt.Config.Source(addr)
+	if src == nil {
+		return records.Position{}, fmt.Errorf("%s is not in the configuration", addr)
+	}
+	p, err := ex.opt.Open(ctx, src)
+	if err != nil {
+		return records.Position{}, err
+	}
+	defer p.Close()
+	m, ok := p.(providers.CursorMarker)
+	if !ok {
+		return records.Position{}, fmt.Errorf("%s sources cannot start a table without its history (historical_load = false)", src.Type)
+	}
+	pos, err := m.CursorMark(ctx, providers.ReadRequest{
+		Schema: dt.Schema, Table: dt.Table, Columns: dt.Columns, PrimaryKey: dt.PrimaryKey, Cursor: dt.IncrementalField,
+	})
+	if err != nil {
+		return records.Position{}, fmt.Errorf("finding the greatest %s, where the table starts (historical_load = false): %w", dt.IncrementalField, err)
+	}
+	return pos, nil
 }
 
 // forgetPublished removes a table whose block was removed from the

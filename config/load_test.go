@@ -138,6 +138,21 @@ func TestStaticErrors(t *testing.T) {
 			want: []diag{{"error", "cdc_output on a table that is not cdc", 5}},
 		},
 		{
+			name: "historical_load on a full_refresh table",
+			src:  pgHead + "  table \"orders\" {\n    sync = \"full_refresh\"\n    historical_load = false\n  }\n}\n",
+			want: []diag{{"error", "historical_load on a table that does not load history", 5}},
+		},
+		{
+			name: "historical_load on an xmin table",
+			src:  pgHead + "  table \"orders\" {\n    sync = \"xmin\"\n    historical_load = true\n  }\n}\n",
+			want: []diag{{"error", "historical_load on a table that does not load history", 5}},
+		},
+		{
+			name: "historical_load = false on a stripe table",
+			src:  "source \"stripe\" \"billing\" {\n  api_key = \"sk_test\"\n  table \"charges\" {\n    sync = \"incremental\"\n    historical_load = false\n  }\n}\n",
+			want: []diag{{"error", "historical_load not available", 5}},
+		},
+		{
 			name:   "bad cdc_output",
 			src:    pgHead + "  table \"orders\" {\n    sync = \"cdc\"\n    cdc_output = \"histroy\"\n  }\n}\n",
 			want:   []diag{{"error", `Invalid cdc output "histroy"`, 5}},
@@ -785,5 +800,33 @@ func TestNoConfigurationWording(t *testing.T) {
 	want = "There are no *.hcl files in the current directory (" + dir + ");"
 	if d := diags[0].Detail; !strings.HasPrefix(d, want) || strings.Contains(d, "directory the current") {
 		t.Errorf("detail %q, want it to start with %q", d, want)
+	}
+}
+
+func TestHistoricalLoad(t *testing.T) {
+	cfg, diags := load(t, `
+source "postgres" "prod" {
+  host = "db"
+  table "orders" { sync = "cdc" }
+  table "events" {
+    sync            = "cdc"
+    historical_load = false
+  }
+  table "logs" {
+    sync              = "append"
+    incremental_field = "at"
+    historical_load   = false
+  }
+}
+`, Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var got []bool
+	for _, tb := range cfg.Sources[0].Tables {
+		got = append(got, tb.HistoricalLoad)
+	}
+	if diff := cmp.Diff([]bool{true, false, false}, got); diff != "" {
+		t.Errorf("historical_load (-want +got):\n%s", diff)
 	}
 }

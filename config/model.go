@@ -271,6 +271,10 @@ type Table struct {
 	// Pattern is the tables block that planned this table ("" for a
 	// table block of its own).
 	Pattern string
+	// HistoricalLoad is false when the table starts without its history
+	// (historical_load = false; cdc, incremental and append tables): no
+	// snapshot, only what changes after apply.
+	HistoricalLoad bool
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range
@@ -303,6 +307,10 @@ const (
 
 // SyncTypes lists every sync type in the order the documentation gives them.
 var SyncTypes = []SyncType{SyncFullRefresh, SyncIncremental, SyncAppend, SyncCDC, SyncXmin, SyncWebhook}
+
+// LoadsHistory reports whether historical_load may be turned off for the
+// sync type: the types that follow changes after a first load.
+func (s SyncType) LoadsHistory() bool { return s == SyncCDC || s == SyncIncremental || s == SyncAppend }
 
 // NeedsCursor reports whether the sync type reads rows past a cursor column.
 func (s SyncType) NeedsCursor() bool { return s == SyncIncremental || s == SyncAppend }

@@ -36,7 +36,8 @@ func (l *loader) decodePattern(s *Source, b *hcl.Block) *TablePattern {
 		l.e.diags = append(l.e.diags, errorAt(b.LabelRanges[0], "Invalid table pattern", "%s.", err))
 		return nil
 	}
-	t := &Table{Frequency: s.Frequency, NewColumns: NewColumnsSyncForward, Enabled: true, Attrs: map[string]hcl.Range{}, DeclRange: b.DefRange, Pattern: p.Pattern}
+	t := newTable(s, "", b.DefRange)
+	t.Pattern = p.Pattern
 	a := &attrs{e: &l.e, m: l.content(b, patternSchema), ranges: t.Attrs, unknown: l.unknownOf(t)}
 	if a.strings("exclude", &p.Exclude) {
 		for _, x := range p.Exclude {

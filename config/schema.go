@@ -82,6 +82,7 @@ var tableSchema = &hcl.BodySchema{
 		{Name: "cdc_output"},
 		{Name: "enabled"},
 		{Name: "query"},
+		{Name: "historical_load"},
 	},
 }
 

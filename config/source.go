@@ -273,15 +273,22 @@ func (s *Source) WebhookEndpoint() string {
 
 var cdcOutputs = []string{string(CDCConsolidated), string(CDCHistory), string(CDCBoth)}
 
-func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
-	t := &Table{
-		Name:       b.Labels[0],
-		Frequency:  s.Frequency,
-		NewColumns: NewColumnsSyncForward,
-		Enabled:    true,
-		Attrs:      map[string]hcl.Range{},
-		DeclRange:  b.DefRange,
+// newTable is a table of s declared at r, with the defaults of a table
+// block (and of a tables block's template).
+func newTable(s *Source, name string, r hcl.Range) *Table {
+	return &Table{
+		Name:           name,
+		Frequency:      s.Frequency,
+		NewColumns:     NewColumnsSyncForward,
+		Enabled:        true,
+		HistoricalLoad: true,
+		Attrs:          map[string]hcl.Range{},
+		DeclRange:      r,
 	}
+}
+
+func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
+	t := newTable(s, b.Labels[0], b.DefRange)
 	var err error
 	if t.Schema, t.Table, err = ParseTableName(t.Name); err != nil {
 		l.e.diags = append(l.e.diags, errorAt(b.LabelRanges[0], "Invalid table name", "%s.", err))
@@ -324,6 +331,7 @@ func (l *loader) decodeTableAttrs(s *Source, t *Table, a *attrs) {
 		t.CDCOutput = CDCOutput(cdcOutput)
 	}
 	a.boolean("enabled", &t.Enabled)
+	a.boolean("historical_load", &t.HistoricalLoad)
 	if a.str("query", &t.Query) {
 		l.checkQueryTable(s, t, a)
 	}
@@ -369,6 +377,13 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	if a.has("cdc_output") && t.Sync != SyncCDC {
 		a.errorf("cdc_output", "cdc_output on a table that is not cdc",
 			"cdc_output chooses the tables a cdc sync writes; this table has sync = %q. Remove cdc_output or set sync = \"cdc\".", t.Sync)
+	}
+	if a.has("historical_load") && !t.Sync.LoadsHistory() {
+		a.errorf("historical_load", "historical_load on a table that does not load history",
+			"historical_load chooses whether a cdc, incremental or append table starts with the rows already at the source; a %s table reads the whole table every time. Remove historical_load.", t.Sync)
+	} else if !t.HistoricalLoad && s.Type != "postgres" {
+		a.errorf("historical_load", "historical_load not available",
+			"historical_load = false is available for PostgreSQL sources; a %s table loads its history on its first sync. Remove historical_load.", s.Type)
 	}
 	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
 		t.CDCOutput = CDCConsolidated
@@ -468,6 +483,10 @@ func (l *loader) checkQueryTable(s *Source, t *Table, a *attrs) {
 	if t.Schema != "" {
 		l.e.diags = append(l.e.diags, errorAt(t.DeclRange, "Invalid custom SQL table name",
 			"The label of a table with query is its warehouse name (<prefix>_<label>), not a source table: write it without a schema, such as table %q.", t.Table))
+	}
+	if a.has("historical_load") && !t.HistoricalLoad {
+		a.errorf("historical_load", "historical_load not available for a query",
+			"A table with query has no history of its own to skip: its cursor reads the query's rows past the last value synced. Remove historical_load.")
 	}
 	switch t.Sync {
 	case SyncCDC, SyncXmin, SyncWebhook:

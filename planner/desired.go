@@ -68,6 +68,10 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
 	}
+	if !t.HistoricalLoad && t.Sync.LoadsHistory() {
+		off := false
+		dt.HistoricalLoad = &off
+	}
 	if t.Query != "" {
 		dt.Schema = ""
 		if obs != nil {

@@ -324,8 +324,13 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	addr := t.Address(src)
 	if rt == nil {
 		reason := "new table: initial sync"
-		if !t.Enabled {
+		switch {
+		case !t.Enabled:
 			reason = "new table, disabled: recorded, not synced"
+		case dt.HistoricalLoad != nil && dt.Sync == config.SyncCDC:
+			reason = "new table, historical_load = false: no snapshot; created empty, then the changes streamed from the replication slot's position"
+		case dt.HistoricalLoad != nil:
+			reason = fmt.Sprintf("new table, historical_load = false: apply records the greatest %s now; the first sync reads only the rows past it", dt.IncrementalField)
 		}
 		pl.add(Change{Address: addr, Kind: KindTable, Action: Create, Reasons: []string{reason}, After: tableView(dt),
 			Planned: &Planned{Table: plannedTable(dt), Prefix: src.Prefix}})
@@ -417,6 +422,16 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	}
 	if rt.NewColumns != dt.NewColumns {
 		raise(Update, "new_columns changes from %s to %s", rt.NewColumns, dt.NewColumns)
+	}
+	if before, after := rt.HistoricalLoad == nil, dt.HistoricalLoad == nil; before != after {
+		note := "what the warehouse holds is kept; a later resync starts without the history (`sluice resync -historical` loads it)"
+		if after {
+			note = "what the warehouse holds is kept; the history is not loaded now (`sluice resync` loads it)"
+		}
+		raise(Update, "historical_load changes from %t to %t: %s", before, after, note)
+	}
+	if c.Action == Resync && dt.HistoricalLoad != nil && dt.Enabled {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("historical_load = false: the resync starts the table again without its history (emptied, then what changes after it); `sluice resync -historical %s` after apply loads the history instead", addr))
 	}
 	if c.Action != NoOp {
 		pl.add(c)
@@ -578,6 +593,9 @@ func tableView(t *state.Table) map[string]any {
 	}
 	if t.Query != "" {
 		m["query"] = t.Query
+	}
+	if t.HistoricalLoad != nil {
+		m["historical_load"] = *t.HistoricalLoad
 	}
 	return m
 }

@@ -294,6 +294,13 @@ func TestChanges(t *testing.T) {
 			},
 		},
 		{
+			name: "historical_load turned off on a loaded table",
+			edit: func(s string) string {
+				return strings.Replace(s, "    sync = \"cdc\"\n", "    sync = \"cdc\"\n    historical_load = false\n", 1)
+			},
+			want: []string{"update table postgres.prod/events: historical_load changes from true to false: what the warehouse holds is kept; a later resync starts without the history (`sluice resync -historical` loads it)"},
+		},
+		{
 			name: "incremental_field change",
 			edit: func(s string) string { return strings.Replace(s, `"updated_at"`, `"id"`, 1) },
 			want: []string{`resync table postgres.prod/orders: incremental_field changes from "updated_at" to "id"`},
@@ -745,5 +752,38 @@ func TestSavedPlanOnAnEmptyStateIsNotStale(t *testing.T) {
 	st.Serial = 3
 	if why := (&Saved{Plan: first}).Stale(plan(t, cfg, st, observed())); why == "" {
 		t.Error("a plan of an empty state applied to a written one is not stale")
+	}
+}
+
+// TestHistoricalLoadOff: a new table without historical load says how it
+// starts, shows the attribute, and a resync of one warns that it starts
+// again without its history.
+func TestHistoricalLoadOff(t *testing.T) {
+	off := strings.Replace(baseConfig, "    incremental_field = \"updated_at\"\n", "    incremental_field = \"updated_at\"\n    historical_load   = false\n", 1)
+	off = strings.Replace(off, "    sync = \"cdc\"\n", "    sync = \"cdc\"\n    historical_load = false\n", 1)
+	p := plan(t, loadConfig(t, off), nil, observed())
+	var got []string
+	for _, c := range p.Changes {
+		if c.Kind == KindTable && c.After["historical_load"] == false {
+			got = append(got, c.Address+": "+strings.Join(c.Reasons, "; "))
+		}
+	}
+	want := []string{
+		"postgres.prod/events: new table, historical_load = false: no snapshot; created empty, then the changes streamed from the replication slot's position",
+		"postgres.prod/orders: new table, historical_load = false: apply records the greatest updated_at now; the first sync reads only the rows past it",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("creates (-want +got):\n%s", diff)
+	}
+
+	st := recorded(t, loadConfig(t, off), observed())
+	p = plan(t, loadConfig(t, strings.Replace(off, `"updated_at"`, `"id"`, 1)), st, observed())
+	got = nil
+	for _, c := range p.Changes {
+		got = append(got, fmt.Sprintf("%s %s: %s", c.Action, c.Address, strings.Join(c.Warnings, "; ")))
+	}
+	want = []string{"resync postgres.prod/orders: historical_load = false: the resync starts the table again without its history (emptied, then what changes after it); `sluice resync -historical postgres.prod/orders` after apply loads the history instead"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("resync (-want +got):\n%s", diff)
 	}
 }

@@ -2,6 +2,8 @@ package providers
 
 import (
 	"context"
+
+	"github.com/sluice-dev/sluice/internal/records"
 )
 
 // Capabilities a source may offer besides those of providers.go. Callers
@@ -46,4 +48,13 @@ type TemporarySnapshotter interface {
 	// CreateTemporarySnapshot exports a snapshot, held until release is
 	// called.
 	CreateTemporarySnapshot(ctx context.Context) (snap ExportedSnapshot, release func() error, err error)
+}
+
+// CursorMarker finds where an incremental or append table without
+// historical load (historical_load = false) starts: the cursor's greatest
+// value now and the keys of the rows holding it, as CursorReader commits a
+// position, so that a read from it returns only the rows that come later.
+// A table with no cursor value gives the zero Position (read everything).
+type CursorMarker interface {
+	CursorMark(ctx context.Context, req ReadRequest) (records.Position, error)
 }

@@ -107,8 +107,11 @@ type cdcTable struct {
 	outs []*cdcOutput
 	// resnapshot is set when the stream found the table must be read again.
 	resnapshot bool
-	failed     bool
-	eng        *cdcEngine
+	// noHistory is set while the table starts without its history
+	// (historical_load = false): snapshotTable reads no rows.
+	noHistory bool
+	failed    bool
+	eng       *cdcEngine
 }
 
 // cdcOutput is one warehouse table of a cdc table, with its committed
@@ -432,40 +435,110 @@ func (e *cdcEngine) failAll(err error) {
 // go on.
 func (e *cdcEngine) snapshotPending(ctx context.Context) error {
 	live := e.live()
-	var need []*cdcTable
+	var need, fresh []*cdcTable
 	for _, t := range live {
+		t.noHistory = false
 		if why := e.needsSnapshot(t); why != "" {
+			cur := e.status.current(t.j)
+			if !t.j.table.LoadsHistory(resyncDue(t.j.table, &cur)) {
+				e.log.Info("starting without history (historical_load = false)", "table", t.j.addr, "reason", why)
+				t.noHistory = true
+				fresh = append(fresh, t)
+				continue
+			}
 			e.log.Info("snapshot needed", "table", t.j.addr, "reason", why)
 			need = append(need, t)
 		}
 	}
-	if len(need) == 0 {
+	if len(need) == 0 && len(fresh) == 0 {
 		return nil
 	}
 	at := e.now().UTC().Truncate(time.Microsecond)
 	var snap providers.ExportedSnapshot
-	var release func() error
+	release := func() error { return nil }
 	var err error
-	if len(need) == len(live) {
+	// The main slot is created again with an exported snapshot only when
+	// every table is snapshotted from it; tables without historical load
+	// keep the changes it holds (everything since apply, for a slot not
+	// used yet), so the others are then read under a temporary slot's.
+	switch {
+	case len(need) > 0 && len(need) == len(live):
 		snap, release, err = e.cs.CreateSnapshotSlot(ctx, e.src.Postgres.CDC.Slot)
-	} else {
+	case len(need) > 0:
 		snap, release, err = e.temporarySnapshot(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("creating the snapshot the cdc tables start from: %w", err)
 	}
 	defer release()
-	e.log.Info("snapshot exported", "consistent_lsn", snap.ConsistentLSN, "tables", len(need))
+	if len(need) > 0 {
+		e.log.Info("snapshot exported", "consistent_lsn", snap.ConsistentLSN, "tables", len(need))
+	}
+	fail := func(t *cdcTable, err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t.failed = true
+		e.failed(ctx, t.j, err)
+		return nil
+	}
 	for _, t := range need {
 		if err := e.snapshotTable(ctx, t, snap, at); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if err := fail(t, err); err != nil {
+				return err
 			}
-			t.failed = true
-			e.failed(ctx, t.j, err)
+		}
+	}
+	for _, t := range fresh {
+		var start providers.ExportedSnapshot
+		if start.ConsistentLSN, err = e.startWithoutHistory(ctx, t); err != nil {
+			return err
+		}
+		if err := e.snapshotTable(ctx, t, start, at); err != nil {
+			if err := fail(t, err); err != nil {
+				return err
+			}
 		}
 	}
 	return release()
+}
+
+// startWithoutHistory is the position a cdc table without historical
+// load starts from: for a
+// table never committed, the slot's confirmed position (the changes the
+// slot still holds, everything since apply for a slot not used yet); for
+// one read again (a resync, a schema change, a slot created after its
+// last commit), the server's current WAL position: the changes committed
+// from now on.
+func (e *cdcEngine) startWithoutHistory(ctx context.Context, t *cdcTable) (string, error) {
+	committed := false
+	for _, o := range t.outs {
+		committed = committed || o.pos.SnapshotDone
+	}
+	if committed {
+		cur, ok := e.prov.(providers.WALPositioner)
+		if !ok {
+			return "", fmt.Errorf("%s sources cannot tell their WAL position", e.src.Type)
+		}
+		return cur.CurrentLSN(ctx)
+	}
+	slot := e.src.Postgres.CDC.Slot
+	if sw, ok := e.prov.(providers.SlotWatcher); ok {
+		st, err := sw.SlotStatus(ctx, slot)
+		if err != nil {
+			return "", err
+		}
+		if st == nil {
+			return "", fmt.Errorf("%w: replication slot %s does not exist; run `sluice apply` to create it", providers.ErrSlotLost, slot)
+		}
+		if st.ConfirmedFlushLSN != "" {
+			return st.ConfirmedFlushLSN, nil
+		}
+	}
+	if rs := e.rs.Resources.Slot; rs != nil && rs.CreatedLSN != "" {
+		return rs.CreatedLSN, nil
+	}
+	return "", fmt.Errorf("replication slot %s: its position is not known; run `sluice apply`", slot)
 }
 
 // temporarySnapshot exports a snapshot with a temporary slot of the
@@ -566,7 +639,16 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	}
 	progress := newProgress(e.progressOut, t.j.addr)
 	var rows, warnings int64
-	_, err = e.sr.ReadSnapshot(ctx, req, func(b *records.Batch) error {
+	read := e.sr.ReadSnapshot
+	if t.noHistory {
+		// Without historical load the tables are created empty (the
+		// history table's current versions closed), and the stream
+		// brings what changes after the position.
+		read = func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error) {
+			return records.Position{}, nil
+		}
+	}
+	_, err = read(ctx, req, func(b *records.Batch) error {
 		if fill == nil {
 			if err := begin(b.Schema); err != nil {
 				return err
@@ -882,7 +964,8 @@ func signature(g []job) string {
 	}
 	for _, j := range g {
 		t := j.table
-		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %s|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.ResyncRequestedAt)
+		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %s %t %t|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.ResyncRequestedAt,
+			t.LoadsHistory(false), t.ResyncHistorical)
 	}
 	return b.String()
 }

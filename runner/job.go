@@ -141,8 +141,18 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 		Parallel:   r.opt.Parallel,
 	}
 	res := result{full: full || !committed}
+	// fullFrom is where a full read starts: the beginning, or, for a
+	// table without historical load, its start (startWithoutHistory).
+	fullFrom := func(resync bool) (records.Position, error) {
+		if !t.Sync.NeedsCursor() || t.LoadsHistory(resync) {
+			return records.Position{}, nil
+		}
+		return startWithoutHistory(ctx, src, t, req, resync)
+	}
 	if res.full {
-		req.From = records.Position{}
+		if req.From, err = fullFrom(full); err != nil {
+			return res, err
+		}
 	}
 	sr, ok := src.(providers.SnapshotReader)
 	if !ok {
@@ -179,11 +189,34 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	res, err = r.commit(ctx, j, src, wt, schema, req, res, read)
 	if errors.Is(err, warehouse.ErrSchemaChanged) && !res.full {
 		r.opt.Logger.Warn("a column changed type at the source: reloading the whole table", "table", j.addr)
-		req.From = records.Position{}
+		if req.From, err = fullFrom(false); err != nil {
+			return res, err
+		}
 		res = result{mode: warehouse.Replace, full: true}
 		return r.commit(ctx, j, src, wt, schema, req, res, read)
 	}
 	return res, err
+}
+
+// startWithoutHistory is where a full read of an incremental or append
+// table without historical load starts: the position apply recorded
+// (state.Table.Start), or, for a resync (`sluice resync` without
+// -historical) and a table apply recorded none for, the cursor's greatest
+// value now: the table is replaced by the rows past it.
+func startWithoutHistory(ctx context.Context, src providers.Source, t *state.Table, req providers.ReadRequest, resync bool) (records.Position, error) {
+	if t.Start != nil && !resync {
+		return *t.Start, nil
+	}
+	m, ok := src.(providers.CursorMarker)
+	if !ok {
+		return records.Position{}, fmt.Errorf("this source cannot start a table without its history (historical_load = false)")
+	}
+	req.From = records.Position{}
+	pos, err := m.CursorMark(ctx, req)
+	if err != nil {
+		return records.Position{}, fmt.Errorf("finding the greatest %s, where the table starts again without its history: %w", t.IncrementalField, err)
+	}
+	return pos, nil
 }
 
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,

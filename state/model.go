@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/records"
 )
 
 // FormatVersion is the version of the state document written by this
@@ -146,6 +147,28 @@ type Table struct {
 	// a full reload while this is later than its status's LastFullSyncAt.
 	ResyncRequestedAt time.Time `json:"resync_requested_at,omitzero"`
 	AppliedAt         time.Time `json:"applied_at"`
+
+	// HistoricalLoad is false for a table that starts without its
+	// history (historical_load = false); nil when it loads it, the
+	// default, so that states written before the setting read as before.
+	HistoricalLoad *bool `json:"historical_load,omitempty"`
+	// Start is where an incremental or append table without historical
+	// load starts: the cursor's greatest value, and the keys of the rows
+	// holding it, when apply created the table (the zero Position when
+	// the table was empty: everything that comes later). nil: the first
+	// sync takes the mark itself.
+	Start *records.Position `json:"start,omitempty"`
+	// ResyncHistorical says that the resync requested at
+	// ResyncRequestedAt loads the whole history (`sluice resync
+	// -historical`) even though HistoricalLoad is false.
+	ResyncHistorical bool `json:"resync_historical,omitempty"`
+}
+
+// LoadsHistory reports whether the table's next full sync reads its
+// whole history: historical_load is not false, or the resync still due
+// (resyncDue) was asked for with `sluice resync -historical`.
+func (t *Table) LoadsHistory(resyncDue bool) bool {
+	return t.HistoricalLoad == nil || *t.HistoricalLoad || t.ResyncHistorical && resyncDue
 }
 
 // ColumnState is a source column as seen at apply time.

@@ -18,7 +18,7 @@ var commands = []*command{
 	{name: "run", synopsis: "Run the sync daemon", usage: "[-once] [-id=NAME] [-listen=ADDR] [-concurrency=N]"},
 	{name: "sync", synopsis: "Sync tables now, whatever their schedule (default: every enabled table)", usage: "[-var=K=V]... [-var-file=F]... [ADDR...]"},
 	{name: "notify", synopsis: "Send a test message to each notify block, or those named", usage: "test [NAME...] [-var=K=V]... [-var-file=F]..."},
-	{name: "resync", synopsis: "Mark a table for a full resync at its next run", usage: "ADDR"},
+	{name: "resync", synopsis: "Mark a table for a full resync at its next run", usage: "[-historical] ADDR"},
 	{name: "destroy", synopsis: "Plan and apply removal of everything recorded", usage: "[-auto-approve]"},
 	{name: "state", synopsis: "State housekeeping: state list, state rm ADDR", usage: "list | rm ADDR"},
 	{name: "force-unlock", synopsis: "Release a stuck state lock", usage: "LOCK_ID"},

@@ -143,6 +143,31 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 	return pos, rt.commit(ctx)
 }
 
+// CursorMark returns where a cursor sync without historical load starts:
+// the cursor's greatest value now and the keys of the rows holding it, as
+// ReadIncremental commits them, so that a read from it returns only the
+// rows that come later; the zero Position when no row has a cursor.
+func (p *Provider) CursorMark(ctx context.Context, req providers.ReadRequest) (_ records.Position, err error) {
+	defer func() { err = p.classified(err) }()
+	req = p.normalize(req)
+	if req.Cursor == "" {
+		return records.Position{}, fmt.Errorf("reading %s incrementally: no incremental_field", displayName(req))
+	}
+	rt, err := p.beginRead(ctx, req, false)
+	if err != nil {
+		return records.Position{}, err
+	}
+	defer rt.close()
+	var pos records.Position
+	if pos.Cursor, pos.BoundaryKeys, err = rt.cursorMark(ctx, req.Cursor); err != nil {
+		return records.Position{}, err
+	}
+	if pos.Cursor == "" {
+		pos.BoundaryKeys = nil
+	}
+	return pos, rt.commit(ctx)
+}
+
 // binaryResults asks for every result column in binary format.
 var binaryResults = []int16{1}
 

@@ -261,5 +261,6 @@ var (
 	_ providers.ChangeStream         = (*Provider)(nil)
 	_ providers.SnapshotReader       = (*Provider)(nil)
 	_ providers.CursorReader         = (*Provider)(nil)
+	_ providers.CursorMarker         = (*Provider)(nil)
 	_ providers.ResourceManager      = (*Resources)(nil)
 )

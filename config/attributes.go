@@ -106,6 +106,7 @@ var sourceAttributes = []SourceAttribute{
 	{Name: "sslcert", Types: pgOnly, value: pgValue(func(pg *Postgres) string { return pg.SSLCert })},
 	{Name: "sslkey", Types: pgOnly, value: pgValue(func(pg *Postgres) string { return pg.SSLKey })},
 	{Name: "connect_timeout", Types: pgOnly, value: pgValue(func(pg *Postgres) string { return pg.ConnectTimeout.String() })},
+	{Name: "hash_salt", Types: pgOnly, Secret: true, value: pgValue(func(pg *Postgres) string { return pg.HashSalt })},
 
 	{Name: "ssh_tunnel.host", Types: pgOnly, Required: true, value: tunnelValue(func(t *SSHTunnel) string { return t.Host })},
 	{Name: "ssh_tunnel.port", Types: pgOnly, value: tunnelValue(func(t *SSHTunnel) string { return strconv.Itoa(t.Port) })},

@@ -24,6 +24,7 @@ var attributeSamples = map[string]string{
 	"sslcert":                             `"/c.pem"`,
 	"sslkey":                              `"/c.key"`,
 	"connect_timeout":                     `"30s"`,
+	"hash_salt":                           `"pepper"`,
 	"ssh_tunnel.host":                     `"bastion"`,
 	"ssh_tunnel.port":                     `2222`,
 	"ssh_tunnel.user":                     `"jump"`,

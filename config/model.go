@@ -207,6 +207,9 @@ type Postgres struct {
 	ConnectTimeout time.Duration
 	SSHTunnel      *SSHTunnel
 	CDC            CDC
+	// HashSalt is the key of the HMAC-SHA256 that a table's hash columns
+	// hold: a secret, never stored or printed.
+	HashSalt string
 }
 
 // SSHTunnel is the optional bastion a PostgreSQL source is reached through.
@@ -275,6 +278,9 @@ type Table struct {
 	// (historical_load = false; cdc, incremental and append tables): no
 	// snapshot, only what changes after apply.
 	HistoricalLoad bool
+	// Hash names the columns the warehouse holds as hex HMAC-SHA256 of
+	// their text form, keyed by the source's hash_salt.
+	Hash []string
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range

@@ -83,6 +83,7 @@ var tableSchema = &hcl.BodySchema{
 		{Name: "enabled"},
 		{Name: "query"},
 		{Name: "historical_load"},
+		{Name: "hash"},
 	},
 }
 

@@ -132,6 +132,10 @@ func (l *loader) decodePostgres(s *Source, a *attrs, blocks map[string]hcl.Block
 			pg.ConnectTimeout = d
 		}
 	}
+	if a.str("hash_salt", &pg.HashSalt) && pg.HashSalt == "" && !a.isUnknown("hash_salt") {
+		// The salt is a secret: describe it, never echo it.
+		a.errorf("hash_salt", "Empty hash_salt", "hash_salt keys the HMAC of hash columns; an empty key lets anyone recompute the hashes of guessable values.")
+	}
 	if t := single(&l.e, blocks["ssh_tunnel"]); t != nil {
 		pg.SSHTunnel = l.decodeSSHTunnel(s, t)
 	}
@@ -335,18 +339,14 @@ func (l *loader) decodeTableAttrs(s *Source, t *Table, a *attrs) {
 	if a.str("query", &t.Query) {
 		l.checkQueryTable(s, t, a)
 	}
+	a.strings("hash", &t.Hash)
 	l.checkTable(s, t, a)
 }
 
 // checkTable checks what can be known of one table without the source.
 func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
-	for _, list := range []string{"primary_key", "columns"} {
-		var vals []string
-		if list == "primary_key" {
-			vals = t.PrimaryKey
-		} else {
-			vals = t.Columns
-		}
+	for _, list := range []string{"primary_key", "columns", "hash"} {
+		vals := map[string][]string{"primary_key": t.PrimaryKey, "columns": t.Columns, "hash": t.Hash}[list]
 		seen := map[string]bool{}
 		for _, v := range vals {
 			if v == "" {
@@ -360,6 +360,7 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	if a.has("primary_key") && t.PrimaryKey != nil && len(t.PrimaryKey) == 0 {
 		a.errorf("primary_key", "Empty primary key", "primary_key must name at least one column; remove it to use the table's own primary key.")
 	}
+	l.checkHash(s, t, a)
 	if t.Sync == "" {
 		return
 	}
@@ -400,6 +401,40 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	case t.Sync == SyncAppend && s.Type == "stripe":
 		a.errorf("sync", "Sync type not available", "stripe sources support full_refresh, incremental and webhook.")
 	}
+}
+
+// checkHash checks a table's hash columns: they need the source's
+// hash_salt, and with columns set they must be among the columns read
+// (those listed, the key and the cursor).
+func (l *loader) checkHash(s *Source, t *Table, a *attrs) {
+	if !a.has("hash") || a.isUnknown("hash") {
+		return
+	}
+	if s.Postgres == nil {
+		a.errorf("hash", "hash not available", "hash columns are read from PostgreSQL sources; %s sources do not support them.", s.Type)
+		return
+	}
+	if _, set := s.Attrs["hash_salt"]; !set && len(t.Hash) > 0 {
+		a.errorf("hash", "Missing hash_salt",
+			"hash stores HMAC-SHA256(hash_salt, value) of %s, so source %q needs hash_salt, such as hash_salt = var.hash_salt (a sensitive variable).", strings.Join(quoted(t.Hash), ", "), s.Address())
+	}
+	if len(t.Columns) == 0 || a.isUnknown("columns") || a.isUnknown("primary_key") || a.isUnknown("incremental_field") {
+		return
+	}
+	for _, h := range t.Hash {
+		if h != "" && !containsString(t.Columns, h) && !containsString(t.PrimaryKey, h) && h != t.IncrementalField {
+			a.errorf("hash", "Hash column not synced",
+				"hash names column %q, which is not among the table's columns %s: add it to columns, or remove it from hash.", h, strings.Join(quoted(t.Columns), ", "))
+		}
+	}
+}
+
+func quoted(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
 }
 
 // checkSources checks what spans sources: duplicate addresses, prefixes and

@@ -67,6 +67,7 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Query:            t.Query,
 		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
+		Hash:             t.Hash,
 	}
 	if !t.HistoricalLoad && t.Sync.LoadsHistory() {
 		off := false

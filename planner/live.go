@@ -52,7 +52,7 @@ func (pl *planner) checkLive(src *config.Source, rs *state.Source, obs *provider
 		for _, list := range []struct {
 			attr  string
 			names []string
-		}{{"primary_key", t.PrimaryKey}, {"columns", t.Columns}} {
+		}{{"primary_key", t.PrimaryKey}, {"columns", t.Columns}, {"hash", t.Hash}} {
 			for _, n := range list.names {
 				if ot.Column(n) == nil {
 					errorf(t.Range(list.attr), "Column does not exist",

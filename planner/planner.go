@@ -85,6 +85,9 @@ func filterTargets[T any](items []T, targets []string, addr func(T) string) []T 
 type planner struct {
 	in   Input
 	plan *Plan
+	// saltChanged: the source being planned has a new hash_salt, so the
+	// hashes of its tables' hash columns change.
+	saltChanged bool
 }
 
 func (pl *planner) add(c Change) {
@@ -127,6 +130,7 @@ func (pl *planner) source(src *config.Source, rs *state.Source, obs *providers.O
 		names = append(names, t.Name)
 	}
 	sort.Strings(names)
+	pl.saltChanged = rs != nil && rs.Fingerprints["hash_salt"] != desired.Fingerprints["hash_salt"]
 	for _, name := range names {
 		t := src.Table(name)
 		var rt *state.Table
@@ -376,6 +380,11 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if rt.CDCOutput != dt.CDCOutput && rt.Sync == dt.Sync && dt.Sync == config.SyncCDC {
 		raise(Resync, "cdc_output changes from %s to %s: the history table is rebuilt", rt.CDCOutput, dt.CDCOutput)
 	}
+	if !slices.Equal(rt.Hash, dt.Hash) {
+		raise(Resync, "hash columns change from (%s) to (%s): the table is reloaded so that every row holds the same form", strings.Join(rt.Hash, ", "), strings.Join(dt.Hash, ", "))
+	} else if len(dt.Hash) > 0 && pl.saltChanged {
+		raise(Resync, "hash_salt changed: the hash columns are computed again")
+	}
 	if rt.WarehouseTable != dt.WarehouseTable {
 		raise(Replace, "warehouse table renamed from %s to %s", rt.WarehouseTable, dt.WarehouseTable)
 	}
@@ -596,6 +605,9 @@ func tableView(t *state.Table) map[string]any {
 	}
 	if t.HistoricalLoad != nil {
 		m["historical_load"] = *t.HistoricalLoad
+	}
+	if len(t.Hash) > 0 {
+		m["hash"] = t.Hash
 	}
 	return m
 }

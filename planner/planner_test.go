@@ -432,6 +432,8 @@ func TestLiveErrors(t *testing.T) {
 			want: []string{"create table postgres.prod/v_orders: new table: initial sync", "error line 3: Sync type not available for this table"}},
 		{name: "columns naming missing columns", table: "table \"orders\" {\n  sync = \"full_refresh\"\n  columns = [\"id\", \"totl\"]\n}",
 			want: []string{"create table postgres.prod/orders: new table: initial sync", "error line 4: Column does not exist"}, detail: `Did you mean "total"?`},
+		{name: "hash naming missing columns", table: "table \"orders\" {\n  sync = \"full_refresh\"\n  hash = [\"id\", \"emial\"]\n}\nhash_salt = \"s\"",
+			want: []string{"create table postgres.prod/orders: new table: initial sync", "error line 4: Column does not exist"}, detail: `hash names column "emial"`},
 		{name: "primary_key naming missing columns", table: "table \"orders\" {\n  sync = \"full_refresh\"\n  primary_key = [\"uuid\"]\n}",
 			want: []string{"create table postgres.prod/orders: new table: initial sync", "error line 4: Column does not exist"}},
 		{name: "cdc while check fails", table: "table \"events\" {\n  sync = \"cdc\"\n}",

@@ -250,7 +250,14 @@ type Type struct {
 	// when the type receives no webhooks. The planner calls it, so it
 	// must do no I/O.
 	WebhookEvents func(tables []string) []string
+	// TextForm returns how a non-null value of column c is written in
+	// the source's own text form (PostgreSQL's output functions), which
+	// hash columns hash; nil when the type has none. No I/O.
+	TextForm func(c records.Column) (TextEncoder, error)
 }
+
+// TextEncoder appends the text form of non-null value i of v.
+type TextEncoder func(out []byte, v *records.Vec, i int) []byte
 
 var (
 	mu       sync.Mutex
@@ -300,6 +307,16 @@ func WebhookEvents(sourceType string, tables []string) []string {
 		return nil
 	}
 	return t.WebhookEvents(tables)
+}
+
+// TextForm returns how a non-null value of column c of a source of the
+// type is written as text (Type.TextForm).
+func TextForm(sourceType string, c records.Column) (TextEncoder, error) {
+	t, ok := lookup(sourceType)
+	if !ok || t.TextForm == nil {
+		return nil, fmt.Errorf("%s sources have no text form of their values", sourceType)
+	}
+	return t.TextForm(c)
 }
 
 // Types lists the registered source types.

@@ -112,6 +112,8 @@ type cdcTable struct {
 	noHistory bool
 	failed    bool
 	eng       *cdcEngine
+	// hash hashes the table's hash columns (nil: none).
+	hash *hasher
 }
 
 // cdcOutput is one warehouse table of a cdc table, with its committed
@@ -242,9 +244,10 @@ func newCDCEngine(d cdcDeps, jobs []job) *cdcEngine {
 	for _, j := range jobs {
 		t := j.table
 		e.tables = append(e.tables, &cdcTable{
-			j:   j,
-			eng: e,
-			key: config.QualifiedName(t.Schema, t.Table),
+			j:    j,
+			eng:  e,
+			hash: jobHasher(j),
+			key:  config.QualifiedName(t.Schema, t.Table),
 			req: providers.ReadRequest{
 				Schema: t.Schema, Table: t.Table, Columns: t.Columns, PrimaryKey: t.PrimaryKey,
 				BatchRows: d.batchRows, Parallel: d.parallel,
@@ -649,6 +652,10 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		}
 	}
 	_, err = read(ctx, req, func(b *records.Batch) error {
+		b, err := t.hash.batch(b)
+		if err != nil {
+			return err
+		}
 		if fill == nil {
 			if err := begin(b.Schema); err != nil {
 				return err
@@ -668,7 +675,9 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	if err == nil && fill == nil {
 		var s *records.Schema
 		if s, err = e.sr.Schema(ctx, req); err == nil {
-			err = begin(s)
+			if s, err = t.hash.schema(s); err == nil {
+				err = begin(s)
+			}
 		}
 	}
 	if err == nil {
@@ -964,7 +973,7 @@ func signature(g []job) string {
 	}
 	for _, j := range g {
 		t := j.table
-		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %s %t %t|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.ResyncRequestedAt,
+		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %q %s %t %t|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.Hash, t.ResyncRequestedAt,
 			t.LoadsHistory(false), t.ResyncHistorical)
 	}
 	return b.String()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -120,6 +121,9 @@ func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) er
 		return err
 	}
 	micros := tx.CommitTime.UnixMicro()
+	if tx, err = s.hashed(tx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		defer s.mu.Unlock()
@@ -194,6 +198,41 @@ func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) er
 		}
 	}
 	return nil
+}
+
+// hashed is tx with the hash columns of its tables hashed (hasher): rows,
+// old keys and so the keys changes are looked up and merged by. tx itself
+// when no table of it has hash columns.
+func (s *cdcSink) hashed(tx *providers.Transaction) (*providers.Transaction, error) {
+	var out *providers.Transaction
+	for key, tc := range tx.Changes {
+		ts := s.tables[key]
+		if ts == nil || ts.t.hash == nil {
+			continue
+		}
+		if out == nil {
+			c := *tx
+			c.Changes = maps.Clone(tx.Changes)
+			out = &c
+		}
+		h := ts.t.hash
+		hc := *tc
+		var err error
+		if hc.Schema, err = h.schema(tc.Schema); err != nil {
+			return nil, err
+		}
+		if hc.Rows, err = h.batch(tc.Rows); err != nil {
+			return nil, err
+		}
+		if hc.OldKeys, err = h.batch(tc.OldKeys); err != nil {
+			return nil, err
+		}
+		out.Changes[key] = &hc
+	}
+	if out == nil {
+		return tx, nil
+	}
+	return out, nil
 }
 
 // Flushed is the position the slot may be confirmed to: every

@@ -162,6 +162,10 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	if err != nil {
 		return res, err
 	}
+	h := jobHasher(j)
+	if schema, err = h.schema(schema); err != nil {
+		return res, err
+	}
 	var read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)
 	switch t.Sync {
 	case config.SyncFullRefresh:
@@ -185,6 +189,9 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 		}
 	default:
 		return res, fmt.Errorf("unknown sync type %q", t.Sync)
+	}
+	if h != nil {
+		read = hashedRead(h, read)
 	}
 	res, err = r.commit(ctx, j, src, wt, schema, req, res, read)
 	if errors.Is(err, warehouse.ErrSchemaChanged) && !res.full {
@@ -217,6 +224,19 @@ func startWithoutHistory(ctx context.Context, src providers.Source, t *state.Tab
 		return records.Position{}, fmt.Errorf("finding the greatest %s, where the table starts again without its history: %w", t.IncrementalField, err)
 	}
 	return pos, nil
+}
+
+// hashedRead is read with every batch through h before fn.
+func hashedRead(h *hasher, read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error) {
+	return func(ctx context.Context, req providers.ReadRequest, fn func(*records.Batch) error) (records.Position, error) {
+		return read(ctx, req, func(b *records.Batch) error {
+			hb, err := h.batch(b)
+			if err != nil {
+				return err
+			}
+			return fn(hb)
+		})
+	}
 }
 
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,

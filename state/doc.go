@@ -25,7 +25,7 @@
 // so that the next write stores the current version; earlier versions kept
 // by the postgres backend stay as they were written. A table's settings are
 // recorded typed as the configuration decoded them (sync type, frequency,
-// new_columns, cdc_output) with the warehouse tables apply chose for it
+// new_columns, cdc_output, hash) with the warehouse tables apply chose for it
 // (warehouse_table, history_table): readers never derive a name. A
 // frequency that does not parse (a document edited by hand) still reads,
 // and is an error for the table when it is scheduled.

@@ -139,6 +139,9 @@ type Table struct {
 	Query     string    `json:"query,omitempty"`
 	Frequency Frequency `json:"frequency"`
 	Enabled   bool      `json:"enabled"`
+	// Hash are the columns the warehouse holds hashed (config's hash), as
+	// applied: the runner hashes these, not what the files say now.
+	Hash []string `json:"hash,omitempty"`
 	// SourceColumns are the live columns (name and format_type) when the
 	// table was applied, so that plan can tell a dropped or retyped column.
 	SourceColumns []ColumnState `json:"source_columns,omitempty"`

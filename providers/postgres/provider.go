@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/internal/pg/codec"
+	"github.com/sluice-dev/sluice/internal/records"
 	"github.com/sluice-dev/sluice/providers"
 )
 
@@ -24,6 +26,10 @@ func init() {
 			return New(src)
 		},
 		Resources: openResources,
+		TextForm: func(c records.Column) (providers.TextEncoder, error) {
+			enc, err := codec.OutputTextEncoder(c.Type, c.SourceType)
+			return providers.TextEncoder(enc), err
+		},
 	})
 }
 

@@ -259,6 +259,10 @@ type Table struct {
 	NewColumns       NewColumnsPolicy
 	CDCOutput        CDCOutput // cdc tables only
 	Enabled          bool
+	// Rename maps source column names to their warehouse names (the
+	// rename attribute); nil when none is renamed. Sources are always
+	// read by the source names.
+	Rename map[string]string
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range

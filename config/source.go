@@ -313,6 +313,7 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 	}
 	a.boolean("enabled", &t.Enabled)
 	l.checkTable(s, t, a)
+	decodeRename(t, a)
 	return t
 }
 

@@ -59,6 +59,7 @@ func (pl *planner) checkLive(src *config.Source, rs *state.Source, obs *provider
 		if t.Enabled {
 			pl.checkReadable(src, t, ot, errorf)
 		}
+		checkRename(t, ot, errorf)
 		if t.Sync == "" {
 			continue
 		}

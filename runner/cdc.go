@@ -109,6 +109,8 @@ type cdcTable struct {
 	resnapshot bool
 	failed     bool
 	eng        *cdcEngine
+	// ren maps the source's schemas to warehouse column names.
+	ren *renamer
 }
 
 // cdcOutput is one warehouse table of a cdc table, with its committed
@@ -241,6 +243,7 @@ func newCDCEngine(d cdcDeps, jobs []job) *cdcEngine {
 		e.tables = append(e.tables, &cdcTable{
 			j:   j,
 			eng: e,
+			ren: newRenamer(t.Rename),
 			key: config.QualifiedName(t.Schema, t.Table),
 			req: providers.ReadRequest{
 				Schema: t.Schema, Table: t.Table, Columns: t.Columns, PrimaryKey: t.PrimaryKey,
@@ -293,6 +296,10 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			cwt, ok := wt.(warehouse.CDCTable)
 			if !ok {
 				return fmt.Errorf("the %s warehouse cannot hold cdc tables yet: sync this table another way (full_refresh, append) or into another warehouse backend", warehouseKind(e.warehouse))
+			}
+			cur := e.status.current(t.j)
+			if err := renameInPlace(ctx, wt, t.j.table, name, resyncDue(t.j.table, &cur), e.log); err != nil {
+				return err
 			}
 			o := &cdcOutput{name: name, history: ot.history, wt: cwt, pc: cs}
 			pos, _ := wt.Position()
@@ -567,6 +574,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	progress := newProgress(e.progressOut, t.j.addr)
 	var rows, warnings int64
 	_, err = e.sr.ReadSnapshot(ctx, req, func(b *records.Batch) error {
+		b = t.ren.batch(b)
 		if fill == nil {
 			if err := begin(b.Schema); err != nil {
 				return err
@@ -586,7 +594,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 	if err == nil && fill == nil {
 		var s *records.Schema
 		if s, err = e.sr.Schema(ctx, req); err == nil {
-			err = begin(s)
+			err = begin(t.ren.schema(s))
 		}
 	}
 	if err == nil {
@@ -882,7 +890,7 @@ func signature(g []job) string {
 	}
 	for _, j := range g {
 		t := j.table
-		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %s|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.ResyncRequestedAt)
+		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %s %q|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.ResyncRequestedAt, t.Rename)
 	}
 	return b.String()
 }

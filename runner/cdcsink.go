@@ -120,6 +120,7 @@ func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) er
 		return err
 	}
 	micros := tx.CommitTime.UnixMicro()
+	tx = s.renamedTransaction(tx)
 	s.mu.Lock()
 	if s.err != nil {
 		defer s.mu.Unlock()

@@ -206,4 +206,3 @@ func renameInPlace(ctx context.Context, wt warehouse.Table, t *state.Table, name
 	}
 	return nil
 }
-

@@ -15,7 +15,7 @@ import (
 // checkRename checks a table's rename against the live table: every
 // renamed column exists, and no new name is the name of another column
 // that reaches the warehouse under its own.
-func checkRename(t *config.Table, ot *providers.Table, errorf func(hcl.Range, string, string, ...any)) {
+func checkRename(t *config.Table, ot *providers.Table, backend string, errorf func(hcl.Range, string, string, ...any)) {
 	if len(t.Rename) == 0 {
 		return
 	}
@@ -30,6 +30,10 @@ func checkRename(t *config.Table, ot *providers.Table, errorf func(hcl.Range, st
 				"rename names column %q, which %s does not have.%s", from, qualified(ot.Schema, ot.Name), suggestColumn(ot, from))
 			continue
 		}
+		if backend == "postgres" && len(to) > maxPostgresIdentifier {
+			errorf(t.Range("rename"), "Column name too long",
+				"Column %q cannot be renamed to %q: PostgreSQL names are at most %d bytes, and the warehouse is PostgreSQL.", from, to, maxPostgresIdentifier)
+		}
 		if _, renamed := t.Rename[to]; !renamed && to != from && ot.Column(to) != nil && selected(to) {
 			errorf(t.Range("rename"), "Rename to an existing column",
 				"Column %q cannot be renamed to %q: %s has a column %q, which the warehouse table holds under that name. Rename that one too, or choose another name.",
@@ -37,6 +41,10 @@ func checkRename(t *config.Table, ot *providers.Table, errorf func(hcl.Range, st
 		}
 	}
 }
+
+// maxPostgresIdentifier is the longest name a PostgreSQL warehouse
+// column can have.
+const maxPostgresIdentifier = 63
 
 // columnRename is one warehouse column whose name a plan changes.
 type columnRename struct{ source, from, to string }

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,10 +90,15 @@ func TestRenameLiveErrors(t *testing.T) {
 		{"missing column", `rename = { emial = "customer_email" }`, []string{"error line 5: Column does not exist"}},
 		{"to a live column", `rename = { email = "id" }`, []string{"error line 5: Rename to an existing column"}},
 		{"to a live column renamed too", `rename = { email = "id", id = "customer_id" }`, nil},
+		{"too long for PostgreSQL", `rename = { email = "` + strings.Repeat("x", 64) + `" }`, []string{"error line 9: Column name too long"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := loadConfig(t, "source \"postgres\" \"prod\" {\n  host = \"db\"\n  table \"customers\" {\n    sync = \"full_refresh\"\n    "+tc.rename+"\n  }\n}\n")
+			wh := ""
+			if strings.Contains(tc.name, "PostgreSQL") {
+				wh = "warehouse {\n  backend = \"postgres\"\n  url = \"postgres://wh/db\"\n}\n"
+			}
+			cfg := loadConfig(t, wh+"source \"postgres\" \"prod\" {\n  host = \"db\"\n  table \"customers\" {\n    sync = \"full_refresh\"\n    "+tc.rename+"\n  }\n}\n")
 			want := append([]string{"create source postgres.prod: new source", "create table postgres.prod/customers: new table: initial sync"}, tc.want...)
 			if diff := cmp.Diff(want, brief(plan(t, cfg, nil, observed()))); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)

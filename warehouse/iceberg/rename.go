@@ -16,7 +16,8 @@ var _ warehouse.ColumnRenamer = (*Table)(nil)
 // Iceberg schema update renames the fields by id, so no data file is
 // rewritten and readers find the old files' values under the new names.
 // The schema update and the recorded schema (SchemaProperty) are one
-// catalog commit, which adds no snapshot: the position stays.
+// catalog commit, which adds no snapshot: the position stays. A rename
+// already made (by another process) is skipped.
 func (t *Table) RenameColumns(ctx context.Context, renames []warehouse.ColumnRename) error {
 	if len(renames) == 0 {
 		return nil
@@ -36,14 +37,23 @@ func (t *Table) RenameColumns(ctx context.Context, renames []warehouse.ColumnRen
 	have := tbl.Schema()
 	txn := tbl.NewTransaction()
 	us := txn.UpdateSchema(true, false)
+	var done []warehouse.ColumnRename
 	for _, r := range renames {
-		if _, ok := have.FindFieldByName(r.From); !ok {
+		_, hasFrom := have.FindFieldByName(r.From)
+		if _, hasTo := have.FindFieldByName(r.To); !hasFrom && hasTo {
+			continue // another process renamed it first
+		}
+		done = append(done, r)
+		if !hasFrom {
 			return fmt.Errorf("iceberg table %s: renaming columns: the table has no column %q", t.name(), r.From)
 		}
 		if _, ok := have.FindFieldByName(r.To); ok {
 			return fmt.Errorf("iceberg table %s: renaming columns: the table already has a column %q", t.name(), r.To)
 		}
 		us = us.RenameColumn([]string{r.From}, r.To)
+	}
+	if len(done) == 0 {
+		return nil
 	}
 	if err := us.Commit(); err != nil {
 		return fmt.Errorf("iceberg table %s: renaming columns: %w", t.name(), err)

@@ -16,7 +16,7 @@ var _ warehouse.ColumnRenamer = (*Table)(nil)
 // RenameColumns renames columns in place (warehouse.ColumnRenamer): ALTER
 // TABLE ... RENAME COLUMN, which keeps the rows, the primary key and the
 // indexes, and the recorded schema, in one transaction under the table's
-// lock.
+// lock. A rename already made (by another process) is skipped.
 func (t *Table) RenameColumns(ctx context.Context, renames []warehouse.ColumnRename) error {
 	if len(renames) == 0 {
 		return nil
@@ -63,7 +63,11 @@ func (t *Table) renameColumns(ctx context.Context, renames []warehouse.ColumnRen
 		return err
 	}
 	for _, r := range renames {
-		if _, ok := old.columns[r.From]; !ok {
+		_, hasFrom := old.columns[r.From]
+		if _, hasTo := old.columns[r.To]; !hasFrom && hasTo {
+			continue // another runner renamed it first
+		}
+		if !hasFrom {
 			return fmt.Errorf("the table has no column %q", r.From)
 		}
 		if _, ok := old.columns[r.To]; ok {

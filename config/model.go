@@ -281,6 +281,10 @@ type Table struct {
 	// Hash names the columns the warehouse holds as hex HMAC-SHA256 of
 	// their text form, keyed by the source's hash_salt.
 	Hash []string
+	// Rename maps source column names to their warehouse names (the
+	// rename attribute); nil when none is renamed. Sources are always
+	// read by the source names.
+	Rename map[string]string
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range

@@ -84,6 +84,7 @@ var tableSchema = &hcl.BodySchema{
 		{Name: "query"},
 		{Name: "historical_load"},
 		{Name: "hash"},
+		{Name: "rename"},
 	},
 }
 

@@ -341,6 +341,7 @@ func (l *loader) decodeTableAttrs(s *Source, t *Table, a *attrs) {
 	}
 	a.strings("hash", &t.Hash)
 	l.checkTable(s, t, a)
+	decodeRename(t, a)
 }
 
 // checkTable checks what can be known of one table without the source.

@@ -68,6 +68,7 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
 		Hash:             t.Hash,
+		Rename:           t.Rename,
 	}
 	if !t.HistoricalLoad && t.Sync.LoadsHistory() {
 		off := false

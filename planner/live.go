@@ -63,6 +63,7 @@ func (pl *planner) checkLive(src *config.Source, rs *state.Source, obs *provider
 		if t.Enabled {
 			pl.checkReadable(src, t, ot, errorf)
 		}
+		checkRename(t, ot, pl.in.Config.Warehouse.Backend, errorf)
 		if t.Sync == "" {
 			continue
 		}

@@ -426,6 +426,7 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if obs != nil {
 		pl.sourceColumns(addr, t, rt, dt, raise)
 	}
+	pl.renames(rt, dt, raise)
 	if rt.Frequency != dt.Frequency {
 		raise(Update, "frequency changes from %s to %s", rt.Frequency, dt.Frequency)
 	}
@@ -608,6 +609,9 @@ func tableView(t *state.Table) map[string]any {
 	}
 	if len(t.Hash) > 0 {
 		m["hash"] = t.Hash
+	}
+	if len(t.Rename) > 0 {
+		m["rename"] = t.Rename
 	}
 	return m
 }

@@ -240,6 +240,23 @@ func show(v any) string {
 			q[i] = show(s)
 		}
 		return "[" + strings.Join(q, ", ") + "]"
+	case map[string]string:
+		m := make(map[string]any, len(x))
+		for k, s := range x {
+			m[k] = s
+		}
+		return show(m)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		q := make([]string, len(keys))
+		for i, k := range keys {
+			q[i] = fmt.Sprintf("%s = %s", k, show(x[k]))
+		}
+		return "{ " + strings.Join(q, ", ") + " }"
 	}
 	return fmt.Sprint(v)
 }

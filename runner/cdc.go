@@ -114,6 +114,8 @@ type cdcTable struct {
 	eng       *cdcEngine
 	// hash hashes the table's hash columns (nil: none).
 	hash *hasher
+	// ren maps the source's schemas to warehouse column names.
+	ren *renamer
 }
 
 // cdcOutput is one warehouse table of a cdc table, with its committed
@@ -247,6 +249,7 @@ func newCDCEngine(d cdcDeps, jobs []job) *cdcEngine {
 			j:    j,
 			eng:  e,
 			hash: jobHasher(j),
+			ren:  newRenamer(t.Rename),
 			key:  config.QualifiedName(t.Schema, t.Table),
 			req: providers.ReadRequest{
 				Schema: t.Schema, Table: t.Table, Columns: t.Columns, PrimaryKey: t.PrimaryKey,
@@ -299,6 +302,10 @@ func (e *cdcEngine) open(ctx context.Context) error {
 			cwt, ok := wt.(warehouse.CDCTable)
 			if !ok {
 				return fmt.Errorf("the %s warehouse cannot hold cdc tables yet: sync this table another way (full_refresh, append) or into another warehouse backend", warehouseKind(e.warehouse))
+			}
+			cur := e.status.current(t.j)
+			if err := renameInPlace(ctx, wt, t.j.table, name, resyncDue(t.j.table, &cur), e.log); err != nil {
+				return err
 			}
 			o := &cdcOutput{name: name, history: ot.history, wt: cwt, pc: cs}
 			pos, _ := wt.Position()
@@ -656,6 +663,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		if err != nil {
 			return err
 		}
+		b = t.ren.batch(b)
 		if fill == nil {
 			if err := begin(b.Schema); err != nil {
 				return err
@@ -676,7 +684,7 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		var s *records.Schema
 		if s, err = e.sr.Schema(ctx, req); err == nil {
 			if s, err = t.hash.schema(s); err == nil {
-				err = begin(s)
+				err = begin(t.ren.schema(s))
 			}
 		}
 	}
@@ -973,8 +981,8 @@ func signature(g []job) string {
 	}
 	for _, j := range g {
 		t := j.table
-		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %q %s %t %t|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.Hash, t.ResyncRequestedAt,
-			t.LoadsHistory(false), t.ResyncHistorical)
+		fmt.Fprintf(&b, "%q %q %q %q %q %q %q %q %s %t %t %q|", t.Name, t.Schema, t.Table, t.Columns, t.PrimaryKey, t.CDCOutput, t.NewColumns, t.Hash, t.ResyncRequestedAt,
+			t.LoadsHistory(false), t.ResyncHistorical, t.Rename)
 	}
 	return b.String()
 }

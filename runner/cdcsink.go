@@ -124,6 +124,7 @@ func (s *cdcSink) Transaction(ctx context.Context, tx *providers.Transaction) er
 	if tx, err = s.hashed(tx); err != nil {
 		return err
 	}
+	tx = s.renamedTransaction(tx)
 	s.mu.Lock()
 	if s.err != nil {
 		defer s.mu.Unlock()

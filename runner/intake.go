@@ -477,6 +477,9 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 		if !loaded {
 			return applied, rows, nil
 		}
+		if err := renameInPlace(ctx, wt, j.table, j.table.WarehouseTable, false, log); err != nil {
+			return applied, rows, err
+		}
 		done := positionSeq(pos)
 		hs.j.Committed(j.table.Table, done)
 		recs, err := hs.j.Pending(ctx, j.table.Table, done)
@@ -514,6 +517,7 @@ func (h *intake) applyWebhookEvents(ctx context.Context, j job, eb providers.Web
 				return applied, rows, err
 			}
 		}
+		b = newRenamer(j.table.Rename).batch(b)
 		tx, err := wt.Begin(ctx, warehouse.Merge, b.Schema, string(j.table.Sync))
 		if err != nil {
 			return applied, rows, err

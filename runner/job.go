@@ -128,6 +128,9 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 	if err != nil {
 		return result{}, err
 	}
+	if err := renameInPlace(ctx, wt, t, t.WarehouseTable, full || t.Sync == config.SyncFullRefresh, r.opt.Logger); err != nil {
+		return result{}, err
+	}
 	from, committed := wt.Position()
 	req := providers.ReadRequest{
 		Schema:     t.Schema,
@@ -241,7 +244,8 @@ func hashedRead(h *hasher, read func(context.Context, providers.ReadRequest, fun
 
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
-	tx, err := wt.Begin(ctx, res.mode, schema, string(j.table.Sync))
+	ren := newRenamer(j.table.Rename)
+	tx, err := wt.Begin(ctx, res.mode, ren.schema(schema), string(j.table.Sync))
 	if err != nil {
 		return res, err
 	}
@@ -258,7 +262,7 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 			res.bytes += int64(len(b.Cols[i].Data))
 		}
 		progress.add(int64(b.N))
-		return tx.Write(ctx, b)
+		return tx.Write(ctx, ren.batch(b))
 	})
 	progress.done()
 	if err == nil {

@@ -142,6 +142,10 @@ type Table struct {
 	// Hash are the columns the warehouse holds hashed (config's hash), as
 	// applied: the runner hashes these, not what the files say now.
 	Hash []string `json:"hash,omitempty"`
+	// Rename maps source column names to warehouse column names (the
+	// rename attribute); the runner gives the warehouse the new names,
+	// and reads the source by the old.
+	Rename map[string]string `json:"rename,omitempty"`
 	// SourceColumns are the live columns (name and format_type) when the
 	// table was applied, so that plan can tell a dropped or retyped column.
 	SourceColumns []ColumnState `json:"source_columns,omitempty"`

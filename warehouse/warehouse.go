@@ -270,3 +270,42 @@ type TableVersion struct {
 	MetadataLocation string `json:"metadata_location,omitempty"`
 	SnapshotID       int64  `json:"snapshot_id,omitempty"`
 }
+
+// ColumnRename is one column renamed in place: From is its name in the
+// warehouse table, To its new one, Source the source column's name when
+// it differs from To (recorded as records.Column.SourceName).
+type ColumnRename struct {
+	From, To, Source string
+}
+
+// ColumnRenamer is a Table that can rename its columns in place, keeping
+// its rows (the PostgreSQL and Iceberg warehouses; a Parquet table is
+// reloaded instead). The runner renames before it reads or writes a
+// table, so that lookups and commits see the new names.
+type ColumnRenamer interface {
+	// RenameColumns renames columns of the committed table, in the table
+	// and in its recorded schema (the key included), in one commit that
+	// leaves its rows and position as they are. A rename whose From the
+	// table lacks, or whose To it already has, is an error; the renames
+	// are made in order. A table never committed has nothing to rename.
+	RenameColumns(ctx context.Context, renames []ColumnRename) error
+}
+
+// RenamedSchema is s with renames applied to its columns and key.
+func RenamedSchema(s *records.Schema, renames []ColumnRename) *records.Schema {
+	if s == nil {
+		return nil
+	}
+	out := &records.Schema{Columns: append([]records.Column(nil), s.Columns...), PrimaryKey: append([]string(nil), s.PrimaryKey...)}
+	for _, r := range renames {
+		if i := out.Index(r.From); i >= 0 {
+			out.Columns[i].Name, out.Columns[i].SourceName = r.To, r.Source
+		}
+		for k, n := range out.PrimaryKey {
+			if n == r.From {
+				out.PrimaryKey[k] = r.To
+			}
+		}
+	}
+	return out
+}

@@ -68,6 +68,11 @@ type Column struct {
 	// that a type change at the source can be told from a new column.
 	SourceType string
 	Nullable   bool
+	// SourceName is the source column's name when the column is renamed
+	// in the warehouse (the table's rename attribute), "" when the names
+	// are the same. Warehouses record it with the schema, so that a later
+	// rename finds the column to rename in place.
+	SourceName string `json:",omitempty"`
 }
 
 // Schema is the columns of a table, in source order, and its key.

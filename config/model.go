@@ -259,6 +259,10 @@ type Table struct {
 	NewColumns       NewColumnsPolicy
 	CDCOutput        CDCOutput // cdc tables only
 	Enabled          bool
+	// BatchSize is batch_size: a cursor or xmin read commits every
+	// BatchSize rows, so that a long load resumes where it stopped; 0 is
+	// no limit (one commit per sync).
+	BatchSize int
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range

@@ -79,6 +79,7 @@ var tableSchema = &hcl.BodySchema{
 		{Name: "new_columns"},
 		{Name: "cdc_output"},
 		{Name: "enabled"},
+		{Name: "batch_size"},
 	},
 }
 

@@ -266,6 +266,13 @@ func (s *Source) WebhookEndpoint() string {
 	return s.Stripe.Webhook.URL + "/webhooks/" + s.Address()
 }
 
+// The bounds of batch_size: below MinBatchSize the commits cost more than
+// the rows; MaxBatchSize is far beyond any load worth resuming.
+const (
+	MinBatchSize = 1000
+	MaxBatchSize = 100_000_000
+)
+
 var cdcOutputs = []string{string(CDCConsolidated), string(CDCHistory), string(CDCBoth)}
 
 func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
@@ -312,6 +319,7 @@ func (l *loader) decodeTable(s *Source, b *hcl.Block) *Table {
 		t.CDCOutput = CDCOutput(cdcOutput)
 	}
 	a.boolean("enabled", &t.Enabled)
+	a.integer("batch_size", MinBatchSize, MaxBatchSize, &t.BatchSize)
 	l.checkTable(s, t, a)
 	return t
 }
@@ -355,6 +363,10 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	if a.has("cdc_output") && t.Sync != SyncCDC {
 		a.errorf("cdc_output", "cdc_output on a table that is not cdc",
 			"cdc_output chooses the tables a cdc sync writes; this table has sync = %q. Remove cdc_output or set sync = \"cdc\".", t.Sync)
+	}
+	if a.has("batch_size") && t.Sync != SyncIncremental && t.Sync != SyncAppend && t.Sync != SyncXmin {
+		a.errorf("batch_size", "batch_size on a "+string(t.Sync)+" table",
+			"batch_size makes a cursor read commit every N rows and resume from the last commit; it applies to incremental, append and xmin tables. A %s table has no position to resume from: remove batch_size or change the sync type.", t.Sync)
 	}
 	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
 		t.CDCOutput = CDCConsolidated

@@ -66,6 +66,7 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		CDCOutput:        t.CDCOutput,
 		Frequency:        state.NewFrequency(t.Frequency),
 		Enabled:          t.Enabled,
+		BatchSize:        t.BatchSize,
 	}
 	if obs != nil {
 		if ot := obs.Table(schema, t.Table); ot != nil {

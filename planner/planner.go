@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-dev/sluice/config"
@@ -411,6 +412,9 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if rt.NewColumns != dt.NewColumns {
 		raise(Update, "new_columns changes from %s to %s", rt.NewColumns, dt.NewColumns)
 	}
+	if rt.BatchSize != dt.BatchSize {
+		raise(Update, "batch_size changes from %s to %s", batchSizeText(rt.BatchSize), batchSizeText(dt.BatchSize))
+	}
 	if c.Action != NoOp {
 		pl.add(c)
 	}
@@ -569,7 +573,18 @@ func tableView(t *state.Table) map[string]any {
 	if t.NewColumns != "" {
 		m["new_columns"] = string(t.NewColumns)
 	}
+	if t.BatchSize > 0 {
+		m["batch_size"] = t.BatchSize
+	}
 	return m
+}
+
+// batchSizeText shows a batch_size in a plan's reasons.
+func batchSizeText(n int) string {
+	if n == 0 {
+		return "no limit"
+	}
+	return strconv.Itoa(n)
 }
 
 func unionKeys(a, b map[string]string) []string {

@@ -368,6 +368,9 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 		a.errorf("batch_size", "batch_size on a "+string(t.Sync)+" table",
 			"batch_size makes a cursor read commit every N rows and resume from the last commit; it applies to incremental, append and xmin tables. A %s table has no position to resume from: remove batch_size or change the sync type.", t.Sync)
 	}
+	if a.has("batch_size") && s.Type != "postgres" {
+		a.errorf("batch_size", "batch_size on a "+s.Type+" table", "batch_size applies to the cursor reads of PostgreSQL sources; %s sources read in pages of their API. Remove batch_size.", s.Type)
+	}
 	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
 		t.CDCOutput = CDCConsolidated
 	}

@@ -191,7 +191,8 @@ func (r *Runner) syncTable(ctx context.Context, j job, full bool) (result, error
 // 1 holds for each): a run killed part-way keeps its commits, and the
 // next continues after the last. The first commit is in the sync's mode
 // (Replace for a first load or a resync, as unbatched); the next ones
-// add to it: Append for an append table, Merge otherwise.
+// add to it: Merge for an incremental or xmin table resuming from its
+// position, Append otherwise.
 func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt warehouse.Table, schema *records.Schema, req providers.ReadRequest, res result,
 	read func(context.Context, providers.ReadRequest, func(*records.Batch) error) (records.Position, error)) (result, error) {
 	sync := string(j.table.Sync)
@@ -205,8 +206,11 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 		}
 	}
 	if n := j.table.BatchSize; n > 0 && j.table.Sync != config.SyncFullRefresh {
+		// After a Replace, the read's next rows cannot hold a key committed
+		// before (a read gives each row once), so they are appended, which
+		// costs a warehouse no lookup of the keys it holds.
 		next := warehouse.Merge
-		if j.table.Sync == config.SyncAppend {
+		if j.table.Sync == config.SyncAppend || res.mode == warehouse.Replace {
 			next = warehouse.Append
 		}
 		req.CommitRows = n

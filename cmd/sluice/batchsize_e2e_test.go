@@ -219,3 +219,58 @@ func (l *icebergLake) committedRows(name string) int64 {
 	n, _ := strconv.ParseInt(snap.Summary.Properties["total-records"], 10, 64)
 	return n
 }
+
+// TestBatchSizeSyncTypes: with batch_size = 10000, the 60,000-row first
+// load of an incremental, an append and an xmin table into Parquet is
+// seven commits (six batches, then the end), and later syncs go on from
+// the final position as without batch_size.
+func TestBatchSizeSyncTypes(t *testing.T) {
+	tests := []struct {
+		sync, field, change string
+		rows, read          string
+	}{
+		{"incremental", `incremental_field = "updated_at"`, `UPDATE big_t SET v = 'changed', updated_at = '2026-02-01' WHERE id = 5;
+			INSERT INTO big_t VALUES (60001, 'new', '2026-02-01')`, "60001", "2"},
+		{"append", `incremental_field = "updated_at"`, `INSERT INTO big_t VALUES (60001, 'new', '2026-02-01'), (60002, 'new', '2026-02-01')`, "60002", "2"},
+		{"xmin", "", `UPDATE big_t SET v = 'changed' WHERE id = 5;
+			INSERT INTO big_t VALUES (60001, 'new', '2026-02-01')`, "60001", "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sync, func(t *testing.T) {
+			s := newShop(t)
+			s.exec(batchRows)
+			s.write(shopHeader + shopSource(`
+  table "big_t" {
+    sync       = "`+tt.sync+`"
+    `+tt.field+`
+    batch_size = 10000
+  }`))
+			s.runEnv()
+			s.must(0, "apply", "-auto-approve")
+			out := s.must(0, "run", "-once")
+			if !regexp.MustCompile(`postgres\.shop/big_t\s+completed\s+60000 rows\s+\(60000 read\)`).MatchString(out) {
+				t.Fatalf("first load:\n%s", out)
+			}
+			w, err := parquet.Open(filepath.Join(s.dir, "warehouse"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb, err := w.OpenTable("shop_big_t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := tb.Manifest(); m.Version != 7 || m.Rows != 60000 {
+				t.Errorf("after the first load: version %d (commits), %d rows; want 7 and 60000", m.Version, m.Rows)
+			}
+			if pos, _ := tb.Position(); pos.AfterKey != nil {
+				t.Errorf("final position %+v continues after a key", pos)
+			}
+			s.exec(tt.change)
+			out = s.must(0, "sync", "postgres.shop/big_t")
+			re := regexp.MustCompile(`postgres\.shop/big_t\s+completed\s+(\d+) rows\s+\((\d+) read\)`)
+			if m := re.FindStringSubmatch(out); m == nil || m[1] != tt.rows || m[2] != tt.read {
+				t.Errorf("second sync: want %s rows, %s read:\n%s", tt.rows, tt.read, out)
+			}
+		})
+	}
+}

@@ -205,7 +205,7 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 			_ = tx.Abort(ctx)
 		}
 	}
-	if n := j.table.BatchSize; n > 0 && j.table.Sync != config.SyncFullRefresh {
+	if n := j.table.BatchSize; n > 0 && (j.table.Sync == config.SyncIncremental || j.table.Sync == config.SyncAppend || j.table.Sync == config.SyncXmin) {
 		// After a Replace, the read's next rows cannot hold a key committed
 		// before (a read gives each row once), so they are appended, which
 		// costs a warehouse no lookup of the keys it holds.

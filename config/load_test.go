@@ -153,6 +153,23 @@ func TestStaticErrors(t *testing.T) {
 			want: []diag{{"error", "historical_load not available", 5}},
 		},
 		{
+			name:   "batch_size on a full_refresh table",
+			src:    pgHead + "  table \"orders\" {\n    sync = \"full_refresh\"\n    batch_size = 10000\n  }\n}\n",
+			want:   []diag{{"error", "batch_size on a full_refresh table", 5}},
+			detail: "incremental, append and xmin",
+		},
+		{
+			name: "batch_size on a cdc table",
+			src:  pgHead + "  table \"orders\" {\n    sync = \"cdc\"\n    batch_size = 10000\n  }\n}\n",
+			want: []diag{{"error", "batch_size on a cdc table", 5}},
+		},
+		{
+			name:   "batch_size too small",
+			src:    pgHead + "  table \"orders\" {\n    sync = \"xmin\"\n    batch_size = 999\n  }\n}\n",
+			want:   []diag{{"error", "Invalid value", 5}},
+			detail: "from 1000 to 100000000",
+		},
+		{
 			name:   "bad cdc_output",
 			src:    pgHead + "  table \"orders\" {\n    sync = \"cdc\"\n    cdc_output = \"histroy\"\n  }\n}\n",
 			want:   []diag{{"error", `Invalid cdc output "histroy"`, 5}},

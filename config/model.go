@@ -285,6 +285,10 @@ type Table struct {
 	// rename attribute); nil when none is renamed. Sources are always
 	// read by the source names.
 	Rename map[string]string
+	// BatchSize is batch_size: a cursor or xmin read commits every
+	// BatchSize rows, so that a long load resumes where it stopped; 0 is
+	// no limit (one commit per sync).
+	BatchSize int
 
 	Attrs     map[string]hcl.Range
 	DeclRange hcl.Range

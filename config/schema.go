@@ -85,6 +85,7 @@ var tableSchema = &hcl.BodySchema{
 		{Name: "historical_load"},
 		{Name: "hash"},
 		{Name: "rename"},
+		{Name: "batch_size"},
 	},
 }
 

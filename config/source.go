@@ -275,6 +275,13 @@ func (s *Source) WebhookEndpoint() string {
 	return s.Stripe.Webhook.URL + "/webhooks/" + s.Address()
 }
 
+// The bounds of batch_size: below MinBatchSize the commits cost more than
+// the rows; MaxBatchSize is far beyond any load worth resuming.
+const (
+	MinBatchSize = 1000
+	MaxBatchSize = 100_000_000
+)
+
 var cdcOutputs = []string{string(CDCConsolidated), string(CDCHistory), string(CDCBoth)}
 
 // newTable is a table of s declared at r, with the defaults of a table
@@ -340,6 +347,7 @@ func (l *loader) decodeTableAttrs(s *Source, t *Table, a *attrs) {
 		l.checkQueryTable(s, t, a)
 	}
 	a.strings("hash", &t.Hash)
+	a.integer("batch_size", MinBatchSize, MaxBatchSize, &t.BatchSize)
 	l.checkTable(s, t, a)
 	decodeRename(t, a)
 }
@@ -386,6 +394,13 @@ func (l *loader) checkTable(s *Source, t *Table, a *attrs) {
 	} else if !t.HistoricalLoad && s.Type != "postgres" {
 		a.errorf("historical_load", "historical_load not available",
 			"historical_load = false is available for PostgreSQL sources; a %s table loads its history on its first sync. Remove historical_load.", s.Type)
+	}
+	if a.has("batch_size") && t.Sync != SyncIncremental && t.Sync != SyncAppend && t.Sync != SyncXmin {
+		a.errorf("batch_size", "batch_size on a "+string(t.Sync)+" table",
+			"batch_size makes a cursor read commit every N rows and resume from the last commit; it applies to incremental, append and xmin tables. A %s table has no position to resume from: remove batch_size or change the sync type.", t.Sync)
+	}
+	if a.has("batch_size") && s.Type != "postgres" {
+		a.errorf("batch_size", "batch_size on a "+s.Type+" table", "batch_size applies to the cursor reads of PostgreSQL sources; %s sources read in pages of their API. Remove batch_size.", s.Type)
 	}
 	if t.Sync == SyncCDC && t.CDCOutput == "" && !a.isUnknown("cdc_output") {
 		t.CDCOutput = CDCConsolidated

@@ -165,3 +165,67 @@ func TestQualifiedNameRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanhatFrequencies: the frequency forms Planhat users write (5m, 1h,
+// daily@HH:MM) parse from a table block and schedule the next sync as
+// they expect.
+func TestPlanhatFrequencies(t *testing.T) {
+	last := time.Date(2026, 11, 21, 10, 7, 0, 0, time.UTC)
+	tests := []struct {
+		freq string
+		want time.Time
+	}{
+		{"5m", last.Add(5 * time.Minute)},
+		{"1h", last.Add(time.Hour)},
+		{"daily@06:15", time.Date(2026, 11, 22, 6, 15, 0, 0, time.UTC)}, // already past today
+		{"daily@23:45", time.Date(2026, 11, 21, 23, 45, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		cfg, diags := load(t, pgHead+"  table \"orders\" {\n    sync = \"full_refresh\"\n    frequency = \""+tt.freq+"\"\n  }\n}\n", Options{})
+		if diags.HasErrors() {
+			t.Fatalf("%s: %v", tt.freq, diags)
+		}
+		sch := cfg.Sources[0].Tables[0].Frequency
+		if sch.String() != tt.freq {
+			t.Errorf("frequency %q reads back as %q", tt.freq, sch.String())
+		}
+		if got := sch.Next(last); !got.Equal(tt.want) {
+			t.Errorf("%s: next sync after %s = %s, want %s", tt.freq, last, got, tt.want)
+		}
+	}
+}
+
+// TestBatchSize: batch_size decodes on the tables that can resume a read;
+// unset is no limit.
+func TestBatchSize(t *testing.T) {
+	cfg, diags := load(t, pgHead+`  table "a" {
+    sync              = "incremental"
+    incremental_field = "at"
+    batch_size        = 200000
+  }
+  table "b" {
+    sync              = "append"
+    incremental_field = "at"
+    batch_size        = 1000
+  }
+  table "c" {
+    sync       = "xmin"
+    batch_size = 100000000
+  }
+  table "d" {
+    sync              = "incremental"
+    incremental_field = "at"
+  }
+}
+`, Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var got []int
+	for _, tb := range cfg.Sources[0].Tables {
+		got = append(got, tb.BatchSize)
+	}
+	if diff := cmp.Diff([]int{200000, 1000, 100000000, 0}, got); diff != "" {
+		t.Errorf("batch sizes (-want +got):\n%s", diff)
+	}
+}

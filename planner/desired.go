@@ -69,6 +69,7 @@ func DesiredTable(src *config.Source, t *config.Table, obs *providers.Observed) 
 		Enabled:          t.Enabled,
 		Hash:             t.Hash,
 		Rename:           t.Rename,
+		BatchSize:        t.BatchSize,
 	}
 	if !t.HistoricalLoad && t.Sync.LoadsHistory() {
 		off := false

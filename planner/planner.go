@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-dev/sluice/config"
@@ -443,6 +444,9 @@ func (pl *planner) table(src *config.Source, t *config.Table, rt, dt *state.Tabl
 	if c.Action == Resync && dt.HistoricalLoad != nil && dt.Enabled {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("historical_load = false: the resync starts the table again without its history (emptied, then what changes after it); `sluice resync -historical %s` after apply loads the history instead", addr))
 	}
+	if rt.BatchSize != dt.BatchSize {
+		raise(Update, "batch_size changes from %s to %s", batchSizeText(rt.BatchSize), batchSizeText(dt.BatchSize))
+	}
 	if c.Action != NoOp {
 		pl.add(c)
 	}
@@ -613,7 +617,18 @@ func tableView(t *state.Table) map[string]any {
 	if len(t.Rename) > 0 {
 		m["rename"] = t.Rename
 	}
+	if t.BatchSize > 0 {
+		m["batch_size"] = t.BatchSize
+	}
 	return m
+}
+
+// batchSizeText shows a batch_size in a plan's reasons.
+func batchSizeText(n int) string {
+	if n == 0 {
+		return "no limit"
+	}
+	return strconv.Itoa(n)
 }
 
 func unionKeys(a, b map[string]string) []string {

@@ -329,6 +329,14 @@ func TestChanges(t *testing.T) {
 			want: []string{"resync table postgres.prod/events: cdc_output changes from consolidated to both: the history table is rebuilt"},
 		},
 		{
+			name: "batch_size set: an update, no resync",
+			edit: func(s string) string {
+				return strings.Replace(s, `incremental_field = "updated_at"`, `incremental_field = "updated_at"
+    batch_size = 50000`, 1)
+			},
+			want: []string{"update table postgres.prod/orders: batch_size changes from no limit to 50000"},
+		},
+		{
 			name: "frequency change",
 			edit: func(s string) string {
 				return strings.Replace(s, `database = "app"`, `database = "app"

@@ -100,6 +100,13 @@ type ReadRequest struct {
 	From records.Position
 	// BatchRows bounds the rows of one batch (memory is bounded by it).
 	BatchRows int
+	// CommitRows, when positive with Commit set, asks a cursor or xmin
+	// read (CursorReader) to stop every CommitRows rows read and call
+	// Commit with the position after the rows emitted so far
+	// (batch_size): the caller commits them, and a later read from that
+	// position continues exactly after them. Commit's error ends the read.
+	CommitRows int
+	Commit     func(records.Position) error
 	// Parallel is how many connections a snapshot of a large table may
 	// use; 0 or 1 reads with one.
 	Parallel int

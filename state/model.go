@@ -146,6 +146,10 @@ type Table struct {
 	// rename attribute); the runner gives the warehouse the new names,
 	// and reads the source by the old.
 	Rename map[string]string `json:"rename,omitempty"`
+	// BatchSize is batch_size (cursor and xmin tables): the runner commits
+	// every BatchSize rows of a read; 0 is no limit. A change takes effect
+	// at the next read, with no resync.
+	BatchSize int `json:"batch_size,omitempty"`
 	// SourceColumns are the live columns (name and format_type) when the
 	// table was applied, so that plan can tell a dropped or retyped column.
 	SourceColumns []ColumnState `json:"source_columns,omitempty"`

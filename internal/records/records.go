@@ -458,6 +458,12 @@ type Position struct {
 	// Cursor: the next read starts at Cursor again (>=, so rows committed
 	// later with the same value are not lost) and skips these.
 	BoundaryKeys []string `json:"boundary_keys,omitempty"`
+	// AfterKey is set when a batched read (batch_size) committed part-way:
+	// the text forms of the key columns of the last row committed, which
+	// Cursor holds the cursor value (for an xmin table, the xmin) of. The
+	// next read continues after (Cursor, AfterKey) in cursor-then-key
+	// order; its final position has no AfterKey.
+	AfterKey []string `json:"after_key,omitempty"`
 	// Xmin is the 64-bit (epoch-extended) transaction id up to which rows
 	// were read (xmin sync).
 	Xmin uint64 `json:"xmin,omitempty"`

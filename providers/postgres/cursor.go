@@ -79,12 +79,35 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 	for _, k := range req.From.BoundaryKeys {
 		skip[k]++
 	}
+	resume := len(req.From.AfterKey) > 0
+	batched := req.CommitRows > 0 && req.Commit != nil
+	if resume && from == nil {
+		return records.Position{}, fmt.Errorf("reading %s: the committed position has a key but no cursor value; resync the table", info.name)
+	}
+	if (resume || batched) && len(info.keyIdx) == 0 {
+		return records.Position{}, needsKey(info, req)
+	}
 
 	sql := "SELECT " + info.selectList() + " FROM " + info.from() + " WHERE " + cursorIdent + " IS NOT NULL"
-	if from != nil {
+	var oids []uint32
+	switch {
+	case from != nil && resume:
+		ph, kargs, koids, err := info.afterKeyArgs(req.From.AfterKey, 2)
+		if err != nil {
+			return records.Position{}, err
+		}
+		sql += " AND (" + cursorIdent + ", " + info.keyList() + ") > ($1, " + ph + ")"
+		args, oids = append(args, kargs...), append([]uint32{cc.typ.OID}, koids...)
+	case from != nil:
 		sql += " AND " + cursorIdent + " >= $1"
+		oids = []uint32{cc.typ.OID}
+	default:
+		args = nil
 	}
 	sql += " ORDER BY " + cursorIdent
+	if resume || batched {
+		sql += ", " + info.keyList()
+	}
 
 	keyIdx := info.keyOrRow()
 	isNumeric := cc.resultOID == pgtype.NumericOID
@@ -95,25 +118,28 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 		return bytes.Equal(a, b)
 	}
 	// The rows of the greatest value read so far: its binary value and the
-	// raw keys (length-prefixed binary values) of its rows.
+	// raw keys (length-prefixed binary values) of its rows. spans reports
+	// that rows of the group were committed before (a commit part-way, or
+	// the resumed position's own value): its keys then come from the
+	// snapshot at the end (keysAt), not from this read's rows alone.
 	var (
 		group   []byte
 		grouped bool
+		spans   bool
 		keys    rawKeys
 		key     []byte
 	)
 	sink := emitSink(info.schema, req.BatchRows, emit)
-	var oids []uint32
-	if from != nil {
-		oids = []uint32{cc.typ.OID}
-	} else {
-		args = nil
-	}
-	err = readRows(ctx, rt.conn, sql, args, oids, info, sink, func(vals [][]byte) (bool, error) {
+	last := newLastRow(append([]int{ci}, info.keyIdx...))
+	keep := func(vals [][]byte) (bool, error) {
 		v := vals[ci]
 		if !grouped || !equal(v, group) {
+			spans = !grouped && resume && equal(v, from)
 			group, grouped = append(group[:0], v...), true
 			keys.reset()
+		}
+		if batched {
+			last.keep(vals)
 		}
 		key = appendRawKey(key[:0], vals, keyIdx)
 		keys.add(key)
@@ -124,22 +150,57 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 			}
 		}
 		return true, nil
-	})
+	}
+	if batched {
+		err = fetchRows(ctx, rt.conn, sql, args, oids, info, sink, keep, req.CommitRows, func() error {
+			texts, err := rt.textForms(ctx, last.idx, last.vals)
+			if err != nil {
+				return err
+			}
+			pos := req.From
+			pos.Cursor, pos.AfterKey, pos.BoundaryKeys = texts[0], texts[1:], nil
+			if from != nil && equal(last.vals[0], from) {
+				// Rows of the committed value the position skips, which
+				// may still come after this key.
+				pos.BoundaryKeys = req.From.BoundaryKeys
+			}
+			spans = true
+			return req.Commit(pos)
+		})
+	} else {
+		err = readRows(ctx, rt.conn, sql, args, oids, info, sink, keep)
+	}
 	if err != nil {
 		return records.Position{}, err
 	}
 	if err := sink.flush(); err != nil {
 		return records.Position{}, err
 	}
-	if !grouped {
-		return req.From, rt.commit(ctx)
-	}
 	pos := req.From
+	pos.AfterKey = nil
+	switch {
+	case !grouped && !resume:
+		return req.From, rt.commit(ctx)
+	case !grouped:
+		// Nothing past the resumed position: it becomes a plain one.
+		pos.BoundaryKeys, err = rt.keysAt(ctx, cc, req.Cursor, pos.Cursor)
+		if err != nil {
+			return records.Position{}, err
+		}
+		return pos, rt.commit(ctx)
+	}
 	pos.Cursor, err = rt.cursorText(ctx, cc, group)
 	if err != nil {
 		return records.Position{}, err
 	}
-	pos.BoundaryKeys = keys.hashes()
+	if spans {
+		pos.BoundaryKeys, err = rt.keysAt(ctx, cc, req.Cursor, pos.Cursor)
+		if err != nil {
+			return records.Position{}, err
+		}
+	} else {
+		pos.BoundaryKeys = keys.hashes()
+	}
 	return pos, rt.commit(ctx)
 }
 
@@ -381,6 +442,14 @@ func (p *Provider) ReadXmin(ctx context.Context, req providers.ReadRequest, emit
 	if info.relkind != relkindTable && info.relkind != relkindPartitioned && info.relkind != relkindMatView {
 		return records.Position{}, fmt.Errorf("%s is a %s: xmin syncs read tables; use full_refresh", info.name, kindName(info.relkind))
 	}
+	resume := len(req.From.AfterKey) > 0
+	batched := req.CommitRows > 0 && req.Commit != nil
+	if resume || batched {
+		if len(info.keyIdx) == 0 {
+			return records.Position{}, needsKey(info, req)
+		}
+		return p.readXminBatched(ctx, rt, req, emit, resume, batched)
+	}
 	sql := "SELECT " + info.selectList() + " FROM " + info.from()
 	var args [][]byte
 	var oids []uint32
@@ -399,6 +468,77 @@ func (p *Provider) ReadXmin(ctx context.Context, req providers.ReadRequest, emit
 	}
 	pos := req.From
 	pos.Xmin = rt.xmin
+	return pos, rt.commit(ctx)
+}
+
+// readXminBatched is ReadXmin in xmin-then-key order, for a batched read
+// or one that resumes a batched read's position. The order is the age of
+// xmin, descending (oldest first), which follows transaction ids across
+// wraparound; a resumed read takes the rows after the position's
+// (xmin, key):
+//
+//	WHERE age(xmin) >= 0 AND (age(xmin) < age($1::xid) OR (xmin = $1::xid AND (k) > ($2)))
+//
+// The positions committed part-way keep as Xmin the horizon of the first
+// read of the chain, and so does the final one of a resumed read: rows of
+// transactions that were running when that read started, committed since
+// with an xmin below the last row's, are read by the next sync (merging
+// by key absorbs rows read twice).
+func (p *Provider) readXminBatched(ctx context.Context, rt *readTx, req providers.ReadRequest, emit func(*records.Batch) error, resume, batched bool) (records.Position, error) {
+	info := rt.info
+	sql := "SELECT " + info.selectList() + " FROM " + info.from()
+	var args [][]byte
+	var oids []uint32
+	horizon := rt.xmin
+	last := req.From.Xmin
+	switch {
+	case resume:
+		ph, kargs, koids, err := info.afterKeyArgs(req.From.AfterKey, 2)
+		if err != nil {
+			return records.Position{}, err
+		}
+		sql += " WHERE pg_catalog.age(xmin) >= 0 AND (pg_catalog.age(xmin) < pg_catalog.age($1::xid) OR (xmin = $1::xid AND (" + info.keyList() + ") > (" + ph + ")))"
+		args = append([][]byte{[]byte(req.From.Cursor)}, kargs...)
+		oids = append([]uint32{pgtype.XIDOID}, koids...)
+		horizon = last
+	case last != 0 && last <= rt.xmin && rt.xmin-last < xminHorizon:
+		sql += " WHERE pg_catalog.age(xmin) >= 0 AND pg_catalog.age(xmin) <= pg_catalog.age($1::xid)"
+		args = [][]byte{[]byte(strconv.FormatUint(last&0xFFFFFFFF, 10))}
+		oids = []uint32{pgtype.XIDOID}
+	}
+	sql += " ORDER BY pg_catalog.age(xmin) DESC, " + info.keyList()
+	sink := emitSink(info.schema, req.BatchRows, emit)
+	lastRow := newLastRow(info.keyIdx)
+	keep := func(vals [][]byte) (bool, error) {
+		lastRow.keep(vals)
+		return true, nil
+	}
+	var err error
+	if batched {
+		err = fetchRows(ctx, rt.conn, sql, args, oids, info, sink, keep, req.CommitRows, func() error {
+			key, err := rt.textForms(ctx, lastRow.idx, lastRow.vals)
+			if err != nil {
+				return err
+			}
+			xmin, err := rt.rowXmin(ctx, key)
+			if err != nil {
+				return err
+			}
+			pos := req.From
+			pos.Xmin, pos.Cursor, pos.AfterKey = horizon, xmin, key
+			return req.Commit(pos)
+		})
+	} else {
+		err = readRows(ctx, rt.conn, sql, args, oids, info, sink, keep)
+	}
+	if err != nil {
+		return records.Position{}, err
+	}
+	if err := sink.flush(); err != nil {
+		return records.Position{}, err
+	}
+	pos := req.From
+	pos.Xmin, pos.Cursor, pos.AfterKey = horizon, "", nil
 	return pos, rt.commit(ctx)
 }
 

@@ -202,7 +202,7 @@ func TestLocalReadErrors(t *testing.T) {
 		{name: "no lineage", content: `{"format_version": 1, "serial": 3}`, wantErr: ErrCorrupt, want: []string{"no lineage"}},
 		{name: "wrong type", content: "{\"format_version\": 1, \"lineage\": \"x\",\n \"serial\": \"three\"}", wantErr: ErrCorrupt, want: []string{"state.json:2:", "serial"}},
 		{name: "null source", content: `{"format_version": 1, "lineage": "x", "sources": {"postgres.p": null}}`, wantErr: ErrCorrupt, want: []string{`source "postgres.p" is null`}},
-		{name: "newer", content: `{"format_version": 3, "lineage": "x", "serial": 1, "sources": {"a": 1}}`, wantErr: ErrNewerFormat, want: []string{"newer sluice", "format version 3", "upgrade sluice"}},
+		{name: "newer", content: `{"format_version": 4, "lineage": "x", "serial": 1, "sources": {"a": 1}}`, wantErr: ErrNewerFormat, want: []string{"newer sluice", "format version 4", "upgrade sluice"}},
 		{name: "zero version", content: `{"format_version": 0, "lineage": "x"}`, wantErr: ErrCorrupt, want: []string{"format version 0"}},
 	}
 	for _, tt := range tests {

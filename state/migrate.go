@@ -19,4 +19,11 @@ func (s *State) migrate() {
 		}
 		s.FormatVersion = 2
 	}
+	if s.FormatVersion < 3 {
+		// Version 3 added table settings (query, historical_load and its
+		// start, hash, rename, batch_size) whose absence means what
+		// version 2 did; an older sluice refuses a version 3 state rather
+		// than drop them when it writes.
+		s.FormatVersion = 3
+	}
 }

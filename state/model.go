@@ -21,8 +21,10 @@ import (
 // current version.
 //
 // Version 2 records the history table of a cdc table (history_table), so
-// that no reader derives a warehouse name.
-const FormatVersion = 2
+// that no reader derives a warehouse name. Version 3 adds table settings
+// (query, historical_load, start, resync_historical, hash, rename,
+// batch_size) an older reader would drop.
+const FormatVersion = 3
 
 // State is the recorded state.
 type State struct {

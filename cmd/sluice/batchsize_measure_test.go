@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -11,18 +12,18 @@ import (
 	"github.com/sluice-dev/sluice/internal/pgtest"
 )
 
-// TestMeasureBatchSize times a first load of the same table without
-// batch_size and with batch_size = 10000, into each warehouse kind: the
-// cost of the commits. Run it by hand (it is slow):
-//
-//	SLUICE_MEASURE_BATCH_ROWS=1500000 go test ./cmd/sluice -run TestMeasureBatchSize -v
-func TestMeasureBatchSize(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("SLUICE_MEASURE_BATCH_ROWS"))
+// BenchmarkBatchSize times a first load of the same table without
+// batch_size and with batch_size = 10000 and 200000, into each warehouse
+// kind: the cost of the commits (`make bench` runs it; the rows are
+// SLUICE_BENCH_BATCH_ROWS, default 1,500,000). Each figure is one load,
+// against the unbatched load of the same run.
+func BenchmarkBatchSize(b *testing.B) {
+	n, _ := strconv.Atoi(os.Getenv("SLUICE_BENCH_BATCH_ROWS"))
 	if n == 0 {
-		t.Skip("SLUICE_MEASURE_BATCH_ROWS is not set")
+		n = 1_500_000
 	}
 	for _, backend := range []string{"parquet", "postgres", "iceberg"} {
-		t.Run(backend, func(t *testing.T) {
+		b.Run(backend, func(t *testing.B) {
 			s := newShop(t)
 			s.exec(`CREATE TABLE big (id bigint PRIMARY KEY, v text NOT NULL, n numeric(12,2), updated_at timestamptz NOT NULL);
 				INSERT INTO big SELECT i, md5(i::text), i / 100.0, '2026-01-01'::timestamptz + (i / 50) * interval '1 second' FROM generate_series(1, ` + strconv.Itoa(n) + `) i;
@@ -61,7 +62,9 @@ func TestMeasureBatchSize(t *testing.T) {
 				batched := load("batch_size = " + strconv.Itoa(size))
 				t.Logf("%s, %d rows: unbatched %.2fs, batch_size = %d %.2fs (%d commits, %.1f ms more each)", backend, n, plain.Seconds(), size, batched.Seconds(),
 					n/size+1, float64((batched-plain).Milliseconds())/float64(n/size+1))
+				t.ReportMetric(batched.Seconds()/plain.Seconds(), fmt.Sprintf("x-unbatched@%d", size))
 			}
+			t.ReportMetric(plain.Seconds(), "s-unbatched")
 		})
 	}
 }

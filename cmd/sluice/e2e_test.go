@@ -51,14 +51,14 @@ source "postgres" "shop" {
 // shop is a source database with the shop schema and a configuration
 // directory pointing at it.
 type shop struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	dir  string
 	conn *pgx.Conn
 	out  strings.Builder // everything sluice printed, for the secret check
 }
 
-func newShop(t *testing.T) *shop {
+func newShop(t testing.TB) *shop {
 	url := pgtest.NewDB(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)

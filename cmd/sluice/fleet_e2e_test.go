@@ -310,7 +310,7 @@ func (f *fleetShop) waitConverged(timeout time.Duration) {
 // status shows each table's runner and every runner's heartbeat.
 func TestFleetShares(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a fleetShop for 75s")
+		t.Skip("runs a fleet for 80s")
 	}
 	f := newFleet(t, 12)
 	w := f.startWriter()

@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // sluice runs the CLI in-process and returns its exit code and output.
-func sluice(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+func sluice(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errOut)

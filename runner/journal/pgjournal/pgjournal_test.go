@@ -3,7 +3,6 @@ package pgjournal
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -391,32 +390,33 @@ func TestPGCompactConcurrently(t *testing.T) {
 	}
 }
 
-// TestPGAppendLatency measures appends on a server that syncs its WAL
-// (pgtest's clusters do not): SLUICE_JOURNAL_LATENCY=1 runs it.
-func TestPGAppendLatency(t *testing.T) {
-	if os.Getenv("SLUICE_JOURNAL_LATENCY") == "" {
-		t.Skip("SLUICE_JOURNAL_LATENCY not set")
-	}
+// BenchmarkPGAppend measures the latency of an append (one durable
+// commit, synchronous_commit on) on a server that syncs its WAL (pgtest's
+// clusters do not), and on pgtest's for comparison: p50 and p99 per op.
+func BenchmarkPGAppend(b *testing.B) {
 	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"fsync": "on", "synchronous_commit": "off"}})
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	defer c.Stop()
-	for _, server := range []struct{ name, url string }{{"fsync=on", c.URL("postgres")}, {"fsync=off (pgtest)", pgtest.NewDB(t)}} {
-		pool := newPool(t, server.url)
-		j := openPG(t, pool, t0)
-		body := []byte(`{"id":"evt","object":"event","pad":"` + strings.Repeat("x", 2000) + `"}`)
-		var took []time.Duration
-		for i := range 1000 {
-			start := time.Now()
-			if _, err := j.Append(ctx, fmt.Sprintf("evt_%d", i), "charges", body, t0); err != nil {
-				t.Fatal(err)
+	for _, server := range []struct{ name, url string }{{"fsync=on", c.URL("postgres")}, {"fsync=off", pgtest.NewDB(b)}} {
+		b.Run(server.name, func(b *testing.B) {
+			pool := newPool(b, server.url)
+			j := openPG(b, pool, t0)
+			body := []byte(`{"id":"evt","object":"event","pad":"` + strings.Repeat("x", 2000) + `"}`)
+			took := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				start := time.Now()
+				if _, err := j.Append(ctx, fmt.Sprintf("evt_%s_%d", server.name, i), "charges", body, t0); err != nil {
+					b.Fatal(err)
+				}
+				took = append(took, time.Since(start))
 			}
-			took = append(took, time.Since(start))
-		}
-		sort.Slice(took, func(a, b int) bool { return took[a] < took[b] })
-		t.Logf("%s: 1000 appends of %d bytes: p50 %v, p90 %v, p99 %v, max %v", server.name, len(body),
-			took[500], took[900], took[990], took[999])
+			sort.Slice(took, func(a, c int) bool { return took[a] < took[c] })
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+		})
 	}
 }
 

@@ -28,16 +28,29 @@ import (
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/state"
+	"github.com/sluice-dev/sluice/warehouse"
 )
 
 type claimCtxKey struct{}
 
-// withClaim returns ctx carrying the claim its commits are made under.
+// withClaim returns ctx carrying the claim its commits are made under:
+// checked before each commit begins (checkClaim), and again by the
+// warehouse right before its commit point (a commit guard), so that the
+// window in which a runner stopped after its check could still commit is
+// that of the commit point itself.
 func withClaim(ctx context.Context, c state.Claim) context.Context {
 	if c == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, claimCtxKey{}, c)
+	ctx = context.WithValue(ctx, claimCtxKey{}, c)
+	return warehouse.WithCommitGuard(ctx, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := c.Check(cctx); err != nil {
+			return fmt.Errorf("not committing: %w (another runner may have taken this work over)", err)
+		}
+		return nil
+	})
 }
 
 // claimOf returns the claim ctx carries, nil outside a fleet.

@@ -530,6 +530,9 @@ func (tx *Tx) Commit(ctx context.Context, pos records.Position) (rows int64, err
 			return 0, err
 		}
 	}
+	if err := warehouse.CheckCommitGuard(ctx); err != nil {
+		return 0, err
+	}
 	asked = true
 	tbl, err := tx.txn.Commit(ctx)
 	if err != nil {

@@ -509,6 +509,12 @@ func (tx *Tx) commitManifest(ctx context.Context, pos records.Position) (*Manife
 		tx.abort()
 		return nil, fmt.Errorf("committing table %s: %w", tx.t.name, err)
 	}
+	// A local directory is no fleet's warehouse: the guard's last chance
+	// is before the files are made durable.
+	if err := warehouse.CheckCommitGuard(ctx); err != nil {
+		tx.abort()
+		return nil, fmt.Errorf("committing table %s: %w", tx.t.name, err)
+	}
 	m, err := tx.commit(pos)
 	if err != nil {
 		tx.abort()

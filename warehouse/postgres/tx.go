@@ -618,6 +618,9 @@ ON CONFLICT (table_name) DO UPDATE SET position = EXCLUDED.position, sync = EXCL
 			return 0, err
 		}
 	}
+	if err := warehouse.CheckCommitGuard(ctx); err != nil {
+		return 0, err
+	}
 	if _, err := tx.conn.Exec(ctx, "COMMIT"); err != nil {
 		return 0, err
 	}

@@ -151,29 +151,22 @@ func (p *Provider) ReadIncremental(ctx context.Context, req providers.ReadReques
 		}
 		return true, nil
 	}
-	if batched {
-		err = fetchRows(ctx, rt.conn, sql, args, oids, info, sink, keep, req.CommitRows, func() error {
-			texts, err := rt.textForms(ctx, last.idx, last.vals)
-			if err != nil {
-				return err
-			}
-			pos := req.From
-			pos.Cursor, pos.AfterKey, pos.BoundaryKeys = texts[0], texts[1:], nil
-			if from != nil && equal(last.vals[0], from) {
-				// Rows of the committed value the position skips, which
-				// may still come after this key.
-				pos.BoundaryKeys = req.From.BoundaryKeys
-			}
-			spans = true
-			return req.Commit(pos)
-		})
-	} else {
-		err = readRows(ctx, rt.conn, sql, args, oids, info, sink, keep)
-	}
+	err = readAll(ctx, rt, sql, args, oids, info, sink, keep, batched, req.CommitRows, func() error {
+		texts, err := rt.textForms(ctx, last.idx, last.vals)
+		if err != nil {
+			return err
+		}
+		pos := req.From
+		pos.Cursor, pos.AfterKey, pos.BoundaryKeys = texts[0], texts[1:], nil
+		if from != nil && equal(last.vals[0], from) {
+			// Rows of the committed value the position skips, which
+			// may still come after this key.
+			pos.BoundaryKeys = req.From.BoundaryKeys
+		}
+		spans = true
+		return req.Commit(pos)
+	})
 	if err != nil {
-		return records.Position{}, err
-	}
-	if err := sink.flush(); err != nil {
 		return records.Position{}, err
 	}
 	pos := req.From
@@ -513,33 +506,42 @@ func (p *Provider) readXminBatched(ctx context.Context, rt *readTx, req provider
 		lastRow.keep(vals)
 		return true, nil
 	}
-	var err error
-	if batched {
-		err = fetchRows(ctx, rt.conn, sql, args, oids, info, sink, keep, req.CommitRows, func() error {
-			key, err := rt.textForms(ctx, lastRow.idx, lastRow.vals)
-			if err != nil {
-				return err
-			}
-			xmin, err := rt.rowXmin(ctx, key)
-			if err != nil {
-				return err
-			}
-			pos := req.From
-			pos.Xmin, pos.Cursor, pos.AfterKey = horizon, xmin, key
-			return req.Commit(pos)
-		})
-	} else {
-		err = readRows(ctx, rt.conn, sql, args, oids, info, sink, keep)
-	}
+	err := readAll(ctx, rt, sql, args, oids, info, sink, keep, batched, req.CommitRows, func() error {
+		key, err := rt.textForms(ctx, lastRow.idx, lastRow.vals)
+		if err != nil {
+			return err
+		}
+		xmin, err := rt.rowXmin(ctx, key)
+		if err != nil {
+			return err
+		}
+		pos := req.From
+		pos.Xmin, pos.Cursor, pos.AfterKey = horizon, xmin, key
+		return req.Commit(pos)
+	})
 	if err != nil {
-		return records.Position{}, err
-	}
-	if err := sink.flush(); err != nil {
 		return records.Position{}, err
 	}
 	pos := req.From
 	pos.Xmin, pos.Cursor, pos.AfterKey = horizon, "", nil
 	return pos, rt.commit(ctx)
+}
+
+// readAll runs a cursor or xmin read into sink and flushes it: with
+// batched, through a server-side cursor, calling boundary every
+// commitRows rows (batch_size); otherwise in one query.
+func readAll(ctx context.Context, rt *readTx, sql string, args [][]byte, oids []uint32, info *tableInfo, sink *batchSink,
+	keep func([][]byte) (bool, error), batched bool, commitRows int, boundary func() error) error {
+	var err error
+	if batched {
+		err = fetchRows(ctx, rt.conn, sql, args, oids, info, sink, keep, commitRows, boundary)
+	} else {
+		err = readRows(ctx, rt.conn, sql, args, oids, info, sink, keep)
+	}
+	if err != nil {
+		return err
+	}
+	return sink.flush()
 }
 
 // kindName names a relation kind for messages.

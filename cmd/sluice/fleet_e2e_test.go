@@ -310,9 +310,6 @@ func (f *fleetShop) waitConverged(timeout time.Duration) {
 // the cdc table is streamed by one runner and equals the source, and
 // status shows each table's runner and every runner's heartbeat.
 func TestFleetShares(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a fleet for over a minute")
-	}
 	f := newFleet(t, 12)
 	w := f.startWriter()
 	for _, id := range []string{"runner-1", "runner-2", "runner-3"} {
@@ -409,9 +406,6 @@ func TestFleetShares(t *testing.T) {
 // runner commits nothing more. At the end the warehouse equals the
 // source: nothing lost, nothing twice.
 func TestFleetStreamTakeover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills runners")
-	}
 	f := newFleet(t, 1)
 	w := f.startWriter()
 	next := 4

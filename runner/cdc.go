@@ -696,10 +696,6 @@ func (e *cdcEngine) snapshotTable(ctx context.Context, t *cdcTable, snap provide
 		return err
 	}
 	pos := records.Position{LSN: e.cs.EncodePosition(lsn), SnapshotDone: true}
-	if err := checkClaim(ctx); err != nil {
-		abort()
-		return err
-	}
 	var tableRows int64
 	for k, o := range t.outs {
 		n, err := txs[k].Commit(ctx, pos)

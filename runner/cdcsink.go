@@ -483,10 +483,6 @@ func (ts *tableSink) commitTruncate(ctx context.Context, it *pendingItem) error 
 			return ts.commitError(err)
 		}
 		pos := advanced(o, it.prev, it.lsn, it.base+1)
-		if err := checkClaim(ctx); err != nil {
-			tx.Abort(ctx)
-			return err
-		}
 		rows, err := tx.Commit(ctx, pos)
 		if err != nil {
 			tx.Abort(ctx)
@@ -561,10 +557,6 @@ func (ts *tableSink) commitRows(ctx context.Context, items []*pendingItem, pos f
 			return ts.commitError(err)
 		}
 		p := pos(o)
-		if err := checkClaim(ctx); err != nil {
-			tx.Abort(ctx)
-			return err
-		}
 		rows, err := tx.Commit(ctx, p)
 		if err != nil {
 			tx.Abort(ctx)

@@ -16,9 +16,10 @@ package runner
 //     ends with it and another runner's next attempt (every second) takes
 //     the stream over, terminating a walsender the old owner left on the
 //     slot (PostgreSQL allows one per slot: the fence).
-//   - Every warehouse commit made under a claim checks it first
-//     (checkClaim), so that a runner that was stopped or partitioned past
-//     the claim timeout does not commit after another took its work over.
+//   - Every warehouse commit made under a claim checks it right before
+//     its commit point (withClaim: a warehouse commit guard), so that a
+//     runner that was stopped or partitioned past the claim timeout does
+//     not commit after another took its work over.
 
 import (
 	"context"
@@ -33,11 +34,10 @@ import (
 
 type claimCtxKey struct{}
 
-// withClaim returns ctx carrying the claim its commits are made under:
-// checked before each commit begins (checkClaim), and again by the
-// warehouse right before its commit point (a commit guard), so that the
-// window in which a runner stopped after its check could still commit is
-// that of the commit point itself.
+// withClaim returns ctx carrying the claim its commits are made under,
+// checked by the warehouse right before its commit point (a commit
+// guard), so that the window in which a runner stopped after the check
+// could still commit is that of the commit point itself.
 func withClaim(ctx context.Context, c state.Claim) context.Context {
 	if c == nil {
 		return ctx
@@ -57,23 +57,6 @@ func withClaim(ctx context.Context, c state.Claim) context.Context {
 func claimOf(ctx context.Context) state.Claim {
 	c, _ := ctx.Value(claimCtxKey{}).(state.Claim)
 	return c
-}
-
-// checkClaim is called before each warehouse commit: it fails when the
-// claim ctx carries was lost, and the commit must not be made.
-func checkClaim(ctx context.Context) error {
-	c := claimOf(ctx)
-	if c == nil {
-		return nil
-	}
-	// A commit that runs at shutdown (with a context of its own) still
-	// needs an answer from the state database.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := c.Check(cctx); err != nil {
-		return fmt.Errorf("not committing: %w (another runner may have taken this work over)", err)
-	}
-	return nil
 }
 
 // fleet reports whether this runner shares its work with others.

@@ -277,9 +277,6 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := checkClaim(ctx); err != nil {
-				return err
-			}
 			rows, err := tx.Commit(ctx, pos)
 			if err != nil {
 				return err
@@ -310,10 +307,6 @@ func (r *Runner) commit(ctx context.Context, j job, src providers.Source, wt war
 		err = ctx.Err()
 	}
 	if err != nil {
-		abort()
-		return res, err
-	}
-	if err := checkClaim(ctx); err != nil {
 		abort()
 		return res, err
 	}
